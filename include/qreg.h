@@ -1,0 +1,319 @@
+/*
+ * qreg.h - the public API of qreg, an asynchronous SQL query registry.
+ *
+ * This is the only header a user includes. A registry (qreg_t) runs SQL in the
+ * background against one database: qreg_execute() returns a query id at once,
+ * the query runs on the registry's own loop thread and worker threads, and the
+ * caller polls (qreg_snapshot), waits (qreg_wait), pages through the result
+ * (qreg_fetch), cancels (qreg_cancel) and lists (qreg_list) queries. Finished
+ * queries are kept for a time-to-live and then pruned.
+ *
+ * Conventions (as in libuv):
+ *  - Every function returns 0 or a positive count on success and a negative
+ *    QREG_E* code on failure. qreg_strerror() names a code; qreg_last_error()
+ *    gives the detailed message of the last failure on the calling thread.
+ *  - Every function is thread-safe and may be called from any thread,
+ *    concurrently with any other, including qreg_close(). Calls that race with
+ *    or follow qreg_close() fail with QREG_ECLOSED. Only qreg_destroy() must not
+ *    race with anything: it frees the handle itself.
+ *  - Nothing is printed and nothing aborts on bad input.
+ *  - Objects a function returns through an out-pointer (snapshots, pages,
+ *    lists) belong to the caller, are independent of the registry (they stay
+ *    valid after the query is pruned or the registry closed) and are freed with
+ *    the matching qreg_*_free().
+ */
+#ifndef QREG_H
+#define QREG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QREG_VERSION_MAJOR 0
+#define QREG_VERSION_MINOR 1
+#define QREG_VERSION_PATCH 0
+#define QREG_VERSION_STRING "0.1.0"
+
+/* Error codes. Always negative; 0 is success. */
+typedef enum qreg_errno {
+  QREG_OK = 0,
+  QREG_EINVAL = -1,     /* an argument is invalid (message says which) */
+  QREG_ENOMEM = -2,     /* out of memory */
+  QREG_ENOTFOUND = -3,  /* no query with that id (never existed, or pruned) */
+  QREG_ECLOSED = -4,    /* the registry is closing or closed */
+  QREG_EFULL = -5,      /* too many queries: max_records reached, none finished */
+  QREG_ETOOBIG = -6,    /* SQL larger than max_sql_bytes */
+  QREG_ENOTREADY = -7,  /* the query has not finished: no result yet */
+  QREG_ENORESULT = -8,  /* the query finished without a result to fetch */
+  QREG_ERANGE = -9,     /* offset past the end of the result */
+  QREG_ETIMEDOUT = -10, /* qreg_wait: the wait timed out (the query goes on) */
+  QREG_EURL = -11,      /* database URL not understood */
+  QREG_EDRIVER = -12,   /* the driver could not be set up */
+  QREG_ESYS = -13,      /* an operating system call failed (thread, random) */
+} qreg_errno_t;
+
+/* Name of an error code: "invalid argument", "not found", ... Never NULL. */
+const char *qreg_strerror(int code);
+
+/*
+ * Detailed message of the last failing qreg_* call on this thread, e.g.
+ * "sql: contains a NUL byte at offset 12". Thread-local; valid until the next
+ * qreg_* call on this thread. Never NULL (empty when there is none).
+ */
+const char *qreg_last_error(void);
+
+/* Query statuses. pending -> running -> one terminal status; terminal is final. */
+typedef enum qreg_status {
+  QREG_PENDING = 0,  /* accepted, waiting for a connection */
+  QREG_RUNNING = 1,  /* running on a connection */
+  QREG_SUCCEEDED = 2,
+  QREG_FAILED = 3,
+  QREG_CANCELED = 4,
+  QREG_TIMEOUT = 5,
+} qreg_status_t;
+#define QREG_STATUS_COUNT 6
+
+/* "pending", "running", "succeeded", "failed", "canceled", "timeout". */
+const char *qreg_status_name(qreg_status_t status);
+/* Parses a status name; returns 0 and sets *out, or QREG_EINVAL. */
+int qreg_status_parse(const char *name, qreg_status_t *out);
+/* true for succeeded, failed, canceled and timeout. */
+bool qreg_status_is_terminal(qreg_status_t status);
+
+/* Registry configuration. Start from qreg_config_init(), then set fields. */
+typedef struct qreg_config {
+  /* "sqlite:PATH", "postgres://...", "postgresql://..." or a libpq conninfo
+     ("host=... dbname=..."). Required. Copied by qreg_open(). */
+  const char *db_url;
+  unsigned max_connections;   /* connections at once (default 8, 1..10000) */
+  size_t max_records;         /* records kept at once (default 10000) */
+  size_t max_result_bytes;    /* bytes of results held by the registry (256 MiB) */
+  size_t max_sql_bytes;       /* longest SQL accepted (default 1 MiB) */
+  uint64_t default_timeout_ms;  /* per query, from submission (default 1 h) */
+  uint64_t default_ttl_ms;      /* kept this long after the last change (1 h) */
+  uint64_t default_max_rows;    /* rows stored per result (default 10000) */
+  uint64_t idle_timeout_ms;     /* idle pooled connections closed after (60 s) */
+  bool allow_writes;            /* false: every query is read-only */
+  const char *application_name; /* shown by the server (PostgreSQL), "qreg" */
+} qreg_config_t;
+
+/* Fills *config with the defaults above and db_url = NULL. */
+void qreg_config_init(qreg_config_t *config);
+
+/* Per-query options. Start from qreg_options_init(); 0 means "registry default". */
+typedef struct qreg_options {
+  uint64_t timeout_ms; /* give up (status timeout) this long after submission */
+  uint64_t max_rows;   /* store at most this many rows; more -> truncated */
+  uint64_t ttl_ms;     /* keep the record this long after its last change */
+  bool allow_writes;   /* ask for a writable query; refused unless the
+                          registry has allow_writes */
+} qreg_options_t;
+
+void qreg_options_init(qreg_options_t *options);
+
+typedef struct qreg qreg_t;
+
+/* Text form of a query id: a UUIDv4, 36 characters plus NUL. */
+#define QREG_ID_LEN 36
+typedef struct qreg_id {
+  char str[QREG_ID_LEN + 1];
+} qreg_id_t;
+
+/*
+ * Opens a registry: validates the configuration, sets up the driver named by
+ * db_url and starts the registry's loop thread. Connections are opened lazily,
+ * when queries need them, so a wrong password surfaces as a failed query.
+ * On success *out is a handle to pass to qreg_close() and then qreg_destroy().
+ */
+int qreg_open(const qreg_config_t *config, qreg_t **out);
+
+/*
+ * Submits one SQL statement. Validates it (not NULL, not blank, no NUL byte,
+ * valid UTF-8, at most max_sql_bytes), creates a pending record, queues it and
+ * returns at once with its id in *id_out. options may be NULL (defaults).
+ * Fails with QREG_EFULL when max_records records exist and none has finished
+ * (otherwise the oldest finished record is evicted to make room).
+ */
+int qreg_execute(qreg_t *reg, const char *sql, const qreg_options_t *options,
+                 qreg_id_t *id_out);
+
+/* The same for SQL of a known length, which may come from a protocol that
+   allows NUL bytes inside a string: a NUL inside is refused (QREG_EINVAL). */
+int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len,
+                   const qreg_options_t *options, qreg_id_t *id_out);
+
+/* A result column: its name and the database's name for its type ("" if none). */
+typedef struct qreg_column {
+  const char *name;
+  const char *type_name;
+} qreg_column_t;
+
+/* A query's error. All strings are "" when absent, never NULL. */
+typedef struct qreg_error {
+  const char *type;    /* "database", "connection", "canceled", "timeout",
+                          "limit", "internal" */
+  const char *message;
+  const char *code;    /* SQLSTATE (PostgreSQL) or driver code (SQLite name) */
+  const char *detail;
+  const char *hint;
+} qreg_error_t;
+
+/* An immutable copy of a record's public state. Times are milliseconds since
+   the Unix epoch, 0 when the event has not happened. */
+typedef struct qreg_snapshot {
+  qreg_id_t id;
+  const char *sql;
+  qreg_status_t status;
+  int64_t created_ms;
+  int64_t started_ms;
+  int64_t finished_ms;
+  int64_t updated_ms;
+  int64_t expires_ms;   /* when the record will be pruned */
+  int64_t elapsed_ms;   /* started (or created) to finished (or now) */
+  uint64_t row_count;   /* rows stored */
+  bool truncated;       /* rows or bytes were cut by max_rows / max_result_bytes */
+  bool has_error;
+  qreg_error_t error;
+  size_t column_count;
+  const qreg_column_t *columns;
+  const char *backend_id; /* PostgreSQL backend pid, SQLite connection serial;
+                             "" before the query started */
+} qreg_snapshot_t;
+
+/* Copies the record's state into a new snapshot (*out), freed by the caller. */
+int qreg_snapshot(qreg_t *reg, const char *id, qreg_snapshot_t **out);
+void qreg_snapshot_free(qreg_snapshot_t *snapshot);
+
+/* Value types in results. */
+typedef enum qreg_type {
+  QREG_TYPE_NULL = 0,
+  QREG_TYPE_INT = 1,   /* v.i */
+  QREG_TYPE_FLOAT = 2, /* v.f */
+  QREG_TYPE_BOOL = 3,  /* v.b */
+  QREG_TYPE_TEXT = 4,  /* v.s: UTF-8 text (also numeric, dates, uuid, arrays) */
+  QREG_TYPE_BYTES = 5, /* v.s: raw bytes */
+  QREG_TYPE_JSON = 6,  /* v.s: JSON text */
+} qreg_type_t;
+
+typedef struct qreg_value {
+  qreg_type_t type;
+  union {
+    int64_t i;
+    double f;
+    bool b;
+    struct {
+      const char *ptr; /* not NUL-terminated for bytes; text is also NUL-terminated */
+      size_t len;
+    } s;
+  } v;
+} qreg_value_t;
+
+/* A page of a finished query's result: rows [offset, offset + row_count). */
+typedef struct qreg_page {
+  size_t column_count;
+  const qreg_column_t *columns;
+  uint64_t offset;
+  uint64_t row_count;     /* rows in this page */
+  uint64_t total_rows;    /* rows stored in the whole result */
+  bool has_more;          /* rows after this page */
+  bool truncated;         /* the stored result itself was cut */
+  const qreg_value_t *values; /* row_count * column_count, row-major */
+} qreg_page_t;
+
+/*
+ * Copies up to limit rows starting at offset out of a succeeded query's result.
+ * QREG_ENOTREADY while the query is pending or running, QREG_ENORESULT when it
+ * ended another way, QREG_ERANGE when offset > total_rows (offset == total_rows
+ * gives an empty page). limit 0 means "all remaining rows".
+ */
+int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit,
+               qreg_page_t **out);
+void qreg_page_free(qreg_page_t *page);
+
+/* Which records qreg_list returns, and in what order. */
+typedef struct qreg_list_filter {
+  unsigned status_mask; /* bit (1u << status) per wanted status; 0 = all */
+  bool newest_first;    /* default: creation order, oldest first */
+  const char *cursor;   /* next_cursor of a previous call, or NULL to start */
+  size_t limit;         /* at most this many (0 = 100) */
+} qreg_list_filter_t;
+
+typedef struct qreg_list {
+  size_t count;
+  qreg_snapshot_t **items;
+  const char *next_cursor; /* NULL when there is no more */
+} qreg_list_t;
+
+/* Lists records in a stable order, with cursor paging. filter may be NULL. */
+int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out);
+void qreg_list_free(qreg_list_t *list);
+
+/*
+ * Blocks until the query is terminal and its connection released, or until
+ * timeout_ms passes (QREG_ETIMEDOUT; the query goes on). timeout_ms 0 checks
+ * without blocking; UINT64_MAX waits for ever. *status_out may be NULL.
+ */
+int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms,
+              qreg_status_t *status_out);
+
+/*
+ * Cancels the query: a pending one is dequeued without touching a connection;
+ * a running one is stopped in the database. Returns once the record is
+ * terminal and its connection released, with the terminal status in
+ * *status_out (may be NULL). If the query had already finished, nothing
+ * changes and its status is returned: exactly one terminal status wins.
+ */
+int qreg_cancel(qreg_t *reg, const char *id, qreg_status_t *status_out);
+
+/*
+ * Removes every record whose TTL has passed; a running one is stopped first
+ * and its connection released before this returns. Returns the number
+ * removed. A timer on the loop thread does the same at each expiry.
+ */
+int qreg_prune_expired(qreg_t *reg);
+
+typedef struct qreg_stats {
+  uint64_t connections_opened;  /* ever */
+  uint64_t connections_closed;  /* ever */
+  uint64_t connect_failures;    /* attempts that never produced a connection */
+  unsigned connections_in_use;  /* running a query */
+  unsigned connections_idle;    /* in the pool */
+  unsigned connections_opening; /* being opened */
+  uint64_t records_by_status[QREG_STATUS_COUNT];
+  uint64_t records;             /* held now */
+  uint64_t records_pruned;      /* ever, by TTL */
+  uint64_t records_evicted;     /* ever, by max_records */
+  uint64_t result_bytes;        /* held now */
+} qreg_stats_t;
+
+/* Current counters. Also works after qreg_close() (until qreg_destroy()): it
+   then gives the final counters, so a caller can check that every connection
+   opened was closed. */
+int qreg_stats(qreg_t *reg, qreg_stats_t *out);
+
+/*
+ * Shuts the registry down: refuses new calls (QREG_ECLOSED), cancels every
+ * pending and running query, waits until every driver operation has stopped,
+ * closes every connection, stops the loop thread and frees every record and
+ * result. When it returns, connections_opened == connections_closed. Blocked
+ * qreg_wait/qreg_cancel callers return. The handle stays valid (every call on
+ * it but qreg_stats fails with QREG_ECLOSED) until qreg_destroy(). A second
+ * call returns QREG_ECLOSED.
+ */
+int qreg_close(qreg_t *reg);
+
+/* Frees the handle. Closes first if needed. Must not race with any call. */
+void qreg_destroy(qreg_t *reg);
+
+/* Formats epoch milliseconds as RFC 3339 UTC with milliseconds,
+   "2026-11-27T19:41:56.123Z", into buf (at least 32 bytes). "" for 0. */
+void qreg_format_time(int64_t ms, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QREG_H */

@@ -1,0 +1,89 @@
+/*
+ * src/core/result.h - the result store: column metadata and rows of one
+ * finished query, compact, with the row and byte caps applied while a driver
+ * writes it.
+ *
+ * Ownership: the core creates a result for each query it starts and hands it
+ * to the driver inside the job (driver.h). While the job runs, only the
+ * driver writes it, from whichever one thread it works on at the time (a
+ * worker for SQLite, the loop for PostgreSQL); the hand-over back to the core
+ * happens through qreg_job_complete() on the loop thread. After that the
+ * result is frozen: readers (qreg_fetch, snapshots) copy out of it under the
+ * registry lock, and the core frees it with the record.
+ *
+ * Writing protocol for drivers:
+ *
+ *   qreg_result_set_columns(r, n);                  once, before any row
+ *   qreg_result_set_column(r, i, name, type) ...    for i in [0, n)
+ *   for each row:
+ *     rc = qreg_result_row_begin(r);   QREG_RESULT_FULL: stop reading rows
+ *     qreg_result_put_*(r, ...)        exactly n times, in column order
+ *     rc = qreg_result_row_end(r);     QREG_RESULT_FULL: row dropped, stop
+ *
+ * A FULL answer means the row was real but is not stored: the result is
+ * marked truncated, and the driver should stop reading (and, for a server,
+ * cancel and drain the rest). Any QREG_ENOMEM means the job should fail.
+ */
+#ifndef QREG_CORE_RESULT_H
+#define QREG_CORE_RESULT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qreg.h"
+
+#define QREG_RESULT_FULL 1
+
+typedef struct qreg_result qreg_result_t;
+
+/*
+ * Creates an empty result that stores at most max_rows rows and charges every
+ * stored byte to *budget_used, which may not exceed budget_limit (shared by all
+ * results of one registry, updated atomically). Returns NULL on ENOMEM.
+ */
+qreg_result_t *qreg_result_new(uint64_t max_rows, _Atomic size_t *budget_used,
+                               size_t budget_limit);
+/* Frees the result and gives its bytes back to the budget. NULL is fine. */
+void qreg_result_free(qreg_result_t *result);
+
+/* Empties the result (columns, rows, truncated flag) and gives its bytes back,
+   so a driver can start over. */
+void qreg_result_reset(qreg_result_t *result);
+
+/* Writing (see the protocol above). Each returns 0, QREG_RESULT_FULL where
+   documented, or QREG_ENOMEM / QREG_EINVAL (protocol misuse). */
+int qreg_result_set_columns(qreg_result_t *result, size_t count);
+int qreg_result_set_column(qreg_result_t *result, size_t index,
+                           const char *name, const char *type_name);
+int qreg_result_row_begin(qreg_result_t *result);
+int qreg_result_put_null(qreg_result_t *result);
+int qreg_result_put_int(qreg_result_t *result, int64_t value);
+int qreg_result_put_float(qreg_result_t *result, double value);
+int qreg_result_put_bool(qreg_result_t *result, bool value);
+int qreg_result_put_text(qreg_result_t *result, const char *text, size_t len);
+int qreg_result_put_bytes(qreg_result_t *result, const void *bytes, size_t len);
+int qreg_result_put_json(qreg_result_t *result, const char *json, size_t len);
+int qreg_result_row_end(qreg_result_t *result);
+
+/* Marks the result truncated (for a driver that detects a cut itself). */
+void qreg_result_mark_truncated(qreg_result_t *result);
+
+/* Reading (frozen results only). */
+size_t qreg_result_column_count(const qreg_result_t *result);
+const char *qreg_result_column_name(const qreg_result_t *result, size_t index);
+const char *qreg_result_column_type(const qreg_result_t *result, size_t index);
+uint64_t qreg_result_row_count(const qreg_result_t *result);
+bool qreg_result_truncated(const qreg_result_t *result);
+/* Bytes this result holds (what it charged to the budget). */
+size_t qreg_result_bytes(const qreg_result_t *result);
+
+/*
+ * Copies rows [offset, offset + count) into a new qreg_page_t (one allocation,
+ * independent of the result). offset + count must not exceed the row count.
+ */
+int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset,
+                          uint64_t count, qreg_page_t **out);
+
+#endif /* QREG_CORE_RESULT_H */

@@ -1,0 +1,103 @@
+/*
+ * src/core/store.h - the record store of one registry: the record type, the
+ * id -> record map, the creation-ordered list, the pending FIFO, the
+ * finished list (eviction order) and the deadline heap (timeouts and TTLs).
+ *
+ * Locking: everything here is protected by the registry lock; none of these
+ * functions takes a lock. Ownership: the store owns one reference to each
+ * record it holds (see record_t.refs); store_remove() drops it.
+ */
+#ifndef QREG_CORE_STORE_H
+#define QREG_CORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+#include "drivers/driver.h"
+
+struct conn;
+
+/* Which of the two intrusive queues a record is on (never both). */
+typedef enum record_queue { RECORD_QUEUE_NONE, RECORD_QUEUE_PENDING, RECORD_QUEUE_FINISHED } record_queue_t;
+
+typedef struct record {
+  qreg__uuid_t id;
+  uint64_t seq;   /* creation order, for listing and cursors */
+  char *sql;      /* owned */
+  qreg_status_t status;
+
+  /* Terminal and no longer holding a connection: waiters may return. A
+     record is decided (terminal status) possibly before it is settled: its
+     connection is released only when the driver reports the job ended. */
+  bool settled;
+  bool in_store;      /* findable by id; false once pruned, evicted or closed */
+  bool in_inbox;      /* queued for the loop thread (holds a reference) */
+  bool allow_writes;
+  record_queue_t queue;
+  unsigned refs;      /* store + running job + inbox + blocked callers */
+
+  int64_t created_ms, started_ms, finished_ms, updated_ms; /* wall clock */
+  uint64_t updated_mono;   /* monotonic twin of updated_ms, for the TTL */
+  uint64_t deadline_mono;  /* timeout, monotonic; UINT64_MAX for none */
+  uint64_t timeout_ms;
+  uint64_t ttl_ms;
+  uint64_t max_rows;
+  uint64_t heap_key;       /* the next moment this record needs attention */
+  size_t heap_index;       /* SIZE_MAX when not in the heap */
+
+  /* While running: the connection and the job (owned by the record until
+     the driver completes it; then freed). Touched on the loop thread only. */
+  struct conn *conn;
+  qreg_job_t *job;
+
+  qreg_result_t *result;       /* succeeded only; owned */
+  qreg_driver_error_t *error;  /* failed, canceled, timeout; owned */
+  char backend_id[24];
+
+  struct record *all_prev, *all_next;     /* creation order */
+  struct record *queue_prev, *queue_next; /* pending FIFO or finished list */
+  struct record *inbox_next;
+} record_t;
+
+typedef struct record_list {
+  record_t *head, *tail;
+  size_t count;
+} record_list_t;
+
+typedef struct store {
+  record_t **slots;  /* open addressing by id, linear probing */
+  size_t slot_mask;  /* capacity - 1 (power of two) */
+  size_t count;      /* records held */
+  record_list_t all;       /* by creation */
+  record_list_t pending;   /* FIFO */
+  record_list_t finished;  /* settled records by settle time: evict from head */
+  record_t **heap;         /* min-heap on heap_key */
+  size_t heap_count, heap_cap;
+  uint64_t count_by_status[QREG_STATUS_COUNT];
+} store_t;
+
+int store_init(store_t *store);
+void store_destroy(store_t *store); /* the store must be empty */
+
+/* Adds a record (in_store, counted, heaped; the caller set refs for it).
+   0 or QREG_ENOMEM. */
+int store_add(store_t *store, record_t *record);
+record_t *store_find(const store_t *store, const qreg__uuid_t *id);
+/* Takes the record out of map, lists and heap; does not drop its ref. */
+void store_remove(store_t *store, record_t *record);
+
+void store_set_status(store_t *store, record_t *record, qreg_status_t status);
+
+void store_queue_push(store_t *store, record_t *record, record_queue_t queue);
+void store_queue_unlink(store_t *store, record_t *record);
+
+/* Recomputes record->heap_key from its status, deadline and TTL and moves
+   it in the heap. */
+void store_reschedule(store_t *store, record_t *record);
+/* Earliest heap key, or UINT64_MAX. */
+uint64_t store_next_due(const store_t *store);
+record_t *store_heap_top(const store_t *store);
+
+#endif /* QREG_CORE_STORE_H */
