@@ -253,7 +253,8 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out);
 void qreg_list_free(qreg_list_t *list);
 
 /*
- * Blocks until the query is terminal and its connection released, or until
+ * Blocks until the query is terminal and its connection released (back in the
+ * pool, or closed: never merely closing), or until
  * timeout_ms passes (QREG_ETIMEDOUT; the query goes on). timeout_ms 0 checks
  * without blocking; UINT64_MAX waits for ever. *status_out may be NULL.
  */
@@ -263,7 +264,8 @@ int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms,
 /*
  * Cancels the query: a pending one is dequeued without touching a connection;
  * a running one is stopped in the database. Returns once the record is
- * terminal and its connection released, with the terminal status in
+ * terminal and its connection released (a stopped query's connection is
+ * closed, never pooled), with the terminal status in
  * *status_out (may be NULL). If the query had already finished, nothing
  * changes and its status is returned: exactly one terminal status wins.
  */

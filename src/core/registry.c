@@ -20,6 +20,10 @@
  *    (completion, cancel, timeout, prune, close); the connection of a record
  *    decided by anything but its own completion is closed, never pooled.
  *
+ * A record settles - terminal, and its connection back in the pool or
+ * closed (not closing) - in qreg_job_complete() or, when the connection is
+ * closed, in conn_closed().
+ *
  * Waiting: reg->settled_cond is broadcast whenever a record settles, a
  * connection closes, or the registry changes state; blocked callers (wait,
  * cancel, prune, close) re-check their condition.
@@ -68,6 +72,8 @@ typedef struct conn {
   qreg_driver_conn_t *driver_conn; /* the driver's; set when opened */
   conn_state_t state;
   record_t *record;                /* BUSY: the record it is lent to */
+  record_t *settles;               /* CLOSING: the record that settles when
+                                      the close is done (holds its ref) */
   bool cancel_sent;                /* driver cancel() already asked */
   uint64_t idle_since;             /* IDLE: monotonic ms */
   struct conn *idle_prev, *idle_next;
@@ -582,15 +588,20 @@ void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
   r->job = NULL;
   c->record = NULL;
   reg->conns_busy--;
-  if (reusable)
-    idle_push(reg, c);
-  else
-    conn_begin_close_locked(reg, c, &batch);
   qreg_result_free(job->result);
   qreg_driver_error_clear(&job->error);
   free(job);
-  record_settle_locked(reg, r);
-  record_unref(r); /* the job's reference */
+  if (reusable) {
+    idle_push(reg, c);
+    record_settle_locked(reg, r);
+    record_unref(r); /* the job's reference */
+  } else {
+    /* The record settles when the close is done, so that whoever waits on
+       it finds the connection gone, not going; the job's reference passes
+       to the connection. */
+    c->settles = r;
+    conn_begin_close_locked(reg, c, &batch);
+  }
   loop_step_finish_locked(reg, &batch);
   pthread_mutex_unlock(&reg->lock);
   batch_run_all(reg, &batch);
@@ -604,6 +615,10 @@ static void conn_closed(void *arg) {
   assert(c->state == CONN_CLOSING);
   reg->conns_closing--;
   reg->closed++;
+  if (c->settles != NULL) {
+    record_settle_locked(reg, c->settles);
+    record_unref(c->settles);
+  }
   free(c);
   pthread_cond_broadcast(&reg->settled_cond);
   loop_step_finish_locked(reg, &batch);
