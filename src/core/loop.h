@@ -38,8 +38,9 @@ struct qreg_work {
  * Queues work->work to run on a worker thread; work->done follows on the loop
  * thread. Any thread. The pool has enough threads that a blocking call queued
  * here (a cancel, a close) never waits behind max_connections long-running
- * statements. Returns 0, or QREG_ECLOSED once the loop has been told to stop
- * (then neither function will run).
+ * statements. Returns 0; QREG_ECLOSED once the loop has been told to stop,
+ * QREG_ESYS if no worker thread could be started, QREG_EINVAL for NULL
+ * arguments (in each case neither function will run).
  */
 int qreg_loop_work(qreg_loop_t *loop, qreg_work_t *work, qreg_work_fn fn,
                    qreg_work_fn done);

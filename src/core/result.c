@@ -1,0 +1,750 @@
+/*
+ * src/core/result.c - the result store (core/result.h): column metadata and
+ * rows of one query, packed compactly, with max_rows and the registry's byte
+ * budget applied while a driver writes.
+ *
+ * Owns: the column strings, the arena chunks holding the rows and the row
+ * index. Borrows: the registry's budget counter (*budget_used), to which it
+ * charges every byte it holds and gives them all back when freed or reset.
+ *
+ * Layout. Rows are packed one after another into an append-only list of
+ * chunks; a row never straddles two chunks. Chunks start small (a one-row
+ * result stays small) and double up to CHUNK_MAX; a row larger than that gets
+ * a chunk of its own size. Nothing already written is ever moved, except the
+ * row being written when it outgrows its chunk. Each cell is one tag byte and
+ * a payload:
+ *
+ *   null, false, true   tag only
+ *   int                 zigzag varint (small magnitudes take 1-2 bytes)
+ *   float               8 bytes, host order (never leaves the process)
+ *   text, bytes, json   varint length + the bytes (no NUL; pages add it)
+ *
+ * The row index keeps the position of one row in ROW_INDEX_STRIDE; a page
+ * starts from the nearest indexed row and skips forward cell by cell.
+ *
+ * Accounting. `footprint` is what the result holds now: the struct, the
+ * column metadata, every chunk (header + capacity) and the index capacity.
+ * `charged` is what is charged to the budget. Metadata is charged when it is
+ * set; row bytes when a row ends, if the budget has room, else the row is
+ * dropped (and everything allocated for it freed). qreg_result_bytes() reports
+ * `charged`, and free/reset give back exactly `charged`.
+ *
+ * Threads: one writer at a time (see result.h); readers only read, so several
+ * may copy pages at once once the result is frozen.
+ */
+#include "core/result.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROW_INDEX_STRIDE 32u
+/* Data bytes of the first chunk, and of the largest chunk the arena grows to
+   by doubling (a bigger row gets a chunk of its own size). */
+#define CHUNK_MIN 32u
+#define CHUNK_MAX 65536u
+/* Longest varint: 64 bits in 7-bit groups. */
+#define VARINT_MAX 10u
+
+enum cell_tag {
+  TAG_NULL = 0,
+  TAG_INT = 1,
+  TAG_FLOAT = 2,
+  TAG_FALSE = 3,
+  TAG_TRUE = 4,
+  TAG_TEXT = 5,
+  TAG_BYTES = 6,
+  TAG_JSON = 7,
+};
+
+typedef struct chunk {
+  struct chunk *next; /* the next chunk, owned through the result's list */
+  size_t size;        /* capacity of data */
+  size_t used;        /* bytes of stored rows (+ the row being written, if last) */
+  unsigned char data[];
+} chunk_t;
+
+/* Where a row starts. */
+typedef struct row_pos {
+  const chunk_t *chunk;
+  size_t offset;
+} row_pos_t;
+
+struct qreg_result {
+  _Atomic size_t *budget_used; /* borrowed from the registry; may be NULL */
+  size_t budget_limit;
+  uint64_t max_rows;
+  size_t charged;   /* bytes charged to *budget_used */
+  size_t footprint; /* bytes held (see the accounting note above) */
+
+  char **columns; /* owned: column_count strings "name\0type\0", NULL until set */
+  size_t column_count;
+
+  chunk_t *first; /* owned: the arena, first to last */
+  chunk_t *last;
+  chunk_t **last_link; /* the pointer that points at last (&first or &prev->next) */
+  row_pos_t *index;    /* owned: index[k] is where row (k + 1) * STRIDE starts
+                          (row 0 always starts at first's offset 0) */
+  size_t index_capacity;
+  uint64_t row_count;
+  bool columns_set; /* set_columns was called */
+  bool truncated;
+
+  /* The row being written: it occupies last->data[row_start, last->used). */
+  bool in_row;
+  bool row_over_budget; /* a cell did not fit the budget: the row will be dropped */
+  bool row_own_chunk;   /* last was allocated for this row (freed if it is dropped) */
+  size_t row_cells;
+  size_t row_start;
+  chunk_t *row_prev_last; /* last and last_link before that allocation */
+  chunk_t **row_prev_last_link;
+};
+
+/* --- budget ------------------------------------------------------------------ */
+
+/* Brings `charged` up or down to `footprint` whatever the limit: for metadata,
+   which a result cannot do without, and for giving bytes back. */
+static void charge_sync(qreg_result_t *r) {
+  if (r->budget_used != NULL) {
+    if (r->footprint > r->charged)
+      atomic_fetch_add(r->budget_used, r->footprint - r->charged);
+    else if (r->footprint < r->charged)
+      atomic_fetch_sub(r->budget_used, r->charged - r->footprint);
+  }
+  r->charged = r->footprint;
+}
+
+/* Whether `extra` more bytes would fit the budget now (no reservation). */
+static bool budget_has_room(const qreg_result_t *r, size_t extra) {
+  if (r->budget_used == NULL)
+    return true;
+  size_t used = atomic_load(r->budget_used);
+  return extra <= r->budget_limit && used <= r->budget_limit - extra;
+}
+
+/* Charges footprint - charged (>= 0) if the budget has room, atomically
+   against the other results of the registry. */
+static bool charge_rows(qreg_result_t *r) {
+  size_t extra = r->footprint - r->charged;
+  if (r->budget_used != NULL && extra > 0) {
+    size_t used = atomic_load(r->budget_used);
+    do {
+      if (extra > r->budget_limit || used > r->budget_limit - extra)
+        return false;
+    } while (!atomic_compare_exchange_weak(r->budget_used, &used, used + extra));
+  }
+  r->charged = r->footprint;
+  return true;
+}
+
+/* --- encoding ------------------------------------------------------------- */
+
+static size_t varint_size(uint64_t value) {
+  size_t size = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    size++;
+  }
+  return size;
+}
+
+static unsigned char *varint_put(unsigned char *p, uint64_t value) {
+  while (value >= 0x80) {
+    *p++ = (unsigned char)(value | 0x80);
+    value >>= 7;
+  }
+  *p++ = (unsigned char)value;
+  return p;
+}
+
+static const unsigned char *varint_get(const unsigned char *p, uint64_t *value) {
+  uint64_t v = 0;
+  for (unsigned shift = 0;; shift += 7) {
+    unsigned char byte = *p++;
+    v |= (uint64_t)(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0)
+      break;
+  }
+  *value = v;
+  return p;
+}
+
+/* Zigzag: small magnitudes of either sign become small unsigned numbers. */
+static uint64_t zigzag_encode(int64_t value) {
+  uint64_t u = (uint64_t)value;
+  return (u << 1) ^ (0 - (u >> 63));
+}
+
+static int64_t zigzag_decode(uint64_t u) {
+  uint64_t v = (u >> 1) ^ (0 - (u & 1));
+  int64_t value;
+  memcpy(&value, &v, sizeof value); /* two's complement without overflow */
+  return value;
+}
+
+/* --- writing: arena ------------------------------------------------------------ */
+
+static size_t chunk_alloc_size(size_t data_size) {
+  return sizeof(chunk_t) + data_size;
+}
+
+/*
+ * Makes room for `size` more bytes of the current row in last. The row moves
+ * to a new chunk when last is full (its partial bytes are copied; last keeps
+ * its stored rows), or its own chunk grows when the row is alone in it.
+ * Returns 0 with room made, 0 with row_over_budget set when the growth would
+ * not fit the budget (nothing allocated), or QREG_ENOMEM.
+ */
+static int arena_reserve(qreg_result_t *r, size_t size) {
+  if (r->last != NULL && r->last->size - r->last->used >= size)
+    return 0;
+  size_t row_len = r->last != NULL ? r->last->used - r->row_start : 0;
+  if (size > SIZE_MAX / 2 - sizeof(chunk_t) - row_len)
+    return QREG_ENOMEM;
+  size_t need = row_len + size;
+
+  if (r->row_own_chunk) {
+    assert(r->last != NULL); /* the row's own chunk is last */
+    /* Alone in its chunk: grow it by doubling (amortised for huge rows; the
+       slack is used by the rows that follow). */
+    size_t new_size = r->last->size * 2 > need ? r->last->size * 2 : need;
+    size_t growth = new_size - r->last->size;
+    if (!budget_has_room(r, r->footprint + growth - r->charged)) {
+      r->row_over_budget = true;
+      return 0;
+    }
+    chunk_t *grown = realloc(r->last, chunk_alloc_size(new_size));
+    if (grown == NULL)
+      return QREG_ENOMEM;
+    grown->size = new_size;
+    *r->last_link = grown;
+    r->last = grown;
+    r->footprint += growth;
+    return 0;
+  }
+
+  size_t next_size = r->last != NULL ? r->last->size * 2 : CHUNK_MIN;
+  if (next_size > CHUNK_MAX)
+    next_size = CHUNK_MAX;
+  if (next_size < need)
+    next_size = need;
+  if (!budget_has_room(r, r->footprint + chunk_alloc_size(next_size) - r->charged)) {
+    r->row_over_budget = true;
+    return 0;
+  }
+  chunk_t *chunk = malloc(chunk_alloc_size(next_size));
+  if (chunk == NULL)
+    return QREG_ENOMEM;
+  chunk->next = NULL;
+  chunk->size = next_size;
+  chunk->used = row_len;
+  if (row_len > 0) {
+    memcpy(chunk->data, r->last->data + r->row_start, row_len);
+    r->last->used = r->row_start; /* the partial row's old bytes are abandoned */
+  }
+  r->row_prev_last = r->last;
+  r->row_prev_last_link = r->last_link;
+  chunk_t **link = r->last != NULL ? &r->last->next : &r->first;
+  *link = chunk;
+  r->last_link = link;
+  r->last = chunk;
+  r->row_start = 0;
+  r->row_own_chunk = true;
+  r->footprint += chunk_alloc_size(next_size);
+  return 0;
+}
+
+/* Forgets the row being written, freeing a chunk allocated for it. */
+static void row_drop(qreg_result_t *r) {
+  if (r->row_own_chunk) {
+    *r->last_link = NULL;
+    r->footprint -= chunk_alloc_size(r->last->size);
+    free(r->last);
+    r->last = r->row_prev_last;
+    r->last_link = r->row_prev_last_link;
+  } else if (r->last != NULL) {
+    r->last->used = r->row_start;
+  }
+  r->in_row = false;
+  r->row_own_chunk = false;
+  r->row_over_budget = false;
+}
+
+/*
+ * Starts a cell of `size` bytes in the current row. On 0, *out is where to
+ * write it, or NULL when the row is over budget (the cell is counted but not
+ * stored: row_end drops the row). QREG_EINVAL outside a row or past the last
+ * column, QREG_ENOMEM: nothing changes.
+ */
+static int cell_begin(qreg_result_t *r, size_t size, unsigned char **out) {
+  *out = NULL;
+  if (r == NULL || !r->in_row || r->row_cells >= r->column_count)
+    return QREG_EINVAL;
+  if (!r->row_over_budget) {
+    int rc = arena_reserve(r, size);
+    if (rc != 0)
+      return rc;
+  }
+  r->row_cells++;
+  if (r->row_over_budget)
+    return 0;
+  *out = r->last->data + r->last->used;
+  r->last->used += size;
+  return 0;
+}
+
+/* --- writing: the protocol ------------------------------------------------ */
+
+qreg_result_t *qreg_result_new(uint64_t max_rows, _Atomic size_t *budget_used,
+                               size_t budget_limit) {
+  qreg_result_t *r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return NULL;
+  r->budget_used = budget_used;
+  r->budget_limit = budget_limit;
+  r->max_rows = max_rows;
+  r->last_link = &r->first;
+  r->footprint = sizeof *r;
+  charge_sync(r);
+  return r;
+}
+
+/* Frees what the result holds and returns it to the empty state (footprint =
+   the struct alone); the caller gives the bytes back. */
+static void result_clear(qreg_result_t *r) {
+  for (size_t i = 0; i < r->column_count; i++)
+    free(r->columns[i]);
+  free(r->columns);
+  chunk_t *chunk = r->first;
+  while (chunk != NULL) {
+    chunk_t *next = chunk->next;
+    free(chunk);
+    chunk = next;
+  }
+  free(r->index);
+  _Atomic size_t *budget_used = r->budget_used;
+  size_t budget_limit = r->budget_limit;
+  uint64_t max_rows = r->max_rows;
+  size_t charged = r->charged;
+  memset(r, 0, sizeof *r);
+  r->budget_used = budget_used;
+  r->budget_limit = budget_limit;
+  r->max_rows = max_rows;
+  r->charged = charged;
+  r->last_link = &r->first;
+  r->footprint = sizeof *r;
+}
+
+void qreg_result_free(qreg_result_t *result) {
+  if (result == NULL)
+    return;
+  result_clear(result);
+  result->footprint = 0;
+  charge_sync(result);
+  free(result);
+}
+
+void qreg_result_reset(qreg_result_t *result) {
+  if (result == NULL)
+    return;
+  result_clear(result);
+  charge_sync(result);
+}
+
+int qreg_result_set_columns(qreg_result_t *result, size_t count) {
+  if (result == NULL || result->columns_set)
+    return QREG_EINVAL;
+  if (count > SIZE_MAX / sizeof(char *) / 2)
+    return QREG_ENOMEM;
+  if (count > 0) {
+    result->columns = calloc(count, sizeof(char *));
+    if (result->columns == NULL)
+      return QREG_ENOMEM;
+  }
+  result->column_count = count;
+  result->columns_set = true;
+  result->footprint += count * sizeof(char *);
+  charge_sync(result);
+  return 0;
+}
+
+/* Bytes of a column's "name\0type\0" string. */
+static size_t column_size(const char *column) {
+  size_t name_len = strlen(column);
+  return name_len + 1 + strlen(column + name_len + 1) + 1;
+}
+
+int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name,
+                           const char *type_name) {
+  /* Columns are fixed once a row has begun: rows are read against them. */
+  if (result == NULL || !result->columns_set || result->in_row || result->row_count > 0 ||
+      index >= result->column_count || name == NULL)
+    return QREG_EINVAL;
+  if (type_name == NULL)
+    type_name = "";
+  size_t name_len = strlen(name);
+  size_t type_len = strlen(type_name);
+  char *column = malloc(name_len + type_len + 2);
+  if (column == NULL)
+    return QREG_ENOMEM;
+  memcpy(column, name, name_len + 1);
+  memcpy(column + name_len + 1, type_name, type_len + 1);
+  if (result->columns[index] != NULL) {
+    result->footprint -= column_size(result->columns[index]);
+    free(result->columns[index]);
+  }
+  result->columns[index] = column;
+  result->footprint += name_len + type_len + 2;
+  charge_sync(result);
+  return 0;
+}
+
+int qreg_result_row_begin(qreg_result_t *result) {
+  if (result == NULL || !result->columns_set || result->in_row)
+    return QREG_EINVAL;
+  /* Once cut, nothing more is stored: a result never has a gap. */
+  if (result->truncated)
+    return QREG_RESULT_FULL;
+  if (result->row_count >= result->max_rows) {
+    result->truncated = true;
+    return QREG_RESULT_FULL;
+  }
+  result->in_row = true;
+  result->row_cells = 0;
+  result->row_over_budget = false;
+  result->row_own_chunk = false;
+  result->row_start = result->last != NULL ? result->last->used : 0;
+  return 0;
+}
+
+int qreg_result_put_null(qreg_result_t *result) {
+  unsigned char *p;
+  int rc = cell_begin(result, 1, &p);
+  if (p != NULL)
+    p[0] = TAG_NULL;
+  return rc;
+}
+
+int qreg_result_put_int(qreg_result_t *result, int64_t value) {
+  uint64_t u = zigzag_encode(value);
+  unsigned char *p;
+  int rc = cell_begin(result, 1 + varint_size(u), &p);
+  if (p != NULL) {
+    p[0] = TAG_INT;
+    varint_put(p + 1, u);
+  }
+  return rc;
+}
+
+int qreg_result_put_float(qreg_result_t *result, double value) {
+  unsigned char *p;
+  int rc = cell_begin(result, 1 + sizeof value, &p);
+  if (p != NULL) {
+    p[0] = TAG_FLOAT;
+    memcpy(p + 1, &value, sizeof value);
+  }
+  return rc;
+}
+
+int qreg_result_put_bool(qreg_result_t *result, bool value) {
+  unsigned char *p;
+  int rc = cell_begin(result, 1, &p);
+  if (p != NULL)
+    p[0] = value ? TAG_TRUE : TAG_FALSE;
+  return rc;
+}
+
+/* Text, bytes and JSON: tag, varint length, the bytes. */
+static int put_string(qreg_result_t *result, enum cell_tag tag, const void *bytes, size_t len) {
+  if (bytes == NULL && len > 0)
+    return QREG_EINVAL;
+  if (len > SIZE_MAX / 2)
+    return QREG_ENOMEM;
+  unsigned char *p;
+  int rc = cell_begin(result, 1 + varint_size(len) + len, &p);
+  if (p != NULL) {
+    p[0] = (unsigned char)tag;
+    p = varint_put(p + 1, len);
+    if (len > 0)
+      memcpy(p, bytes, len);
+  }
+  return rc;
+}
+
+int qreg_result_put_text(qreg_result_t *result, const char *text, size_t len) {
+  return put_string(result, TAG_TEXT, text, len);
+}
+
+int qreg_result_put_bytes(qreg_result_t *result, const void *bytes, size_t len) {
+  return put_string(result, TAG_BYTES, bytes, len);
+}
+
+int qreg_result_put_json(qreg_result_t *result, const char *json, size_t len) {
+  return put_string(result, TAG_JSON, json, len);
+}
+
+int qreg_result_row_end(qreg_result_t *result) {
+  if (result == NULL || !result->in_row)
+    return QREG_EINVAL;
+  if (result->row_cells != result->column_count) {
+    row_drop(result); /* a row with missing cells would misalign every read */
+    return QREG_EINVAL;
+  }
+  if (result->row_over_budget) {
+    row_drop(result);
+    result->truncated = true;
+    return QREG_RESULT_FULL;
+  }
+  uint64_t row = result->row_count;
+  bool indexed = row > 0 && row % ROW_INDEX_STRIDE == 0 && result->column_count > 0;
+  size_t slot = indexed ? (size_t)(row / ROW_INDEX_STRIDE - 1) : 0;
+  if (indexed && slot >= result->index_capacity) {
+    size_t capacity = result->index_capacity ? result->index_capacity * 2 : 4;
+    row_pos_t *index = realloc(result->index, capacity * sizeof *index);
+    if (index == NULL) {
+      row_drop(result);
+      return QREG_ENOMEM;
+    }
+    result->footprint += (capacity - result->index_capacity) * sizeof *index;
+    result->index = index;
+    result->index_capacity = capacity;
+  }
+  if (!charge_rows(result)) {
+    row_drop(result);
+    result->truncated = true;
+    return QREG_RESULT_FULL;
+  }
+  if (indexed)
+    result->index[slot] = (row_pos_t){result->last, result->row_start};
+  result->row_count++;
+  result->in_row = false;
+  result->row_own_chunk = false;
+  return 0;
+}
+
+void qreg_result_mark_truncated(qreg_result_t *result) {
+  if (result != NULL)
+    result->truncated = true;
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+size_t qreg_result_column_count(const qreg_result_t *result) {
+  return result != NULL ? result->column_count : 0;
+}
+
+/* "" for a column that was never named; NULL out of range. */
+const char *qreg_result_column_name(const qreg_result_t *result, size_t index) {
+  if (result == NULL || index >= result->column_count)
+    return NULL;
+  const char *column = result->columns[index];
+  return column != NULL ? column : "";
+}
+
+const char *qreg_result_column_type(const qreg_result_t *result, size_t index) {
+  if (result == NULL || index >= result->column_count)
+    return NULL;
+  const char *column = result->columns[index];
+  return column != NULL ? column + strlen(column) + 1 : "";
+}
+
+uint64_t qreg_result_row_count(const qreg_result_t *result) {
+  return result != NULL ? result->row_count : 0;
+}
+
+bool qreg_result_truncated(const qreg_result_t *result) {
+  return result != NULL && result->truncated;
+}
+
+size_t qreg_result_bytes(const qreg_result_t *result) {
+  return result != NULL ? result->charged : 0;
+}
+
+/* A read position in the arena. */
+typedef struct cursor {
+  const chunk_t *chunk;
+  size_t offset;
+} cursor_t;
+
+/* Moves past the end of a chunk's rows to the next chunk: rows never
+   straddle chunks. Call at the start of each row. */
+static void cursor_row_start(cursor_t *c) {
+  while (c->chunk != NULL && c->offset >= c->chunk->used) {
+    c->chunk = c->chunk->next;
+    c->offset = 0;
+  }
+}
+
+/* Decodes the cell at c and moves past it. value->v.s.ptr points into the
+   arena (not NUL-terminated). */
+static void cursor_read_cell(cursor_t *c, qreg_value_t *value) {
+  assert(c->chunk != NULL); /* only ever asked for stored rows */
+  const unsigned char *start = c->chunk->data + c->offset;
+  const unsigned char *p = start;
+  uint64_t u;
+  memset(value, 0, sizeof *value);
+  switch ((enum cell_tag) * p++) {
+  case TAG_NULL:
+    value->type = QREG_TYPE_NULL;
+    break;
+  case TAG_INT:
+    p = varint_get(p, &u);
+    value->type = QREG_TYPE_INT;
+    value->v.i = zigzag_decode(u);
+    break;
+  case TAG_FLOAT:
+    value->type = QREG_TYPE_FLOAT;
+    memcpy(&value->v.f, p, sizeof value->v.f);
+    p += sizeof value->v.f;
+    break;
+  case TAG_FALSE:
+  case TAG_TRUE:
+    value->type = QREG_TYPE_BOOL;
+    value->v.b = start[0] == TAG_TRUE;
+    break;
+  case TAG_TEXT:
+  case TAG_BYTES:
+  case TAG_JSON:
+    value->type = start[0] == TAG_TEXT    ? QREG_TYPE_TEXT
+                  : start[0] == TAG_BYTES ? QREG_TYPE_BYTES
+                                          : QREG_TYPE_JSON;
+    p = varint_get(p, &u);
+    value->v.s.ptr = (const char *)p;
+    value->v.s.len = (size_t)u;
+    p += u;
+    break;
+  }
+  c->offset += (size_t)(p - start);
+}
+
+/* Positions c at the start of row `row` (< row_count, columns > 0). */
+static void cursor_seek(const qreg_result_t *r, uint64_t row, cursor_t *c) {
+  uint64_t slot = row / ROW_INDEX_STRIDE;
+  if (slot == 0) {
+    c->chunk = r->first;
+    c->offset = 0;
+  } else {
+    c->chunk = r->index[slot - 1].chunk;
+    c->offset = r->index[slot - 1].offset;
+  }
+  qreg_value_t skipped;
+  for (uint64_t skip = row % ROW_INDEX_STRIDE; skip > 0; skip--) {
+    cursor_row_start(c);
+    for (size_t i = 0; i < r->column_count; i++)
+      cursor_read_cell(c, &skipped);
+  }
+}
+
+static bool value_has_bytes(qreg_type_t type) {
+  return type == QREG_TYPE_TEXT || type == QREG_TYPE_BYTES || type == QREG_TYPE_JSON;
+}
+
+/* a += b, false on overflow. */
+static bool size_add(size_t *a, size_t b) {
+  if (b > SIZE_MAX - *a)
+    return false;
+  *a += b;
+  return true;
+}
+
+/*
+ * The page is one malloc block, so that qreg_page_free() is free(page):
+ *
+ *   qreg_page_t | qreg_column_t[column_count] | qreg_value_t[rows * columns]
+ *   | bytes: column names and types, then every string value, each followed
+ *     by a NUL (bytes values too, harmlessly)
+ *
+ * Every part before the bytes has a size that is a multiple of its alignment
+ * (all three structs hold 8-byte members), so each part is aligned.
+ */
+int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset, uint64_t count,
+                          qreg_page_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (result == NULL || out == NULL)
+    return QREG_EINVAL;
+  if (offset > result->row_count || count > result->row_count - offset)
+    return QREG_ERANGE;
+  size_t columns = result->column_count;
+  if (count > SIZE_MAX / sizeof(qreg_value_t) / (columns ? columns : 1))
+    return QREG_ENOMEM;
+  size_t cells = (size_t)count * columns;
+
+  /* Pass 1: the size of the bytes part. */
+  size_t text_bytes = 0;
+  for (size_t i = 0; i < columns; i++) {
+    const char *column = result->columns[i];
+    if (column != NULL && !size_add(&text_bytes, column_size(column)))
+      return QREG_ENOMEM;
+  }
+  cursor_t cursor = {0};
+  if (cells > 0) {
+    cursor_seek(result, offset, &cursor);
+    for (uint64_t row = 0; row < count; row++) {
+      cursor_row_start(&cursor);
+      for (size_t i = 0; i < columns; i++) {
+        qreg_value_t value;
+        cursor_read_cell(&cursor, &value);
+        if (value_has_bytes(value.type) && !size_add(&text_bytes, value.v.s.len + 1))
+          return QREG_ENOMEM;
+      }
+    }
+  }
+  size_t header = sizeof(qreg_page_t);
+  size_t columns_size = columns * sizeof(qreg_column_t);
+  size_t values_size = cells * sizeof(qreg_value_t);
+  size_t total = header;
+  if (!size_add(&total, columns_size) || !size_add(&total, values_size) ||
+      !size_add(&total, text_bytes + 1)) /* +1: "" for unnamed columns */
+    return QREG_ENOMEM;
+  unsigned char *block = malloc(total);
+  if (block == NULL)
+    return QREG_ENOMEM;
+
+  /* Pass 2: fill. */
+  qreg_page_t *page = (qreg_page_t *)block;
+  qreg_column_t *page_columns = (qreg_column_t *)(block + header);
+  qreg_value_t *values = (qreg_value_t *)(block + header + columns_size);
+  char *text = (char *)(block + header + columns_size + values_size);
+  char *empty = text++;
+  *empty = '\0';
+  for (size_t i = 0; i < columns; i++) {
+    const char *column = result->columns[i];
+    if (column == NULL) {
+      page_columns[i] = (qreg_column_t){empty, empty};
+      continue;
+    }
+    size_t size = column_size(column);
+    memcpy(text, column, size);
+    page_columns[i].name = text;
+    page_columns[i].type_name = text + strlen(text) + 1;
+    text += size;
+  }
+  if (cells > 0) {
+    cursor_seek(result, offset, &cursor);
+    for (size_t cell = 0; cell < cells; cell++) {
+      if (cell % columns == 0)
+        cursor_row_start(&cursor);
+      qreg_value_t *value = &values[cell];
+      cursor_read_cell(&cursor, value);
+      if (value_has_bytes(value->type)) {
+        size_t len = value->v.s.len;
+        if (len > 0)
+          memcpy(text, value->v.s.ptr, len);
+        text[len] = '\0';
+        value->v.s.ptr = text;
+        text += len + 1;
+      }
+    }
+  }
+  page->column_count = columns;
+  page->columns = columns > 0 ? page_columns : NULL;
+  page->offset = offset;
+  page->row_count = count;
+  page->total_rows = result->row_count;
+  page->has_more = offset + count < result->row_count;
+  page->truncated = result->truncated;
+  page->values = cells > 0 ? values : NULL;
+  *out = page;
+  return 0;
+}
