@@ -152,13 +152,16 @@ static void wait_running(qreg_t *reg, const qreg_id_t *id) {
 /* Waits until every connection opened so far has been closed - not pooled:
    a connection whose statement was stopped is closed, and its close runs on
    a worker after the stop has settled. Fails after HANG_MS. */
+/* Waits until every connection is closed. A query stopped by the prune
+   timer (not by a call that waits) is released a moment after it vanished,
+   so in_use is polled too, not asserted at once. */
 static void wait_all_closed(qreg_t *reg) {
   for (unsigned waited = 0;; waited += 5) {
     qreg_stats_t stats;
     assert_int_equal(qreg_stats(reg, &stats), 0);
-    assert_int_equal(stats.connections_in_use, 0);
     assert_int_equal(stats.connections_idle, 0);
-    if (stats.connections_opened == stats.connections_closed)
+    if (stats.connections_in_use == 0 &&
+        stats.connections_opened == stats.connections_closed)
       return;
     assert_true(waited < HANG_MS);
     sleep_ms(5);

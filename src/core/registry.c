@@ -90,6 +90,9 @@ struct qreg {
   pthread_mutex_t lock;
   pthread_cond_t settled_cond; /* CLOCK_MONOTONIC */
   registry_state_t state;
+  _Atomic bool refusing;       /* state != REG_OPEN, readable without the lock:
+                                  calls after close say so before they
+                                  look at their arguments */
   bool shutdown_done;          /* closing: no connection, timers freed */
 
   /* Configuration, immutable after qreg_open (strings owned). */
@@ -751,6 +754,7 @@ int qreg_close(qreg_t *reg) {
     return qreg__fail(QREG_ECLOSED, "the registry is already closed");
   }
   reg->state = REG_CLOSING;
+  atomic_store(&reg->refusing, true);
   for (record_t *r = reg->store.all.head; r != NULL; r = r->all_next)
     record_stop_locked(reg, r, QREG_CANCELED, "canceled", "canceled: the registry is closing");
   pthread_cond_broadcast(&reg->settled_cond);
@@ -861,6 +865,8 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   if (reg == NULL || id_out == NULL)
     return qreg__fail(QREG_EINVAL, "registry and id_out are required");
   id_out->str[0] = '\0';
+  if (atomic_load(&reg->refusing))
+    return qreg__fail(QREG_ECLOSED, "the registry is closed");
   /* Checks that need no lock come first: the config is immutable. */
   int rc = check_sql(reg, sql, sql_len);
   if (rc == 0)
@@ -931,13 +937,10 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
 
 int qreg_execute(qreg_t *reg, const char *sql, const qreg_options_t *options, qreg_id_t *id_out) {
   qreg__clear_error();
-  if (sql == NULL) {
-    if (id_out)
-      id_out->str[0] = '\0';
-    return qreg__fail(QREG_EINVAL, "sql: NULL");
-  }
   if (reg == NULL)
     return qreg__fail(QREG_EINVAL, "registry: NULL");
+  if (sql == NULL)
+    return qreg_execute_n(reg, NULL, 0, options, id_out);
   /* Measure no further than the limit: an over-long string is refused
      without being read to its end. */
   size_t len = strnlen(sql, reg->config.max_sql_bytes + 1);
@@ -1106,6 +1109,8 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
   if (out)
     *out = NULL;
   qreg__clear_error();
+  if (reg != NULL && atomic_load(&reg->refusing))
+    return qreg__fail(QREG_ECLOSED, "the registry is closed");
   if (out == NULL)
     return qreg__fail(QREG_EINVAL, "out: NULL");
   qreg_list_filter_t f = {0};
