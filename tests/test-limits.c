@@ -141,7 +141,7 @@ static void byte_budget(void **state) {
   test_config(&config);
   config.max_result_bytes = 8192;
   qreg_t *reg = test_open(&config);
-  qreg_id_t first = test_execute_opts(reg, "rows=1000;cols=2;width=100", 0, 100, 0);
+  qreg_id_t first = test_execute_opts(reg, "rows=1000;cols=2;width=100", 0, 400, 0);
   assert_int_equal(test_wait(reg, &first), QREG_SUCCEEDED);
   bool truncated = false;
   uint64_t rows = snapshot_rows(reg, &first, &truncated);

@@ -37,7 +37,7 @@ static void check_gone(qreg_t *reg, const qreg_id_t *id) {
 static void prune_finished_query(void **state) {
   (void)state;
   qreg_t *reg = test_open(NULL);
-  qreg_id_t id = test_execute_opts(reg, "rows=2;tag=1", 0, 50, 0);
+  qreg_id_t id = test_execute_opts(reg, "rows=2;tag=1", 0, 400, 0); /* room for valgrind */
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
   test_wait_pruned(reg, &id);
   check_gone(reg, &id);
@@ -163,7 +163,7 @@ static void ttl_counts_from_last_change(void **state) {
 static void prune_only_expired(void **state) {
   (void)state;
   qreg_t *reg = test_open(NULL);
-  qreg_id_t short_lived = test_execute_opts(reg, "rows=1", 0, 30, 0);
+  qreg_id_t short_lived = test_execute_opts(reg, "rows=1", 0, 400, 0);
   qreg_id_t long_lived = test_execute_opts(reg, "rows=1", 0, 600000, 0);
   test_wait(reg, &short_lived);
   test_wait(reg, &long_lived);

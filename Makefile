@@ -1,0 +1,88 @@
+# Makefile - the commands a user types; CMake does the building.
+#
+#   make run       install missing packages, build, create build/demo.db and
+#                  run a query on it with `qreg query`
+#   make test      install missing packages, build, run every test (ctest)
+#   make asan      the tests in build-asan/ with ASan + UBSan
+#   make tsan      the tests in build-tsan/ with TSan
+#   make valgrind  the tests of build/ under valgrind (ctest -T memcheck)
+#   make deps      only install missing packages (or print the command to)
+#   make clean     remove every build directory (bench/run.sh's too)
+#
+# Each build directory is configured by CMake on every call (cheap) so that new
+# source files and newly installed npm packages are always picked up.
+SHELL := /bin/bash
+MAKEFLAGS += --no-print-directory
+JOBS ?= 2
+BUILD_TYPE ?= Debug
+TEST_TIMEOUT ?= 120
+# valgrind slows a test down 20-50 times; the per-test hang guard grows to match.
+VALGRIND_TEST_TIMEOUT ?= 900
+# gcc's TSan works on Debian 12; `rm -rf build-tsan; make tsan TSAN_CC=clang` switches (the
+# compiler is chosen when build-tsan/ is first configured).
+TSAN_CC ?= gcc
+
+DEMO_SQL ?= SELECT c.name AS city, c.country, count(o.id) AS orders, \
+  round(sum(o.amount), 2) AS revenue, max(o.created_at) AS last_order \
+  FROM cities c LEFT JOIN orders o ON o.city_id = c.id \
+  GROUP BY c.id ORDER BY revenue DESC NULLS LAST
+
+E2E_DIR := tests/e2e
+E2E_LOCK := $(wildcard $(E2E_DIR)/package-lock.json)
+
+# $(call configure_and_build,DIR,EXTRA CMAKE ARGS[,ENVIRONMENT])
+define configure_and_build
+	$(3) cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(2) >/dev/null
+	cmake --build $(1) -j $(JOBS)
+endef
+
+.PHONY: all build run test asan tsan valgrind deps e2e-deps clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+# npm packages of the end-to-end tests, pinned by their lock file.
+e2e-deps: deps
+ifneq ($(E2E_LOCK),)
+	@if [ ! -d $(E2E_DIR)/node_modules ] || \
+	    [ $(E2E_DIR)/package-lock.json -nt $(E2E_DIR)/node_modules ]; then \
+	  echo "npm ci in $(E2E_DIR)"; \
+	  (cd $(E2E_DIR) && npm ci --no-audit --no-fund) && \
+	  mkdir -p $(E2E_DIR)/node_modules && touch $(E2E_DIR)/node_modules; \
+	fi
+endif
+
+build: deps e2e-deps
+	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT))
+
+run: build
+	build/qreg query --db sqlite:build/demo.db '$(DEMO_SQL)'
+
+test: build
+	ctest --test-dir build --output-on-failure
+
+asan: deps e2e-deps
+	$(call configure_and_build,build-asan,-DQREG_SANITIZE=address -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT))
+	ctest --test-dir build-asan --output-on-failure
+
+tsan: deps e2e-deps
+	$(call configure_and_build,build-tsan,-DQREG_SANITIZE=thread -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT),CC=$(TSAN_CC))
+	ctest --test-dir build-tsan --output-on-failure
+
+# Node itself is not run under valgrind: the e2e label is left out. A valgrind
+# error or a definite/indirect leak makes the test exit 1, so ctest fails; the
+# valgrind logs of the failed runs are printed.
+valgrind: deps e2e-deps
+	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(VALGRIND_TEST_TIMEOUT))
+	@rm -f build/Testing/Temporary/MemoryChecker.*.log
+	@ctest --test-dir build -T memcheck -LE e2e --output-on-failure || { \
+	  for log in build/Testing/Temporary/MemoryChecker.*.log; do \
+	    if grep -qE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]|indirectly lost: [1-9]' "$$log"; then \
+	      echo "=== $$log"; cat "$$log"; \
+	    fi; \
+	  done; exit 1; }
+
+clean:
+	rm -rf build build-asan build-tsan build-bench

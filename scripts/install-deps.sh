@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh - makes sure every Debian package qreg needs to build,
+# test and check itself is installed. As root it installs the missing ones with
+# apt-get; otherwise it prints the exact command to run and exits 1. Prints
+# nothing when everything is there. Used by `make deps` (and so by `make run`,
+# `make test`) and by .ci/run.
+set -euo pipefail
+
+# package -> why
+#   build-essential, cmake, pkg-config   the build
+#   libuv1-dev libsqlite3-dev libpq-dev  the library (loop, SQLite, PostgreSQL)
+#   libjansson-dev                       the qreg program (JSON)
+#   libcmocka-dev                        the C tests
+#   postgresql                           initdb/pg_ctl for the test-pg-* tests
+#   valgrind                             make valgrind
+#   clang libclang-rt-14-dev             clang sanitizers and fuzzing
+#   nodejs npm                           the MCP end-to-end tests (tests/e2e)
+packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
+          libjansson-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
+          nodejs npm)
+
+# Whether a package is needed: installed packages are not, and neither are
+# nodejs/npm when the commands exist (a Node.js installed another way ships its
+# own npm, and Debian's npm package would conflict with it).
+is_missing() {
+  local package=$1
+  case "$package" in
+    nodejs) command -v node >/dev/null 2>&1 && return 1 ;;
+    npm) command -v npm >/dev/null 2>&1 && return 1 ;;
+  esac
+  local status
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [ "$status" != "install ok installed" ]
+}
+
+missing=()
+for package in "${packages[@]}"; do
+  if is_missing "$package"; then
+    missing+=("$package")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "qreg needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "Installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >&2
