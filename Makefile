@@ -1,11 +1,15 @@
 # Makefile - the commands a user types; CMake does the building.
 #
-#   make run       install missing packages, build, create build/demo.db and
-#                  run a query on it with `qreg query`
+#   make run       install missing packages, build, and start the main job: the
+#                  MCP server on stdio (`qreg mcp`) on the embedded SQLite
+#                  default database (DB=URL serves another one)
+#   make demo      build, create build/demo.db and run a query on it with
+#                  `qreg query`
 #   make test      install missing packages, build, run every test (ctest)
 #   make asan      the tests in build-asan/ with ASan + UBSan
 #   make tsan      the tests in build-tsan/ with TSan
 #   make valgrind  the tests of build/ under valgrind (ctest -T memcheck)
+#   make fuzz      the libFuzzer target of the MCP message handler, FUZZ_SECONDS
 #   make deps      only install missing packages (or print the command to)
 #   make clean     remove every build directory (bench/run.sh's too)
 #
@@ -36,7 +40,8 @@ define configure_and_build
 	cmake --build $(1) -j $(JOBS)
 endef
 
-.PHONY: all build run test asan tsan valgrind deps e2e-deps clean
+.PHONY: all build run demo test asan tsan valgrind fuzz deps e2e-deps clean
+FUZZ_SECONDS ?= 60
 
 all: build
 
@@ -58,6 +63,9 @@ build: deps e2e-deps
 	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT))
 
 run: build
+	build/qreg mcp $(if $(DB),--db '$(DB)')
+
+demo: build
 	build/qreg query --db sqlite:build/demo.db '$(DEMO_SQL)'
 
 test: build
@@ -84,5 +92,8 @@ valgrind: deps e2e-deps
 	    fi; \
 	  done; exit 1; }
 
+fuzz: deps
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan build-tsan build-bench
+	rm -rf build build-asan build-tsan build-fuzz build-bench

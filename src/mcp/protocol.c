@@ -1,0 +1,569 @@
+/*
+ * src/mcp/protocol.c - the MCP message handler (see protocol.h): which
+ * protocol revision serves each request, the initialize handshake, the
+ * per-request _meta of 2026-07-28, method dispatch to tools.c and tasks.c,
+ * the in-flight table behind notifications/cancelled.
+ *
+ * Eras. A request whose params._meta names io.modelcontextprotocol/
+ * protocolVersion is served statelessly by that revision (2026-07-28, the
+ * only modern one), whatever came before. Any other request is served by the
+ * revision the initialize handshake negotiated (2025-11-25 or 2025-06-18);
+ * before initialize, only ping is answered. Both eras may share one process.
+ */
+#include "mcp/protocol.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcp/tasks.h"
+#include "mcp/tools.h"
+
+#define META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CLIENT_CAPABILITIES "io.modelcontextprotocol/clientCapabilities"
+#define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+
+/* How long a blocked wait sleeps between two looks at its call's cancel flag. */
+#define WAIT_SLICE_MS 200
+/* Room kept for the response envelope around a result. */
+#define ENVELOPE_BYTES 128
+/* A result may always take at least this much, whatever the settings say. */
+#define MIN_BUDGET_BYTES 1024
+/* Caching hint for tools/list and server/discover: the tools of a process never change. */
+#define CACHE_TTL_MS 3600000
+
+static const char INSTRUCTIONS[] =
+    "qreg runs SQL in the background against one database. Start with list_tables and "
+    "describe_table to learn the schema; run SQL with execute_query, which returns a query_id "
+    "at once; poll get_query_status until the status is succeeded (or failed, canceled, "
+    "timeout); read rows with fetch_query_result, following next_offset while has_more is "
+    "true. Cancel a query you no longer need with cancel_query. Queries are read-only unless "
+    "the server was started with --allow-writes.";
+
+mcp_db_kind_t mcp_db_kind_of_url(const char *url) {
+  if (!url)
+    return MCP_DB_UNKNOWN;
+  if (strncmp(url, "sqlite:", 7) == 0)
+    return MCP_DB_SQLITE;
+  if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0 ||
+      strchr(url, '='))
+    return MCP_DB_POSTGRES;
+  return MCP_DB_UNKNOWN;
+}
+
+int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out) {
+  mcp_server_t *server = calloc(1, sizeof *server);
+  if (!server)
+    return QREG_ENOMEM;
+  server->reg = reg;
+  server->settings = *settings;
+  server->db_kind = mcp_db_kind_of_url(settings->db_url);
+  server->tools = mcp_tools_definitions(settings->allow_writes);
+  server->tasks = mcp_tasks_new();
+  if (!server->tools || !server->tasks) {
+    json_decref(server->tools);
+    mcp_tasks_free(server->tasks);
+    free(server);
+    return QREG_ENOMEM;
+  }
+  pthread_mutex_init(&server->mutex, NULL);
+  *out = server;
+  return 0;
+}
+
+void mcp_server_set_canceller(mcp_server_t *server, mcp_cancel_fn fn, void *ctx) {
+  server->cancel_query = fn;
+  server->cancel_ctx = ctx;
+}
+
+void mcp_server_set_logger(mcp_server_t *server, mcp_log_fn fn, void *ctx) {
+  server->log = fn;
+  server->log_ctx = ctx;
+}
+
+void mcp_server_free(mcp_server_t *server) {
+  if (!server)
+    return;
+  json_decref(server->tools);
+  mcp_tasks_free(server->tasks);
+  pthread_mutex_destroy(&server->mutex);
+  free(server);
+}
+
+__attribute__((format(printf, 2, 3))) static void logf_(mcp_server_t *server, const char *fmt,
+                                                        ...) {
+  if (!server->log)
+    return;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  server->log(server->log_ctx, line);
+}
+
+/* --- revisions and capabilities ---------------------------------------------------------- */
+
+static bool legacy_version(const char *version) {
+  return strcmp(version, MCP_VERSION_2025_11_25) == 0 ||
+         strcmp(version, MCP_VERSION_2025_06_18) == 0;
+}
+
+static json_t *supported_versions(void) {
+  return json_pack("[sss]", MCP_VERSION_2026_07_28, MCP_VERSION_2025_11_25, MCP_VERSION_2025_06_18);
+}
+
+static json_t *server_info(void) {
+  return json_pack("{s:s, s:s, s:s}", "name", MCP_SERVER_NAME, "title",
+                   "qreg: asynchronous SQL query registry", "version", QREG_VERSION_STRING);
+}
+
+static json_t *capabilities(bool modern, const char *version) {
+  json_t *caps = json_pack("{s:{s:b}}", "tools", "listChanged", 0);
+  if (modern)
+    json_object_set_new(caps, "extensions", json_pack("{s:{}}", MCP_TASKS_EXTENSION));
+  else if (strcmp(version, MCP_VERSION_2025_11_25) == 0)
+    json_object_set_new(
+        caps, "tasks",
+        json_pack("{s:{}, s:{}, s:{s:{s:{}}}}", "list", "cancel", "requests", "tools", "call"));
+  return caps;
+}
+
+bool mcp_call_has_legacy_tasks(const mcp_call_t *call) {
+  return !call->modern && strcmp(call->version, MCP_VERSION_2025_11_25) == 0;
+}
+
+/* --- calls -------------------------------------------------------------------------------- */
+
+void mcp_call_fail(mcp_call_t *call, int code, json_t *data, const char *fmt, ...) {
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  free(call->error_message);
+  json_decref(call->error_data);
+  call->error_code = code;
+  call->error_message = strdup(message);
+  call->error_data = data;
+}
+
+json_t *mcp_call_param(const mcp_call_t *call, const char *name) {
+  return json_object_get(call->msg.params, name);
+}
+
+bool mcp_call_attach_query(mcp_call_t *call, const char *query_id) {
+  mcp_server_t *server = call->server;
+  pthread_mutex_lock(&server->mutex);
+  bool ok = !call->cancelled;
+  if (ok) {
+    call->has_query = true;
+    snprintf(call->query.str, sizeof call->query.str, "%s", query_id);
+  }
+  pthread_mutex_unlock(&server->mutex);
+  return ok;
+}
+
+void mcp_call_detach_query(mcp_call_t *call) {
+  pthread_mutex_lock(&call->server->mutex);
+  call->has_query = false;
+  pthread_mutex_unlock(&call->server->mutex);
+}
+
+bool mcp_call_cancelled(mcp_call_t *call) {
+  pthread_mutex_lock(&call->server->mutex);
+  bool cancelled = call->cancelled;
+  pthread_mutex_unlock(&call->server->mutex);
+  return cancelled;
+}
+
+int mcp_call_wait(mcp_call_t *call, const char *query_id, qreg_status_t *status) {
+  /* In slices, so that a client giving up on this request (its
+     notifications/cancelled) frees the thread even when no query of ours
+     is behind the wait (tasks/result). */
+  for (;;) {
+    if (mcp_call_cancelled(call))
+      return 1;
+    int rc = qreg_wait(call->server->reg, query_id, WAIT_SLICE_MS, status);
+    if (rc != QREG_ETIMEDOUT)
+      return rc < 0 ? rc : 0;
+  }
+}
+
+static void call_free(mcp_call_t *call) {
+  mcp_message_clear(&call->msg);
+  free(call->error_message);
+  json_decref(call->error_data);
+  free(call);
+}
+
+/* Takes the call out of the in-flight table; true if it was cancelled. */
+static bool call_unregister(mcp_call_t *call) {
+  mcp_server_t *server = call->server;
+  pthread_mutex_lock(&server->mutex);
+  for (mcp_call_t **p = &server->inflight; *p; p = &(*p)->next) {
+    if (*p == call) {
+      *p = call->next;
+      break;
+    }
+  }
+  bool cancelled = call->cancelled;
+  pthread_mutex_unlock(&server->mutex);
+  return cancelled;
+}
+
+/* --- replies -------------------------------------------------------------------------------- */
+
+static char *dump_reply(json_t *msg, size_t *len) {
+  char *line = mcp_jsonrpc_dump_line(msg, len);
+  json_decref(msg);
+  return line;
+}
+
+static char *error_reply(json_t *id, int code, const char *message, json_t *data, size_t *len) {
+  return dump_reply(mcp_jsonrpc_error(id, code, message, data), len);
+}
+
+char *mcp_server_oversized_reply(mcp_server_t *server, size_t size, size_t *reply_len) {
+  char message[256];
+  snprintf(message, sizeof message,
+           "Invalid Request: a message of %zu bytes or more exceeds the limit of %zu bytes "
+           "(qreg mcp --max-message-bytes)",
+           size, server->settings.max_message_bytes);
+  return error_reply(NULL, MCP_INVALID_REQUEST, message, NULL, reply_len);
+}
+
+/* Adds what every 2026-07-28 result carries: resultType and serverInfo. */
+static void decorate_modern(json_t *result, const char *result_type) {
+  if (!json_object_get(result, "resultType"))
+    json_object_set_new(result, "resultType", json_string(result_type ? result_type : "complete"));
+  json_t *meta = json_object_get(result, "_meta");
+  if (!json_is_object(meta)) {
+    meta = json_object();
+    json_object_set_new(result, "_meta", meta);
+  }
+  json_object_set_new(meta, META_SERVER_INFO, server_info());
+}
+
+/* --- receiving ------------------------------------------------------------------------------ */
+
+static char *handle_initialize(mcp_server_t *server, const mcp_message_t *msg, size_t *len) {
+  json_t *requested = json_object_get(msg->params, "protocolVersion");
+  if (!json_is_string(requested))
+    return error_reply(msg->id, MCP_INVALID_PARAMS,
+                       "Invalid params: initialize needs protocolVersion (a string)", NULL, len);
+  json_t *caps = json_object_get(msg->params, "capabilities");
+  if (caps && !json_is_object(caps))
+    return error_reply(msg->id, MCP_INVALID_PARAMS,
+                       "Invalid params: capabilities must be an object", NULL, len);
+  /* The requested revision if we speak it, else our latest legacy one: the
+     client decides whether it can live with that. */
+  const char *version = legacy_version(json_string_value(requested)) ? json_string_value(requested)
+                                                                     : MCP_VERSION_2025_11_25;
+  pthread_mutex_lock(&server->mutex);
+  char previous[sizeof server->session_version];
+  memcpy(previous, server->session_version, sizeof previous);
+  if (!previous[0])
+    snprintf(server->session_version, sizeof server->session_version, "%s", version);
+  pthread_mutex_unlock(&server->mutex);
+  if (previous[0]) {
+    char message[160];
+    snprintf(message, sizeof message,
+             "Invalid Request: already initialized (protocol %s); one initialize per process",
+             previous);
+    return error_reply(msg->id, MCP_INVALID_REQUEST, message, NULL, len);
+  }
+  json_t *client = json_object_get(json_object_get(msg->params, "clientInfo"), "name");
+  logf_(server, "initialize: protocol %s (client asked %.40s), client %.80s", version,
+        json_string_value(requested), json_is_string(client) ? json_string_value(client) : "?");
+  json_t *result = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", version, "capabilities",
+                             capabilities(false, version), "serverInfo", server_info(),
+                             "instructions", INSTRUCTIONS);
+  return dump_reply(mcp_jsonrpc_result(msg->id, result), len);
+}
+
+static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) {
+  if (strcmp(msg->method, "notifications/cancelled") != 0)
+    return; /* notifications/initialized and others need nothing from us */
+  json_t *request_id = json_object_get(msg->params, "requestId");
+  if (!request_id)
+    return;
+  qreg_id_t query;
+  bool found = false;
+  bool has_query = false;
+  pthread_mutex_lock(&server->mutex);
+  for (mcp_call_t *call = server->inflight; call; call = call->next) {
+    if (json_equal(call->msg.id, request_id)) {
+      found = true;
+      call->cancelled = true;
+      has_query = call->has_query;
+      query = call->query;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&server->mutex);
+  json_t *reason = json_object_get(msg->params, "reason");
+  if (found)
+    logf_(server, "request cancelled by the client%s%.200s%s", json_is_string(reason) ? " (" : "",
+          json_is_string(reason) ? json_string_value(reason) : "",
+          json_is_string(reason) ? ")" : "");
+  if (!has_query)
+    return;
+  if (server->cancel_query)
+    server->cancel_query(server->cancel_ctx, query.str);
+  else
+    (void)qreg_cancel(server->reg, query.str, NULL);
+}
+
+/* Reads the 2026-07-28 request metadata into the call; returns an error line
+   when it is malformed or names a revision we do not serve. */
+static char *read_modern_meta(mcp_call_t *call, json_t *meta, json_t *version, size_t *len) {
+  json_t *id = call->msg.id;
+  if (!json_is_string(version))
+    return error_reply(id, MCP_INVALID_PARAMS,
+                       "Invalid params: _meta." META_PROTOCOL_VERSION " must be a string", NULL,
+                       len);
+  if (strcmp(json_string_value(version), MCP_VERSION_2026_07_28) != 0) {
+    json_t *data = json_pack("{s:o, s:O}", "supported", supported_versions(), "requested", version);
+    return error_reply(id, MCP_UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version", data,
+                       len);
+  }
+  json_t *caps = json_object_get(meta, META_CLIENT_CAPABILITIES);
+  if (!json_is_object(caps))
+    return error_reply(id, MCP_INVALID_PARAMS,
+                       "Invalid params: _meta." META_CLIENT_CAPABILITIES
+                       " (an object) is required with protocol 2026-07-28",
+                       NULL, len);
+  call->modern = true;
+  snprintf(call->version, sizeof call->version, "%s", MCP_VERSION_2026_07_28);
+  json_t *extension = json_object_get(json_object_get(caps, "extensions"), MCP_TASKS_EXTENSION);
+  call->client_tasks = json_is_object(extension);
+  return NULL;
+}
+
+mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t len, char **reply,
+                               size_t *reply_len) {
+  *reply = NULL;
+  *reply_len = 0;
+  mcp_message_t msg;
+  mcp_rpc_error_t err;
+  if (mcp_message_parse(data, len, &msg, &err) != 0) {
+    logf_(server, "bad message (%d): %s", err.code, err.message);
+    *reply = error_reply(err.id, err.code, err.message, err.data, reply_len);
+    err.data = NULL;
+    mcp_rpc_error_clear(&err);
+    return NULL;
+  }
+  if (msg.kind == MCP_MESSAGE_RESPONSE) {
+    /* We send no requests, so no response can be ours. */
+    mcp_message_clear(&msg);
+    return NULL;
+  }
+  if (msg.kind == MCP_MESSAGE_NOTIFICATION) {
+    handle_notification(server, &msg);
+    mcp_message_clear(&msg);
+    return NULL;
+  }
+  if (strcmp(msg.method, "initialize") == 0) {
+    *reply = handle_initialize(server, &msg, reply_len);
+    mcp_message_clear(&msg);
+    return NULL;
+  }
+  mcp_call_t *call = calloc(1, sizeof *call);
+  if (!call) {
+    *reply =
+        error_reply(msg.id, MCP_INTERNAL_ERROR, "Internal error: out of memory", NULL, reply_len);
+    mcp_message_clear(&msg);
+    return NULL;
+  }
+  call->server = server;
+  call->msg = msg;
+  json_t *meta = json_object_get(msg.params, "_meta");
+  json_t *version = json_object_get(meta, META_PROTOCOL_VERSION);
+  if (meta && !json_is_object(meta)) {
+    *reply = error_reply(msg.id, MCP_INVALID_PARAMS, "Invalid params: _meta must be an object",
+                         NULL, reply_len);
+  } else if (version) {
+    *reply = read_modern_meta(call, meta, version, reply_len);
+  } else {
+    pthread_mutex_lock(&server->mutex);
+    snprintf(call->version, sizeof call->version, "%s", server->session_version);
+    pthread_mutex_unlock(&server->mutex);
+    if (strcmp(msg.method, "ping") == 0) {
+      *reply = dump_reply(mcp_jsonrpc_result(msg.id, json_object()), reply_len);
+    } else if (!call->version[0] && strcmp(msg.method, "server/discover") != 0) {
+      json_t *supported = json_pack("{s:o}", "supported", supported_versions());
+      *reply = error_reply(msg.id, MCP_INVALID_PARAMS,
+                           "Invalid params: not initialized. Send initialize first (protocol "
+                           "2025-11-25 or 2025-06-18), or name the protocol in every request's "
+                           "params._meta[\"" META_PROTOCOL_VERSION "\"] (2026-07-28)",
+                           supported, reply_len);
+    }
+  }
+  if (*reply) {
+    call_free(call);
+    return NULL;
+  }
+  size_t id_size = mcp_json_size(msg.id);
+  size_t overhead = id_size + ENVELOPE_BYTES;
+  call->budget = server->settings.max_response_bytes > overhead + MIN_BUDGET_BYTES
+                     ? server->settings.max_response_bytes - overhead
+                     : MIN_BUDGET_BYTES;
+  pthread_mutex_lock(&server->mutex);
+  call->next = server->inflight;
+  server->inflight = call;
+  pthread_mutex_unlock(&server->mutex);
+  return call;
+}
+
+/* --- running -------------------------------------------------------------------------------- */
+
+static json_t *method_tools_call(mcp_call_t *call) {
+  json_t *name = mcp_call_param(call, "name");
+  json_t *arguments = mcp_call_param(call, "arguments");
+  if (!json_is_string(name)) {
+    mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Invalid params: name (a string) is required");
+    return NULL;
+  }
+  if (arguments && !json_is_null(arguments) && !json_is_object(arguments)) {
+    mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Invalid params: arguments must be an object");
+    return NULL;
+  }
+  if (json_is_null(arguments))
+    arguments = NULL;
+  const char *tool = json_string_value(name);
+  json_t *task = mcp_call_param(call, "task");
+  if (task && json_is_null(task))
+    task = NULL;
+  if (mcp_call_has_legacy_tasks(call) && task) {
+    if (!mcp_tools_task_capable(tool)) {
+      mcp_call_fail(call, MCP_METHOD_NOT_FOUND, NULL,
+                    "Method not found: tool '%.100s' cannot run as a task (only execute_query "
+                    "can)",
+                    tool);
+      return NULL;
+    }
+    return mcp_tasks_create(call, arguments, task);
+  }
+  /* 2026-07-28: the server decides. A client that declared the tasks
+     extension gets execute_query as a task, since a query may run long. */
+  if (call->modern && call->client_tasks && mcp_tools_task_capable(tool))
+    return mcp_tasks_create(call, arguments, NULL);
+  return mcp_tools_call(call, tool, arguments);
+}
+
+static bool require_tasks(mcp_call_t *call, bool legacy_allowed) {
+  if (call->modern) {
+    if (call->client_tasks)
+      return true;
+    json_t *data =
+        json_pack("{s:{s:{s:{}}}}", "requiredCapabilities", "extensions", MCP_TASKS_EXTENSION);
+    mcp_call_fail(call, MCP_MISSING_CLIENT_CAPABILITY, data,
+                  "Missing required client capability: extensions." MCP_TASKS_EXTENSION);
+    return false;
+  }
+  if (legacy_allowed && mcp_call_has_legacy_tasks(call))
+    return true;
+  mcp_call_fail(call, MCP_METHOD_NOT_FOUND, NULL, "Method not found: %s (not in protocol %s)",
+                call->msg.method, call->version);
+  return false;
+}
+
+static json_t *dispatch(mcp_call_t *call) {
+  const char *method = call->msg.method;
+  if (strcmp(method, "tools/list") == 0) {
+    json_t *cursor = mcp_call_param(call, "cursor");
+    if (cursor && !json_is_null(cursor)) {
+      mcp_call_fail(call, MCP_INVALID_PARAMS, NULL,
+                    "Invalid params: invalid cursor (every tool fits on one page)");
+      return NULL;
+    }
+    json_t *result = mcp_tools_list(call);
+    if (call->modern) {
+      json_object_set_new(result, "ttlMs", json_integer(CACHE_TTL_MS));
+      json_object_set_new(result, "cacheScope", json_string("public"));
+    }
+    return result;
+  }
+  if (strcmp(method, "tools/call") == 0)
+    return method_tools_call(call);
+  if (strcmp(method, "server/discover") == 0)
+    return json_pack("{s:o, s:o, s:s, s:i, s:s}", "supportedVersions", supported_versions(),
+                     "capabilities", capabilities(true, MCP_VERSION_2026_07_28), "instructions",
+                     INSTRUCTIONS, "ttlMs", CACHE_TTL_MS, "cacheScope", "public");
+  if (strcmp(method, "tasks/get") == 0)
+    return require_tasks(call, true) ? mcp_tasks_get(call) : NULL;
+  if (strcmp(method, "tasks/cancel") == 0)
+    return require_tasks(call, true) ? mcp_tasks_cancel(call) : NULL;
+  if (strcmp(method, "tasks/result") == 0 || strcmp(method, "tasks/list") == 0) {
+    if (call->modern) {
+      mcp_call_fail(call, MCP_METHOD_NOT_FOUND, NULL,
+                    "Method not found: %s (removed from the tasks extension of 2026-07-28; "
+                    "poll tasks/get)",
+                    method);
+      return NULL;
+    }
+    if (!require_tasks(call, true))
+      return NULL;
+    return method[6] == 'r' ? mcp_tasks_result(call) : mcp_tasks_list(call);
+  }
+  if (strcmp(method, "tasks/update") == 0)
+    return require_tasks(call, false) ? mcp_tasks_update(call) : NULL;
+  if (strcmp(method, "ping") == 0) {
+    mcp_call_fail(call, MCP_METHOD_NOT_FOUND, NULL,
+                  "Method not found: ping (removed in protocol 2026-07-28)");
+    return NULL;
+  }
+  mcp_call_fail(call, MCP_METHOD_NOT_FOUND, NULL, "Method not found: %.200s", method);
+  return NULL;
+}
+
+char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len) {
+  *reply_len = 0;
+  json_t *result = dispatch(call);
+  bool cancelled = call_unregister(call);
+  char *line = NULL;
+  if (cancelled) {
+    /* The client gave up on it: no response is due. */
+    json_decref(result);
+  } else if (result) {
+    if (call->modern || strcmp(call->msg.method, "server/discover") == 0)
+      decorate_modern(result, call->result_type);
+    line = dump_reply(mcp_jsonrpc_result(call->msg.id, result), reply_len);
+  } else {
+    json_t *data = call->error_data;
+    call->error_data = NULL;
+    line =
+        error_reply(call->msg.id, call->error_code ? call->error_code : MCP_INTERNAL_ERROR,
+                    call->error_message ? call->error_message : "Internal error", data, reply_len);
+  }
+  (void)server;
+  call_free(call);
+  return line;
+}
+
+char *mcp_server_refuse(mcp_server_t *server, mcp_call_t *call, const char *why,
+                        size_t *reply_len) {
+  (void)server;
+  call_unregister(call);
+  char *line = error_reply(call->msg.id, MCP_INTERNAL_ERROR, why, NULL, reply_len);
+  call_free(call);
+  return line;
+}
+
+bool mcp_server_idle(mcp_server_t *server) {
+  pthread_mutex_lock(&server->mutex);
+  bool idle = server->inflight == NULL;
+  pthread_mutex_unlock(&server->mutex);
+  return idle;
+}
+
+char *mcp_server_handle_message(mcp_server_t *server, const char *data, size_t len,
+                                size_t *reply_len) {
+  char *reply = NULL;
+  mcp_call_t *call = mcp_server_receive(server, data, len, &reply, reply_len);
+  if (call)
+    reply = mcp_server_run(server, call, reply_len);
+  return reply;
+}

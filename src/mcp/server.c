@@ -1,0 +1,813 @@
+/*
+ * src/mcp/server.c - `qreg mcp`: the MCP server process on stdio. Parses the
+ * options (command line over environment), opens the registry, and runs the
+ * message handler of protocol.c on newline-delimited JSON-RPC from standard
+ * input, answering on standard output; logs go to standard error only.
+ *
+ * Threads, all started and joined here:
+ *  - main: the reader. Reads standard input, hands each line to
+ *    mcp_server_receive() in order (so notifications/cancelled and
+ *    initialize take effect at once) and queues the requests.
+ *  - handlers: a pool that grows from HANDLERS_MIN to HANDLERS_MAX threads
+ *    while every thread is busy, so that a tasks/result waiting on a slow
+ *    query, or a slow list_tables, never holds up other requests.
+ *  - the canceller: runs qreg_cancel() for notifications/cancelled, which
+ *    the reader must not wait for.
+ *  - the signal thread: takes SIGINT, SIGTERM and SIGHUP with sigwait() and
+ *    wakes the reader through a pipe. These signals (and SIGPIPE, so that a
+ *    closed stdout is an EPIPE, not a death) are blocked in every thread
+ *    before any starts; no code runs in a signal handler.
+ *
+ * One mutex (output_mutex) around standard output: each response is written
+ * whole, one line, never interleaved.
+ *
+ * Shutdown (end of input, or a signal): qreg_close() cancels every query and
+ * releases every connection, which also ends every wait; then the pool is
+ * drained and joined, the final registry counters logged as
+ * "qreg: closed: connections opened=N closed=N ..." and the process exits 0.
+ *
+ * Owns: the registry (opened, closed, destroyed here), the message handler,
+ * every thread above, the queues and the wake pipe.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mcp/mcp.h"
+#include "mcp/protocol.h"
+
+#define HANDLERS_MIN 4
+#define HANDLERS_MAX 64
+/* Requests waiting for a handler at most; more are refused with an error
+   rather than queued without bound. */
+#define QUEUE_MAX 1024
+#define READ_CHUNK 65536
+#define DEFAULT_MAX_MESSAGE_BYTES ((size_t)16 << 20)
+#define DEFAULT_MAX_RESPONSE_BYTES ((size_t)1 << 20)
+#define MIN_RESPONSE_BYTES ((size_t)4096)
+#define POLL_INTERVAL_MS 500
+#define MAX_SECONDS UINT64_C(31536000)
+#define STOP_SIGNAL SIGUSR1
+/* At end of input, requests already read get this long to be answered
+   (`printf '...' | qreg mcp` works) before the registry is closed under
+   whatever still waits. */
+#define DRAIN_MS 2000
+
+/* --- options ------------------------------------------------------------------------ */
+
+typedef struct mcp_options {
+  char *db_url;             /* owned */
+  bool db_is_default;       /* no --db and no QREG_DB */
+  uint64_t max_connections; /* 0: registry default */
+  uint64_t timeout_ms;
+  uint64_t ttl_ms;
+  uint64_t max_rows;
+  bool allow_writes;
+  uint64_t max_message_bytes;
+  uint64_t max_response_bytes;
+  bool help;
+} mcp_options_t;
+
+static void usage(FILE *out) {
+  qreg_config_t defaults;
+  qreg_config_init(&defaults);
+  fprintf(out,
+          "Usage: qreg mcp [--db URL] [OPTIONS]\n"
+          "\n"
+          "Serves a qreg registry to an MCP client (Claude Desktop, Claude Code, agents built\n"
+          "on the MCP SDKs) over stdio: newline-delimited JSON-RPC 2.0 on standard input and\n"
+          "output, logs on standard error. Protocol revisions 2025-06-18 and 2025-11-25\n"
+          "(initialize handshake, tasks) and 2026-07-28 (stateless, tasks extension).\n"
+          "Tools: execute_query, get_query_status, fetch_query_result, cancel_query,\n"
+          "list_queries, list_tables, describe_table.\n"
+          "\n"
+          "Options (each also from the environment variable shown; the command line wins):\n"
+          "  --db URL                  QREG_DB      sqlite:PATH, postgres://..., or a libpq\n"
+          "                            conninfo. Default: sqlite:$XDG_DATA_HOME/qreg/qreg.db\n"
+          "                            (~/.local/share/qreg/qreg.db), created empty if missing\n"
+          "  --max-connections N       QREG_MAX_CONNECTIONS  database connections at once (%u)\n"
+          "  --timeout S               QREG_TIMEOUT  default query timeout in seconds (%llu)\n"
+          "  --ttl S                   QREG_TTL      keep finished queries S seconds (%llu)\n"
+          "  --max-rows N              QREG_MAX_ROWS rows kept per result (%llu)\n"
+          "  --allow-writes            QREG_ALLOW_WRITES=1  allow statements that write\n"
+          "                            (default: every query is read-only)\n"
+          "  --max-message-bytes N     QREG_MAX_MESSAGE_BYTES  longest request line (%zu)\n"
+          "  --max-response-bytes N    QREG_MAX_RESPONSE_BYTES  largest page or list response;\n"
+          "                            longer ones stop early and say where to go on (%zu)\n"
+          "  -h, --help                show this help\n"
+          "\n"
+          "Ends on end of input, SIGINT or SIGTERM: every query is canceled and every\n"
+          "connection closed first; exit status 0. Exit status 1: the registry could not be\n"
+          "opened; 2: bad usage.\n"
+          "\n"
+          "Register with Claude Code:  claude mcp add qreg -- qreg mcp --db sqlite:/path/app.db\n",
+          defaults.max_connections, (unsigned long long)(defaults.default_timeout_ms / 1000),
+          (unsigned long long)(defaults.default_ttl_ms / 1000),
+          (unsigned long long)defaults.default_max_rows, DEFAULT_MAX_MESSAGE_BYTES,
+          DEFAULT_MAX_RESPONSE_BYTES);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("qreg mcp: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\nTry 'qreg mcp --help'.\n", stderr);
+  return 2;
+}
+
+/* Decimal digits only, no overflow. */
+static bool parse_count(const char *text, uint64_t *out) {
+  if (!text || !*text)
+    return false;
+  uint64_t value = 0;
+  for (const char *p = text; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return false;
+    uint64_t digit = (uint64_t)(*p - '0');
+    if (value > (UINT64_MAX - digit) / 10)
+      return false;
+    value = value * 10 + digit;
+  }
+  *out = value;
+  return true;
+}
+
+/* Seconds with up to three decimals ("30", "0.5"), above 0 and at most a year. */
+static bool parse_seconds(const char *text, uint64_t *ms_out) {
+  const char *dot = strchr(text, '.');
+  char whole_text[32];
+  size_t whole_len = dot ? (size_t)(dot - text) : strlen(text);
+  if (whole_len == 0 || whole_len >= sizeof whole_text)
+    return false;
+  memcpy(whole_text, text, whole_len);
+  whole_text[whole_len] = '\0';
+  uint64_t whole;
+  if (!parse_count(whole_text, &whole) || whole > MAX_SECONDS)
+    return false;
+  uint64_t ms = whole * 1000;
+  if (dot) {
+    size_t digits = strlen(dot + 1);
+    uint64_t fraction;
+    if (digits == 0 || digits > 3 || !parse_count(dot + 1, &fraction))
+      return false;
+    for (size_t i = digits; i < 3; i++)
+      fraction *= 10;
+    ms += fraction;
+  }
+  if (ms == 0 || ms > MAX_SECONDS * 1000)
+    return false;
+  *ms_out = ms;
+  return true;
+}
+
+static bool parse_bool(const char *text, bool *out) {
+  if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on"))
+    *out = true;
+  else if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "no") ||
+           !strcmp(text, "off") || !*text)
+    *out = false;
+  else
+    return false;
+  return true;
+}
+
+/* One option that takes a value: its flag, environment variable and parser. */
+typedef enum value_kind {
+  VALUE_URL,
+  VALUE_COUNT,
+  VALUE_SECONDS
+} value_kind_t;
+
+typedef struct value_option {
+  const char *flag;
+  const char *env;
+  value_kind_t kind;
+  size_t offset; /* of the uint64_t (or char *) in mcp_options_t */
+  uint64_t min;
+  uint64_t max;
+} value_option_t;
+
+static const value_option_t VALUE_OPTIONS[] = {
+    {"--db", "QREG_DB", VALUE_URL, offsetof(mcp_options_t, db_url), 0, 0},
+    {"--max-connections", "QREG_MAX_CONNECTIONS", VALUE_COUNT,
+     offsetof(mcp_options_t, max_connections), 1, 10000},
+    {"--timeout", "QREG_TIMEOUT", VALUE_SECONDS, offsetof(mcp_options_t, timeout_ms), 0, 0},
+    {"--ttl", "QREG_TTL", VALUE_SECONDS, offsetof(mcp_options_t, ttl_ms), 0, 0},
+    {"--max-rows", "QREG_MAX_ROWS", VALUE_COUNT, offsetof(mcp_options_t, max_rows), 1,
+     UINT64_C(1000000000)},
+    {"--max-message-bytes", "QREG_MAX_MESSAGE_BYTES", VALUE_COUNT,
+     offsetof(mcp_options_t, max_message_bytes), 1024, (uint64_t)1 << 30},
+    {"--max-response-bytes", "QREG_MAX_RESPONSE_BYTES", VALUE_COUNT,
+     offsetof(mcp_options_t, max_response_bytes), MIN_RESPONSE_BYTES, (uint64_t)1 << 30},
+};
+#define VALUE_OPTION_COUNT (sizeof VALUE_OPTIONS / sizeof VALUE_OPTIONS[0])
+
+/* Stores value for option; returns 0 or prints and returns 2. `from` names
+   where it came from, for the message. */
+static int set_value(mcp_options_t *options, const value_option_t *o, const char *value,
+                     const char *from) {
+  char *base = (char *)options + o->offset;
+  if (o->kind == VALUE_URL) {
+    if (!*value)
+      return usage_error("%s: the URL is empty", from);
+    char **url = (char **)(void *)base;
+    free(*url);
+    *url = strdup(value);
+    return *url ? 0 : usage_error("out of memory");
+  }
+  uint64_t parsed;
+  if (o->kind == VALUE_SECONDS) {
+    if (!parse_seconds(value, &parsed))
+      return usage_error("%s: expected seconds above 0 and at most a year (30, 0.5), not '%s'",
+                         from, value);
+  } else if (!parse_count(value, &parsed) || parsed < o->min || parsed > o->max) {
+    return usage_error("%s: expected a whole number from %llu to %llu, not '%s'", from,
+                       (unsigned long long)o->min, (unsigned long long)o->max, value);
+  }
+  memcpy(base, &parsed, sizeof parsed);
+  return 0;
+}
+
+static int parse_options(int argc, char **argv, mcp_options_t *options) {
+  memset(options, 0, sizeof *options);
+  /* The environment first, so that the command line overrides it. */
+  for (size_t i = 0; i < VALUE_OPTION_COUNT; i++) {
+    const char *value = getenv(VALUE_OPTIONS[i].env);
+    if (value && *value) {
+      int rc = set_value(options, &VALUE_OPTIONS[i], value, VALUE_OPTIONS[i].env);
+      if (rc)
+        return rc;
+    }
+  }
+  const char *writes = getenv("QREG_ALLOW_WRITES");
+  if (writes && !parse_bool(writes, &options->allow_writes))
+    return usage_error("QREG_ALLOW_WRITES: expected 1, true, yes, 0, false or no, not '%s'",
+                       writes);
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+      options->help = true;
+      continue;
+    }
+    if (!strcmp(arg, "--allow-writes")) {
+      options->allow_writes = true;
+      continue;
+    }
+    const value_option_t *match = NULL;
+    const char *value = NULL;
+    for (size_t k = 0; k < VALUE_OPTION_COUNT && !match; k++) {
+      size_t n = strlen(VALUE_OPTIONS[k].flag);
+      if (strncmp(arg, VALUE_OPTIONS[k].flag, n) != 0)
+        continue;
+      if (arg[n] == '=') {
+        match = &VALUE_OPTIONS[k];
+        value = arg + n + 1;
+      } else if (arg[n] == '\0') {
+        match = &VALUE_OPTIONS[k];
+        if (i + 1 >= argc)
+          return usage_error("%s needs a value", arg);
+        value = argv[++i];
+      }
+    }
+    if (!match)
+      return usage_error("unknown argument '%s'", arg);
+    int rc = set_value(options, match, value, match->flag);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+/* The default database, sqlite:$XDG_DATA_HOME/qreg/qreg.db. Read-only
+   connections need the file to exist, and an empty file is an empty SQLite
+   database: it is created (with its directory) so the server starts and
+   list_tables answers [] rather than every query failing. An explicit --db
+   is never created: a typo there should fail loudly. */
+static int default_database(mcp_options_t *options) {
+  const char *data_home = getenv("XDG_DATA_HOME");
+  const char *home = getenv("HOME");
+  char dir[PATH_MAX];
+  if (data_home && data_home[0] == '/')
+    snprintf(dir, sizeof dir, "%s/qreg", data_home);
+  else if (home && home[0] == '/')
+    snprintf(dir, sizeof dir, "%s/.local/share/qreg", home);
+  else
+    snprintf(dir, sizeof dir, ".");
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/qreg.db", dir);
+  /* mkdir -p, each level 0700: the data of one user. */
+  for (char *p = dir + 1; *p; p++) {
+    if (*p == '/') {
+      *p = '\0';
+      (void)mkdir(dir, 0700);
+      *p = '/';
+    }
+  }
+  (void)mkdir(dir, 0700);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    close(fd);
+    fprintf(stderr, "qreg mcp: created an empty database %s\n", path);
+  } else if (errno != EEXIST) {
+    fprintf(stderr, "qreg mcp: cannot create %s: %s\n", path, strerror(errno));
+  }
+  size_t size = strlen(path) + 8;
+  options->db_url = malloc(size);
+  if (!options->db_url)
+    return -1;
+  snprintf(options->db_url, size, "sqlite:%s", path);
+  options->db_is_default = true;
+  return 0;
+}
+
+/* --- the process ------------------------------------------------------------------------ */
+
+typedef struct job {
+  mcp_call_t *call; /* owned until run */
+  struct job *next;
+} job_t;
+
+typedef struct cancel_item {
+  qreg_id_t id;
+  struct cancel_item *next;
+} cancel_item_t;
+
+typedef struct runtime {
+  qreg_t *reg;          /* owned */
+  mcp_server_t *server; /* owned */
+  const char *db_url;   /* borrowed from the options */
+
+  pthread_mutex_t output_mutex; /* one response at a time on stdout */
+  bool output_broken;           /* under output_mutex: stdout is gone */
+
+  pthread_mutex_t mutex; /* guards the pool, the job queue and the cancel queue */
+  pthread_cond_t work;   /* a job was queued, or stopping */
+  job_t *head;           /* owned */
+  job_t *tail;
+  size_t queued;
+  pthread_t handlers[HANDLERS_MAX];
+  unsigned handler_count;
+  unsigned idle;
+  bool stopping;
+
+  pthread_cond_t cancel_work;
+  cancel_item_t *cancels; /* owned */
+  pthread_t canceller;
+  bool canceller_started;
+
+  pthread_t signal_thread;
+  bool signal_started;
+  int wake[2];                 /* owned: the signal thread writes, the reader polls */
+  _Atomic int signal_received; /* the first shutdown signal, 0 before */
+
+  mcp_line_buffer_t lines; /* owned, reader only */
+} runtime_t;
+
+static void log_line(void *ctx, const char *message) {
+  (void)ctx;
+  fprintf(stderr, "qreg mcp: %s\n", message);
+}
+
+static void write_output(runtime_t *rt, const char *line, size_t len) {
+  pthread_mutex_lock(&rt->output_mutex);
+  while (!rt->output_broken && len > 0) {
+    ssize_t n = write(STDOUT_FILENO, line, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      rt->output_broken = true;
+      fprintf(stderr, "qreg mcp: standard output is closed (%s); responses are dropped\n",
+              n < 0 ? strerror(errno) : "no progress");
+      break;
+    }
+    line += n;
+    len -= (size_t)n;
+  }
+  pthread_mutex_unlock(&rt->output_mutex);
+}
+
+static void send_reply(runtime_t *rt, char *reply, size_t len) {
+  if (reply) {
+    write_output(rt, reply, len);
+    free(reply);
+  }
+}
+
+/* --- handler pool --------------------------------------------------------------------------- */
+
+static void *handler_main(void *arg) {
+  runtime_t *rt = arg;
+  pthread_mutex_lock(&rt->mutex);
+  for (;;) {
+    while (!rt->head && !rt->stopping) {
+      rt->idle++;
+      pthread_cond_wait(&rt->work, &rt->mutex);
+      rt->idle--;
+    }
+    if (!rt->head)
+      break; /* stopping, and nothing left to answer */
+    job_t *job = rt->head;
+    rt->head = job->next;
+    if (!rt->head)
+      rt->tail = NULL;
+    rt->queued--;
+    pthread_mutex_unlock(&rt->mutex);
+    size_t len = 0;
+    char *reply = mcp_server_run(rt->server, job->call, &len);
+    free(job);
+    send_reply(rt, reply, len);
+    pthread_mutex_lock(&rt->mutex);
+  }
+  pthread_mutex_unlock(&rt->mutex);
+  return NULL;
+}
+
+/* Under rt->mutex. */
+static bool start_handler_locked(runtime_t *rt) {
+  if (rt->handler_count >= HANDLERS_MAX)
+    return false;
+  if (pthread_create(&rt->handlers[rt->handler_count], NULL, handler_main, rt) != 0)
+    return false;
+  rt->handler_count++;
+  return true;
+}
+
+static void enqueue(runtime_t *rt, mcp_call_t *call) {
+  job_t *job = malloc(sizeof *job);
+  pthread_mutex_lock(&rt->mutex);
+  if (!job || rt->queued >= QUEUE_MAX || rt->handler_count == 0) {
+    pthread_mutex_unlock(&rt->mutex);
+    free(job);
+    size_t len = 0;
+    char *reply = mcp_server_refuse(rt->server, call,
+                                    "Internal error: server overloaded (too many requests in "
+                                    "flight); retry later",
+                                    &len);
+    send_reply(rt, reply, len);
+    return;
+  }
+  job->call = call;
+  job->next = NULL;
+  if (rt->tail)
+    rt->tail->next = job;
+  else
+    rt->head = job;
+  rt->tail = job;
+  rt->queued++;
+  /* Grow while every handler is busy: a blocked tasks/result must not
+     starve the requests behind it. */
+  if (rt->idle < rt->queued)
+    (void)start_handler_locked(rt);
+  pthread_cond_signal(&rt->work);
+  pthread_mutex_unlock(&rt->mutex);
+}
+
+/* --- canceller ------------------------------------------------------------------------------- */
+
+static void request_cancel(void *ctx, const char *query_id) {
+  runtime_t *rt = ctx;
+  cancel_item_t *item = calloc(1, sizeof *item);
+  if (!item)
+    return;
+  snprintf(item->id.str, sizeof item->id.str, "%s", query_id);
+  pthread_mutex_lock(&rt->mutex);
+  item->next = rt->cancels;
+  rt->cancels = item;
+  pthread_cond_signal(&rt->cancel_work);
+  pthread_mutex_unlock(&rt->mutex);
+}
+
+static void *canceller_main(void *arg) {
+  runtime_t *rt = arg;
+  pthread_mutex_lock(&rt->mutex);
+  for (;;) {
+    while (!rt->cancels && !rt->stopping)
+      pthread_cond_wait(&rt->cancel_work, &rt->mutex);
+    cancel_item_t *item = rt->cancels;
+    if (!item)
+      break;
+    rt->cancels = item->next;
+    pthread_mutex_unlock(&rt->mutex);
+    (void)qreg_cancel(rt->reg, item->id.str, NULL);
+    free(item);
+    pthread_mutex_lock(&rt->mutex);
+  }
+  pthread_mutex_unlock(&rt->mutex);
+  return NULL;
+}
+
+/* --- signals --------------------------------------------------------------------------------- */
+
+static void shutdown_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+  sigaddset(set, STOP_SIGNAL);
+}
+
+static void *signal_main(void *arg) {
+  runtime_t *rt = arg;
+  sigset_t set;
+  shutdown_signals(&set);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0)
+      continue;
+    if (sig == STOP_SIGNAL)
+      return NULL;
+    if (atomic_load(&rt->signal_received)) {
+      fprintf(stderr, "qreg mcp: second signal %d: exiting at once\n", sig);
+      _exit(1);
+    }
+    atomic_store(&rt->signal_received, sig);
+    ssize_t n;
+    do {
+      n = write(rt->wake[1], "x", 1);
+    } while (n < 0 && errno == EINTR);
+  }
+}
+
+/* --- the reader ------------------------------------------------------------------------------ */
+
+static void on_line(void *ctx, const char *line, size_t len) {
+  runtime_t *rt = ctx;
+  size_t i = 0;
+  while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+    i++;
+  if (i == len)
+    return; /* blank lines are not messages */
+  char *reply = NULL;
+  size_t reply_len = 0;
+  mcp_call_t *call = mcp_server_receive(rt->server, line, len, &reply, &reply_len);
+  send_reply(rt, reply, reply_len);
+  if (call)
+    enqueue(rt, call);
+}
+
+static void on_oversized(void *ctx, size_t size) {
+  runtime_t *rt = ctx;
+  fprintf(stderr, "qreg mcp: dropped a message of %zu bytes or more\n", size);
+  size_t len = 0;
+  char *reply = mcp_server_oversized_reply(rt->server, size, &len);
+  send_reply(rt, reply, len);
+}
+
+/* Reads standard input until its end (returns true) or a shutdown signal. */
+static bool read_input(runtime_t *rt) {
+  mcp_line_sink_t sink = {.line = on_line, .oversized = on_oversized, .ctx = rt};
+  char *chunk = malloc(READ_CHUNK);
+  bool end_of_input = false;
+  if (!chunk)
+    return false;
+  for (;;) {
+    struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                            {.fd = rt->wake[0], .events = POLLIN}};
+    int ready = poll(fds, 2, -1);
+    if (ready < 0) {
+      if (errno == EINTR)
+        continue;
+      fprintf(stderr, "qreg mcp: poll: %s\n", strerror(errno));
+      break;
+    }
+    if (fds[1].revents) {
+      fprintf(stderr, "qreg mcp: signal %d: shutting down\n", atomic_load(&rt->signal_received));
+      break;
+    }
+    if (!fds[0].revents)
+      continue;
+    ssize_t n = read(STDIN_FILENO, chunk, READ_CHUNK);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (n <= 0) {
+      mcp_line_buffer_finish(&rt->lines, &sink);
+      fprintf(stderr, "qreg mcp: end of input: shutting down\n");
+      end_of_input = true;
+      break;
+    }
+    (void)mcp_line_buffer_feed(&rt->lines, chunk, (size_t)n, &sink);
+  }
+  free(chunk);
+  return end_of_input;
+}
+
+/* Gives the requests in flight up to DRAIN_MS to be answered; a signal
+   cuts it short. */
+static void drain(runtime_t *rt) {
+  struct pollfd wake = {.fd = rt->wake[0], .events = POLLIN};
+  for (int waited = 0; waited < DRAIN_MS && !mcp_server_idle(rt->server); waited += 10) {
+    if (poll(&wake, 1, 10) > 0)
+      break;
+  }
+}
+
+/* --- final report ------------------------------------------------------------------------------ */
+
+/* Open descriptors of this process on the SQLite database (and its -wal,
+   -shm files), from /proc/self/fd; -1 when that cannot be read. After
+   qreg_close() it must be 0: proof that no SQLite connection leaked. */
+static long database_fds(const char *db_url) {
+  if (mcp_db_kind_of_url(db_url) != MCP_DB_SQLITE)
+    return -1;
+  const char *path = db_url + 7;
+  if (strncmp(path, "//", 2) == 0)
+    path += 2;
+  char real[PATH_MAX];
+  if (!realpath(path, real))
+    return -1;
+  size_t real_len = strlen(real);
+  DIR *dir = opendir("/proc/self/fd");
+  if (!dir)
+    return -1;
+  long count = 0;
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] == '.')
+      continue;
+    char link[sizeof "/proc/self/fd/" + sizeof entry->d_name];
+    char target[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%s", entry->d_name);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+      continue;
+    target[n] = '\0';
+    if (strncmp(target, real, real_len) == 0 &&
+        (target[real_len] == '\0' || !strcmp(target + real_len, "-wal") ||
+         !strcmp(target + real_len, "-shm") || !strcmp(target + real_len, "-journal")))
+      count++;
+  }
+  closedir(dir);
+  return count;
+}
+
+static void report_final_stats(runtime_t *rt) {
+  qreg_stats_t stats;
+  if (qreg_stats(rt->reg, &stats) < 0) {
+    fprintf(stderr, "qreg: closed: stats unavailable\n");
+    return;
+  }
+  char fds[48] = "";
+  long open_fds = database_fds(rt->db_url);
+  if (open_fds >= 0)
+    snprintf(fds, sizeof fds, " database_fds=%ld", open_fds);
+  fprintf(stderr, "qreg: closed: connections opened=%llu closed=%llu connect_failures=%llu%s\n",
+          (unsigned long long)stats.connections_opened,
+          (unsigned long long)stats.connections_closed, (unsigned long long)stats.connect_failures,
+          fds);
+}
+
+/* --- main ------------------------------------------------------------------------------------- */
+
+static int run(runtime_t *rt, const mcp_options_t *options) {
+  qreg_config_t config;
+  qreg_config_init(&config);
+  config.db_url = options->db_url;
+  if (options->max_connections)
+    config.max_connections = (unsigned)options->max_connections;
+  if (options->timeout_ms)
+    config.default_timeout_ms = options->timeout_ms;
+  if (options->ttl_ms)
+    config.default_ttl_ms = options->ttl_ms;
+  if (options->max_rows)
+    config.default_max_rows = options->max_rows;
+  config.allow_writes = options->allow_writes;
+  config.application_name = "qreg-mcp";
+  int rc = qreg_open(&config, &rt->reg);
+  if (rc < 0) {
+    fprintf(stderr, "qreg mcp: cannot open the registry for %s: %s\n", options->db_url,
+            qreg_last_error()[0] ? qreg_last_error() : qreg_strerror(rc));
+    return 1;
+  }
+  mcp_settings_t settings = {
+      .db_url = options->db_url,
+      .max_message_bytes = options->max_message_bytes ? (size_t)options->max_message_bytes
+                                                      : DEFAULT_MAX_MESSAGE_BYTES,
+      .max_response_bytes = options->max_response_bytes ? (size_t)options->max_response_bytes
+                                                        : DEFAULT_MAX_RESPONSE_BYTES,
+      .poll_interval_ms = POLL_INTERVAL_MS,
+      .ttl_ms = config.default_ttl_ms,
+      .timeout_ms = config.default_timeout_ms,
+      .allow_writes = config.allow_writes,
+  };
+  if (mcp_server_new(rt->reg, &settings, &rt->server) < 0) {
+    fprintf(stderr, "qreg mcp: out of memory\n");
+    qreg_destroy(rt->reg);
+    return 1;
+  }
+  mcp_server_set_canceller(rt->server, request_cancel, rt);
+  mcp_server_set_logger(rt->server, log_line, rt);
+  mcp_line_buffer_init(&rt->lines, settings.max_message_bytes);
+  fprintf(stderr, "qreg mcp: serving %s (%s, up to %u connections) on stdio\n", options->db_url,
+          config.allow_writes ? "writes allowed" : "read-only", config.max_connections);
+
+  pthread_mutex_lock(&rt->mutex);
+  for (unsigned i = 0; i < HANDLERS_MIN; i++)
+    (void)start_handler_locked(rt);
+  pthread_mutex_unlock(&rt->mutex);
+  rt->canceller_started = pthread_create(&rt->canceller, NULL, canceller_main, rt) == 0;
+  if (!rt->canceller_started)
+    mcp_server_set_canceller(rt->server, NULL, NULL); /* cancel inline, then */
+
+  if (read_input(rt))
+    drain(rt);
+
+  /* Stop every query and release every connection; every wait ends. */
+  (void)qreg_close(rt->reg);
+  pthread_mutex_lock(&rt->mutex);
+  rt->stopping = true;
+  pthread_cond_broadcast(&rt->work);
+  pthread_cond_broadcast(&rt->cancel_work);
+  unsigned count = rt->handler_count;
+  pthread_mutex_unlock(&rt->mutex);
+  for (unsigned i = 0; i < count; i++)
+    pthread_join(rt->handlers[i], NULL);
+  if (rt->canceller_started)
+    pthread_join(rt->canceller, NULL);
+  while (rt->cancels) {
+    cancel_item_t *next = rt->cancels->next;
+    free(rt->cancels);
+    rt->cancels = next;
+  }
+  report_final_stats(rt);
+  mcp_line_buffer_free(&rt->lines);
+  mcp_server_free(rt->server);
+  qreg_destroy(rt->reg);
+  return 0;
+}
+
+int qreg_mcp_main(int argc, char **argv) {
+  mcp_options_t options;
+  int rc = parse_options(argc, argv, &options);
+  if (rc) {
+    free(options.db_url);
+    return rc;
+  }
+  if (options.help) {
+    usage(stdout);
+    free(options.db_url);
+    return 0;
+  }
+  if (!options.db_url && default_database(&options) < 0) {
+    fprintf(stderr, "qreg mcp: out of memory\n");
+    return 1;
+  }
+
+  /* Block the shutdown signals (taken by the signal thread) and SIGPIPE (a
+     closed stdout becomes EPIPE) before any thread exists, the registry's
+     included, so every thread inherits the mask. */
+  sigset_t blocked;
+  shutdown_signals(&blocked);
+  sigaddset(&blocked, SIGPIPE);
+  sigset_t previous;
+  pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+
+  runtime_t *rt = calloc(1, sizeof *rt);
+  if (!rt || pipe(rt->wake) != 0) {
+    fprintf(stderr, "qreg mcp: cannot set up: %s\n", strerror(errno));
+    free(rt);
+    free(options.db_url);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    return 1;
+  }
+  (void)fcntl(rt->wake[0], F_SETFD, FD_CLOEXEC);
+  (void)fcntl(rt->wake[1], F_SETFD, FD_CLOEXEC);
+  rt->db_url = options.db_url;
+  pthread_mutex_init(&rt->output_mutex, NULL);
+  pthread_mutex_init(&rt->mutex, NULL);
+  pthread_cond_init(&rt->work, NULL);
+  pthread_cond_init(&rt->cancel_work, NULL);
+  rt->signal_started = pthread_create(&rt->signal_thread, NULL, signal_main, rt) == 0;
+
+  rc = run(rt, &options);
+
+  if (rt->signal_started) {
+    pthread_kill(rt->signal_thread, STOP_SIGNAL);
+    pthread_join(rt->signal_thread, NULL);
+  }
+  close(rt->wake[0]);
+  close(rt->wake[1]);
+  pthread_cond_destroy(&rt->cancel_work);
+  pthread_cond_destroy(&rt->work);
+  pthread_mutex_destroy(&rt->mutex);
+  pthread_mutex_destroy(&rt->output_mutex);
+  free(rt);
+  free(options.db_url);
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  return rc;
+}

@@ -1,0 +1,1260 @@
+/*
+ * src/mcp/tools.c - the seven tools of `qreg mcp`: definitions, argument
+ * checking, handlers, and the JSON forms of snapshots and result pages.
+ *
+ * Every tool answers with a CallToolResult: structuredContent (matching the
+ * tool's outputSchema) plus the same JSON as text for clients that only show
+ * text. Mistakes a model can correct (bad arguments, unknown query ids, SQL
+ * errors) are results with isError and a JSON error object as text, never
+ * protocol errors. A result never exceeds the call's byte budget: pages and
+ * lists stop early and say where to continue.
+ *
+ * Owns nothing across calls; each handler frees what it takes from the registry.
+ */
+#include "mcp/tools.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows a page holds when the caller does not say (fetch and task results). */
+#define TOOLS_DEFAULT_PAGE_ROWS 100
+#define TOOLS_MAX_PAGE_ROWS 10000
+#define TOOLS_DEFAULT_LIST_LIMIT 20
+#define TOOLS_MAX_LIST_LIMIT 100
+/* SQL shown per query in list_queries: enough to recognise it. */
+#define TOOLS_LIST_SQL_BYTES 200
+/* Catalog queries (list_tables, describe_table) are short-lived bookkeeping:
+   they give up sooner and are pruned sooner than user queries. */
+#define TOOLS_CATALOG_TIMEOUT_MS UINT64_C(30000)
+#define TOOLS_CATALOG_TTL_MS UINT64_C(60000)
+#define TOOLS_CATALOG_MAX_ROWS 10000
+/* timeout_seconds above a year is a typo, not a wish. */
+#define TOOLS_MAX_TIMEOUT_S 31536000.0
+
+/* --- JSON values ----------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t utf8_sequence(const unsigned char *p, size_t n) {
+  unsigned c = p[0];
+  if (c < 0x80)
+    return 1;
+  size_t len;
+  unsigned min;
+  unsigned cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2, min = 0x80, cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3, min = 0x800, cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4, min = 0x10000, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+/* A JSON string of text from the database. JSON text must be UTF-8, and a
+   database can hold anything: invalid bytes become U+FFFD rather than
+   making the whole answer fail. */
+json_t *mcp_json_text(const char *s, size_t len) {
+  json_t *value = json_stringn(s, len);
+  if (value)
+    return value;
+  char *clean = malloc(len * 3 + 1);
+  if (!clean)
+    return json_null();
+  size_t out = 0;
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+    if (n == 0) {
+      memcpy(clean + out, "\xEF\xBF\xBD", 3);
+      out += 3;
+      i++;
+    } else {
+      memcpy(clean + out, s + i, n);
+      out += n;
+      i += n;
+    }
+  }
+  value = json_stringn(clean, out);
+  free(clean);
+  return value ? value : json_null();
+}
+
+/* Bytes as standard base64 with padding. */
+static json_t *base64_json(const unsigned char *bytes, size_t len) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t out_len = (len + 2) / 3 * 4;
+  char *out = malloc(out_len + 1);
+  if (!out)
+    return json_null();
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 3) {
+    unsigned b0 = bytes[i];
+    unsigned b1 = i + 1 < len ? bytes[i + 1] : 0;
+    unsigned b2 = i + 2 < len ? bytes[i + 2] : 0;
+    out[o++] = alphabet[b0 >> 2];
+    out[o++] = alphabet[((b0 & 3) << 4) | (b1 >> 4)];
+    out[o++] = i + 1 < len ? alphabet[((b1 & 15) << 2) | (b2 >> 6)] : '=';
+    out[o++] = i + 2 < len ? alphabet[b2 & 63] : '=';
+  }
+  json_t *value = json_stringn(out, o);
+  free(out);
+  return value;
+}
+
+static json_t *value_json(const qreg_value_t *v) {
+  switch (v->type) {
+  case QREG_TYPE_INT:
+    return json_integer((json_int_t)v->v.i);
+  case QREG_TYPE_FLOAT:
+    /* JSON has no infinities or NaN: name them. */
+    if (isnan(v->v.f))
+      return json_string("NaN");
+    if (isinf(v->v.f))
+      return json_string(v->v.f > 0 ? "Infinity" : "-Infinity");
+    return json_real(v->v.f);
+  case QREG_TYPE_BOOL:
+    return json_boolean(v->v.b);
+  case QREG_TYPE_TEXT:
+    return mcp_json_text(v->v.s.ptr, v->v.s.len);
+  case QREG_TYPE_BYTES:
+    return base64_json((const unsigned char *)v->v.s.ptr, v->v.s.len);
+  case QREG_TYPE_JSON: {
+    json_t *parsed = json_loadb(v->v.s.ptr, v->v.s.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    return parsed ? parsed : mcp_json_text(v->v.s.ptr, v->v.s.len);
+  }
+  case QREG_TYPE_NULL:
+  default:
+    return json_null();
+  }
+}
+
+/* RFC 3339 time, or null when the event has not happened. */
+static json_t *time_json(int64_t ms) {
+  if (ms == 0)
+    return json_null();
+  char buf[40];
+  qreg_format_time(ms, buf, sizeof buf);
+  return json_string(buf);
+}
+
+static json_t *columns_json(const qreg_column_t *columns, size_t count) {
+  json_t *array = json_array();
+  for (size_t i = 0; i < count; i++)
+    json_array_append_new(
+        array,
+        json_pack("{s:o, s:o}", "name", mcp_json_text(columns[i].name, strlen(columns[i].name)),
+                  "type", mcp_json_text(columns[i].type_name, strlen(columns[i].type_name))));
+  return array;
+}
+
+static json_t *error_json(const qreg_snapshot_t *s) {
+  if (!s->has_error)
+    return json_null();
+  const qreg_error_t *e = &s->error;
+  json_t *error = json_pack("{s:s, s:o}", "type", e->type[0] ? e->type : "internal", "message",
+                            mcp_json_text(e->message, strlen(e->message)));
+  if (e->code[0])
+    json_object_set_new(error, "code", mcp_json_text(e->code, strlen(e->code)));
+  if (e->detail[0])
+    json_object_set_new(error, "detail", mcp_json_text(e->detail, strlen(e->detail)));
+  if (e->hint[0])
+    json_object_set_new(error, "hint", mcp_json_text(e->hint, strlen(e->hint)));
+  return error;
+}
+
+/* The longest prefix of s of at most max bytes that ends on a character boundary. */
+static size_t utf8_prefix(const char *s, size_t len, size_t max) {
+  if (len <= max)
+    return len;
+  size_t cut = max;
+  while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+    cut--;
+  return cut;
+}
+
+/* A snapshot as get_query_status shows it (full) or list_queries lists it. */
+static json_t *snapshot_json(const qreg_snapshot_t *s, bool full) {
+  json_t *obj = json_object();
+  json_object_set_new(obj, "query_id", json_string(s->id.str));
+  json_object_set_new(obj, "status", json_string(qreg_status_name(s->status)));
+  size_t sql_len = strlen(s->sql);
+  if (full) {
+    json_object_set_new(obj, "sql", mcp_json_text(s->sql, sql_len));
+  } else {
+    size_t cut = utf8_prefix(s->sql, sql_len, TOOLS_LIST_SQL_BYTES);
+    json_t *sql = mcp_json_text(s->sql, cut);
+    if (cut < sql_len) {
+      char *shown = malloc(cut + 4);
+      if (shown) {
+        memcpy(shown, s->sql, cut);
+        memcpy(shown + cut, "\xE2\x80\xA6", 3); /* "…" */
+        json_decref(sql);
+        sql = mcp_json_text(shown, cut + 3);
+        free(shown);
+      }
+    }
+    json_object_set_new(obj, "sql", sql);
+  }
+  json_object_set_new(obj, "created_at", time_json(s->created_ms));
+  if (full) {
+    json_object_set_new(obj, "started_at", time_json(s->started_ms));
+  }
+  json_object_set_new(obj, "finished_at", time_json(s->finished_ms));
+  if (full) {
+    json_object_set_new(obj, "updated_at", time_json(s->updated_ms));
+    json_object_set_new(obj, "expires_at", time_json(s->expires_ms));
+  }
+  json_object_set_new(obj, "elapsed_ms", json_integer(s->elapsed_ms));
+  json_object_set_new(obj, "row_count", json_integer((json_int_t)s->row_count));
+  json_object_set_new(obj, "truncated", json_boolean(s->truncated));
+  if (full) {
+    json_object_set_new(obj, "columns", columns_json(s->columns, s->column_count));
+    json_object_set_new(obj, "backend_id",
+                        s->backend_id[0] ? json_string(s->backend_id) : json_null());
+  }
+  json_object_set_new(obj, "error", error_json(s));
+  return obj;
+}
+
+/* --- results ---------------------------------------------------------------------- */
+
+/* A successful CallToolResult: structured (stolen) plus the same JSON as text. */
+static json_t *ok_result(json_t *structured) {
+  char *text = json_dumps(structured, JSON_COMPACT);
+  json_t *result = json_pack("{s:[{s:s, s:s}], s:o, s:b}", "content", "type", "text", "text",
+                             text ? text : "{}", "structuredContent", structured, "isError", 0);
+  free(text);
+  return result;
+}
+
+json_t *mcp_tools_error_result(const char *type, const char *code, const char *message) {
+  json_t *error =
+      json_pack("{s:s, s:o}", "type", type, "message", mcp_json_text(message, strlen(message)));
+  if (code && code[0])
+    json_object_set_new(error, "code", mcp_json_text(code, strlen(code)));
+  json_t *wrapper = json_pack("{s:o}", "error", error);
+  char *text = json_dumps(wrapper, JSON_COMPACT);
+  json_decref(wrapper);
+  json_t *result = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
+                             text ? text : message, "isError", 1);
+  free(text);
+  return result;
+}
+
+__attribute__((format(printf, 1, 2))) static json_t *invalid_argument(const char *fmt, ...) {
+  char message[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  return mcp_tools_error_result("invalid_argument", NULL, message);
+}
+
+/* A registry failure as a tool error. The message is copied at once:
+   qreg_last_error() lasts only until the next qreg call on this thread. */
+static json_t *registry_error(int code, const char *what) {
+  const char *type;
+  switch (code) {
+  case QREG_ENOTFOUND:
+    type = "not_found";
+    break;
+  case QREG_EINVAL:
+    type = "invalid_argument";
+    break;
+  case QREG_EFULL:
+    type = "too_many_queries";
+    break;
+  case QREG_ETOOBIG:
+    type = "sql_too_large";
+    break;
+  case QREG_ECLOSED:
+    type = "closed";
+    break;
+  case QREG_ENOTREADY:
+    type = "not_ready";
+    break;
+  case QREG_ERANGE:
+    type = "out_of_range";
+    break;
+  default:
+    type = "internal";
+    break;
+  }
+  const char *detail = qreg_last_error();
+  char message[768];
+  snprintf(message, sizeof message, "%s: %s", what, detail[0] ? detail : qreg_strerror(code));
+  return mcp_tools_error_result(type, NULL, message);
+}
+
+/* Builds ok_result(structured) after trimming structured[key] (an array)
+   from its end until the result fits budget; sets "truncated" when it trims.
+   Used where a shorter answer is still right (catalog lists). */
+static json_t *ok_result_trimmed(json_t *structured, const char *key, size_t budget) {
+  json_t *array = json_object_get(structured, key);
+  json_t *result = ok_result(json_incref(structured));
+  while (mcp_json_size(result) > budget && json_array_size(array) > 0) {
+    size_t size = mcp_json_size(result);
+    size_t n = json_array_size(array);
+    size_t keep = (size_t)((double)n * (double)budget / (double)size * 0.9);
+    if (keep >= n)
+      keep = n - 1;
+    while (json_array_size(array) > keep)
+      json_array_remove(array, json_array_size(array) - 1);
+    json_object_set_new(structured, "truncated", json_true());
+    json_decref(result);
+    result = ok_result(json_incref(structured));
+  }
+  json_decref(structured);
+  return result;
+}
+
+/*
+ * Puts as many rows of page as fit into structured (stolen) and returns the
+ * result: "rows", "row_count", "has_more", "next_offset". The estimate from
+ * row sizes is checked against the real size and shrunk until it fits.
+ */
+static json_t *page_result(json_t *structured, const qreg_page_t *page, size_t budget) {
+  size_t total = (size_t)page->row_count;
+  json_t *all_rows = json_array();
+  size_t *sizes = calloc(total ? total : 1, sizeof *sizes);
+  for (size_t r = 0; r < total; r++) {
+    json_t *row = json_array();
+    for (size_t c = 0; c < page->column_count; c++)
+      json_array_append_new(row, value_json(&page->values[r * page->column_count + c]));
+    if (sizes)
+      sizes[r] = mcp_json_size(row) + 1;
+    json_array_append_new(all_rows, row);
+  }
+  json_object_set_new(structured, "offset", json_integer((json_int_t)page->offset));
+  json_object_set_new(structured, "total_rows", json_integer((json_int_t)page->total_rows));
+  json_object_set_new(structured, "truncated", json_boolean(page->truncated));
+  /* The rows appear twice (structuredContent and its text, where every quote
+     is escaped): start from what that estimate allows. */
+  size_t base = mcp_json_size(structured) * 2 + 256;
+  size_t n = 0;
+  size_t used = base;
+  while (n < total && sizes && used + sizes[n] * 2 + sizes[n] / 4 <= budget) {
+    used += sizes[n] * 2 + sizes[n] / 4;
+    n++;
+  }
+  if (!sizes)
+    n = total;
+  json_t *result = NULL;
+  for (;;) {
+    json_t *rows = json_array();
+    for (size_t r = 0; r < n; r++)
+      json_array_append(rows, json_array_get(all_rows, r));
+    bool has_more = n < total || page->has_more;
+    json_object_set_new(structured, "rows", rows);
+    json_object_set_new(structured, "row_count", json_integer((json_int_t)n));
+    json_object_set_new(structured, "has_more", json_boolean(has_more));
+    json_object_set_new(structured, "next_offset",
+                        has_more ? json_integer((json_int_t)(page->offset + n)) : json_null());
+    result = ok_result(json_incref(structured));
+    size_t size = mcp_json_size(result);
+    if (size <= budget || n == 0)
+      break;
+    json_decref(result);
+    size_t shrunk = (size_t)((double)n * (double)budget / (double)size * 0.95);
+    n = shrunk < n ? shrunk : n - 1;
+  }
+  if (n == 0 && total > 0) {
+    json_decref(result);
+    char message[256];
+    snprintf(message, sizeof message,
+             "the row at offset %llu alone is larger than the response limit of %zu bytes "
+             "(qreg mcp --max-response-bytes)",
+             (unsigned long long)page->offset, budget);
+    result = mcp_tools_error_result("row_too_large", NULL, message);
+  }
+  free(sizes);
+  json_decref(all_rows);
+  json_decref(structured);
+  return result;
+}
+
+/* --- arguments -------------------------------------------------------------------- */
+
+/* NULL if every member of args is one of names; else the first that is not. */
+static const char *unknown_argument(json_t *args, const char *const *names) {
+  const char *key;
+  json_t *value;
+  json_object_foreach(args, key, value) {
+    bool known = false;
+    for (const char *const *n = names; *n; n++)
+      if (strcmp(key, *n) == 0)
+        known = true;
+    if (!known)
+      return key;
+  }
+  return NULL;
+}
+
+/* Looks up a string argument without NUL bytes. 1 found, 0 absent, -1 wrong
+   type (*error set). */
+static int arg_string(json_t *args, const char *name, const char **out, size_t *len,
+                      json_t **error) {
+  json_t *value = json_object_get(args, name);
+  if (!value || json_is_null(value))
+    return 0;
+  if (!json_is_string(value)) {
+    *error = invalid_argument("%s: expected a string", name);
+    return -1;
+  }
+  *out = json_string_value(value);
+  *len = json_string_length(value);
+  return 1;
+}
+
+/* A whole number in [min, max]. 1 found, 0 absent, -1 invalid (*error set). */
+static int arg_count(json_t *args, const char *name, uint64_t min, uint64_t max, uint64_t *out,
+                     json_t **error) {
+  json_t *value = json_object_get(args, name);
+  if (!value || json_is_null(value))
+    return 0;
+  double number;
+  if (json_is_integer(value))
+    number = (double)json_integer_value(value);
+  else if (json_is_real(value) && json_real_value(value) == floor(json_real_value(value)))
+    number = json_real_value(value);
+  else
+    number = -1;
+  if (number < (double)min || number > (double)max) {
+    *error = invalid_argument("%s: expected a whole number from %llu to %llu", name,
+                              (unsigned long long)min, (unsigned long long)max);
+    return -1;
+  }
+  *out = json_is_integer(value) ? (uint64_t)json_integer_value(value) : (uint64_t)number;
+  return 1;
+}
+
+/* The query_id argument: required, the id of a query. */
+static bool arg_query_id(json_t *args, const char **id, json_t **error) {
+  size_t len = 0;
+  int found = arg_string(args, "query_id", id, &len, error);
+  if (found < 0)
+    return false;
+  if (found == 0) {
+    *error = invalid_argument("query_id: required (the id execute_query returned)");
+    return false;
+  }
+  if (len != QREG_ID_LEN || strlen(*id) != len) {
+    *error = mcp_tools_error_result("not_found", NULL,
+                                    "query_id: not a query id (ids are 36-character UUIDs "
+                                    "returned by execute_query)");
+    return false;
+  }
+  return true;
+}
+
+/* --- execute_query ----------------------------------------------------------------- */
+
+int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg_id_t *id,
+                           json_t **tool_error) {
+  static const char *const names[] = {"sql", "timeout_seconds", "max_rows", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown) {
+    *tool_error = invalid_argument("unknown argument '%s' (execute_query takes sql, "
+                                   "timeout_seconds, max_rows)",
+                                   unknown);
+    return -1;
+  }
+  const char *sql = NULL;
+  size_t sql_len = 0;
+  int found = arg_string(args, "sql", &sql, &sql_len, tool_error);
+  if (found < 0)
+    return -1;
+  if (found == 0) {
+    *tool_error = invalid_argument("sql: required (one SQL statement)");
+    return -1;
+  }
+  qreg_options_t options;
+  qreg_options_init(&options);
+  json_t *timeout = json_object_get(args, "timeout_seconds");
+  if (timeout && !json_is_null(timeout)) {
+    double seconds = json_number_value(timeout);
+    if (!json_is_number(timeout) || !(seconds > 0) || seconds > TOOLS_MAX_TIMEOUT_S) {
+      *tool_error = invalid_argument("timeout_seconds: expected a number above 0 and at "
+                                     "most a year");
+      return -1;
+    }
+    options.timeout_ms = (uint64_t)ceil(seconds * 1000.0);
+  }
+  if (arg_count(args, "max_rows", 1, UINT64_C(1000000000), &options.max_rows, tool_error) < 0)
+    return -1;
+  options.ttl_ms = ttl_ms;
+  options.allow_writes = call->server->settings.allow_writes;
+  int rc = qreg_execute_n(call->server->reg, sql, sql_len, &options, id);
+  if (rc < 0) {
+    *tool_error = registry_error(rc, "execute_query");
+    return -1;
+  }
+  return 0;
+}
+
+static json_t *tool_execute_query(mcp_call_t *call, json_t *args) {
+  qreg_id_t id;
+  json_t *error = NULL;
+  if (mcp_tools_submit_query(call, args, 0, &id, &error) < 0)
+    return error;
+  qreg_snapshot_t *snap = NULL;
+  const char *status = "pending";
+  if (qreg_snapshot(call->server->reg, id.str, &snap) == 0)
+    status = qreg_status_name(snap->status);
+  json_t *structured = json_pack("{s:s, s:s}", "query_id", id.str, "status", status);
+  qreg_snapshot_free(snap);
+  return ok_result(structured);
+}
+
+json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t budget) {
+  qreg_snapshot_t *snap = NULL;
+  int rc = qreg_snapshot(call->server->reg, query_id, &snap);
+  if (rc < 0) {
+    mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Failed to retrieve task: %s",
+                  rc == QREG_ENOTFOUND ? "task not found (it expired or never existed)"
+                                       : qreg_strerror(rc));
+    return NULL;
+  }
+  json_t *structured =
+      json_pack("{s:s, s:s, s:I}", "query_id", snap->id.str, "status",
+                qreg_status_name(snap->status), "elapsed_ms", (json_int_t)snap->elapsed_ms);
+  json_t *result;
+  if (snap->status == QREG_SUCCEEDED) {
+    json_object_set_new(structured, "columns", columns_json(snap->columns, snap->column_count));
+    qreg_page_t *page = NULL;
+    rc = qreg_fetch(call->server->reg, query_id, 0, TOOLS_DEFAULT_PAGE_ROWS, &page);
+    if (rc == 0) {
+      result = page_result(structured, page, budget);
+      qreg_page_free(page);
+    } else {
+      json_decref(structured);
+      result = registry_error(rc, "reading the result");
+    }
+  } else if (qreg_status_is_terminal(snap->status)) {
+    json_object_set_new(structured, "error", error_json(snap));
+    result = ok_result(structured);
+    json_object_set_new(result, "isError", json_true());
+  } else {
+    result = ok_result(structured);
+  }
+  qreg_snapshot_free(snap);
+  return result;
+}
+
+/* --- get_query_status, cancel_query, fetch_query_result, list_queries ------------------ */
+
+static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"query_id", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (get_query_status takes query_id)", unknown);
+  const char *id;
+  json_t *error = NULL;
+  if (!arg_query_id(args, &id, &error))
+    return error;
+  qreg_snapshot_t *snap = NULL;
+  int rc = qreg_snapshot(call->server->reg, id, &snap);
+  if (rc < 0)
+    return registry_error(rc, "get_query_status");
+  json_t *result = ok_result(snapshot_json(snap, true));
+  qreg_snapshot_free(snap);
+  return result;
+}
+
+static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"query_id", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (cancel_query takes query_id)", unknown);
+  const char *id;
+  json_t *error = NULL;
+  if (!arg_query_id(args, &id, &error))
+    return error;
+  qreg_snapshot_t *snap = NULL;
+  int rc = qreg_snapshot(call->server->reg, id, &snap);
+  if (rc < 0)
+    return registry_error(rc, "cancel_query");
+  qreg_status_t status = snap->status;
+  bool was_terminal = qreg_status_is_terminal(status);
+  qreg_snapshot_free(snap);
+  if (!was_terminal) {
+    rc = qreg_cancel(call->server->reg, id, &status);
+    if (rc < 0)
+      return registry_error(rc, "cancel_query");
+  }
+  return ok_result(json_pack("{s:s, s:b, s:s}", "query_id", id, "canceled",
+                             !was_terminal && status == QREG_CANCELED, "status",
+                             qreg_status_name(status)));
+}
+
+static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"query_id", "offset", "limit", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (fetch_query_result takes query_id, offset, "
+                            "limit)",
+                            unknown);
+  const char *id;
+  json_t *error = NULL;
+  if (!arg_query_id(args, &id, &error))
+    return error;
+  uint64_t offset = 0;
+  uint64_t limit = TOOLS_DEFAULT_PAGE_ROWS;
+  if (arg_count(args, "offset", 0, INT64_MAX, &offset, &error) < 0 ||
+      arg_count(args, "limit", 1, TOOLS_MAX_PAGE_ROWS, &limit, &error) < 0)
+    return error;
+  qreg_page_t *page = NULL;
+  int rc = qreg_fetch(call->server->reg, id, offset, limit, &page);
+  if (rc == QREG_ENORESULT || rc == QREG_ENOTREADY) {
+    /* Say why there is nothing to fetch, with the query's own error. */
+    qreg_snapshot_t *snap = NULL;
+    if (qreg_snapshot(call->server->reg, id, &snap) < 0)
+      return registry_error(rc, "fetch_query_result");
+    char message[1024];
+    json_t *result;
+    if (rc == QREG_ENOTREADY) {
+      snprintf(message, sizeof message,
+               "query %s is still %s: no result yet (poll get_query_status, then fetch)", id,
+               qreg_status_name(snap->status));
+      result = mcp_tools_error_result("not_ready", NULL, message);
+    } else if (snap->has_error) {
+      snprintf(message, sizeof message, "query %s ended %s: %s", id, qreg_status_name(snap->status),
+               snap->error.message);
+      result = mcp_tools_error_result(snap->error.type[0] ? snap->error.type : "no_result",
+                                      snap->error.code, message);
+    } else {
+      snprintf(message, sizeof message, "query %s ended %s without a result", id,
+               qreg_status_name(snap->status));
+      result = mcp_tools_error_result("no_result", NULL, message);
+    }
+    qreg_snapshot_free(snap);
+    return result;
+  }
+  if (rc < 0)
+    return registry_error(rc, "fetch_query_result");
+  json_t *structured = json_pack("{s:s, s:o}", "query_id", id, "columns",
+                                 columns_json(page->columns, page->column_count));
+  json_t *result = page_result(structured, page, call->budget);
+  qreg_page_free(page);
+  return result;
+}
+
+static json_t *tool_list_queries(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"status", "cursor", "limit", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (list_queries takes status, cursor, limit)",
+                            unknown);
+  json_t *error = NULL;
+  qreg_list_filter_t filter = {.newest_first = true, .limit = TOOLS_DEFAULT_LIST_LIMIT};
+  const char *status_name;
+  size_t len;
+  int found = arg_string(args, "status", &status_name, &len, &error);
+  if (found < 0)
+    return error;
+  if (found > 0) {
+    qreg_status_t status;
+    if (qreg_status_parse(status_name, &status) < 0)
+      return invalid_argument("status: expected pending, running, succeeded, failed, canceled "
+                              "or timeout");
+    filter.status_mask = 1u << status;
+  }
+  found = arg_string(args, "cursor", &filter.cursor, &len, &error);
+  if (found < 0)
+    return error;
+  uint64_t limit = TOOLS_DEFAULT_LIST_LIMIT;
+  if (arg_count(args, "limit", 1, TOOLS_MAX_LIST_LIMIT, &limit, &error) < 0)
+    return error;
+  filter.limit = (size_t)limit;
+  /* A shorter page is asked for again until the answer fits: the registry's
+     cursor then points right after what was shown. */
+  for (;;) {
+    qreg_list_t *list = NULL;
+    int rc = qreg_list(call->server->reg, &filter, &list);
+    if (rc < 0)
+      return registry_error(rc, "list_queries");
+    json_t *queries = json_array();
+    for (size_t i = 0; i < list->count; i++)
+      json_array_append_new(queries, snapshot_json(list->items[i], false));
+    json_t *structured =
+        json_pack("{s:o, s:o}", "queries", queries, "next_cursor",
+                  list->next_cursor ? json_string(list->next_cursor) : json_null());
+    qreg_list_free(list);
+    json_t *result = ok_result(structured);
+    size_t size = mcp_json_size(result);
+    if (size <= call->budget || filter.limit <= 1)
+      return result;
+    json_decref(result);
+    filter.limit /= 2;
+  }
+}
+
+/* --- catalog: list_tables, describe_table ------------------------------------------ */
+
+/* s as an SQL string literal of the database's dialect (malloc'd). For
+   PostgreSQL an E'' literal, whose meaning does not depend on
+   standard_conforming_strings. */
+static char *sql_literal(mcp_db_kind_t kind, const char *s, size_t len) {
+  char *out = malloc(len * 2 + 4);
+  if (!out)
+    return NULL;
+  size_t o = 0;
+  if (kind == MCP_DB_POSTGRES)
+    out[o++] = 'E';
+  out[o++] = '\'';
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\'' || (kind == MCP_DB_POSTGRES && s[i] == '\\'))
+      out[o++] = s[i];
+    out[o++] = s[i];
+  }
+  out[o++] = '\'';
+  out[o] = '\0';
+  return out;
+}
+
+/* Runs a catalog statement through the registry on behalf of the call (so
+   notifications/cancelled stops it) and returns its whole result, or NULL
+   with *error set. */
+static qreg_page_t *run_catalog_query(mcp_call_t *call, const char *sql, const char *tool,
+                                      json_t **error) {
+  qreg_t *reg = call->server->reg;
+  qreg_options_t options;
+  qreg_options_init(&options);
+  options.timeout_ms = call->server->settings.timeout_ms < TOOLS_CATALOG_TIMEOUT_MS
+                           ? call->server->settings.timeout_ms
+                           : TOOLS_CATALOG_TIMEOUT_MS;
+  options.ttl_ms = TOOLS_CATALOG_TTL_MS;
+  options.max_rows = TOOLS_CATALOG_MAX_ROWS;
+  qreg_id_t id;
+  int rc = qreg_execute(reg, sql, &options, &id);
+  if (rc < 0) {
+    *error = registry_error(rc, tool);
+    return NULL;
+  }
+  qreg_status_t status = QREG_PENDING;
+  if (!mcp_call_attach_query(call, id.str)) {
+    (void)qreg_cancel(reg, id.str, NULL);
+    rc = 1;
+  } else {
+    rc = mcp_call_wait(call, id.str, &status);
+    mcp_call_detach_query(call);
+  }
+  if (rc != 0) {
+    *error = rc > 0 ? mcp_tools_error_result("canceled", NULL, "request cancelled by the client")
+                    : registry_error(rc, tool);
+    return NULL;
+  }
+  if (status != QREG_SUCCEEDED) {
+    qreg_snapshot_t *snap = NULL;
+    char message[1024];
+    if (qreg_snapshot(reg, id.str, &snap) == 0 && snap->has_error) {
+      snprintf(message, sizeof message, "%s: the catalog query ended %s: %s", tool,
+               qreg_status_name(status), snap->error.message);
+      *error = mcp_tools_error_result(snap->error.type[0] ? snap->error.type : "database",
+                                      snap->error.code, message);
+    } else {
+      snprintf(message, sizeof message, "%s: the catalog query ended %s", tool,
+               qreg_status_name(status));
+      *error = mcp_tools_error_result(qreg_status_name(status), NULL, message);
+    }
+    qreg_snapshot_free(snap);
+    return NULL;
+  }
+  qreg_page_t *page = NULL;
+  rc = qreg_fetch(reg, id.str, 0, 0, &page);
+  if (rc < 0) {
+    *error = registry_error(rc, tool);
+    return NULL;
+  }
+  return page;
+}
+
+/* Text of a catalog value ("" for NULL). */
+static json_t *cell_json(const qreg_page_t *page, size_t row, size_t column) {
+  return value_json(&page->values[row * page->column_count + column]);
+}
+
+static bool cell_true(const qreg_page_t *page, size_t row, size_t column) {
+  const qreg_value_t *v = &page->values[row * page->column_count + column];
+  switch (v->type) {
+  case QREG_TYPE_INT:
+    return v->v.i != 0;
+  case QREG_TYPE_BOOL:
+    return v->v.b;
+  case QREG_TYPE_TEXT:
+    return v->v.s.len > 0 && (v->v.s.ptr[0] == 't' || v->v.s.ptr[0] == 'Y' ||
+                              v->v.s.ptr[0] == 'y' || v->v.s.ptr[0] == '1');
+  default:
+    return false;
+  }
+}
+
+static const char *db_kind_name(mcp_db_kind_t kind) {
+  return kind == MCP_DB_SQLITE ? "sqlite" : kind == MCP_DB_POSTGRES ? "postgres" : "unknown";
+}
+
+static json_t *tool_list_tables(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"schema", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (list_tables takes schema)", unknown);
+  json_t *error = NULL;
+  const char *schema = NULL;
+  size_t schema_len = 0;
+  if (arg_string(args, "schema", &schema, &schema_len, &error) < 0)
+    return error;
+  if (schema && strlen(schema) != schema_len)
+    return invalid_argument("schema: contains a NUL byte");
+  mcp_db_kind_t kind = call->server->db_kind;
+  char *literal = schema ? sql_literal(kind, schema, schema_len) : NULL;
+  char *sql = NULL;
+  int n = -1;
+  if (schema && !literal) {
+    n = -1; /* out of memory: never run without the filter asked for */
+  } else if (kind == MCP_DB_SQLITE) {
+    /* pragma_table_list covers main, temp and attached databases. */
+    n = asprintf(&sql,
+                 "SELECT schema, name, type FROM pragma_table_list "
+                 "WHERE type IN ('table', 'view', 'virtual') AND name NOT LIKE 'sqlite\\_%%' "
+                 "ESCAPE '\\'%s%s ORDER BY schema = 'main' DESC, schema, name",
+                 literal ? " AND schema = " : "", literal ? literal : "");
+  } else if (kind == MCP_DB_POSTGRES) {
+    n = asprintf(
+        &sql,
+        "SELECT table_schema, table_name, lower(table_type) FROM information_schema.tables "
+        "WHERE %s%s ORDER BY table_schema, table_name",
+        literal ? "table_schema = "
+                : "table_schema NOT IN ('pg_catalog', "
+                  "'information_schema')",
+        literal ? literal : "");
+  }
+  free(literal);
+  if (kind == MCP_DB_UNKNOWN)
+    return mcp_tools_error_result("unsupported", NULL,
+                                  "list_tables knows SQLite and PostgreSQL databases only");
+  if (n < 0)
+    return mcp_tools_error_result("internal", NULL, "out of memory");
+  qreg_page_t *page = run_catalog_query(call, sql, "list_tables", &error);
+  free(sql);
+  if (!page)
+    return error;
+  json_t *tables = json_array();
+  for (size_t r = 0; r < page->row_count; r++) {
+    json_t *type = cell_json(page, r, 2);
+    if (json_is_string(type) && strcmp(json_string_value(type), "base table") == 0) {
+      json_decref(type);
+      type = json_string("table");
+    }
+    json_array_append_new(tables, json_pack("{s:o, s:o, s:o}", "schema", cell_json(page, r, 0),
+                                            "name", cell_json(page, r, 1), "type", type));
+  }
+  json_t *structured = json_pack("{s:s, s:o, s:b}", "database", db_kind_name(kind), "tables",
+                                 tables, "truncated", page->truncated);
+  qreg_page_free(page);
+  return ok_result_trimmed(structured, "tables", call->budget);
+}
+
+static json_t *tool_describe_table(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"table", "schema", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (describe_table takes table, schema)", unknown);
+  json_t *error = NULL;
+  const char *table = NULL;
+  const char *schema = NULL;
+  size_t table_len = 0;
+  size_t schema_len = 0;
+  int found = arg_string(args, "table", &table, &table_len, &error);
+  if (found < 0)
+    return error;
+  if (found == 0 || table_len == 0)
+    return invalid_argument("table: required (a name from list_tables)");
+  if (arg_string(args, "schema", &schema, &schema_len, &error) < 0)
+    return error;
+  if (strlen(table) != table_len || (schema && strlen(schema) != schema_len))
+    return invalid_argument("table, schema: contain a NUL byte");
+  mcp_db_kind_t kind = call->server->db_kind;
+  if (kind == MCP_DB_UNKNOWN)
+    return mcp_tools_error_result("unsupported", NULL,
+                                  "describe_table knows SQLite and PostgreSQL databases only");
+  char *table_literal = sql_literal(kind, table, table_len);
+  char *schema_literal = schema ? sql_literal(kind, schema, schema_len) : NULL;
+  char *sql = NULL;
+  int n = -1;
+  if (!table_literal || (schema && !schema_literal)) {
+    n = -1;
+  } else if (kind == MCP_DB_SQLITE) {
+    n = asprintf(&sql,
+                 "SELECT name, type, \"notnull\" = 0, dflt_value, pk > 0 "
+                 "FROM pragma_table_info(%s%s%s) ORDER BY cid",
+                 table_literal, schema_literal ? ", " : "", schema_literal ? schema_literal : "");
+  } else {
+    n = asprintf(
+        &sql,
+        "SELECT c.column_name, c.data_type, c.is_nullable = 'YES', c.column_default, "
+        "EXISTS (SELECT 1 FROM information_schema.table_constraints t "
+        "JOIN information_schema.key_column_usage k ON k.constraint_schema = "
+        "t.constraint_schema AND k.constraint_name = t.constraint_name "
+        "WHERE t.constraint_type = 'PRIMARY KEY' AND t.table_schema = c.table_schema "
+        "AND t.table_name = c.table_name AND k.column_name = c.column_name) "
+        "FROM information_schema.columns c WHERE c.table_name = %s AND c.table_schema = %s "
+        "ORDER BY c.ordinal_position",
+        table_literal, schema_literal ? schema_literal : "current_schema()");
+  }
+  free(table_literal);
+  free(schema_literal);
+  if (n < 0)
+    return mcp_tools_error_result("internal", NULL, "out of memory");
+  qreg_page_t *page = run_catalog_query(call, sql, "describe_table", &error);
+  free(sql);
+  if (!page)
+    return error;
+  if (page->row_count == 0) {
+    qreg_page_free(page);
+    char message[512];
+    snprintf(message, sizeof message, "no table or view named '%.200s'%s%.200s%s (see list_tables)",
+             table, schema ? " in schema '" : "", schema ? schema : "", schema ? "'" : "");
+    return mcp_tools_error_result("not_found", NULL, message);
+  }
+  json_t *columns = json_array();
+  for (size_t r = 0; r < page->row_count; r++)
+    json_array_append_new(
+        columns, json_pack("{s:o, s:o, s:b, s:o, s:b}", "name", cell_json(page, r, 0), "type",
+                           cell_json(page, r, 1), "nullable", cell_true(page, r, 2), "default",
+                           cell_json(page, r, 3), "primary_key", cell_true(page, r, 4)));
+  qreg_page_free(page);
+  /* Without a schema argument the database picked one by its search order;
+     null says so rather than guess which. */
+  json_t *structured = json_pack("{s:o, s:o, s:o}", "schema",
+                                 schema ? mcp_json_text(schema, schema_len) : json_null(), "table",
+                                 mcp_json_text(table, table_len), "columns", columns);
+  return ok_result(structured);
+}
+
+/* --- definitions -------------------------------------------------------------------- */
+
+typedef json_t *(*tool_handler_t)(mcp_call_t *call, json_t *args);
+
+typedef struct tool_entry {
+  const char *name;
+  tool_handler_t handler;
+  bool task_capable;
+} tool_entry_t;
+
+static const tool_entry_t TOOL_TABLE[] = {
+    {"execute_query", tool_execute_query, true},
+    {"get_query_status", tool_get_query_status, false},
+    {"fetch_query_result", tool_fetch_query_result, false},
+    {"cancel_query", tool_cancel_query, false},
+    {"list_queries", tool_list_queries, false},
+    {"list_tables", tool_list_tables, false},
+    {"describe_table", tool_describe_table, false},
+};
+#define TOOL_COUNT (sizeof TOOL_TABLE / sizeof TOOL_TABLE[0])
+
+static const tool_entry_t *find_tool(const char *name) {
+  for (size_t i = 0; i < TOOL_COUNT; i++)
+    if (strcmp(TOOL_TABLE[i].name, name) == 0)
+      return &TOOL_TABLE[i];
+  return NULL;
+}
+
+bool mcp_tools_task_capable(const char *name) {
+  const tool_entry_t *tool = find_tool(name);
+  return tool && tool->task_capable;
+}
+
+/* Schema pieces shared by several tools. */
+static json_t *schema_status(void) {
+  return json_pack("{s:s, s:[ssssss]}", "type", "string", "enum", "pending", "running", "succeeded",
+                   "failed", "canceled", "timeout");
+}
+static json_t *schema_columns(void) {
+  return json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}}, s:[ss]}}", "type", "array", "items", "type",
+                   "object", "properties", "name", "type", "string", "type", "type", "string",
+                   "required", "name", "type");
+}
+static json_t *schema_error(void) {
+  return json_pack("{s:[ss], s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:s}", "type",
+                   "object", "null", "properties", "type", "type", "string", "message", "type",
+                   "string", "code", "type", "string", "detail", "type", "string", "hint", "type",
+                   "string", "description",
+                   "null, or why the query did not succeed: type (database, connection, "
+                   "canceled, timeout, limit, internal), message, and code (SQLSTATE or SQLite "
+                   "result code)");
+}
+static json_t *schema_time(void) {
+  return json_pack("{s:[ss]}", "type", "string", "null");
+}
+static json_t *schema_query_id(void) {
+  return json_pack("{s:s, s:s}", "type", "string", "description",
+                   "The id execute_query returned (a UUID).");
+}
+/* The members every page of rows carries (fetch_query_result, task results). */
+static void schema_add_page(json_t *properties) {
+  json_object_set_new(properties, "columns", schema_columns());
+  json_object_set_new(properties, "rows",
+                      json_pack("{s:s, s:{s:s}, s:s}", "type", "array", "items", "type", "array",
+                                "description",
+                                "Rows of this page, each an array in column order. Bytes are "
+                                "base64 strings; non-finite floats are \"NaN\", \"Infinity\"."));
+  json_object_set_new(properties, "offset", json_pack("{s:s}", "type", "integer"));
+  json_object_set_new(
+      properties, "row_count",
+      json_pack("{s:s, s:s}", "type", "integer", "description", "Rows in this page."));
+  json_object_set_new(properties, "total_rows",
+                      json_pack("{s:s, s:s}", "type", "integer", "description",
+                                "Rows stored for the whole result."));
+  json_object_set_new(properties, "has_more", json_pack("{s:s}", "type", "boolean"));
+  json_object_set_new(properties, "next_offset",
+                      json_pack("{s:[ss], s:s}", "type", "integer", "null", "description",
+                                "Offset to fetch next, null when there is no more. A page may "
+                                "stop before limit rows to stay within the response size limit."));
+  json_object_set_new(properties, "truncated",
+                      json_pack("{s:s, s:s}", "type", "boolean", "description",
+                                "The stored result itself was cut by max_rows or the server's "
+                                "memory budget: rows past total_rows were not kept."));
+}
+
+static json_t *object_schema(json_t *properties, const char *const *required) {
+  json_t *schema = json_pack("{s:s, s:o}", "type", "object", "properties", properties);
+  if (required) {
+    json_t *list = json_array();
+    for (const char *const *r = required; *r; r++)
+      json_array_append_new(list, json_string(*r));
+    json_object_set_new(schema, "required", list);
+  }
+  return schema;
+}
+
+static json_t *input_schema(json_t *properties, const char *const *required) {
+  json_t *schema = object_schema(properties, required);
+  json_object_set_new(schema, "additionalProperties", json_false());
+  return schema;
+}
+
+/* Behaviour hints for clients (annotations): only hints, but a client may ask
+   its user before a tool that is not read-only. */
+typedef struct tool_hints {
+  bool read_only;
+  bool destructive;
+  bool idempotent;
+} tool_hints_t;
+
+static json_t *define(const char *name, const char *title, const char *description, json_t *input,
+                      json_t *output, tool_hints_t hints) {
+  json_t *tool =
+      json_pack("{s:s, s:s, s:s, s:o, s:o, s:{s:s, s:b, s:b, s:b, s:b}}", "name", name, "title",
+                title, "description", description, "inputSchema", input, "outputSchema", output,
+                "annotations", "title", title, "readOnlyHint", hints.read_only, "destructiveHint",
+                hints.destructive, "idempotentHint", hints.idempotent, "openWorldHint", 0);
+  if (mcp_tools_task_capable(name))
+    json_object_set_new(tool, "execution", json_pack("{s:s}", "taskSupport", "optional"));
+  return tool;
+}
+
+json_t *mcp_tools_definitions(bool allow_writes) {
+  const tool_hints_t reader = {.read_only = true, .idempotent = true};
+  static const char *const sql_required[] = {"sql", NULL};
+  static const char *const id_required[] = {"query_id", NULL};
+  static const char *const table_required[] = {"table", NULL};
+  static const char *const execute_out_required[] = {"query_id", "status", NULL};
+  static const char *const page_out_required[] = {
+      "query_id",   "columns",  "rows",        "offset",    "row_count",
+      "total_rows", "has_more", "next_offset", "truncated", NULL};
+  static const char *const status_out_required[] = {
+      "query_id",  "sql",       "status",  "created_at", "elapsed_ms",
+      "row_count", "truncated", "columns", "error",      NULL};
+  static const char *const cancel_out_required[] = {"query_id", "canceled", "status", NULL};
+  static const char *const list_out_required[] = {"queries", "next_cursor", NULL};
+  static const char *const tables_out_required[] = {"database", "tables", "truncated", NULL};
+  static const char *const describe_out_required[] = {"schema", "table", "columns", NULL};
+  json_t *tools = json_array();
+
+  /* execute_query */
+  json_t *in = json_pack(
+      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type", "string",
+      "minLength", 1, "description",
+      "Exactly one SQL statement, in the dialect of the database (see list_tables). Read-only "
+      "unless the server was started with --allow-writes.",
+      "timeout_seconds", "type", "number", "exclusiveMinimum", 0, "description",
+      "Give up after this many seconds (counted from submission); default: the server's "
+      "--timeout.",
+      "max_rows", "type", "integer", "minimum", 1, "description",
+      "Keep at most this many rows; a longer result is kept cut and marked truncated. "
+      "Default: the server's --max-rows.");
+  json_t *out =
+      json_pack("{s:o, s:o, s:{s:s}, s:o}", "query_id", schema_query_id(), "status",
+                schema_status(), "elapsed_ms", "type", "integer", "error", schema_error());
+  schema_add_page(out);
+  json_array_append_new(
+      tools,
+      define("execute_query", "Run SQL in the background",
+             "Submit one SQL statement and return at once with its query_id and status "
+             "(pending or running). The query keeps running in the background: poll it with "
+             "get_query_status, read its rows with fetch_query_result once it has succeeded, "
+             "stop it with cancel_query. Use this for every query, short or long. Clients that "
+             "support MCP tasks may call it as a task instead: the task finishes with the "
+             "query, and its result carries the final status, the error if any, and the first "
+             "page of rows (columns, rows, has_more, next_offset).",
+             input_schema(in, sql_required), object_schema(out, execute_out_required),
+             (tool_hints_t){.read_only = !allow_writes, .destructive = allow_writes}));
+
+  /* get_query_status */
+  in = json_pack("{s:o}", "query_id", schema_query_id());
+  out = json_pack("{s:o, s:{s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, s:o, "
+                  "s:{s:[ss], s:s}, s:o}",
+                  "query_id", schema_query_id(), "sql", "type", "string", "status", schema_status(),
+                  "created_at", schema_time(), "started_at", schema_time(), "finished_at",
+                  schema_time(), "updated_at", schema_time(), "expires_at", schema_time(),
+                  "elapsed_ms", "type", "integer", "row_count", "type", "integer", "truncated",
+                  "type", "boolean", "columns", schema_columns(), "backend_id", "type", "string",
+                  "null", "description",
+                  "The database's own id for the session that ran the query (PostgreSQL "
+                  "backend pid, SQLite connection serial).",
+                  "error", schema_error());
+  json_array_append_new(
+      tools,
+      define("get_query_status", "Query status",
+             "Current state of a query: status (pending, running, succeeded, failed, canceled, "
+             "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated, and "
+             "the error (type, message, SQLSTATE or SQLite code) when it did not succeed. "
+             "Finished queries are kept until expires_at, then forgotten.",
+             input_schema(in, id_required), object_schema(out, status_out_required), reader));
+
+  /* fetch_query_result */
+  in = json_pack("{s:o, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}}", "query_id", schema_query_id(),
+                 "offset", "type", "integer", "minimum", 0, "description",
+                 "First row to return (0-based); use next_offset of the previous page. Default 0.",
+                 "limit", "type", "integer", "minimum", 1, "maximum", TOOLS_MAX_PAGE_ROWS,
+                 "description", "Rows to return at most. Default 100.");
+  out = json_pack("{s:o}", "query_id", schema_query_id());
+  schema_add_page(out);
+  json_array_append_new(
+      tools, define("fetch_query_result", "Fetch result rows",
+                    "Read a page of rows of a query that has succeeded: rows [offset, "
+                    "offset + row_count), with has_more and next_offset telling where to "
+                    "continue. A page stops early rather than exceed the server's response size "
+                    "limit. Fails with not_ready while the query runs.",
+                    input_schema(in, id_required), object_schema(out, page_out_required), reader));
+
+  /* cancel_query */
+  in = json_pack("{s:o}", "query_id", schema_query_id());
+  out = json_pack("{s:o, s:{s:s, s:s}, s:o}", "query_id", schema_query_id(), "canceled", "type",
+                  "boolean", "description",
+                  "true when this call stopped the query; false when it had already finished",
+                  "status", schema_status());
+  json_array_append_new(
+      tools, define("cancel_query", "Cancel a query",
+                    "Stop a pending or running query; it is stopped in the database and its "
+                    "connection released before this returns. A query that already finished is "
+                    "left as it is (canceled: false) and its status returned.",
+                    input_schema(in, id_required), object_schema(out, cancel_out_required),
+                    (tool_hints_t){.idempotent = true}));
+
+  /* list_queries */
+  json_t *status_filter = schema_status();
+  json_object_set_new(status_filter, "description",
+                      json_string("Only queries in this status (default: all)."));
+  in = json_pack("{s:o, s:{s:s, s:s}, s:{s:s, s:i, s:i, s:s}}", "status", status_filter, "cursor",
+                 "type", "string", "description",
+                 "next_cursor of the previous call, to continue the list.", "limit", "type",
+                 "integer", "minimum", 1, "maximum", TOOLS_MAX_LIST_LIMIT, "description",
+                 "Queries per page at most. Default 20.");
+  out = json_pack("{s:{s:s, s:{s:s, s:{s:o, s:o, s:{s:s}, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, "
+                  "s:o}}}, s:{s:[ss]}}",
+                  "queries", "type", "array", "items", "type", "object", "properties", "query_id",
+                  schema_query_id(), "status", schema_status(), "sql", "type", "string",
+                  "created_at", schema_time(), "finished_at", schema_time(), "elapsed_ms", "type",
+                  "integer", "row_count", "type", "integer", "truncated", "type", "boolean",
+                  "error", schema_error(), "next_cursor", "type", "string", "null");
+  json_array_append_new(
+      tools, define("list_queries", "List queries",
+                    "List the queries this server knows, newest first, with status, SQL (cut to "
+                    "200 bytes), times, row_count and error. Pages: pass next_cursor back as "
+                    "cursor until it is null.",
+                    input_schema(in, NULL), object_schema(out, list_out_required), reader));
+
+  /* list_tables */
+  in = json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "description",
+                 "Only this schema (SQLite: main, temp or an attached database; PostgreSQL: a "
+                 "schema name). Default: every user schema.");
+  out =
+      json_pack("{s:{s:s, s:[ss]}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}}}, s:{s:s}}",
+                "database", "type", "string", "enum", "sqlite", "postgres", "tables", "type",
+                "array", "items", "type", "object", "properties", "schema", "type", "string",
+                "name", "type", "string", "type", "type", "string", "truncated", "type", "boolean");
+  json_array_append_new(
+      tools, define("list_tables", "List tables",
+                    "List the tables and views of the database (schema, name, type) and say "
+                    "which SQL dialect it speaks (sqlite or postgres). Start here to find what "
+                    "to query.",
+                    input_schema(in, NULL), object_schema(out, tables_out_required), reader));
+
+  /* describe_table */
+  in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}}", "table", "type", "string", "minLength", 1,
+                 "description", "A table or view name, as list_tables gives it.", "schema", "type",
+                 "string", "description",
+                 "Its schema (default: SQLite's search order, PostgreSQL's current schema).");
+  out = json_pack("{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{}, "
+                  "s:{s:s}}}}}",
+                  "schema", "type", "string", "null", "table", "type", "string", "columns", "type",
+                  "array", "items", "type", "object", "properties", "name", "type", "string",
+                  "type", "type", "string", "nullable", "type", "boolean", "default", "primary_key",
+                  "type", "boolean");
+  json_array_append_new(
+      tools,
+      define("describe_table", "Describe a table",
+             "The columns of a table or view, in order: name, declared type, nullable, "
+             "default expression and whether it is part of the primary key.",
+             input_schema(in, table_required), object_schema(out, describe_out_required), reader));
+  return tools;
+}
+
+/* --- dispatch -------------------------------------------------------------------------- */
+
+json_t *mcp_tools_list(mcp_call_t *call) {
+  json_t *tools = json_deep_copy(call->server->tools);
+  /* execution.taskSupport exists only in 2025-11-25 (the tasks utility);
+     2026-07-28 servers decide per call under the tasks extension. */
+  if (!mcp_call_has_legacy_tasks(call)) {
+    size_t i;
+    json_t *tool;
+    json_array_foreach(tools, i, tool) json_object_del(tool, "execution");
+  }
+  return json_pack("{s:o}", "tools", tools);
+}
+
+json_t *mcp_tools_call(mcp_call_t *call, const char *name, json_t *arguments) {
+  const tool_entry_t *tool = find_tool(name);
+  if (!tool) {
+    mcp_call_fail(call, MCP_INVALID_PARAMS, NULL,
+                  "Unknown tool '%.100s' (tools: execute_query, get_query_status, "
+                  "fetch_query_result, cancel_query, list_queries, list_tables, describe_table)",
+                  name);
+    return NULL;
+  }
+  json_t *empty = NULL;
+  if (!arguments) {
+    empty = json_object();
+    arguments = empty;
+  }
+  json_t *result = tool->handler(call, arguments);
+  json_decref(empty);
+  return result;
+}

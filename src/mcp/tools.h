@@ -1,0 +1,51 @@
+/*
+ * src/mcp/tools.h - the seven MCP tools of qreg (execute_query,
+ * get_query_status, fetch_query_result, cancel_query, list_queries,
+ * list_tables, describe_table): their definitions (schemas written for a
+ * model), their handlers, and the JSON forms of registry objects (snapshots,
+ * pages) that tasks.c shares.
+ *
+ * Owns nothing beyond each call: every JSON value returned belongs to the caller.
+ */
+#ifndef QREG_MCP_TOOLS_H
+#define QREG_MCP_TOOLS_H
+
+#include <jansson.h>
+
+#include "mcp/protocol.h"
+
+/* Every tool definition, in the order tools/list gives them. allow_writes
+   changes execute_query's hints (readOnlyHint, destructiveHint). */
+json_t *mcp_tools_definitions(bool allow_writes);
+
+/* tools/list: {tools: [...]} shaped for the call's protocol revision. */
+json_t *mcp_tools_list(mcp_call_t *call);
+
+/* tools/call without a task: a CallToolResult, or NULL after mcp_call_fail. */
+json_t *mcp_tools_call(mcp_call_t *call, const char *name, json_t *arguments);
+
+/* true when the named tool can run as a task (execute_query). */
+bool mcp_tools_task_capable(const char *name);
+
+/*
+ * Validates execute_query's arguments and submits the query. ttl_ms 0 means
+ * the registry default. Returns 0 with *id set; otherwise returns -1 and
+ * *tool_error is the isError CallToolResult to give back.
+ */
+int mcp_tools_submit_query(mcp_call_t *call, json_t *arguments, uint64_t ttl_ms, qreg_id_t *id,
+                           json_t **tool_error);
+
+/*
+ * What execute_query reports for a query once it is over: its final status,
+ * error and the first page of its rows (within budget bytes); isError unless
+ * it succeeded. Used for task results. NULL after mcp_call_fail (unknown id).
+ */
+json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t budget);
+
+/* A JSON string of len bytes of text; bytes that are not UTF-8 become U+FFFD. */
+json_t *mcp_json_text(const char *s, size_t len);
+
+/* A CallToolResult with isError and the error as JSON text. */
+json_t *mcp_tools_error_result(const char *type, const char *code, const char *message);
+
+#endif /* QREG_MCP_TOOLS_H */

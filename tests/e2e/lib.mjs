@@ -1,0 +1,163 @@
+// tests/e2e/lib.mjs - shared pieces of the end-to-end tests of `qreg mcp`:
+// where the binary is, a fresh SQLite database per test file (made with
+// `qreg query --allow-writes`, so no other SQLite tool is needed), the SQL the
+// tests run, a raw JSON-RPC client over a child's stdio (for what no SDK
+// sends: bad input, cancellation, exact wire shapes) and the final-counter
+// line the server logs on exit.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const QREG_BIN = process.env.QREG_BIN ?? path.join(repoRoot, 'build', 'qreg');
+
+// The version of an installed npm package (its exports hide package.json).
+export function packageVersion(name) {
+  const file = path.join(repoRoot, 'tests', 'e2e', 'node_modules', ...name.split('/'), 'package.json');
+  return JSON.parse(readFileSync(file, 'utf8')).version;
+}
+
+export const ITEM_ROWS = 2500;
+// Finishes (with 2000 rows) after stepping through two million values.
+export const MEDIUM_SQL =
+  'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) ' +
+  'SELECT x FROM c WHERE x % 1000 = 0';
+export const MEDIUM_ROWS = 2000;
+// Runs for many seconds: only ever canceled or cut short by the tests.
+export const LONG_SQL =
+  'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) ' +
+  'SELECT count(*) FROM c';
+
+// A temporary directory with test.db: items(id, name, price, data) holding
+// ITEM_ROWS rows; data is the blob x'00ff' (base64 "AP8=").
+export function makeDatabase() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qreg-e2e-'));
+  const file = path.join(dir, 'test.db');
+  const url = `sqlite:${file}`;
+  const run = (sql) => execFileSync(QREG_BIN, ['query', '--db', url, '--allow-writes', sql], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  run('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL DEFAULT 1.5, data BLOB)');
+  run(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${ITEM_ROWS}) ` +
+      "INSERT INTO items SELECT x, 'item ' || x, x * 0.5, x'00ff' FROM c");
+  run('CREATE VIEW cheap AS SELECT id, name FROM items WHERE price < 10');
+  return { dir, file, url, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Calls fn until it returns a truthy value; fails after timeoutMs (a guard
+// against hangs, never a measure of speed).
+export async function until(fn, timeoutMs = 60000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// "qreg: closed: connections opened=N closed=N ... database_fds=N" from stderr.
+export function finalStats(stderr) {
+  const m = /qreg: closed: connections opened=(\d+) closed=(\d+)(?:.*database_fds=(\d+))?/.exec(stderr);
+  if (!m) return null;
+  return { opened: Number(m[1]), closed: Number(m[2]), databaseFds: m[3] === undefined ? null : Number(m[3]) };
+}
+
+// A sanitizer's report in a server's standard error (ASan, UBSan, LSan, TSan
+// builds), or null.
+export function sanitizerReport(stderr) {
+  const m = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|runtime error:)[^\n]*/.exec(stderr);
+  return m ? m[0] : null;
+}
+
+export const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'timeout']);
+
+// The qreg mcp child driven by hand: send() writes raw lines, request()
+// sends a request and resolves with its response, exited resolves with the
+// exit code once the process ends.
+export class RawServer {
+  constructor(args, env = {}) {
+    this.child = spawn(QREG_BIN, ['mcp', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    this.stderr = '';
+    this.responses = new Map(); // id -> response
+    this.waiters = new Map();   // id -> resolve
+    this.unmatched = [];        // responses with id null
+    this.lines = [];            // every stdout line, raw
+    this.nextId = 1;
+    let pending = '';
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk) => {
+      pending += chunk;
+      let nl;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        this.lines.push(line);
+        const msg = JSON.parse(line); // every stdout line must be JSON
+        if (msg.id === null || msg.id === undefined) {
+          this.unmatched.push(msg);
+        } else {
+          this.responses.set(msg.id, msg);
+          this.waiters.get(msg.id)?.(msg);
+        }
+      }
+    });
+    this.child.stderr.setEncoding('utf8');
+    this.child.stderr.on('data', (chunk) => { this.stderr += chunk; });
+    this.stdoutClosed = new Promise((resolve) => this.child.stdout.on('end', resolve));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  send(message) {
+    this.child.stdin.write(typeof message === 'string' ? message : JSON.stringify(message) + '\n');
+  }
+
+  response(id) {
+    if (this.responses.has(id)) return Promise.resolve(this.responses.get(id));
+    return new Promise((resolve) => this.waiters.set(id, resolve));
+  }
+
+  request(method, params, id = this.nextId++) {
+    const message = { jsonrpc: '2.0', id, method };
+    if (params !== undefined) message.params = params;
+    this.send(message);
+    return this.response(id);
+  }
+
+  async initialize(protocolVersion = '2025-11-25') {
+    const reply = await this.request('initialize', {
+      protocolVersion, capabilities: {}, clientInfo: { name: 'qreg-e2e-raw', version: '1' },
+    });
+    this.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    return reply;
+  }
+
+  // tools/call; returns the CallToolResult (throws on a JSON-RPC error).
+  async tool(name, args, extraParams = {}) {
+    const reply = await this.request('tools/call', { name, arguments: args, ...extraParams });
+    if (reply.error) throw new Error(`${name}: ${JSON.stringify(reply.error)}`);
+    return reply.result;
+  }
+
+  async close() {
+    this.child.stdin.end();
+    return this.exited;
+  }
+}
+
+// 2026-07-28 request metadata.
+export function modernMeta(extra = {}, capabilities = {}) {
+  return {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'qreg-e2e-raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': capabilities,
+    ...extra,
+  };
+}
