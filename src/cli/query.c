@@ -23,13 +23,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 
 /* Rows per qreg_fetch call: large enough to be cheap, small enough that a page
    is never a burden of its own. */
 #define QUERY_PAGE_ROWS 1000
 /* --timeout is refused above a year: a longer one is a typo. */
-#define QUERY_MAX_TIMEOUT_S UINT64_C(31536000)
 /* Sent by the main thread to tell the signal thread to finish. */
 #define QUERY_STOP_SIGNAL SIGUSR1
 
@@ -95,53 +95,6 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
   return QREG_CLI_EXIT_USAGE;
 }
 
-/* A count: decimal digits only (no sign, space or suffix) and no overflow. */
-static bool parse_count(const char *text, uint64_t *out) {
-  if (*text == '\0')
-    return false;
-  uint64_t value = 0;
-  for (const char *p = text; *p; p++) {
-    if (*p < '0' || *p > '9')
-      return false;
-    uint64_t digit = (uint64_t)(*p - '0');
-    if (value > (UINT64_MAX - digit) / 10)
-      return false;
-    value = value * 10 + digit;
-  }
-  *out = value;
-  return true;
-}
-
-/* Seconds as digits with up to three decimals ("30", "0.5", "1.250"),
-   converted to milliseconds. false if malformed, zero or above the cap. */
-static bool parse_seconds(const char *text, uint64_t *ms_out) {
-  const char *dot = strchr(text, '.');
-  char whole_text[32];
-  size_t whole_len = dot ? (size_t)(dot - text) : strlen(text);
-  if (whole_len == 0 || whole_len >= sizeof whole_text)
-    return false;
-  memcpy(whole_text, text, whole_len);
-  whole_text[whole_len] = '\0';
-  uint64_t whole;
-  if (!parse_count(whole_text, &whole) || whole > QUERY_MAX_TIMEOUT_S)
-    return false;
-  uint64_t ms = whole * 1000;
-  if (dot) {
-    const char *fraction = dot + 1;
-    size_t digits = strlen(fraction);
-    uint64_t value;
-    if (digits == 0 || digits > 3 || !parse_count(fraction, &value))
-      return false;
-    for (size_t i = digits; i < 3; i++)
-      value *= 10;
-    ms += value;
-  }
-  if (ms == 0 || ms > QUERY_MAX_TIMEOUT_S * 1000)
-    return false;
-  *ms_out = ms;
-  return true;
-}
-
 /* Matches "--name VALUE" and "--name=VALUE"; *index moves past what it used.
    Returns 1 with *value set, 0 if argv[*index] is another option, -1 (after
    printing) if the value is missing. */
@@ -194,14 +147,14 @@ static int parse_args(int argc, char **argv, query_args_t *args) {
     } else if ((found = option_value(argc, argv, &i, "--timeout", &value)) != 0) {
       if (found < 0)
         return QREG_CLI_EXIT_USAGE;
-      if (!parse_seconds(value, &args->timeout_ms))
+      if (!qreg_cli_parse_seconds(value, &args->timeout_ms))
         return usage_error("--timeout: expected seconds above 0 and at most a year, with up to "
                            "three decimals (30, 0.5), not '%s'",
                            value);
     } else if ((found = option_value(argc, argv, &i, "--max-rows", &value)) != 0) {
       if (found < 0)
         return QREG_CLI_EXIT_USAGE;
-      if (!parse_count(value, &args->max_rows) || args->max_rows == 0)
+      if (!qreg_cli_parse_count(value, &args->max_rows) || args->max_rows == 0)
         return usage_error("--max-rows: expected a whole number above 0, not '%s'", value);
     } else {
       return usage_error("unknown option '%s'", arg);

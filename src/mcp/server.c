@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/args.h" /* the program's number syntax, shared with qreg query */
 #include "mcp/mcp.h"
 #include "mcp/protocol.h"
 
@@ -60,7 +61,6 @@
 #define DEFAULT_MAX_RESPONSE_BYTES ((size_t)1 << 20)
 #define MIN_RESPONSE_BYTES ((size_t)4096)
 #define POLL_INTERVAL_MS 500
-#define MAX_SECONDS UINT64_C(31536000)
 #define STOP_SIGNAL SIGUSR1
 /* At end of input, requests already read get this long to be answered
    (`printf '...' | qreg mcp` works) before the registry is closed under
@@ -131,51 +131,6 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
   return 2;
 }
 
-/* Decimal digits only, no overflow. */
-static bool parse_count(const char *text, uint64_t *out) {
-  if (!text || !*text)
-    return false;
-  uint64_t value = 0;
-  for (const char *p = text; *p; p++) {
-    if (*p < '0' || *p > '9')
-      return false;
-    uint64_t digit = (uint64_t)(*p - '0');
-    if (value > (UINT64_MAX - digit) / 10)
-      return false;
-    value = value * 10 + digit;
-  }
-  *out = value;
-  return true;
-}
-
-/* Seconds with up to three decimals ("30", "0.5"), above 0 and at most a year. */
-static bool parse_seconds(const char *text, uint64_t *ms_out) {
-  const char *dot = strchr(text, '.');
-  char whole_text[32];
-  size_t whole_len = dot ? (size_t)(dot - text) : strlen(text);
-  if (whole_len == 0 || whole_len >= sizeof whole_text)
-    return false;
-  memcpy(whole_text, text, whole_len);
-  whole_text[whole_len] = '\0';
-  uint64_t whole;
-  if (!parse_count(whole_text, &whole) || whole > MAX_SECONDS)
-    return false;
-  uint64_t ms = whole * 1000;
-  if (dot) {
-    size_t digits = strlen(dot + 1);
-    uint64_t fraction;
-    if (digits == 0 || digits > 3 || !parse_count(dot + 1, &fraction))
-      return false;
-    for (size_t i = digits; i < 3; i++)
-      fraction *= 10;
-    ms += fraction;
-  }
-  if (ms == 0 || ms > MAX_SECONDS * 1000)
-    return false;
-  *ms_out = ms;
-  return true;
-}
-
 static bool parse_bool(const char *text, bool *out) {
   if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes") || !strcmp(text, "on"))
     *out = true;
@@ -233,10 +188,10 @@ static int set_value(mcp_options_t *options, const value_option_t *o, const char
   }
   uint64_t parsed;
   if (o->kind == VALUE_SECONDS) {
-    if (!parse_seconds(value, &parsed))
+    if (!qreg_cli_parse_seconds(value, &parsed))
       return usage_error("%s: expected seconds above 0 and at most a year (30, 0.5), not '%s'",
                          from, value);
-  } else if (!parse_count(value, &parsed) || parsed < o->min || parsed > o->max) {
+  } else if (!qreg_cli_parse_count(value, &parsed) || parsed < o->min || parsed > o->max) {
     return usage_error("%s: expected a whole number from %llu to %llu, not '%s'", from,
                        (unsigned long long)o->min, (unsigned long long)o->max, value);
   }
