@@ -54,7 +54,11 @@ enum { QREG_WATCH_READ = 1, QREG_WATCH_WRITE = 2 };
 
 typedef struct qreg_watch qreg_watch_t;
 /* status is 0 or a negative errno-style code from the poller; events is the
-   subset of QREG_WATCH_* that is ready. */
+   subset of QREG_WATCH_* that is ready. A negative status means the poller
+   has already stopped this watch (libuv does so on an epoll error): nothing
+   more will be reported until qreg_watch_update() re-arms it, so treat the
+   socket as broken - a driver that keeps waiting would wait for ever. The
+   watch must still be closed with qreg_watch_close(). */
 typedef void (*qreg_watch_cb)(qreg_watch_t *watch, int status, int events,
                               void *arg);
 

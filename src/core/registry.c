@@ -179,6 +179,19 @@ static void record_take_error(record_t *r, qreg_driver_error_t *from, const char
     r->error->message = qreg__strdup("unknown error (no message from the driver)");
 }
 
+/* A stop decided by the core (cancel, timeout, prune, close) keeps its own
+   message; what the driver met while stopping (a cancel request that could
+   not reach the server) is appended, so the record says why. */
+static void record_add_reason(record_t *r, const char *reason) {
+  if (r->error == NULL || r->error->message == NULL)
+    return;
+  char *joined = NULL;
+  if (asprintf(&joined, "%s (%s)", r->error->message, reason) < 0)
+    return;
+  free(r->error->message);
+  r->error->message = joined;
+}
+
 static void record_touch(record_t *r) {
   r->updated_ms = qreg__wall_ms();
   r->updated_mono = qreg__mono_ms();
@@ -583,6 +596,8 @@ void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
       record_take_error(r, &job->error, "canceled");
     break;
   }
+  if (!decided_here && outcome != QREG_JOB_OK && job->error.message != NULL)
+    record_add_reason(r, job->error.message);
   bool reusable = decided_here && outcome == QREG_JOB_OK && job->conn_reusable &&
                   !c->cancel_sent && reg->state == REG_OPEN;
   /* The driver has said nothing is in flight: the connection is released
