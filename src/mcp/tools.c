@@ -556,16 +556,25 @@ json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t b
   return result;
 }
 
-/* --- get_query_status, cancel_query, fetch_query_result, list_queries ------------------ */
-
-static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
+/* The arguments of a tool that takes a query id and nothing else: NULL with
+   *id set, or the error result to return. */
+static json_t *only_query_id(json_t *args, const char *tool, const char **id) {
   static const char *const names[] = {"query_id", NULL};
   const char *unknown = unknown_argument(args, names);
   if (unknown)
-    return invalid_argument("unknown argument '%s' (get_query_status takes query_id)", unknown);
-  const char *id;
+    return invalid_argument("unknown argument '%s' (%s takes query_id)", unknown, tool);
   json_t *error = NULL;
-  if (!arg_query_id(args, &id, &error))
+  if (!arg_query_id(args, id, &error))
+    return error;
+  return NULL;
+}
+
+/* --- get_query_status, cancel_query, fetch_query_result, list_queries ------------------ */
+
+static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
+  const char *id;
+  json_t *error = only_query_id(args, "get_query_status", &id);
+  if (error)
     return error;
   qreg_snapshot_t *snap = NULL;
   int rc = qreg_snapshot(call->server->reg, id, &snap);
@@ -577,13 +586,9 @@ static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
 }
 
 static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
-  static const char *const names[] = {"query_id", NULL};
-  const char *unknown = unknown_argument(args, names);
-  if (unknown)
-    return invalid_argument("unknown argument '%s' (cancel_query takes query_id)", unknown);
   const char *id;
-  json_t *error = NULL;
-  if (!arg_query_id(args, &id, &error))
+  json_t *error = only_query_id(args, "cancel_query", &id);
+  if (error)
     return error;
   qreg_snapshot_t *snap = NULL;
   int rc = qreg_snapshot(call->server->reg, id, &snap);
