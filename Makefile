@@ -10,6 +10,7 @@
 #   make tsan      the tests in build-tsan/ with TSan
 #   make valgrind  the tests of build/ under valgrind (ctest -T memcheck)
 #   make fuzz      the libFuzzer target of the MCP message handler, FUZZ_SECONDS
+#   make bench     the benchmarks of docs/performance.md, in Release
 #   make deps      only install missing packages (or print the command to)
 #   make clean     remove every build directory (bench/run.sh's too)
 #
@@ -40,7 +41,7 @@ define configure_and_build
 	cmake --build $(1) -j $(JOBS)
 endef
 
-.PHONY: all build run demo test asan tsan valgrind fuzz deps e2e-deps clean
+.PHONY: all build run demo test asan tsan valgrind fuzz bench deps e2e-deps clean
 FUZZ_SECONDS ?= 60
 
 all: build
@@ -94,6 +95,11 @@ valgrind: deps e2e-deps
 
 fuzz: deps
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Release build in build-bench/, its own PostgreSQL, every figure beside its
+# baseline; BENCH_ARGS="--scale 0.1" for a quick look.
+bench: deps
+	bash bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-bench
