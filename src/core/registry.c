@@ -72,6 +72,7 @@ typedef struct conn {
   qreg_driver_conn_t *driver_conn; /* the driver's; set when opened */
   conn_state_t state;
   record_t *record;                /* BUSY: the record it is lent to */
+  qreg_job_t *job;                 /* BUSY: the job running on it (owned) */
   record_t *settles;               /* CLOSING: the record that settles when
                                       the close is done (holds its ref) */
   bool cancel_sent;                /* driver cancel() already asked */
@@ -118,6 +119,13 @@ struct qreg {
 
   _Atomic size_t result_bytes; /* charged by results, see result.h */
 
+  /* Threads blocked on settled_cond, and whether something they may wait
+     for happened under the lock: the broadcast is made after unlocking, and
+     only when someone waits, so a woken thread does not block at once on
+     the lock its waker still holds. */
+  unsigned waiters;
+  bool wake_pending;
+
   /* Counters for qreg_stats. */
   uint64_t opened, closed, connect_failures, pruned, evicted;
 };
@@ -125,6 +133,27 @@ struct qreg {
 /* ---------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------- */
+
+/* Every unlock goes through here: it wakes the waiters, if any, once the lock
+   is free. */
+static void registry_unlock(qreg_t *reg) {
+  bool wake = reg->wake_pending && reg->waiters > 0;
+  reg->wake_pending = false;
+  pthread_mutex_unlock(&reg->lock);
+  if (wake)
+    pthread_cond_broadcast(&reg->settled_cond);
+}
+
+/* Waits on settled_cond (lock held), counted so wakers know to broadcast.
+   deadline is a CLOCK_MONOTONIC time, or NULL for none. */
+static void registry_wait(qreg_t *reg, const struct timespec *deadline) {
+  reg->waiters++;
+  if (deadline)
+    pthread_cond_timedwait(&reg->settled_cond, &reg->lock, deadline);
+  else
+    pthread_cond_wait(&reg->settled_cond, &reg->lock);
+  reg->waiters--;
+}
 
 static unsigned conns_total(const qreg_t *reg) {
   return reg->conns_opening + reg->conns_idle + reg->conns_busy + reg->conns_closing;
@@ -145,13 +174,12 @@ static void record_unref(record_t *r) {
   assert(r->refs > 0);
   if (--r->refs > 0)
     return;
-  assert(!r->in_store && r->conn == NULL && r->job == NULL);
+  assert(!r->in_store && r->conn == NULL);
   qreg_result_free(r->result);
   if (r->error) {
     qreg_driver_error_clear(r->error);
     free(r->error);
   }
-  free(r->sql);
   free(r);
 }
 
@@ -205,7 +233,7 @@ static void record_settle_locked(qreg_t *reg, record_t *r) {
     store_queue_push(&reg->store, r, RECORD_QUEUE_FINISHED);
     store_reschedule(&reg->store, r);
   }
-  pthread_cond_broadcast(&reg->settled_cond);
+  reg->wake_pending = true;
 }
 
 /* Gives the record a terminal status unless it has one (first event wins).
@@ -311,8 +339,8 @@ static void start_record_locked(qreg_t *reg, record_t *r, conn_t *c, batch_t *ba
                                                    : 1;
   job->result = result;
   job->core = r;
-  r->job = job;
   r->conn = c;
+  c->job = job;
   r->refs++; /* the running job's reference, dropped when it completes */
   c->record = r;
   c->cancel_sent = false;
@@ -446,7 +474,7 @@ static void loop_step_finish_locked(qreg_t *reg, batch_t *batch) {
   if (reg->state == REG_CLOSING && !reg->shutdown_done && conns_total(reg) == 0 &&
       batch->head == NULL) {
     reg->shutdown_done = true;
-    pthread_cond_broadcast(&reg->settled_cond);
+    reg->wake_pending = true;
   }
 }
 
@@ -467,10 +495,10 @@ static void batch_run_all(qreg_t *reg, batch_t *batch) {
       reg->driver->connect(reg->driver_state, &c->request);
       break;
     case ACTION_EXECUTE:
-      reg->driver->execute(c->driver_conn, c->record->job);
+      reg->driver->execute(c->driver_conn, c->job);
       break;
     case ACTION_CANCEL:
-      reg->driver->cancel(c->driver_conn, c->record->job);
+      reg->driver->cancel(c->driver_conn, c->job);
       break;
     case ACTION_CLOSE:
       reg->driver->close(c->driver_conn, conn_closed, c);
@@ -506,7 +534,7 @@ static void loop_tick(void *arg) {
     r = next;
   }
   loop_step_finish_locked(reg, &batch);
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   batch_run_all(reg, &batch);
 }
 
@@ -518,7 +546,7 @@ static void timer_fired(qreg_timer_t *timer, void *arg) {
     reg->timer = NULL;
     reg->timer_due = UINT64_MAX;
   }
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   loop_tick(reg);
 }
 
@@ -565,10 +593,10 @@ void qreg_conn_request_done(qreg_conn_request_t *request, qreg_driver_conn_t *dr
       }
       record_settle_locked(reg, r);
     }
-    pthread_cond_broadcast(&reg->settled_cond);
+    reg->wake_pending = true;
   }
   loop_step_finish_locked(reg, &batch);
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   batch_run_all(reg, &batch);
 }
 
@@ -578,7 +606,7 @@ void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
   qreg_t *reg = c->reg;
   batch_t batch = {0};
   pthread_mutex_lock(&reg->lock);
-  assert(c->state == CONN_BUSY && c->record == r && r->job == job);
+  assert(c->state == CONN_BUSY && c->record == r && c->job == job);
   bool decided_here = false;
   switch (outcome) {
   case QREG_JOB_OK:
@@ -603,8 +631,8 @@ void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
   /* The driver has said nothing is in flight: the connection is released
      here and only here. */
   r->conn = NULL;
-  r->job = NULL;
   c->record = NULL;
+  c->job = NULL;
   reg->conns_busy--;
   qreg_result_free(job->result);
   qreg_driver_error_clear(&job->error);
@@ -621,7 +649,7 @@ void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
     conn_begin_close_locked(reg, c, &batch);
   }
   loop_step_finish_locked(reg, &batch);
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   batch_run_all(reg, &batch);
 }
 
@@ -638,9 +666,9 @@ static void conn_closed(void *arg) {
     record_unref(c->settles);
   }
   free(c);
-  pthread_cond_broadcast(&reg->settled_cond);
+  reg->wake_pending = true;
   loop_step_finish_locked(reg, &batch);
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   batch_run_all(reg, &batch);
 }
 
@@ -765,22 +793,22 @@ int qreg_close(qreg_t *reg) {
     return qreg__fail(QREG_EINVAL, "registry: NULL");
   pthread_mutex_lock(&reg->lock);
   if (reg->state != REG_OPEN) {
-    pthread_mutex_unlock(&reg->lock);
+    registry_unlock(reg);
     return qreg__fail(QREG_ECLOSED, "the registry is already closed");
   }
   reg->state = REG_CLOSING;
   atomic_store(&reg->refusing, true);
   for (record_t *r = reg->store.all.head; r != NULL; r = r->all_next)
     record_stop_locked(reg, r, QREG_CANCELED, "canceled", "canceled: the registry is closing");
-  pthread_cond_broadcast(&reg->settled_cond);
-  pthread_mutex_unlock(&reg->lock);
+  reg->wake_pending = true;
+  registry_unlock(reg);
   qreg_loop_wake(reg->loop);
 
   /* Every running job ends, every connection closes; then the loop stops. */
   pthread_mutex_lock(&reg->lock);
   while (!reg->shutdown_done)
-    pthread_cond_wait(&reg->settled_cond, &reg->lock);
-  pthread_mutex_unlock(&reg->lock);
+    registry_wait(reg, NULL);
+  registry_unlock(reg);
   qreg_loop_stop(reg->loop); /* runs what is queued, closes the timer, joins */
 
   pthread_mutex_lock(&reg->lock);
@@ -796,8 +824,8 @@ int qreg_close(qreg_t *reg) {
   while (reg->store.all.head != NULL)
     record_drop_locked(reg, reg->store.all.head);
   reg->state = REG_CLOSED;
-  pthread_cond_broadcast(&reg->settled_cond);
-  pthread_mutex_unlock(&reg->lock);
+  reg->wake_pending = true;
+  registry_unlock(reg);
   reg->driver->destroy(reg->driver_state);
   reg->driver_state = NULL;
   return 0;
@@ -822,7 +850,7 @@ static int lock_open(qreg_t *reg) {
     return qreg__fail(QREG_EINVAL, "registry: NULL");
   pthread_mutex_lock(&reg->lock);
   if (reg->state != REG_OPEN) {
-    pthread_mutex_unlock(&reg->lock);
+    registry_unlock(reg);
     return qreg__fail(QREG_ECLOSED, "the registry is closed");
   }
   return 0;
@@ -889,18 +917,12 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   if (rc != 0)
     return rc;
 
-  record_t *r = calloc(1, sizeof *r);
-  char *copy = malloc(sql_len + 1);
-  if (r == NULL || copy == NULL) {
-    free(r);
-    free(copy);
+  record_t *r = calloc(1, sizeof *r + sql_len + 1);
+  if (r == NULL)
     return qreg__fail(QREG_ENOMEM, "out of memory");
-  }
-  memcpy(copy, sql, sql_len);
-  copy[sql_len] = '\0';
-  r->sql = copy;
+  memcpy(r->sql, sql, sql_len);
+  r->sql[sql_len] = '\0';
   if ((rc = qreg__uuid_random(&r->id)) != 0) {
-    free(copy);
     free(r);
     return rc;
   }
@@ -910,7 +932,7 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   r->max_rows = options && options->max_rows ? options->max_rows : reg->config.default_max_rows;
   r->allow_writes = options && options->allow_writes;
   r->status = QREG_PENDING;
-  r->heap_index = SIZE_MAX;
+  r->heap_index = RECORD_NOT_IN_HEAP;
   r->refs = 1; /* the store's */
   r->created_ms = qreg__wall_ms();
   record_touch(r);
@@ -918,15 +940,13 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   r->deadline_mono = r->updated_mono + timeout;
 
   if ((rc = lock_open(reg)) != 0) {
-    free(copy);
     free(r);
     return rc;
   }
   if (reg->store.count >= reg->config.max_records) {
     record_t *oldest = reg->store.finished.head;
     if (oldest == NULL) {
-      pthread_mutex_unlock(&reg->lock);
-      free(copy);
+      registry_unlock(reg);
       free(r);
       return qreg__fail(QREG_EFULL,
                         "too many queries: %zu records are held and none has finished "
@@ -938,14 +958,13 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   }
   r->seq = ++reg->next_seq;
   if (store_add(&reg->store, r) != 0) {
-    pthread_mutex_unlock(&reg->lock);
-    free(copy);
+    registry_unlock(reg);
     free(r);
     return qreg__fail(QREG_ENOMEM, "out of memory");
   }
   store_queue_push(&reg->store, r, RECORD_QUEUE_PENDING);
   qreg__uuid_format(&r->id, id_out);
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   qreg_loop_wake(reg->loop);
   return 0;
 }
@@ -1053,7 +1072,7 @@ int qreg_snapshot(qreg_t *reg, const char *id, qreg_snapshot_t **out) {
     rc = qreg__fail(QREG_EINVAL, "out: NULL");
   else if ((rc = find_locked(reg, id, &r)) == 0 && (*out = snapshot_new_locked(r)) == NULL)
     rc = qreg__fail(QREG_ENOMEM, "out of memory");
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   return rc;
 }
 
@@ -1092,7 +1111,7 @@ int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qre
       }
     }
   }
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   return rc;
 }
 
@@ -1149,7 +1168,7 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
   /* One block: the list, the item pointers, then the cursor text. */
   qreg_list_t *list = malloc(sizeof *list + cap * sizeof(qreg_snapshot_t *) + 24);
   if (list == NULL) {
-    pthread_mutex_unlock(&reg->lock);
+    registry_unlock(reg);
     return qreg__fail(QREG_ENOMEM, "out of memory");
   }
   list->items = (qreg_snapshot_t **)(void *)(list + 1);
@@ -1165,7 +1184,7 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
       continue;
     qreg_snapshot_t *s = snapshot_new_locked(r);
     if (s == NULL) {
-      pthread_mutex_unlock(&reg->lock);
+      registry_unlock(reg);
       qreg_list_free(list);
       return qreg__fail(QREG_ENOMEM, "out of memory");
     }
@@ -1181,7 +1200,7 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
       break;
     }
   }
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   *out = list;
   return 0;
 }
@@ -1193,7 +1212,7 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
 static bool wait_settled_locked(qreg_t *reg, record_t *r, uint64_t deadline) {
   while (!r->settled) {
     if (deadline == UINT64_MAX) {
-      pthread_cond_wait(&reg->settled_cond, &reg->lock);
+      registry_wait(reg, NULL);
       continue;
     }
     uint64_t now = qreg__mono_ms();
@@ -1208,7 +1227,7 @@ static bool wait_settled_locked(qreg_t *reg, record_t *r, uint64_t deadline) {
       ts.tv_sec++;
       ts.tv_nsec -= 1000000000L;
     }
-    pthread_cond_timedwait(&reg->settled_cond, &reg->lock, &ts);
+    registry_wait(reg, &ts);
   }
   return true;
 }
@@ -1229,7 +1248,7 @@ int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms, qreg_status_t *s
       *status_out = r->status;
     record_unref(r);
   }
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   return rc;
 }
 
@@ -1242,7 +1261,7 @@ int qreg_cancel(qreg_t *reg, const char *id, qreg_status_t *status_out) {
     record_stop_locked(reg, r, QREG_CANCELED, "canceled", "canceled by the client");
     bool wake = r->in_inbox;
     r->refs++;
-    pthread_mutex_unlock(&reg->lock);
+    registry_unlock(reg);
     if (wake)
       qreg_loop_wake(reg->loop);
     pthread_mutex_lock(&reg->lock);
@@ -1251,7 +1270,7 @@ int qreg_cancel(qreg_t *reg, const char *id, qreg_status_t *status_out) {
       *status_out = r->status;
     record_unref(r);
   }
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   return rc;
 }
 
@@ -1262,7 +1281,7 @@ int qreg_prune_expired(qreg_t *reg) {
   record_hold_t held = {0};
   int pruned = process_deadlines_locked(reg, qreg__mono_ms(), &held);
   bool wake = reg->inbox != NULL;
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   if (wake)
     qreg_loop_wake(reg->loop);
   /* A running query pruned just now is being stopped: return once its
@@ -1272,7 +1291,7 @@ int qreg_prune_expired(qreg_t *reg) {
     wait_settled_locked(reg, held.items[i], UINT64_MAX);
     record_unref(held.items[i]);
   }
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   free(held.items);
   return pruned;
 }
@@ -1294,6 +1313,6 @@ int qreg_stats(qreg_t *reg, qreg_stats_t *out) {
   out->records_pruned = reg->pruned;
   out->records_evicted = reg->evicted;
   out->result_bytes = atomic_load(&reg->result_bytes);
-  pthread_mutex_unlock(&reg->lock);
+  registry_unlock(reg);
   return 0;
 }

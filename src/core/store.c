@@ -157,7 +157,7 @@ void store_queue_unlink(store_t *store, record_t *r) {
 
 static void heap_set(store_t *store, size_t i, record_t *r) {
   store->heap[i] = r;
-  r->heap_index = i;
+  r->heap_index = (uint32_t)i; /* max_records keeps it below 2^32 */
 }
 
 static void heap_sift_up(store_t *store, size_t i) {
@@ -191,9 +191,9 @@ static void heap_sift_down(store_t *store, size_t i) {
 
 static void heap_remove(store_t *store, record_t *r) {
   size_t i = r->heap_index;
-  if (i == SIZE_MAX)
+  if (r->heap_index == RECORD_NOT_IN_HEAP)
     return;
-  r->heap_index = SIZE_MAX;
+  r->heap_index = RECORD_NOT_IN_HEAP;
   record_t *last = store->heap[--store->heap_count];
   if (last == r)
     return;
@@ -212,7 +212,7 @@ static uint64_t record_due(const record_t *r) {
 }
 
 void store_reschedule(store_t *store, record_t *r) {
-  assert(r->heap_index != SIZE_MAX);
+  assert(r->heap_index != RECORD_NOT_IN_HEAP);
   uint64_t old = r->heap_key;
   r->heap_key = record_due(r);
   if (r->heap_key < old)

@@ -25,7 +25,6 @@ typedef enum record_queue { RECORD_QUEUE_NONE, RECORD_QUEUE_PENDING, RECORD_QUEU
 typedef struct record {
   qreg__uuid_t id;
   uint64_t seq;   /* creation order, for listing and cursors */
-  char *sql;      /* owned */
   qreg_status_t status;
 
   /* Terminal and no longer holding a connection: waiters may return. A
@@ -45,21 +44,24 @@ typedef struct record {
   uint64_t ttl_ms;
   uint64_t max_rows;
   uint64_t heap_key;       /* the next moment this record needs attention */
-  size_t heap_index;       /* SIZE_MAX when not in the heap */
+  uint32_t heap_index;     /* RECORD_NOT_IN_HEAP when not in the heap */
 
-  /* While running: the connection and the job (owned by the record until
-     the driver completes it; then freed). Touched on the loop thread only. */
+  /* While running: the connection it runs on (which holds the job).
+     Touched on the loop thread only. */
   struct conn *conn;
-  qreg_job_t *job;
 
   qreg_result_t *result;       /* succeeded only; owned */
   qreg_driver_error_t *error;  /* failed, canceled, timeout; owned */
-  char backend_id[24];
+  char backend_id[16];     /* "sqlite-123", a PostgreSQL pid */
 
   struct record *all_prev, *all_next;     /* creation order */
   struct record *queue_prev, *queue_next; /* pending FIFO or finished list */
   struct record *inbox_next;
+  char sql[];              /* the statement, NUL-terminated: allocated with the
+                              record, one block per record */
 } record_t;
+
+#define RECORD_NOT_IN_HEAP UINT32_MAX
 
 typedef struct record_list {
   record_t *head, *tail;
