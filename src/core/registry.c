@@ -450,7 +450,10 @@ static void rearm_timer_locked(qreg_t *reg) {
     if (idle_due < due)
       due = idle_due;
   }
-  if (due == reg->timer_due && reg->timer != NULL)
+  /* A timer due no later than needed stays: if it fires early, the tick it
+     runs finds nothing due and re-arms for the real deadline. Re-arming on
+     every change would cost a timer stop and start per query. */
+  if (reg->timer != NULL && reg->timer_due <= due && reg->state == REG_OPEN)
     return;
   if (reg->timer != NULL) {
     qreg_timer_close(reg->timer);
