@@ -3,7 +3,8 @@
  * every value type comes back unchanged through a page, max_rows and the
  * shared byte budget cut a result (and the bytes come back on free and reset),
  * pages read correctly across the arena's chunk boundaries, protocol misuse
- * is refused without damage, and the storage stays compact.
+ * is refused without damage, and the storage stays compact (a tiny result
+ * in one allocation; results that outgrow it, rows left half-written).
  */
 /* cmocka.h needs these first; its own block keeps clang-format from sorting it above them. */
 #include <setjmp.h>
@@ -261,7 +262,11 @@ static void budget_is_shared_and_given_back(void **state) {
   assert_false(qreg_result_truncated(b));
   assert_int_equal(qreg_result_row_count(b), 0);
   assert_int_equal(qreg_result_column_count(b), 0);
-  assert_true(qreg_result_bytes(b) < b_before); /* the columns went too */
+  /* The columns and rows went too: b holds what a new result holds. */
+  qreg_result_t *fresh = qreg_result_new(UINT64_MAX, &budget, limit);
+  assert_true(qreg_result_bytes(b) <= b_before);
+  assert_int_equal(qreg_result_bytes(b), qreg_result_bytes(fresh));
+  qreg_result_free(fresh);
   assert_int_equal(budget, qreg_result_bytes(b));
   set_columns(b, 1);
   stored_b = add_int_rows(b, 1000, &rc);
@@ -495,6 +500,186 @@ static void storage_is_compact(void **state) {
   assert_int_equal(budget, 0);
 }
 
+/* Reads back rows written by put_mixed_row: row i holds i, a text of
+   text_len(i) bytes and a bool. */
+static size_t mixed_text_len(uint64_t row) {
+  return (size_t)(row * 37 % 61);
+}
+
+static void put_mixed_row(qreg_result_t *r, uint64_t row, const char *text) {
+  assert_int_equal(qreg_result_row_begin(r), 0);
+  assert_int_equal(qreg_result_put_int(r, (int64_t)row), 0);
+  assert_int_equal(qreg_result_put_text(r, text, mixed_text_len(row)), 0);
+  assert_int_equal(qreg_result_put_bool(r, row % 3 == 0), 0);
+  assert_int_equal(qreg_result_row_end(r), 0);
+}
+
+static void check_mixed_rows(const qreg_result_t *r, uint64_t rows, const char *text) {
+  qreg_page_t *page = copy_page(r, 0, rows);
+  assert_int_equal(page->row_count, rows);
+  for (uint64_t row = 0; row < rows; row++) {
+    const qreg_value_t *v = &page->values[row * 3];
+    assert_int_equal(v[0].v.i, (int64_t)row);
+    assert_string_value(&v[1], QREG_TYPE_TEXT, text, mixed_text_len(row));
+    assert_int_equal(v[2].v.b, row % 3 == 0);
+  }
+  page_free(page);
+}
+
+/* A tiny result (one row, one short column, as for SELECT 1) holds no more
+   than an empty one: it lives in the result's own allocation. A result that
+   outgrows that space - more rows, a longer row, more columns, a renamed
+   column - reads back the same, and its bytes stay exact. */
+static void small_results_outgrow_their_first_chunk(void **state) {
+  (void)state;
+  _Atomic size_t budget = 0;
+  qreg_result_t *empty = qreg_result_new(10, &budget, SIZE_MAX);
+  size_t empty_bytes = qreg_result_bytes(empty);
+  assert_true(empty_bytes > 0);
+  assert_true(empty_bytes <= 128);
+
+  qreg_result_t *one = qreg_result_new(10, &budget, SIZE_MAX);
+  assert_int_equal(qreg_result_set_columns(one, 1), 0);
+  assert_int_equal(qreg_result_set_column(one, 0, "1", ""), 0);
+  assert_int_equal(qreg_result_row_begin(one), 0);
+  assert_int_equal(qreg_result_put_int(one, 1), 0);
+  assert_int_equal(qreg_result_row_end(one), 0);
+  assert_int_equal(qreg_result_bytes(one), empty_bytes);
+  qreg_page_t *page = copy_page(one, 0, 1);
+  assert_string_equal(page->columns[0].name, "1");
+  assert_string_equal(page->columns[0].type_name, "");
+  assert_int_equal(page->values[0].v.i, 1);
+  page_free(page);
+  assert_int_equal(budget, 2 * empty_bytes);
+  qreg_result_free(one);
+  qreg_result_free(empty);
+  assert_int_equal(budget, 0);
+
+  char text[64];
+  memset(text, 't', sizeof text);
+  /* Rows grow past the inline space, one at a time: every count reads back. */
+  for (uint64_t rows = 1; rows <= 80; rows++) {
+    qreg_result_t *r = qreg_result_new(UINT64_MAX, &budget, SIZE_MAX);
+    assert_int_equal(qreg_result_set_columns(r, 3), 0);
+    assert_int_equal(qreg_result_set_column(r, 0, "i", ""), 0);
+    for (uint64_t row = 0; row < rows; row++)
+      put_mixed_row(r, row, text);
+    check_mixed_rows(r, rows, text);
+    assert_int_equal(budget, qreg_result_bytes(r));
+    qreg_result_free(r);
+    assert_int_equal(budget, 0);
+  }
+
+  /* Columns outgrow the inline space while they are named (and renamed),
+     after a first row that needed a chunk of its own was dropped. */
+  qreg_result_t *r = qreg_result_new(UINT64_MAX, &budget, SIZE_MAX);
+  assert_int_equal(qreg_result_set_columns(r, 3), 0);
+  assert_int_equal(qreg_result_set_column(r, 0, "a", ""), 0);
+  assert_int_equal(qreg_result_row_begin(r), 0);
+  assert_int_equal(qreg_result_put_text(r, text, sizeof text), 0);
+  assert_int_equal(qreg_result_row_end(r), QREG_EINVAL); /* two puts missing */
+  assert_int_equal(qreg_result_set_column(r, 1, "b", "TEXT"), 0);
+  assert_int_equal(qreg_result_set_column(r, 2, "a rather long column name", "BOOLEAN"), 0);
+  assert_int_equal(qreg_result_set_column(r, 0, "renamed", "INTEGER"), 0);
+  assert_int_equal(budget, qreg_result_bytes(r));
+  for (uint64_t row = 0; row < 70; row++)
+    put_mixed_row(r, row, text);
+  check_mixed_rows(r, 70, text);
+  assert_string_equal(qreg_result_column_name(r, 0), "renamed");
+  assert_string_equal(qreg_result_column_type(r, 0), "INTEGER");
+  assert_string_equal(qreg_result_column_name(r, 1), "b");
+  assert_string_equal(qreg_result_column_type(r, 2), "BOOLEAN");
+  assert_int_equal(budget, qreg_result_bytes(r));
+  qreg_result_free(r);
+
+  /* Many columns: the column block lives on the heap and grows. */
+  r = qreg_result_new(UINT64_MAX, &budget, SIZE_MAX);
+  set_columns(r, 300);
+  assert_int_equal(qreg_result_row_begin(r), 0);
+  for (int64_t i = 0; i < 300; i++)
+    assert_int_equal(qreg_result_put_int(r, i), 0);
+  assert_int_equal(qreg_result_row_end(r), 0);
+  page = copy_page(r, 0, 1);
+  assert_string_equal(page->columns[299].name, "c299");
+  assert_string_equal(page->columns[299].type_name, "TEXT");
+  assert_int_equal(page->values[299].v.i, 299);
+  page_free(page);
+  assert_int_equal(budget, qreg_result_bytes(r));
+  qreg_result_free(r);
+  assert_int_equal(budget, 0);
+}
+
+/* Rows that outgrow every chunk (a row's own chunk growing several times)
+   are followed by small rows, all in order; a row left half-written is
+   freed with the result; a reset of a small result or of a half-written
+   one empties it for a fresh start. */
+static void big_rows_and_reset_mid_row(void **state) {
+  (void)state;
+  _Atomic size_t budget = 0;
+  size_t big = (size_t)200 * 1024;
+  char *text = malloc(big);
+  assert_non_null(text);
+  memset(text, 'q', big);
+
+  qreg_result_t *r = qreg_result_new(UINT64_MAX, &budget, SIZE_MAX);
+  size_t empty_bytes = qreg_result_bytes(r);
+  assert_int_equal(qreg_result_set_columns(r, 4), 0);
+  for (int row = 0; row < 6; row++) {
+    assert_int_equal(qreg_result_row_begin(r), 0);
+    assert_int_equal(qreg_result_put_int(r, row), 0);
+    /* small cells first, then one that outgrows the chunk, then more */
+    for (int i = 0; i < 3; i++) {
+      size_t len = row % 2 == 0 ? big / 3 : (size_t)row;
+      assert_int_equal(qreg_result_put_text(r, text, len), 0);
+    }
+    assert_int_equal(qreg_result_row_end(r), 0);
+  }
+  qreg_page_t *page = copy_page(r, 0, 6);
+  for (int row = 0; row < 6; row++) {
+    const qreg_value_t *v = &page->values[row * 4];
+    assert_int_equal(v[0].v.i, row);
+    for (int i = 1; i < 4; i++)
+      assert_string_value(&v[i], QREG_TYPE_TEXT, text, row % 2 == 0 ? big / 3 : (size_t)row);
+  }
+  page_free(page);
+  assert_int_equal(budget, qreg_result_bytes(r));
+
+  /* Reset in the middle of a row that has a chunk of its own. */
+  assert_int_equal(qreg_result_row_begin(r), 0);
+  assert_int_equal(qreg_result_put_text(r, text, big), 0);
+  qreg_result_reset(r);
+  assert_int_equal(qreg_result_bytes(r), empty_bytes);
+  assert_int_equal(budget, empty_bytes);
+  assert_int_equal(qreg_result_row_count(r), 0);
+  assert_int_equal(qreg_result_column_count(r), 0);
+  assert_int_equal(qreg_result_row_begin(r), QREG_EINVAL); /* columns first */
+
+  /* Reset of a small result that lives in its own allocation. */
+  assert_int_equal(qreg_result_set_columns(r, 1), 0);
+  assert_int_equal(qreg_result_set_column(r, 0, "x", ""), 0);
+  int rc;
+  assert_int_equal(add_int_rows(r, 1, &rc), 1);
+  qreg_result_mark_truncated(r);
+  qreg_result_reset(r);
+  assert_int_equal(qreg_result_bytes(r), empty_bytes);
+  assert_false(qreg_result_truncated(r));
+  set_columns(r, 1);
+  assert_int_equal(add_int_rows(r, 100, &rc), 100);
+  page = copy_page(r, 99, 1);
+  assert_int_equal(page->values[0].v.i, 99);
+  page_free(page);
+
+  /* Freed in the middle of a row: nothing leaks (valgrind, ASan). */
+  qreg_result_t *half = qreg_result_new(UINT64_MAX, &budget, SIZE_MAX);
+  assert_int_equal(qreg_result_set_columns(half, 2), 0);
+  assert_int_equal(qreg_result_row_begin(half), 0);
+  assert_int_equal(qreg_result_put_text(half, text, big), 0);
+  qreg_result_free(half);
+  qreg_result_free(r);
+  assert_int_equal(budget, 0);
+  free(text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_type_round_trips),
@@ -504,6 +689,8 @@ int main(void) {
       cmocka_unit_test(misuse_is_refused),
       cmocka_unit_test(empty_results),
       cmocka_unit_test(storage_is_compact),
+      cmocka_unit_test(small_results_outgrow_their_first_chunk),
+      cmocka_unit_test(big_rows_and_reset_mid_row),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,31 +3,50 @@
  * rows of one query, packed compactly, with max_rows and the registry's byte
  * budget applied while a driver writes.
  *
- * Owns: the column strings, the arena chunks holding the rows and the row
+ * Owns: the column block, the arena chunks holding the rows and the row
  * index. Borrows: the registry's budget counter (*budget_used), to which it
  * charges every byte it holds and gives them all back when freed or reset.
  *
- * Layout. Rows are packed one after another into an append-only list of
- * chunks; a row never straddles two chunks. Chunks start small (a one-row
- * result stays small) and double up to CHUNK_MAX; a row larger than that gets
- * a chunk of its own size. Nothing already written is ever moved, except the
- * row being written when it outgrows its chunk. Each cell is one tag byte and
- * a payload:
+ * Layout. Most results are tiny (one row, a column or two), and a finished
+ * record keeps its result for its whole life, so a small result is ONE
+ * allocation: the struct is followed by an inline tail holding the first
+ * chunk's header and INLINE_DATA bytes, shared by the first rows (from the
+ * front) and the column block (from the back, while it fits). What does not
+ * fit goes to the heap: the column block as a whole, rows into further chunks.
+ * The writer-only state is a few 32-bit fields; where the growth of an array
+ * can be derived from a count (the row index, a heap column block) it is not
+ * stored.
+ *
+ * Rows are packed one after another into a list of chunks, the inline one
+ * first; a row never straddles two chunks. Heap chunks start small and double
+ * up to CHUNK_MAX; a row larger than that gets a chunk of its own size. Nothing
+ * already written is ever moved, except the row being written when it
+ * outgrows its chunk. Each cell is one tag byte and a payload:
  *
  *   null, false, true   tag only
  *   int                 zigzag varint (small magnitudes take 1-2 bytes)
  *   float               8 bytes, host order (never leaves the process)
  *   text, bytes, json   varint length + the bytes (no NUL; pages add it)
  *
+ * Chunk sizes and offsets are 32-bit: a row of 4 GiB or more is refused with
+ * QREG_ENOMEM (no driver produces one: SQLite and PostgreSQL cap a value at
+ * 1 GB).
+ *
+ * The column block is: uint32 count | uint32 offset[count] | strings
+ * "name\0type\0", each offset relative to the block (0: never named). A column
+ * named again appends its new string; the old one stays as dead bytes (rare,
+ * and it keeps the block append-only).
+ *
  * The row index keeps the position of one row in ROW_INDEX_STRIDE; a page
  * starts from the nearest indexed row and skips forward cell by cell.
  *
- * Accounting. `footprint` is what the result holds now: the struct, the
- * column metadata, every chunk (header + capacity) and the index capacity.
- * `charged` is what is charged to the budget. Metadata is charged when it is
- * set; row bytes when a row ends, if the budget has room, else the row is
- * dropped (and everything allocated for it freed). qreg_result_bytes() reports
- * `charged`, and free/reset give back exactly `charged`.
+ * Accounting. `footprint` is what the result holds now: the one allocation
+ * (struct + inline tail), the heap column block's capacity, every heap chunk
+ * (header + capacity) and the index capacity. `charged` is what is charged to
+ * the budget. Metadata is charged when it is set; row bytes when a row ends,
+ * if the budget has room, else the row is dropped (and everything allocated
+ * for it freed). qreg_result_bytes() reports `charged`, and free/reset give
+ * back exactly `charged`.
  *
  * Threads: one writer at a time (see result.h); readers only read, so several
  * may copy pages at once once the result is frozen.
@@ -39,12 +58,16 @@
 #include <string.h>
 
 #define ROW_INDEX_STRIDE 32u
-/* Data bytes of the first chunk, and of the largest chunk the arena grows to
-   by doubling (a bigger row gets a chunk of its own size). */
+/* Data bytes of the first heap chunk, and of the largest chunk the arena
+   grows to by doubling (a bigger row gets a chunk of its own size). */
 #define CHUNK_MIN 32u
 #define CHUNK_MAX 65536u
-/* Longest varint: 64 bits in 7-bit groups. */
-#define VARINT_MAX 10u
+/* Data bytes of the inline chunk. With the struct (88 bytes) and the chunk
+   header this makes a 120-byte allocation: a 128-byte malloc chunk, which
+   holds a `SELECT 1` entirely (column block 11 bytes, row 2). */
+#define INLINE_DATA 16u
+/* Smallest heap column block. */
+#define COLUMNS_MIN 64u
 
 enum cell_tag {
   TAG_NULL = 0,
@@ -58,47 +81,62 @@ enum cell_tag {
 };
 
 typedef struct chunk {
-  struct chunk *next; /* the next chunk, owned through the result's list */
-  size_t size;        /* capacity of data */
-  size_t used;        /* bytes of stored rows (+ the row being written, if last) */
+  /* The next chunk, owned through the result's list. While a chunk is the
+     row-being-written's own chunk it is not in the list yet, and this points
+     back at the chunk it will follow (see arena_reserve). */
+  struct chunk *next;
+  uint32_t size; /* capacity of data */
+  uint32_t used; /* bytes of stored rows (+ the row being written, if last) */
   unsigned char data[];
 } chunk_t;
 
 /* Where a row starts. */
 typedef struct row_pos {
   const chunk_t *chunk;
-  size_t offset;
+  uint32_t offset;
 } row_pos_t;
 
 struct qreg_result {
   _Atomic size_t *budget_used; /* borrowed from the registry; may be NULL */
+  size_t charged;              /* bytes charged to *budget_used */
+  uint64_t row_count;
+  unsigned char *columns; /* the column block (see above): in the inline tail
+                             (columns_inline) or owned on the heap; NULL until
+                             set_columns with count > 0 */
+  row_pos_t *index;       /* owned: index[k] is where row (k + 1) * STRIDE
+                             starts (row 0 starts at the inline chunk's offset 0);
+                             capacity index_capacity(row_count / STRIDE) */
+
+  /* Writer state. */
   size_t budget_limit;
   uint64_t max_rows;
-  size_t charged;   /* bytes charged to *budget_used */
-  size_t footprint; /* bytes held (see the accounting note above) */
+  size_t footprint;      /* bytes held (see the accounting note above) */
+  chunk_t *last;         /* the chunk rows are appended to (the inline one first) */
+  uint32_t columns_used; /* bytes of the column block in use */
+  uint32_t row_start;    /* the row being written occupies last->data[row_start, used) */
+  uint32_t row_cells;
+  unsigned columns_set : 1; /* set_columns was called */
+  unsigned columns_inline : 1;
+  unsigned truncated : 1;
+  unsigned in_row : 1;
+  unsigned row_over_budget : 1; /* a cell did not fit the budget: the row will be dropped */
+  unsigned row_own_chunk : 1;   /* last was allocated for this row (freed if it is dropped) */
 
-  char **columns; /* owned: column_count strings "name\0type\0", NULL until set */
-  size_t column_count;
-
-  chunk_t *first; /* owned: the arena, first to last */
-  chunk_t *last;
-  chunk_t **last_link; /* the pointer that points at last (&first or &prev->next) */
-  row_pos_t *index;    /* owned: index[k] is where row (k + 1) * STRIDE starts
-                          (row 0 always starts at first's offset 0) */
-  size_t index_capacity;
-  uint64_t row_count;
-  bool columns_set; /* set_columns was called */
-  bool truncated;
-
-  /* The row being written: it occupies last->data[row_start, last->used). */
-  bool in_row;
-  bool row_over_budget; /* a cell did not fit the budget: the row will be dropped */
-  bool row_own_chunk;   /* last was allocated for this row (freed if it is dropped) */
-  size_t row_cells;
-  size_t row_start;
-  chunk_t *row_prev_last; /* last and last_link before that allocation */
-  chunk_t **row_prev_last_link;
+  /* The inline chunk: a chunk_t and INLINE_DATA bytes (result_alloc_size). */
+  _Alignas(chunk_t) unsigned char tail[];
 };
+
+_Static_assert(offsetof(struct qreg_result, tail) % _Alignof(chunk_t) == 0,
+               "the inline chunk must be aligned");
+
+static size_t result_alloc_size(void) {
+  return offsetof(struct qreg_result, tail) + sizeof(chunk_t) + INLINE_DATA;
+}
+
+/* The first chunk, inside the result's own allocation. */
+static chunk_t *inline_chunk(const qreg_result_t *r) {
+  return (chunk_t *)(uintptr_t)r->tail;
+}
 
 /* --- budget ------------------------------------------------------------------ */
 
@@ -182,6 +220,90 @@ static int64_t zigzag_decode(uint64_t u) {
   return value;
 }
 
+/* --- column block ------------------------------------------------------------ */
+
+static uint32_t load_u32(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v); /* the inline block is not aligned */
+  return v;
+}
+
+static void store_u32(unsigned char *p, uint32_t v) {
+  memcpy(p, &v, sizeof v);
+}
+
+static size_t columns_count(const qreg_result_t *r) {
+  return r->columns != NULL ? load_u32(r->columns) : 0;
+}
+
+/* Column i's "name\0type\0", or NULL if it was never named (i < count). */
+static const char *column_string(const qreg_result_t *r, size_t i) {
+  uint32_t offset = load_u32(r->columns + 4 + 4 * i);
+  return offset != 0 ? (const char *)r->columns + offset : NULL;
+}
+
+/* Capacity of a heap column block holding `used` bytes: derived from `used`
+   (which only grows) so that it need not be stored. */
+static size_t columns_heap_capacity(size_t used) {
+  size_t capacity = COLUMNS_MIN;
+  while (capacity < used)
+    capacity *= 2;
+  return capacity;
+}
+
+/*
+ * Makes the column block `size` bytes long (>= columns_used; the first
+ * columns_used bytes are kept) and returns where its new bytes start. Inline
+ * while it fits: the block sits at the end of the inline data, just after the
+ * inline chunk's (shrunk) capacity; only called before any row is stored, when
+ * the inline chunk is empty. NULL on ENOMEM (nothing changed).
+ */
+static unsigned char *columns_grow(qreg_result_t *r, size_t size) {
+  chunk_t *head = inline_chunk(r);
+  size_t old_used = r->columns_used;
+  assert(head->used == 0 && r->last == head && size >= old_used);
+  if (size > UINT32_MAX)
+    return NULL;
+  if ((r->columns == NULL || r->columns_inline) && size <= INLINE_DATA) {
+    unsigned char *block = head->data + INLINE_DATA - size;
+    if (old_used > 0)
+      memmove(block, r->columns, old_used); /* offsets are relative: still valid */
+    r->columns = block;
+    r->columns_inline = 1;
+    head->size = (uint32_t)(INLINE_DATA - size);
+  } else if (r->columns == NULL || r->columns_inline) {
+    size_t capacity = columns_heap_capacity(size);
+    unsigned char *block = malloc(capacity);
+    if (block == NULL)
+      return NULL;
+    if (old_used > 0)
+      memcpy(block, r->columns, old_used);
+    r->columns = block;
+    r->columns_inline = 0;
+    head->size = INLINE_DATA;
+    r->footprint += capacity;
+  } else {
+    size_t old_capacity = columns_heap_capacity(old_used);
+    size_t capacity = columns_heap_capacity(size);
+    if (capacity > old_capacity) {
+      unsigned char *block = realloc(r->columns, capacity);
+      if (block == NULL)
+        return NULL;
+      r->columns = block;
+      r->footprint += capacity - old_capacity;
+    }
+  }
+  r->columns_used = (uint32_t)size;
+  return r->columns + old_used;
+}
+
+/* Frees a heap column block (the caller settles the footprint). */
+static void columns_release(qreg_result_t *r) {
+  if (r->columns != NULL && !r->columns_inline)
+    free(r->columns);
+  r->columns = NULL;
+}
+
 /* --- writing: arena ------------------------------------------------------------ */
 
 static size_t chunk_alloc_size(size_t data_size) {
@@ -194,62 +316,65 @@ static size_t chunk_alloc_size(size_t data_size) {
  * its stored rows), or its own chunk grows when the row is alone in it.
  * Returns 0 with room made, 0 with row_over_budget set when the growth would
  * not fit the budget (nothing allocated), or QREG_ENOMEM.
+ *
+ * A chunk allocated for the row is linked into the list only when the row is
+ * stored (row_end): until then its `next` points back at the chunk it will
+ * follow, so growing it (realloc) or dropping it needs no walk of the list,
+ * and readers and result_clear never meet a half-written row.
  */
 static int arena_reserve(qreg_result_t *r, size_t size) {
-  if (r->last != NULL && r->last->size - r->last->used >= size)
+  chunk_t *last = r->last;
+  if (last->size - last->used >= size)
     return 0;
-  size_t row_len = r->last != NULL ? r->last->used - r->row_start : 0;
-  if (size > SIZE_MAX / 2 - sizeof(chunk_t) - row_len)
-    return QREG_ENOMEM;
+  size_t row_len = last->used - r->row_start;
+  if (size > UINT32_MAX - row_len)
+    return QREG_ENOMEM; /* a row of 4 GiB (see the layout note) */
   size_t need = row_len + size;
 
   if (r->row_own_chunk) {
-    assert(r->last != NULL); /* the row's own chunk is last */
     /* Alone in its chunk: grow it by doubling (amortised for huge rows; the
        slack is used by the rows that follow). */
-    size_t new_size = r->last->size * 2 > need ? r->last->size * 2 : need;
-    size_t growth = new_size - r->last->size;
+    size_t new_size = (size_t)last->size * 2 > need ? (size_t)last->size * 2 : need;
+    if (new_size > UINT32_MAX)
+      new_size = UINT32_MAX;
+    size_t growth = new_size - last->size;
     if (!budget_has_room(r, r->footprint + growth - r->charged)) {
-      r->row_over_budget = true;
+      r->row_over_budget = 1;
       return 0;
     }
-    chunk_t *grown = realloc(r->last, chunk_alloc_size(new_size));
+    chunk_t *grown = realloc(last, chunk_alloc_size(new_size));
     if (grown == NULL)
       return QREG_ENOMEM;
-    grown->size = new_size;
-    *r->last_link = grown;
+    grown->size = (uint32_t)new_size; /* grown->next still points back */
     r->last = grown;
     r->footprint += growth;
     return 0;
   }
 
-  size_t next_size = r->last != NULL ? r->last->size * 2 : CHUNK_MIN;
+  size_t next_size = (size_t)last->size * 2;
+  if (next_size < CHUNK_MIN)
+    next_size = CHUNK_MIN;
   if (next_size > CHUNK_MAX)
     next_size = CHUNK_MAX;
   if (next_size < need)
     next_size = need;
   if (!budget_has_room(r, r->footprint + chunk_alloc_size(next_size) - r->charged)) {
-    r->row_over_budget = true;
+    r->row_over_budget = 1;
     return 0;
   }
   chunk_t *chunk = malloc(chunk_alloc_size(next_size));
   if (chunk == NULL)
     return QREG_ENOMEM;
-  chunk->next = NULL;
-  chunk->size = next_size;
-  chunk->used = row_len;
+  chunk->next = last; /* back link until the row is stored */
+  chunk->size = (uint32_t)next_size;
+  chunk->used = (uint32_t)row_len;
   if (row_len > 0) {
-    memcpy(chunk->data, r->last->data + r->row_start, row_len);
-    r->last->used = r->row_start; /* the partial row's old bytes are abandoned */
+    memcpy(chunk->data, last->data + r->row_start, row_len);
+    last->used = r->row_start; /* the partial row's old bytes are abandoned */
   }
-  r->row_prev_last = r->last;
-  r->row_prev_last_link = r->last_link;
-  chunk_t **link = r->last != NULL ? &r->last->next : &r->first;
-  *link = chunk;
-  r->last_link = link;
   r->last = chunk;
   r->row_start = 0;
-  r->row_own_chunk = true;
+  r->row_own_chunk = 1;
   r->footprint += chunk_alloc_size(next_size);
   return 0;
 }
@@ -257,17 +382,16 @@ static int arena_reserve(qreg_result_t *r, size_t size) {
 /* Forgets the row being written, freeing a chunk allocated for it. */
 static void row_drop(qreg_result_t *r) {
   if (r->row_own_chunk) {
-    *r->last_link = NULL;
-    r->footprint -= chunk_alloc_size(r->last->size);
-    free(r->last);
-    r->last = r->row_prev_last;
-    r->last_link = r->row_prev_last_link;
-  } else if (r->last != NULL) {
+    chunk_t *own = r->last;
+    r->last = own->next;
+    r->footprint -= chunk_alloc_size(own->size);
+    free(own);
+  } else {
     r->last->used = r->row_start;
   }
-  r->in_row = false;
-  r->row_own_chunk = false;
-  r->row_over_budget = false;
+  r->in_row = 0;
+  r->row_own_chunk = 0;
+  r->row_over_budget = 0;
 }
 
 /*
@@ -278,7 +402,7 @@ static void row_drop(qreg_result_t *r) {
  */
 static int cell_begin(qreg_result_t *r, size_t size, unsigned char **out) {
   *out = NULL;
-  if (r == NULL || !r->in_row || r->row_cells >= r->column_count)
+  if (r == NULL || !r->in_row || r->row_cells >= columns_count(r))
     return QREG_EINVAL;
   if (!r->row_over_budget) {
     int rc = arena_reserve(r, size);
@@ -289,50 +413,63 @@ static int cell_begin(qreg_result_t *r, size_t size, unsigned char **out) {
   if (r->row_over_budget)
     return 0;
   *out = r->last->data + r->last->used;
-  r->last->used += size;
+  r->last->used += (uint32_t)size;
   return 0;
 }
 
 /* --- writing: the protocol ------------------------------------------------ */
 
+/* Sets the result to the empty state, holding only its own allocation (the
+   caller has freed everything else and settles the charge). */
+static void result_init_empty(qreg_result_t *r) {
+  chunk_t *head = inline_chunk(r);
+  head->next = NULL;
+  head->size = INLINE_DATA;
+  head->used = 0;
+  r->last = head;
+  r->row_count = 0;
+  r->columns = NULL;
+  r->index = NULL;
+  r->columns_used = 0;
+  r->row_start = 0;
+  r->row_cells = 0;
+  r->columns_set = 0;
+  r->columns_inline = 0;
+  r->truncated = 0;
+  r->in_row = 0;
+  r->row_over_budget = 0;
+  r->row_own_chunk = 0;
+  r->footprint = result_alloc_size();
+}
+
 qreg_result_t *qreg_result_new(uint64_t max_rows, _Atomic size_t *budget_used,
                                size_t budget_limit) {
-  qreg_result_t *r = calloc(1, sizeof *r);
+  qreg_result_t *r = malloc(result_alloc_size());
   if (r == NULL)
     return NULL;
   r->budget_used = budget_used;
   r->budget_limit = budget_limit;
   r->max_rows = max_rows;
-  r->last_link = &r->first;
-  r->footprint = sizeof *r;
+  r->charged = 0;
+  result_init_empty(r);
   charge_sync(r);
   return r;
 }
 
-/* Frees what the result holds and returns it to the empty state (footprint =
-   the struct alone); the caller gives the bytes back. */
+/* Frees everything the result holds beyond its own allocation and returns it
+   to the empty state; the caller gives the bytes back. */
 static void result_clear(qreg_result_t *r) {
-  for (size_t i = 0; i < r->column_count; i++)
-    free(r->columns[i]);
-  free(r->columns);
-  chunk_t *chunk = r->first;
+  if (r->in_row)
+    row_drop(r); /* its own chunk is not in the list */
+  chunk_t *chunk = inline_chunk(r)->next;
   while (chunk != NULL) {
     chunk_t *next = chunk->next;
     free(chunk);
     chunk = next;
   }
+  columns_release(r);
   free(r->index);
-  _Atomic size_t *budget_used = r->budget_used;
-  size_t budget_limit = r->budget_limit;
-  uint64_t max_rows = r->max_rows;
-  size_t charged = r->charged;
-  memset(r, 0, sizeof *r);
-  r->budget_used = budget_used;
-  r->budget_limit = budget_limit;
-  r->max_rows = max_rows;
-  r->charged = charged;
-  r->last_link = &r->first;
-  r->footprint = sizeof *r;
+  result_init_empty(r);
 }
 
 void qreg_result_free(qreg_result_t *result) {
@@ -354,16 +491,16 @@ void qreg_result_reset(qreg_result_t *result) {
 int qreg_result_set_columns(qreg_result_t *result, size_t count) {
   if (result == NULL || result->columns_set)
     return QREG_EINVAL;
-  if (count > SIZE_MAX / sizeof(char *) / 2)
+  if (count > (UINT32_MAX - 4) / 4)
     return QREG_ENOMEM;
   if (count > 0) {
-    result->columns = calloc(count, sizeof(char *));
-    if (result->columns == NULL)
+    unsigned char *block = columns_grow(result, 4 + 4 * count);
+    if (block == NULL)
       return QREG_ENOMEM;
+    store_u32(block, (uint32_t)count);
+    memset(block + 4, 0, 4 * count); /* every column unnamed */
   }
-  result->column_count = count;
-  result->columns_set = true;
-  result->footprint += count * sizeof(char *);
+  result->columns_set = 1;
   charge_sync(result);
   return 0;
 }
@@ -378,23 +515,24 @@ int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name
                            const char *type_name) {
   /* Columns are fixed once a row has begun: rows are read against them. */
   if (result == NULL || !result->columns_set || result->in_row || result->row_count > 0 ||
-      index >= result->column_count || name == NULL)
+      index >= columns_count(result) || name == NULL)
     return QREG_EINVAL;
   if (type_name == NULL)
     type_name = "";
   size_t name_len = strlen(name);
   size_t type_len = strlen(type_name);
-  char *column = malloc(name_len + type_len + 2);
+  size_t offset = result->columns_used;
+  if (name_len > UINT32_MAX / 2 || type_len > UINT32_MAX / 2)
+    return QREG_ENOMEM; /* the block's offsets are 32-bit */
+  size_t size = name_len + type_len + 2;
+  if (size > UINT32_MAX - offset)
+    return QREG_ENOMEM;
+  unsigned char *column = columns_grow(result, offset + size);
   if (column == NULL)
     return QREG_ENOMEM;
   memcpy(column, name, name_len + 1);
   memcpy(column + name_len + 1, type_name, type_len + 1);
-  if (result->columns[index] != NULL) {
-    result->footprint -= column_size(result->columns[index]);
-    free(result->columns[index]);
-  }
-  result->columns[index] = column;
-  result->footprint += name_len + type_len + 2;
+  store_u32(result->columns + 4 + 4 * index, (uint32_t)offset);
   charge_sync(result);
   return 0;
 }
@@ -406,14 +544,14 @@ int qreg_result_row_begin(qreg_result_t *result) {
   if (result->truncated)
     return QREG_RESULT_FULL;
   if (result->row_count >= result->max_rows) {
-    result->truncated = true;
+    result->truncated = 1;
     return QREG_RESULT_FULL;
   }
-  result->in_row = true;
+  result->in_row = 1;
   result->row_cells = 0;
-  result->row_over_budget = false;
-  result->row_own_chunk = false;
-  result->row_start = result->last != NULL ? result->last->used : 0;
+  result->row_over_budget = 0;
+  result->row_own_chunk = 0;
+  result->row_start = result->last->used;
   return 0;
 }
 
@@ -483,68 +621,91 @@ int qreg_result_put_json(qreg_result_t *result, const char *json, size_t len) {
   return put_string(result, TAG_JSON, json, len);
 }
 
+/* Capacity of the row index holding `slots` entries: 0, then 4, 8, 16...
+   Derived, not stored: the index only grows while rows are stored, and the
+   one row_end that grows it and then fails the budget truncates the result,
+   so no row_end ever grows it twice for the same slot. */
+static size_t index_capacity(size_t slots) {
+  if (slots == 0)
+    return 0;
+  size_t capacity = 4;
+  while (capacity < slots)
+    capacity *= 2;
+  return capacity;
+}
+
 int qreg_result_row_end(qreg_result_t *result) {
   if (result == NULL || !result->in_row)
     return QREG_EINVAL;
-  if (result->row_cells != result->column_count) {
+  if (result->row_cells != columns_count(result)) {
     row_drop(result); /* a row with missing cells would misalign every read */
     return QREG_EINVAL;
   }
   if (result->row_over_budget) {
     row_drop(result);
-    result->truncated = true;
+    result->truncated = 1;
     return QREG_RESULT_FULL;
   }
   uint64_t row = result->row_count;
-  bool indexed = row > 0 && row % ROW_INDEX_STRIDE == 0 && result->column_count > 0;
+  bool indexed = row > 0 && row % ROW_INDEX_STRIDE == 0 && result->columns != NULL;
   size_t slot = indexed ? (size_t)(row / ROW_INDEX_STRIDE - 1) : 0;
-  if (indexed && slot >= result->index_capacity) {
-    size_t capacity = result->index_capacity ? result->index_capacity * 2 : 4;
-    row_pos_t *index = realloc(result->index, capacity * sizeof *index);
+  size_t capacity = index_capacity(slot); /* slots in use: slot */
+  if (indexed && slot >= capacity) {
+    size_t new_capacity = index_capacity(slot + 1);
+    if (new_capacity > SIZE_MAX / sizeof(row_pos_t)) {
+      row_drop(result);
+      return QREG_ENOMEM;
+    }
+    row_pos_t *index = realloc(result->index, new_capacity * sizeof *index);
     if (index == NULL) {
       row_drop(result);
       return QREG_ENOMEM;
     }
-    result->footprint += (capacity - result->index_capacity) * sizeof *index;
+    result->footprint += (new_capacity - capacity) * sizeof *index;
     result->index = index;
-    result->index_capacity = capacity;
   }
   if (!charge_rows(result)) {
     row_drop(result);
-    result->truncated = true;
+    result->truncated = 1;
     return QREG_RESULT_FULL;
   }
+  chunk_t *last = result->last;
+  if (result->row_own_chunk) { /* link it in after the chunk it points back at */
+    chunk_t *prev = last->next;
+    prev->next = last;
+    last->next = NULL;
+  }
   if (indexed)
-    result->index[slot] = (row_pos_t){result->last, result->row_start};
+    result->index[slot] = (row_pos_t){last, result->row_start};
   result->row_count++;
-  result->in_row = false;
-  result->row_own_chunk = false;
+  result->in_row = 0;
+  result->row_own_chunk = 0;
   return 0;
 }
 
 void qreg_result_mark_truncated(qreg_result_t *result) {
   if (result != NULL)
-    result->truncated = true;
+    result->truncated = 1;
 }
 
 /* --- reading ---------------------------------------------------------------- */
 
 size_t qreg_result_column_count(const qreg_result_t *result) {
-  return result != NULL ? result->column_count : 0;
+  return result != NULL ? columns_count(result) : 0;
 }
 
 /* "" for a column that was never named; NULL out of range. */
 const char *qreg_result_column_name(const qreg_result_t *result, size_t index) {
-  if (result == NULL || index >= result->column_count)
+  if (result == NULL || index >= columns_count(result))
     return NULL;
-  const char *column = result->columns[index];
+  const char *column = column_string(result, index);
   return column != NULL ? column : "";
 }
 
 const char *qreg_result_column_type(const qreg_result_t *result, size_t index) {
-  if (result == NULL || index >= result->column_count)
+  if (result == NULL || index >= columns_count(result))
     return NULL;
-  const char *column = result->columns[index];
+  const char *column = column_string(result, index);
   return column != NULL ? column + strlen(column) + 1 : "";
 }
 
@@ -621,16 +782,17 @@ static void cursor_read_cell(cursor_t *c, qreg_value_t *value) {
 static void cursor_seek(const qreg_result_t *r, uint64_t row, cursor_t *c) {
   uint64_t slot = row / ROW_INDEX_STRIDE;
   if (slot == 0) {
-    c->chunk = r->first;
+    c->chunk = inline_chunk(r);
     c->offset = 0;
   } else {
     c->chunk = r->index[slot - 1].chunk;
     c->offset = r->index[slot - 1].offset;
   }
   qreg_value_t skipped;
+  size_t columns = columns_count(r);
   for (uint64_t skip = row % ROW_INDEX_STRIDE; skip > 0; skip--) {
     cursor_row_start(c);
-    for (size_t i = 0; i < r->column_count; i++)
+    for (size_t i = 0; i < columns; i++)
       cursor_read_cell(c, &skipped);
   }
 }
@@ -665,7 +827,7 @@ int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset, uint64_t
     return QREG_EINVAL;
   if (offset > result->row_count || count > result->row_count - offset)
     return QREG_ERANGE;
-  size_t columns = result->column_count;
+  size_t columns = columns_count(result);
   if (count > SIZE_MAX / sizeof(qreg_value_t) / (columns ? columns : 1))
     return QREG_ENOMEM;
   size_t cells = (size_t)count * columns;
@@ -673,7 +835,7 @@ int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset, uint64_t
   /* Pass 1: the size of the bytes part. */
   size_t text_bytes = 0;
   for (size_t i = 0; i < columns; i++) {
-    const char *column = result->columns[i];
+    const char *column = column_string(result, i);
     if (column != NULL && !size_add(&text_bytes, column_size(column)))
       return QREG_ENOMEM;
   }
@@ -709,7 +871,7 @@ int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset, uint64_t
   char *empty = text++;
   *empty = '\0';
   for (size_t i = 0; i < columns; i++) {
-    const char *column = result->columns[i];
+    const char *column = column_string(result, i);
     if (column == NULL) {
       page_columns[i] = (qreg_column_t){empty, empty};
       continue;
