@@ -95,7 +95,8 @@ typedef struct qreg_config {
   size_t max_sql_bytes;       /* longest SQL accepted (default 1 MiB) */
   uint64_t default_timeout_ms;  /* per query, from submission (default 1 h) */
   uint64_t default_ttl_ms;      /* kept this long after the last change (1 h) */
-  uint64_t default_max_rows;    /* rows stored per result (default 10000) */
+  uint64_t default_max_rows;    /* rows stored per result (default 10000,
+                                   at most 4294967295) */
   uint64_t idle_timeout_ms;     /* idle pooled connections closed after (60 s) */
   bool allow_writes;            /* false: every query is read-only */
   const char *application_name; /* shown by the server (PostgreSQL), "qreg" */

@@ -46,7 +46,7 @@
 #define MAX_RECORDS_LIMIT ((size_t)100000000)
 #define MAX_SQL_BYTES_LIMIT ((size_t)1 << 30)
 #define MAX_DURATION_MS (366ull * 24 * 60 * 60 * 1000) /* a year and a day */
-#define MAX_ROWS_LIMIT ((uint64_t)1 << 40)
+#define MAX_ROWS_LIMIT ((uint64_t)UINT32_MAX) /* rows stored per query */
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 100000
 
@@ -128,6 +128,8 @@ struct qreg {
 
   /* Counters for qreg_stats. */
   uint64_t opened, closed, connect_failures, pruned, evicted;
+
+  int64_t wall_offset_ms; /* wall clock minus monotonic clock at qreg_open */
 };
 
 /* ---------------------------------------------------------------------------
@@ -175,53 +177,63 @@ static void record_unref(record_t *r) {
   if (--r->refs > 0)
     return;
   assert(!r->in_store && r->conn == NULL);
-  qreg_result_free(r->result);
-  if (r->error) {
-    qreg_driver_error_clear(r->error);
-    free(r->error);
+  qreg_result_free(record_result(r));
+  qreg_driver_error_t *error = record_error(r);
+  if (error) {
+    qreg_driver_error_clear(error);
+    free(error);
   }
   free(r);
 }
 
 /* Sets the record's error (replacing any); a failed allocation leaves a
    record without message rather than failing the state change. */
+/* The record's error, created if needed (never for a succeeded record). */
+static qreg_driver_error_t *record_error_slot(record_t *r) {
+  assert(r->status != QREG_SUCCEEDED);
+  if (r->outcome.error == NULL)
+    r->outcome.error = calloc(1, sizeof *r->outcome.error);
+  return r->outcome.error;
+}
+
 static void record_set_error(record_t *r, const char *type, const char *code,
                              const char *message) {
-  if (r->error == NULL && (r->error = calloc(1, sizeof *r->error)) == NULL)
-    return;
-  qreg_driver_error_set(r->error, type, code, "%s", message);
+  qreg_driver_error_t *error = record_error_slot(r);
+  if (error != NULL)
+    qreg_driver_error_set(error, type, code, "%s", message);
 }
 
 /* Takes the driver's error into the record. */
 static void record_take_error(record_t *r, qreg_driver_error_t *from, const char *fallback_type) {
-  if (r->error == NULL && (r->error = calloc(1, sizeof *r->error)) == NULL) {
+  qreg_driver_error_t *error = record_error_slot(r);
+  if (error == NULL) {
     qreg_driver_error_clear(from);
     return;
   }
-  qreg_driver_error_clear(r->error);
-  *r->error = *from;
+  qreg_driver_error_clear(error);
+  *error = *from;
   memset(from, 0, sizeof *from);
-  if (r->error->type == NULL)
-    r->error->type = qreg__strdup(fallback_type);
-  if (r->error->message == NULL)
-    r->error->message = qreg__strdup("unknown error (no message from the driver)");
+  if (error->type == NULL)
+    error->type = qreg__strdup(fallback_type);
+  if (error->message == NULL)
+    error->message = qreg__strdup("unknown error (no message from the driver)");
 }
 
 /* A stop decided by the core (cancel, timeout, prune, close) keeps its own
    message; what the driver met while stopping (a cancel request that could
    not reach the server) is appended, so the record says why. */
 static void record_add_reason(record_t *r, const char *reason) {
-  if (r->error == NULL || r->error->message == NULL)
+  qreg_driver_error_t *error = record_error(r);
+  if (error == NULL || error->message == NULL)
     return;
   char *joined = NULL;
-  if (asprintf(&joined, "%s (%s)", r->error->message, reason) < 0)
+  if (asprintf(&joined, "%s (%s)", error->message, reason) < 0)
     return;
-  free(r->error->message);
-  r->error->message = joined;
+  free(error->message);
+  error->message = joined;
 }
 
 static void record_touch(record_t *r) {
-  r->updated_ms = qreg__wall_ms();
   r->updated_mono = qreg__mono_ms();
 }
 
@@ -242,8 +254,8 @@ static bool record_decide_locked(qreg_t *reg, record_t *r, qreg_status_t status)
   if (qreg_status_is_terminal(r->status))
     return false;
   store_set_status(&reg->store, r, status);
-  r->finished_ms = qreg__wall_ms();
   record_touch(r);
+  r->finished_mono = r->updated_mono;
   if (r->in_store)
     store_reschedule(&reg->store, r);
   return true;
@@ -349,8 +361,8 @@ static void start_record_locked(qreg_t *reg, record_t *r, conn_t *c, batch_t *ba
   const char *backend = reg->driver->backend_id ? reg->driver->backend_id(c->driver_conn) : NULL;
   snprintf(r->backend_id, sizeof r->backend_id, "%s", backend ? backend : "");
   store_set_status(&reg->store, r, QREG_RUNNING);
-  r->started_ms = qreg__wall_ms();
   record_touch(r);
+  r->started_mono = r->updated_mono;
   store_reschedule(&reg->store, r);
   batch_add(batch, c, ACTION_EXECUTE);
 }
@@ -396,11 +408,11 @@ typedef struct record_hold {
 static int process_deadlines_locked(qreg_t *reg, uint64_t now, record_hold_t *held) {
   int pruned = 0;
   record_t *r;
-  while ((r = store_heap_top(&reg->store)) != NULL && r->heap_key <= now) {
+  while ((r = store_heap_top(&reg->store)) != NULL && store_next_due(&reg->store) <= now) {
     if (!qreg_status_is_terminal(r->status) && r->deadline_mono <= now) {
       char message[96];
       snprintf(message, sizeof message, "query timed out: not finished within %" PRIu64 " ms",
-               r->timeout_ms);
+               r->deadline_mono - r->created_mono);
       record_stop_locked(reg, r, QREG_TIMEOUT, "timeout", message);
       continue;
     }
@@ -583,16 +595,15 @@ void qreg_conn_request_done(qreg_conn_request_t *request, qreg_driver_conn_t *dr
     if (r != NULL) {
       store_queue_unlink(&reg->store, r);
       record_decide_locked(reg, r, QREG_FAILED);
-      if (r->error == NULL)
-        r->error = calloc(1, sizeof *r->error);
-      if (r->error != NULL) {
-        qreg_driver_error_clear(r->error);
-        r->error->type = qreg__strdup(error && error->type ? error->type : "connection");
-        r->error->code = qreg__strdup(error ? error->code : NULL);
-        r->error->message = qreg__strdup(error && error->message ? error->message
-                                                                 : "could not connect");
-        r->error->detail = qreg__strdup(error ? error->detail : NULL);
-        r->error->hint = qreg__strdup(error ? error->hint : NULL);
+      qreg_driver_error_t *mine = record_error_slot(r);
+      if (mine != NULL) {
+        qreg_driver_error_clear(mine);
+        mine->type = qreg__strdup(error && error->type ? error->type : "connection");
+        mine->code = qreg__strdup(error ? error->code : NULL);
+        mine->message =
+            qreg__strdup(error && error->message ? error->message : "could not connect");
+        mine->detail = qreg__strdup(error ? error->detail : NULL);
+        mine->hint = qreg__strdup(error ? error->hint : NULL);
       }
       record_settle_locked(reg, r);
     }
@@ -614,7 +625,7 @@ void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
   switch (outcome) {
   case QREG_JOB_OK:
     if ((decided_here = record_decide_locked(reg, r, QREG_SUCCEEDED))) {
-      r->result = job->result;
+      r->outcome.result = job->result;
       job->result = NULL;
     }
     break;
@@ -746,6 +757,7 @@ int qreg_open(const qreg_config_t *config, qreg_t **out) {
   reg->config.application_name = reg->application_name;
   reg->driver = driver;
   reg->timer_due = UINT64_MAX;
+  reg->wall_offset_ms = qreg__wall_ms() - (int64_t)qreg__mono_ms();
   if (reg->db_url == NULL || reg->application_name == NULL || store_init(&reg->store) != 0) {
     free(reg->db_url);
     free(reg->application_name);
@@ -932,14 +944,14 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   uint64_t timeout = options && options->timeout_ms ? options->timeout_ms
                                                     : reg->config.default_timeout_ms;
   r->ttl_ms = options && options->ttl_ms ? options->ttl_ms : reg->config.default_ttl_ms;
-  r->max_rows = options && options->max_rows ? options->max_rows : reg->config.default_max_rows;
+  r->max_rows = (uint32_t)(options && options->max_rows ? options->max_rows
+                                                         : reg->config.default_max_rows);
   r->allow_writes = options && options->allow_writes;
   r->status = QREG_PENDING;
   r->heap_index = RECORD_NOT_IN_HEAP;
   r->refs = 1; /* the store's */
-  r->created_ms = qreg__wall_ms();
   record_touch(r);
-  r->timeout_ms = timeout;
+  r->created_mono = r->updated_mono;
   r->deadline_mono = r->updated_mono + timeout;
 
   if ((rc = lock_open(reg)) != 0) {
@@ -1002,8 +1014,9 @@ static const char *pack(packer_t *p, const char *s) {
   return at;
 }
 
-static void snapshot_fill(const record_t *r, qreg_snapshot_t *s, packer_t *p) {
-  const qreg_result_t *res = r->result;
+static void snapshot_fill(const record_t *r, int64_t wall_offset, qreg_snapshot_t *s,
+                          packer_t *p) {
+  const qreg_result_t *res = record_result(r);
   size_t ncols = res ? qreg_result_column_count(res) : 0;
   qreg_column_t *cols = NULL;
   if (p->base) {
@@ -1019,7 +1032,7 @@ static void snapshot_fill(const record_t *r, qreg_snapshot_t *s, packer_t *p) {
       cols[i].type_name = type;
     }
   }
-  const qreg_driver_error_t *e = r->error;
+  const qreg_driver_error_t *e = record_error(r);
   const char *sql = pack(p, r->sql);
   const char *backend = pack(p, r->backend_id);
   const char *etype = pack(p, e ? e->type : NULL);
@@ -1032,14 +1045,16 @@ static void snapshot_fill(const record_t *r, qreg_snapshot_t *s, packer_t *p) {
   qreg__uuid_format(&r->id, &s->id);
   s->sql = sql;
   s->status = r->status;
-  s->created_ms = r->created_ms;
-  s->started_ms = r->started_ms;
-  s->finished_ms = r->finished_ms;
-  s->updated_ms = r->updated_ms;
-  s->expires_ms = r->updated_ms + (int64_t)r->ttl_ms;
-  int64_t from = r->started_ms ? r->started_ms : r->created_ms;
-  int64_t to = r->finished_ms ? r->finished_ms : qreg__wall_ms();
-  s->elapsed_ms = to > from ? to - from : 0;
+#define WALL(mono) ((mono) ? (int64_t)(mono) + wall_offset : 0)
+  s->created_ms = WALL(r->created_mono);
+  s->started_ms = WALL(r->started_mono);
+  s->finished_ms = WALL(r->finished_mono);
+  s->updated_ms = WALL(r->updated_mono);
+  s->expires_ms = WALL(r->updated_mono + r->ttl_ms);
+#undef WALL
+  uint64_t from = r->started_mono ? r->started_mono : r->created_mono;
+  uint64_t to = r->finished_mono ? r->finished_mono : qreg__mono_ms();
+  s->elapsed_ms = to > from ? (int64_t)(to - from) : 0;
   s->row_count = res ? qreg_result_row_count(res) : 0;
   s->truncated = res ? qreg_result_truncated(res) : false;
   s->has_error = e != NULL && e->message != NULL;
@@ -1052,15 +1067,15 @@ static void snapshot_fill(const record_t *r, qreg_snapshot_t *s, packer_t *p) {
 /* Columns are pointers: keep them aligned after the struct. */
 #define SNAPSHOT_HEADER ((sizeof(qreg_snapshot_t) + 15) & ~(size_t)15)
 
-static qreg_snapshot_t *snapshot_new_locked(const record_t *r) {
+static qreg_snapshot_t *snapshot_new_locked(const record_t *r, int64_t wall_offset) {
   packer_t p = {NULL, SNAPSHOT_HEADER};
-  snapshot_fill(r, NULL, &p);
+  snapshot_fill(r, 0, NULL, &p);
   char *block = malloc(p.used);
   if (block == NULL)
     return NULL;
   qreg_snapshot_t *s = (qreg_snapshot_t *)(void *)block;
   p = (packer_t){block, SNAPSHOT_HEADER};
-  snapshot_fill(r, s, &p);
+  snapshot_fill(r, wall_offset, s, &p);
   return s;
 }
 
@@ -1073,7 +1088,7 @@ int qreg_snapshot(qreg_t *reg, const char *id, qreg_snapshot_t **out) {
   record_t *r;
   if (out == NULL)
     rc = qreg__fail(QREG_EINVAL, "out: NULL");
-  else if ((rc = find_locked(reg, id, &r)) == 0 && (*out = snapshot_new_locked(r)) == NULL)
+  else if ((rc = find_locked(reg, id, &r)) == 0 && (*out = snapshot_new_locked(r, reg->wall_offset_ms)) == NULL)
     rc = qreg__fail(QREG_ENOMEM, "out of memory");
   registry_unlock(reg);
   return rc;
@@ -1096,11 +1111,11 @@ int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qre
     if (!qreg_status_is_terminal(r->status)) {
       rc = qreg__fail(QREG_ENOTREADY, "query %s is %s: its result is not ready", id,
                       qreg_status_name(r->status));
-    } else if (r->result == NULL) {
+    } else if (record_result(r) == NULL) {
       rc = qreg__fail(QREG_ENORESULT, "query %s %s: it has no result", id,
                       qreg_status_name(r->status));
     } else {
-      uint64_t total = qreg_result_row_count(r->result);
+      uint64_t total = qreg_result_row_count(record_result(r));
       if (offset > total) {
         rc = qreg__fail(QREG_ERANGE, "offset %" PRIu64 " is past the end (%" PRIu64 " rows)",
                         offset, total);
@@ -1108,7 +1123,7 @@ int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qre
         uint64_t count = total - offset;
         if (limit != 0 && limit < count)
           count = limit;
-        rc = qreg_result_copy_page(r->result, offset, count, out);
+        rc = qreg_result_copy_page(record_result(r), offset, count, out);
         if (rc != 0)
           rc = qreg__fail(rc, "cannot copy the page: %s", qreg_strerror(rc));
       }
@@ -1185,7 +1200,7 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
   for (; r != NULL; r = f.newest_first ? r->all_prev : r->all_next) {
     if (f.status_mask && !(f.status_mask & (1u << r->status)))
       continue;
-    qreg_snapshot_t *s = snapshot_new_locked(r);
+    qreg_snapshot_t *s = snapshot_new_locked(r, reg->wall_offset_ms);
     if (s == NULL) {
       registry_unlock(reg);
       qreg_list_free(list);

@@ -162,9 +162,10 @@ static void heap_set(store_t *store, size_t i, record_t *r) {
 
 static void heap_sift_up(store_t *store, size_t i) {
   record_t *r = store->heap[i];
+  uint64_t due = store_record_due(r);
   while (i > 0) {
     size_t parent = (i - 1) / 2;
-    if (store->heap[parent]->heap_key <= r->heap_key)
+    if (store_record_due(store->heap[parent]) <= due)
       break;
     heap_set(store, i, store->heap[parent]);
     i = parent;
@@ -174,14 +175,20 @@ static void heap_sift_up(store_t *store, size_t i) {
 
 static void heap_sift_down(store_t *store, size_t i) {
   record_t *r = store->heap[i];
+  uint64_t due = store_record_due(r);
   for (;;) {
     size_t child = 2 * i + 1;
     if (child >= store->heap_count)
       break;
-    if (child + 1 < store->heap_count &&
-        store->heap[child + 1]->heap_key < store->heap[child]->heap_key)
-      child++;
-    if (r->heap_key <= store->heap[child]->heap_key)
+    uint64_t child_due = store_record_due(store->heap[child]);
+    if (child + 1 < store->heap_count) {
+      uint64_t right_due = store_record_due(store->heap[child + 1]);
+      if (right_due < child_due) {
+        child++;
+        child_due = right_due;
+      }
+    }
+    if (due <= child_due)
       break;
     heap_set(store, i, store->heap[child]);
     i = child;
@@ -202,7 +209,7 @@ static void heap_remove(store_t *store, record_t *r) {
   heap_sift_up(store, last->heap_index);
 }
 
-static uint64_t record_due(const record_t *r) {
+uint64_t store_record_due(const record_t *r) {
   uint64_t due = r->updated_mono + r->ttl_ms;
   if (due < r->updated_mono)
     due = UINT64_MAX;
@@ -213,16 +220,12 @@ static uint64_t record_due(const record_t *r) {
 
 void store_reschedule(store_t *store, record_t *r) {
   assert(r->heap_index != RECORD_NOT_IN_HEAP);
-  uint64_t old = r->heap_key;
-  r->heap_key = record_due(r);
-  if (r->heap_key < old)
-    heap_sift_up(store, r->heap_index);
-  else
-    heap_sift_down(store, r->heap_index);
+  heap_sift_up(store, r->heap_index);
+  heap_sift_down(store, r->heap_index);
 }
 
 uint64_t store_next_due(const store_t *store) {
-  return store->heap_count ? store->heap[0]->heap_key : UINT64_MAX;
+  return store->heap_count ? store_record_due(store->heap[0]) : UINT64_MAX;
 }
 
 record_t *store_heap_top(const store_t *store) {
@@ -245,7 +248,6 @@ int store_add(store_t *store, record_t *r) {
   store->count++;
   all_append(&store->all, r);
   store->count_by_status[r->status]++;
-  r->heap_key = record_due(r);
   heap_set(store, store->heap_count++, r);
   heap_sift_up(store, r->heap_index);
   r->in_store = true;

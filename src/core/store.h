@@ -37,21 +37,28 @@ typedef struct record {
   record_queue_t queue;
   unsigned refs;      /* store + running job + inbox + blocked callers */
 
-  int64_t created_ms, started_ms, finished_ms, updated_ms; /* wall clock */
-  uint64_t updated_mono;   /* monotonic twin of updated_ms, for the TTL */
-  uint64_t deadline_mono;  /* timeout, monotonic; UINT64_MAX for none */
-  uint64_t timeout_ms;
+  /* Monotonic milliseconds (qreg__mono_ms), 0 for an event that has not
+     happened. Users see wall-clock times: these plus the registry's
+     wall-clock offset, taken once at qreg_open (one clock per record, not
+     two, and no time going backwards in a snapshot). */
+  uint64_t created_mono, started_mono, finished_mono, updated_mono;
+  uint64_t deadline_mono;  /* the timeout; the timeout itself is
+                              deadline_mono - created_mono */
   uint64_t ttl_ms;
-  uint64_t max_rows;
-  uint64_t heap_key;       /* the next moment this record needs attention */
   uint32_t heap_index;     /* RECORD_NOT_IN_HEAP when not in the heap */
+  uint32_t max_rows;       /* rows to store (the API caps it at 2^32 - 1) */
 
   /* While running: the connection it runs on (which holds the job).
      Touched on the loop thread only. */
   struct conn *conn;
 
-  qreg_result_t *result;       /* succeeded only; owned */
-  qreg_driver_error_t *error;  /* failed, canceled, timeout; owned */
+  /* What it ended with (owned): the result when status is succeeded, the
+     error for any other terminal status (NULL before). Never both, so they
+     share the place: read them through record_result()/record_error(). */
+  union {
+    qreg_result_t *result;
+    qreg_driver_error_t *error;
+  } outcome;
   char backend_id[16];     /* "sqlite-123", a PostgreSQL pid */
 
   struct record *all_prev, *all_next;     /* creation order */
@@ -62,6 +69,14 @@ typedef struct record {
 } record_t;
 
 #define RECORD_NOT_IN_HEAP UINT32_MAX
+
+static inline qreg_result_t *record_result(const record_t *r) {
+  return r->status == QREG_SUCCEEDED ? r->outcome.result : NULL;
+}
+
+static inline qreg_driver_error_t *record_error(const record_t *r) {
+  return r->status == QREG_SUCCEEDED ? NULL : r->outcome.error;
+}
 
 typedef struct record_list {
   record_t *head, *tail;
@@ -75,7 +90,7 @@ typedef struct store {
   record_list_t all;       /* by creation */
   record_list_t pending;   /* FIFO */
   record_list_t finished;  /* settled records by settle time: evict from head */
-  record_t **heap;         /* min-heap on heap_key */
+  record_t **heap;         /* min-heap on store_record_due() */
   size_t heap_count, heap_cap;
   uint64_t count_by_status[QREG_STATUS_COUNT];
 } store_t;
@@ -95,8 +110,13 @@ void store_set_status(store_t *store, record_t *record, qreg_status_t status);
 void store_queue_push(store_t *store, record_t *record, record_queue_t queue);
 void store_queue_unlink(store_t *store, record_t *record);
 
-/* Recomputes record->heap_key from its status, deadline and TTL and moves
-   it in the heap. */
+/* The next moment the record needs attention: its timeout while it has not
+   ended, its TTL expiry in any case, whichever comes first. */
+uint64_t store_record_due(const record_t *record);
+
+/* Moves the record in the heap after its status, deadline or TTL changed.
+   Every such change is followed by this call before any other heap
+   operation, so the heap order always matches store_record_due(). */
 void store_reschedule(store_t *store, record_t *record);
 /* Earliest heap key, or UINT64_MAX. */
 uint64_t store_next_due(const store_t *store);
