@@ -170,22 +170,126 @@ size_t mcp_json_size(const json_t *value) {
   return json_dumpb(value, NULL, 0, JSON_COMPACT);
 }
 
+/* --- one-pass output ---------------------------------------------------------------- */
+
+void mcp_out_init(mcp_out_t *out, size_t cap) {
+  out->data = malloc(cap ? cap : 1);
+  out->len = 0;
+  out->cap = out->data ? (cap ? cap : 1) : 0;
+  out->failed = out->data == NULL;
+}
+
+void mcp_out_append(mcp_out_t *out, const char *bytes, size_t n) {
+  if (out->failed)
+    return;
+  if (out->len + n > out->cap) {
+    size_t cap = out->cap * 2;
+    while (cap < out->len + n)
+      cap *= 2;
+    char *data = realloc(out->data, cap);
+    if (!data) {
+      out->failed = true;
+      return;
+    }
+    out->data = data;
+    out->cap = cap;
+  }
+  memcpy(out->data + out->len, bytes, n);
+  out->len += n;
+}
+
+static int out_callback(const char *buffer, size_t size, void *data) {
+  mcp_out_t *out = data;
+  mcp_out_append(out, buffer, size);
+  return out->failed ? -1 : 0;
+}
+
+void mcp_out_json(mcp_out_t *out, const json_t *value) {
+  if (!out->failed && json_dump_callback(value, out_callback, out, JSON_COMPACT) != 0)
+    out->failed = true;
+}
+
+char *mcp_out_take(mcp_out_t *out, size_t *len) {
+  if (out->failed) {
+    free(out->data);
+    out->data = NULL;
+    *len = 0;
+    return NULL;
+  }
+  *len = out->len;
+  char *data = out->data;
+  out->data = NULL;
+  return data;
+}
+
+/* Start size of the output buffer: most responses fit in one go. */
+#define LINE_START_BYTES 2048
+
 char *mcp_jsonrpc_dump_line(const json_t *msg, size_t *len) {
   /* Compact output escapes every control character inside strings, so the
      line holds no newline but the one that ends it. */
-  size_t size = json_dumpb(msg, NULL, 0, JSON_COMPACT);
-  if (size == 0)
-    return NULL;
-  char *line = malloc(size + 1);
-  if (!line)
-    return NULL;
-  if (json_dumpb(msg, line, size, JSON_COMPACT) != size) {
-    free(line);
-    return NULL;
+  mcp_out_t out;
+  mcp_out_init(&out, LINE_START_BYTES);
+  mcp_out_json(&out, msg);
+  mcp_out_append(&out, "\n", 1);
+  return mcp_out_take(&out, len);
+}
+
+void mcp_out_json_string(mcp_out_t *out, const char *s, size_t len) {
+  mcp_out_append(out, "\"", 1);
+  size_t run = 0; /* bytes copied as they are, from s + run_start */
+  size_t run_start = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      run++;
+      continue;
+    }
+    mcp_out_append(out, s + run_start, run);
+    char escape[8];
+    size_t n = 2;
+    escape[0] = '\\';
+    switch (c) {
+    case '"':
+      escape[1] = '"';
+      break;
+    case '\\':
+      escape[1] = '\\';
+      break;
+    case '\b':
+      escape[1] = 'b';
+      break;
+    case '\f':
+      escape[1] = 'f';
+      break;
+    case '\n':
+      escape[1] = 'n';
+      break;
+    case '\r':
+      escape[1] = 'r';
+      break;
+    case '\t':
+      escape[1] = 't';
+      break;
+    default:
+      n = (size_t)snprintf(escape, sizeof escape, "\\u%04X", c); /* as jansson: upper case */
+      break;
+    }
+    mcp_out_append(out, escape, n);
+    run_start = i + 1;
+    run = 0;
   }
-  line[size] = '\n';
-  *len = size + 1;
-  return line;
+  mcp_out_append(out, s + run_start, run);
+  mcp_out_append(out, "\"", 1);
+}
+
+void mcp_out_result_head(mcp_out_t *out, const json_t *id) {
+  /* The members in mcp_jsonrpc_result's order. */
+  static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
+  static const char result[] = ",\"result\":";
+  mcp_out_append(out, head, sizeof head - 1);
+  mcp_out_json(out, id);
+  mcp_out_append(out, result, sizeof result - 1);
 }
 
 /* --- lines ------------------------------------------------------------------------ */

@@ -2,10 +2,11 @@
  * src/mcp/jsonrpc.h - JSON-RPC 2.0 as MCP uses it on stdio: newline-delimited
  * messages, each one JSON object. This file splits a byte stream into lines
  * (with a size cap), parses and validates one message, and builds and
- * serializes responses. It knows nothing of MCP methods.
+ * serializes responses (whole, or in parts into an mcp_out_t). It knows
+ * nothing of MCP methods.
  *
- * Owns: the line buffer (mcp_line_buffer_t.data) and each parsed message's
- * JSON tree (mcp_message_t.root). Not thread-safe by itself: each object has
+ * Owns: the line buffer (mcp_line_buffer_t.data), each parsed message's
+ * JSON tree (mcp_message_t.root) and each output buffer (mcp_out_t.data). Not thread-safe by itself: each object has
  * one user at a time.
  */
 #ifndef QREG_MCP_JSONRPC_H
@@ -75,6 +76,30 @@ json_t *mcp_jsonrpc_error(json_t *id, int code, const char *message, json_t *dat
 /* Serializes msg as one compact line ending in '\n' (malloc'd, *len excludes
    nothing: it counts the newline). NULL when out of memory. */
 char *mcp_jsonrpc_dump_line(const json_t *msg, size_t *len);
+
+/* A growing byte buffer for building one serialization in a single pass
+   (json_dumpb needs two: one to size, one to write). */
+typedef struct mcp_out {
+  char *data; /* owned */
+  size_t len;
+  size_t cap;
+  bool failed; /* out of memory: data is to be dropped */
+} mcp_out_t;
+
+void mcp_out_init(mcp_out_t *out, size_t cap);
+void mcp_out_append(mcp_out_t *out, const char *bytes, size_t n);
+/* Appends value in compact form. */
+void mcp_out_json(mcp_out_t *out, const json_t *value);
+/* Appends len bytes of UTF-8 text as a JSON string, escaped exactly as
+   jansson's compact output escapes it, so that a line written in parts is
+   the same bytes as the tree's dump. */
+void mcp_out_json_string(mcp_out_t *out, const char *s, size_t len);
+/* Appends {"jsonrpc":"2.0","id":id,"result": - the start of the line that
+   mcp_jsonrpc_result + mcp_jsonrpc_dump_line write; the caller appends the
+   result and "}\n". */
+void mcp_out_result_head(mcp_out_t *out, const json_t *id);
+/* Gives up the buffer to the caller (NULL after a failure, which frees it). */
+char *mcp_out_take(mcp_out_t *out, size_t *len);
 
 /* Bytes json_dumpb would write for value in compact form. */
 size_t mcp_json_size(const json_t *value);

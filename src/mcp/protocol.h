@@ -78,6 +78,7 @@ typedef struct mcp_call {
   int error_code;
   char *error_message; /* owned */
   json_t *error_data;  /* owned */
+  struct mcp_call *queue_next; /* the transport's queue of calls to run (server.c), under its lock */
   /* Under server->mutex: */
   struct mcp_call *next; /* in server->inflight */
   bool cancelled;        /* notifications/cancelled named this request */
@@ -116,6 +117,10 @@ mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t le
 /* Handler thread: handles the call and frees it. Returns the response line
    (malloc'd) or NULL when none is due (the client cancelled the request). */
 char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len);
+/* true when running the call only reads the registry and never waits
+   (tools/call get_query_status): the reader thread may run it itself,
+   without the hand-off to a handler thread and back. */
+bool mcp_call_is_quick(const mcp_call_t *call);
 /* Answers a call that will not be run (the server is overloaded) and frees it. */
 char *mcp_server_refuse(mcp_server_t *server, mcp_call_t *call, const char *why, size_t *reply_len);
 /* The error line for an input line dropped for its size. */

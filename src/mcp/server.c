@@ -7,7 +7,9 @@
  * Threads, all started and joined here:
  *  - main: the reader. Reads standard input, hands each line to
  *    mcp_server_receive() in order (so notifications/cancelled and
- *    initialize take effect at once) and queues the requests.
+ *    initialize take effect at once) and queues the requests; quick ones
+ *    (mcp_call_is_quick: get_query_status) it answers itself, since the
+ *    hand-off to a handler and back costs more than they do.
  *  - handlers: a pool that grows from HANDLERS_MIN to HANDLERS_MAX threads
  *    while every thread is busy, so that a tasks/result waiting on a slow
  *    query, or a slow list_tables, never holds up other requests.
@@ -293,11 +295,6 @@ static int default_database(mcp_options_t *options) {
 
 /* --- the process ------------------------------------------------------------------------ */
 
-typedef struct job {
-  mcp_call_t *call; /* owned until run */
-  struct job *next;
-} job_t;
-
 typedef struct cancel_item {
   qreg_id_t id;
   struct cancel_item *next;
@@ -311,10 +308,10 @@ typedef struct runtime {
   pthread_mutex_t output_mutex; /* one response at a time on stdout */
   bool output_broken;           /* under output_mutex: stdout is gone */
 
-  pthread_mutex_t mutex; /* guards the pool, the job queue and the cancel queue */
-  pthread_cond_t work;   /* a job was queued, or stopping */
-  job_t *head;           /* owned */
-  job_t *tail;
+  pthread_mutex_t mutex; /* guards the pool, the call queue and the cancel queue */
+  pthread_cond_t work;   /* a call was queued, or stopping */
+  mcp_call_t *head;      /* owned until a handler takes it: calls linked by queue_next */
+  mcp_call_t *tail;
   size_t queued;
   pthread_t handlers[HANDLERS_MAX];
   unsigned handler_count;
@@ -377,15 +374,14 @@ static void *handler_main(void *arg) {
     }
     if (!rt->head)
       break; /* stopping, and nothing left to answer */
-    job_t *job = rt->head;
-    rt->head = job->next;
+    mcp_call_t *call = rt->head;
+    rt->head = call->queue_next;
     if (!rt->head)
       rt->tail = NULL;
     rt->queued--;
     pthread_mutex_unlock(&rt->mutex);
     size_t len = 0;
-    char *reply = mcp_server_run(rt->server, job->call, &len);
-    free(job);
+    char *reply = mcp_server_run(rt->server, call, &len);
     send_reply(rt, reply, len);
     pthread_mutex_lock(&rt->mutex);
   }
@@ -404,11 +400,9 @@ static bool start_handler_locked(runtime_t *rt) {
 }
 
 static void enqueue(runtime_t *rt, mcp_call_t *call) {
-  job_t *job = malloc(sizeof *job);
   pthread_mutex_lock(&rt->mutex);
-  if (!job || rt->queued >= QUEUE_MAX || rt->handler_count == 0) {
+  if (rt->queued >= QUEUE_MAX || rt->handler_count == 0) {
     pthread_mutex_unlock(&rt->mutex);
-    free(job);
     size_t len = 0;
     char *reply = mcp_server_refuse(rt->server, call,
                                     "Internal error: server overloaded (too many requests in "
@@ -417,13 +411,12 @@ static void enqueue(runtime_t *rt, mcp_call_t *call) {
     send_reply(rt, reply, len);
     return;
   }
-  job->call = call;
-  job->next = NULL;
+  call->queue_next = NULL;
   if (rt->tail)
-    rt->tail->next = job;
+    rt->tail->queue_next = call;
   else
-    rt->head = job;
-  rt->tail = job;
+    rt->head = call;
+  rt->tail = call;
   rt->queued++;
   /* Grow while every handler is busy: a blocked tasks/result must not
      starve the requests behind it. */
@@ -512,8 +505,17 @@ static void on_line(void *ctx, const char *line, size_t len) {
   size_t reply_len = 0;
   mcp_call_t *call = mcp_server_receive(rt->server, line, len, &reply, &reply_len);
   send_reply(rt, reply, reply_len);
-  if (call)
-    enqueue(rt, call);
+  if (!call)
+    return;
+  if (mcp_call_is_quick(call)) {
+    /* Answered here: handing it to a handler and waking that thread costs
+       more than the request itself. It never waits, so the reader is not
+       held up. */
+    reply = mcp_server_run(rt->server, call, &reply_len);
+    send_reply(rt, reply, reply_len);
+    return;
+  }
+  enqueue(rt, call);
 }
 
 static void on_oversized(void *ctx, size_t size) {

@@ -233,12 +233,34 @@ static json_t *snapshot_json(const qreg_snapshot_t *s, bool full) {
 
 /* --- results ---------------------------------------------------------------------- */
 
-/* A successful CallToolResult: structured (stolen) plus the same JSON as text. */
+/* A successful CallToolResult: structured (stolen) plus the same JSON as
+   text. The text is exactly the compact serialization of structuredContent
+   (tools.h): protocol.c writes it in place of a second serialization. So
+   nothing may change structured once it is here. The text comes from one
+   pass into a buffer and is taken without a second UTF-8 check: jansson
+   wrote it from strings it had checked already. */
 static json_t *ok_result(json_t *structured) {
-  char *text = json_dumps(structured, JSON_COMPACT);
-  json_t *result = json_pack("{s:[{s:s, s:s}], s:o, s:b}", "content", "type", "text", "text",
-                             text ? text : "{}", "structuredContent", structured, "isError", 0);
+  mcp_out_t out;
+  mcp_out_init(&out, 1024);
+  mcp_out_json(&out, structured);
+  size_t len = 0;
+  char *text = mcp_out_take(&out, &len);
+  if (!text) {
+    /* Out of memory: an empty answer, still true to the contract. */
+    json_decref(structured);
+    structured = json_object();
+  }
+  json_t *item = json_object();
+  json_object_set_new_nocheck(item, "type", json_string_nocheck("text"));
+  json_object_set_new_nocheck(item, "text", text ? json_stringn_nocheck(text, len)
+                                                 : json_string_nocheck("{}"));
   free(text);
+  json_t *content = json_array();
+  json_array_append_new(content, item);
+  json_t *result = json_object();
+  json_object_set_new_nocheck(result, "content", content);
+  json_object_set_new_nocheck(result, "structuredContent", structured);
+  json_object_set_new_nocheck(result, "isError", json_false());
   return result;
 }
 

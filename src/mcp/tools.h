@@ -21,7 +21,12 @@ json_t *mcp_tools_definitions(bool allow_writes);
 /* tools/list: {tools: [...]} shaped for the call's protocol revision. */
 json_t *mcp_tools_list(mcp_call_t *call);
 
-/* tools/call without a task: a CallToolResult, or NULL after mcp_call_fail. */
+/* tools/call without a task: a CallToolResult, or NULL after mcp_call_fail.
+   Every CallToolResult made here that has structuredContent has as
+   content[0].text exactly its compact serialization (json_dumps with
+   JSON_COMPACT), and its structuredContent is never changed afterwards:
+   protocol.c writes that text as the structuredContent of the response
+   instead of serializing the value a second time. */
 json_t *mcp_tools_call(mcp_call_t *call, const char *name, json_t *arguments);
 
 /* true when the named tool can run as a task (execute_query). */
