@@ -14,49 +14,60 @@
  * Connecting: PQconnectStartParams (the URL or conninfo expanded, PG*
  * variables honoured, application_name and client_encoding UTF8 on top) and
  * PQconnectPoll driven by the socket watch, under our own timer (libpq's
- * connect_timeout is not honoured by non-blocking connects). The first
- * connection of a registry then loads the names of user and extension types
- * (the result store needs a column's type name before its first row).
+ * connect_timeout is not honoured by non-blocking connects). Then one query
+ * sets the session defaults (SESSION_SQL: DateStyle ISO, TimeZone UTC, hex
+ * bytea, exact floats, and on PostgreSQL 14+ client_connection_check_interval
+ * so a backend notices an abandoned connection), and the first connection
+ * of a registry loads the names of user and extension types (the result
+ * store needs a column's type name before its first row).
  *
  * How one query runs. execute() writes one pipeline (libpq pipeline mode: a
- * single write, no round trip between the parts):
+ * single write, one Sync, no round trip between the parts):
  *
  *     BEGIN READ ONLY  (or BEGIN when writes are allowed)
- *     SELECT set_config(..., true) ...   DateStyle ISO, TimeZone UTC, hex bytea,
- *                                        exact floats, statement_timeout backstop
+ *     SELECT set_config('statement_timeout', ..., true)
+ *                                        the backstop behind the core's timeout
  *     <the user's statement>             extended protocol: exactly one statement,
  *                                        so "COMMIT; DROP TABLE x" is refused
  *     ROLLBACK  (or COMMIT)
- *     Sync
- *     DISCARD ALL                        resets the session (not allowed inside
- *                                        a transaction block, hence the Sync)
+ *     read-only: DEALLOCATE ALL, SELECT pg_advisory_unlock_all()
+ *     writes:    DISCARD ALL, SESSION_SQL
  *     Sync
  *     [type-name lookup, Sync]           appended only when a column's type is
  *                                        neither built in nor cached
  *
  * and reads the results back as they come, the user's rows in single-row mode
  * straight into the result store. Why a pooled connection is clean: the
- * statement runs inside our transaction, which ends with ROLLBACK (read-only)
- * or COMMIT; whatever survives a transaction end - a non-local SET when
- * writes are allowed, prepared statements, session advisory locks, temporary
- * tables, LISTEN, cursors WITH HOLD - is removed by DISCARD ALL. A connection
- * is handed back for reuse only when all of that succeeded, the transaction
- * status is idle and nothing else happened (no error, no truncation, no
- * cancel); otherwise the core closes it. READ ONLY guards against accidental
- * writes; it is not a security boundary (use a read-only role for that).
+ * statement runs inside our transaction. A READ ONLY one is rolled back,
+ * which undoes every SET (the session defaults stay) and drops cursors WITH
+ * HOLD and LISTEN (they exist only once committed); it cannot create
+ * temporary objects or advance sequences; what it can leave behind -
+ * prepared statements and session advisory locks - the two cleanup commands
+ * remove. A committed transaction can leave anything: DISCARD ALL resets the
+ * session, and the session defaults are set again. A connection is handed
+ * back for reuse only when all of that succeeded, the transaction status is
+ * idle and nothing else happened (no error, no truncation, no cancel);
+ * otherwise the core closes it. READ ONLY guards against accidental writes;
+ * it is not a security boundary (use a read-only role for that).
+ *
+ * Idle. A pooled connection keeps its read watch armed (no watch changes
+ * per query): an idle connection has nothing to say, so a readable one
+ * means the server ended the backend; it is marked and alive() says no.
  *
  * Stopping. When the result store is full (max_rows or the byte budget) or
  * the core asks to cancel, a cancel request goes to the server with PQcancel
- * on a worker while the loop keeps draining the pipeline; the job completes
- * only when every result has been read (libpq idle) and the worker has
- * returned. A cancel that reaches the backend before it has read the
- * statement is ignored by the server, so while the statement runs the
- * request is repeated. If the cancel request fails, or the server goes away,
- * the connection is abandoned instead: the watch stops, the job completes,
- * and the core closes the connection (never reused). When the server goes
- * away, the job's error is the server's own last word when it sent one (57P01
- * "terminating connection due to administrator command", or the WARNING an
- * immediate shutdown sends), else libpq's first message.
+ * on a worker while the loop keeps reading; the job completes once the
+ * statement has ended (its error or its last row arrived; for a write job,
+ * the COMMIT's answer too) and the worker has returned. The rest of the
+ * pipeline is not read: such a connection is always closed. A cancel that
+ * reaches the backend before it has read the statement is ignored by the
+ * server, so while the statement runs the request is repeated. If the
+ * cancel request fails, or the server goes away, the connection is abandoned
+ * instead: the watch stops, the job completes, and the core closes the
+ * connection (never reused). When the server goes away, the job's error is
+ * the server's own last word when it sent one (57P01 "terminating connection
+ * due to administrator command", or the WARNING an immediate shutdown
+ * sends), else libpq's first message.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -81,7 +92,7 @@
 /* statement_timeout is a backstop behind the core's own timeout, which should
    win: give the server this much longer. */
 #define STATEMENT_TIMEOUT_MARGIN_MS 1000u
-/* BEGIN, SETUP, USER, END, SYNC, DISCARD, SYNC, TYPES, SYNC. */
+/* BEGIN, SETUP, USER, END, CLEANUP x 2, SYNC, TYPES, SYNC. */
 #define MAX_STEPS 9
 /* A cancel request that reaches the backend before it has read the
    statement is ignored by the server: while the statement still runs, the
@@ -118,8 +129,8 @@ typedef enum step {
   STEP_SETUP,
   STEP_USER,
   STEP_END,
+  STEP_CLEANUP,
   STEP_SYNC,
-  STEP_DISCARD,
   STEP_TYPES,
 } step_t;
 
@@ -137,7 +148,13 @@ struct qreg_driver_conn {
   qreg_timer_t *connect_timer; /* owned while connecting */
   struct pg_lookup *lookup;    /* the host name lookup in flight; owned by
                                   its worker, which frees it when done */
+  bool configuring;            /* connected, setting the session defaults */
+  bool setup_ok;               /* the session defaults' query returned its row */
   bool prefetching;            /* connected, loading type names first */
+
+  /* Idle (no job): the read watch stays armed; anything readable means the
+     server spoke unasked (it ended the backend): never hand it out again. */
+  bool idle_readable;
 
   /* The job (job != NULL from execute() until qreg_job_complete()). */
   qreg_job_t *job;
@@ -145,14 +162,15 @@ struct qreg_driver_conn {
   unsigned step_count;
   unsigned step_next;      /* the step whose results are being read */
   unsigned first_sync;     /* index of the Sync that ends our transaction */
+  unsigned cleanup_left;   /* cleanup steps that have not succeeded yet */
   int column_count;        /* -1 until the statement described its rows */
   Oid *column_types;       /* owned, column_count entries */
   bool storing;            /* rows still go into the result */
   bool truncated;          /* the store said FULL: rows were cut */
   bool failed;             /* the statement or our transaction failed */
-  bool essential_done;     /* our transaction ended: the first Sync came back */
+  bool essential_done;     /* our transaction ended: its ROLLBACK or COMMIT
+                              (or the first Sync) came back */
   bool user_done;          /* the statement's results ended (or failed) */
-  bool discard_ok;         /* DISCARD ALL succeeded */
   bool unclean;            /* something happened that forbids reuse */
   bool broken;             /* abandoned: stop reading, complete, never reuse */
   bool cancel_requested;   /* the core asked to cancel */
@@ -453,71 +471,129 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
   "WHERE t.oid >= 10000 AND t.typtype <> 'c' AND (e.oid IS NULL OR e.typtype <> 'c') "    \
   "LIMIT 10000"
 
+/* The session's defaults, set once per connection and again after every
+   DISCARD ALL (a write job's cleanup, which resets them): values come out
+   the same way on every server (postgres_values.c reads ISO dates, UTC, hex
+   bytea, exact floats) and, on PostgreSQL 14+, a backend running a long
+   statement notices within a second that its client went away (an abandoned
+   connection). A read-only job cannot change them for good: its transaction
+   is rolled back, and a rolled-back SET is undone. Session-level SETs rather
+   than startup options: an option the server does not know (the check
+   interval before 14) fails the connect, and ours would replace the user's
+   own options (URL, PGOPTIONS, service file). */
+#define SESSION_SQL                                                                         \
+  "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "                               \
+  "pg_catalog.set_config('TimeZone', 'UTC', false), "                                       \
+  "pg_catalog.set_config('bytea_output', 'hex', false), "                                   \
+  "pg_catalog.set_config('extra_float_digits', '3', false)"
+
+static const char *session_sql(const qreg_driver_conn_t *conn) {
+  if (PQserverVersion(conn->pg) >= 140000)
+    return SESSION_SQL ", pg_catalog.set_config('client_connection_check_interval', '1000', false)";
+  return SESSION_SQL;
+}
+
 /* Hands the open connection to the core. */
 static void connect_report(qreg_driver_conn_t *conn) {
   qreg_timer_close(conn->connect_timer);
   conn->connect_timer = NULL;
-  watch_set(conn, 0); /* paused while idle; the socket is fixed from now on */
+  /* From now on the socket is fixed, and the read watch stays armed while
+     the connection is idle (see idle_readable). */
+  if (watch_set(conn, QREG_WATCH_READ) != 0) {
+    connect_fail(conn, "cannot watch the connection's socket");
+    return;
+  }
   qreg_conn_request_t *request = conn->request;
   conn->request = NULL;
   qreg_conn_request_done(request, conn, NULL);
 }
 
-static void prefetch_end(qreg_driver_conn_t *conn) {
+/* Sends the connect-time query libpq holds and waits for its answer; false
+   if that failed. */
+static bool setup_flush(qreg_driver_conn_t *conn) {
+  int rc = PQflush(conn->pg);
+  return rc >= 0 &&
+         watch_set(conn, rc == 1 ? QREG_WATCH_READ | QREG_WATCH_WRITE : QREG_WATCH_READ) == 0;
+}
+
+static void setup_end(qreg_driver_conn_t *conn, bool ok);
+
+/* The first connection of a registry loads the type names; false if there
+   is nothing to load (or it cannot be sent: the next connection tries). */
+static bool prefetch_start(qreg_driver_conn_t *conn) {
+  pg_state_t *state = conn->state;
+  if (state->types_loaded || state->types_loading ||
+      PQsendQueryParams(conn->pg, TYPE_PREFETCH_SQL, 0, NULL, NULL, NULL, NULL, 0) != 1)
+    return false;
+  state->types_loading = true;
+  conn->prefetching = true;
+  if (!setup_flush(conn))
+    setup_end(conn, false);
+  return true;
+}
+
+/* The connect-time query (session defaults, then the type names) is over.
+   The session defaults must be in place; the type names may fail (their
+   columns then show "" until an execute looks them up). */
+static void setup_end(qreg_driver_conn_t *conn, bool ok) {
+  bool idle = PQstatus(conn->pg) == CONNECTION_OK && PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
+  if (conn->configuring) {
+    conn->configuring = false;
+    if (!ok || !idle) {
+      connect_fail(conn, NULL);
+      return;
+    }
+    if (!prefetch_start(conn))
+      connect_report(conn);
+    return;
+  }
   conn->prefetching = false;
-  if (PQstatus(conn->pg) != CONNECTION_OK || PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
-    conn->state->types_loading = false;
+  conn->state->types_loading = false;
+  if (!idle) {
     connect_fail(conn, NULL);
     return;
   }
-  conn->state->types_loading = false;
   conn->state->types_loaded = true; /* even if the query failed: no retry per connect */
   connect_report(conn);
 }
 
-static void prefetch_io(qreg_driver_conn_t *conn, int status, int events) {
+static void setup_io(qreg_driver_conn_t *conn, int status, int events) {
   PGconn *pg = conn->pg;
-  if ((events & QREG_WATCH_WRITE) || status < 0) {
-    int rc = PQflush(pg);
-    if (rc < 0 || watch_set(conn, rc == 1 ? QREG_WATCH_READ | QREG_WATCH_WRITE : QREG_WATCH_READ) != 0) {
-      prefetch_end(conn);
-      return;
-    }
+  if (((events & QREG_WATCH_WRITE) || status < 0) && !setup_flush(conn)) {
+    setup_end(conn, false);
+    return;
   }
   if (((events & QREG_WATCH_READ) || status < 0) && !PQconsumeInput(pg)) {
-    prefetch_end(conn);
+    setup_end(conn, false);
     return;
   }
   while (!PQisBusy(pg)) {
     PGresult *res = PQgetResult(pg);
     if (res == NULL) {
-      prefetch_end(conn);
+      setup_end(conn, conn->setup_ok);
       return;
     }
-    if (PQresultStatus(res) == PGRES_TUPLES_OK)
-      learn_types(conn->state, res);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+      if (conn->prefetching)
+        learn_types(conn->state, res);
+      else
+        conn->setup_ok = true;
+    }
     PQclear(res);
   }
 }
 
 static void connect_succeeded(qreg_driver_conn_t *conn) {
-  if (PQsetnonblocking(conn->pg, 1) != 0) {
+  if (PQsetnonblocking(conn->pg, 1) != 0 ||
+      PQsendQueryParams(conn->pg, session_sql(conn), 0, NULL, NULL, NULL, NULL, 0) != 1) {
     connect_fail(conn, NULL);
     return;
   }
   snprintf(conn->backend_id, sizeof conn->backend_id, "%d", PQbackendPID(conn->pg));
-  pg_state_t *state = conn->state;
-  if (!state->types_loaded && !state->types_loading &&
-      PQsendQueryParams(conn->pg, TYPE_PREFETCH_SQL, 0, NULL, NULL, NULL, NULL, 0) == 1) {
-    state->types_loading = true;
-    conn->prefetching = true;
-    int rc = PQflush(conn->pg);
-    if (rc < 0 ||
-        watch_set(conn, rc == 1 ? QREG_WATCH_READ | QREG_WATCH_WRITE : QREG_WATCH_READ) != 0)
-      prefetch_end(conn);
-    return;
-  }
-  connect_report(conn);
+  conn->configuring = true;
+  conn->setup_ok = false;
+  if (!setup_flush(conn))
+    setup_end(conn, false);
 }
 
 static void connect_poll(qreg_driver_conn_t *conn) {
@@ -739,7 +815,8 @@ static void job_reset(qreg_driver_conn_t *conn) {
   conn->column_count = -1;
   conn->step_count = conn->step_next = conn->first_sync = 0;
   conn->storing = conn->truncated = conn->failed = conn->essential_done = false;
-  conn->user_done = conn->discard_ok = conn->unclean = conn->broken = false;
+  conn->user_done = conn->unclean = conn->broken = false;
+  conn->cleanup_left = 0;
   conn->cancel_requested = conn->cancel_sent = conn->cancel_failed = false;
   conn->cancel_attempts = 0;
   if (conn->cancel_retry != NULL) {
@@ -970,42 +1047,55 @@ static bool job_sync(qreg_driver_conn_t *conn) {
   return true;
 }
 
-/* The transaction-local settings that make values come out the same way
-   on every server, plus the statement_timeout backstop. */
+/* The statement_timeout backstop, local to our transaction. A SELECT even
+   without a timeout: it takes the transaction's snapshot, after which the
+   statement can no longer turn a READ ONLY transaction read-write ("SET
+   TRANSACTION READ WRITE" fails). */
 static void setup_sql(const qreg_driver_conn_t *conn, char *buf, size_t size) {
-  int n = snprintf(buf, size,
-                   "SELECT pg_catalog.set_config('DateStyle', 'ISO', true), "
-                   "pg_catalog.set_config('TimeZone', 'UTC', true), "
-                   "pg_catalog.set_config('bytea_output', 'hex', true), "
-                   "pg_catalog.set_config('extra_float_digits', '3', true)");
   uint64_t timeout = conn->job->timeout_ms;
-  if (timeout > 0 && timeout <= (uint64_t)INT_MAX - STATEMENT_TIMEOUT_MARGIN_MS && n > 0 &&
-      (size_t)n < size)
-    n += snprintf(buf + n, size - (size_t)n,
-                  ", pg_catalog.set_config('statement_timeout', '%" PRIu64 "', true)",
-                  timeout + STATEMENT_TIMEOUT_MARGIN_MS);
-  /* PostgreSQL 14+: a backend running a long statement notices within a
-     second that its client went away (an abandoned connection). */
-  if (PQserverVersion(conn->pg) >= 140000 && n > 0 && (size_t)n < size)
-    snprintf(buf + n, size - (size_t)n,
-             ", pg_catalog.set_config('client_connection_check_interval', '1000', true)");
+  if (timeout > 0 && timeout <= (uint64_t)INT_MAX - STATEMENT_TIMEOUT_MARGIN_MS)
+    snprintf(buf, size, "SELECT pg_catalog.set_config('statement_timeout', '%" PRIu64 "', true)",
+             timeout + STATEMENT_TIMEOUT_MARGIN_MS);
+  else
+    snprintf(buf, size, "SELECT NULL");
+}
+
+static bool job_send_cleanup(qreg_driver_conn_t *conn, const char *sql) {
+  if (!job_send(conn, STEP_CLEANUP, sql, 0, NULL))
+    return false;
+  conn->cleanup_left++;
+  return true;
 }
 
 static void pg_execute(qreg_driver_conn_t *conn, qreg_job_t *job) {
   job_reset(conn);
   conn->job = job;
   conn->storing = true;
-  char setup[768];
+  char setup[128];
   setup_sql(conn, setup, sizeof setup);
   bool sent = PQenterPipelineMode(conn->pg) == 1 &&
               job_send(conn, STEP_BEGIN, job->read_only ? "BEGIN READ ONLY" : "BEGIN", 0, NULL) &&
               job_send(conn, STEP_SETUP, setup, 0, NULL) &&
               job_send(conn, STEP_USER, job->sql, 0, NULL) &&
               job_send(conn, STEP_END, job->read_only ? "ROLLBACK" : "COMMIT", 0, NULL);
+  /* The cleanup rides in the same Sync group, right after our transaction
+     ended (it is skipped, and the connection not reused, if anything before
+     it failed). What can outlive a rolled-back READ ONLY transaction:
+     prepared statements (PREPARE) and session advisory locks. SETs are
+     undone by the rollback, cursors WITH HOLD and LISTEN exist only once
+     committed, temporary objects and sequence values cannot be made in a
+     read-only transaction. A committed one can leave anything: DISCARD ALL
+     (allowed here: the COMMIT ended the block, and it is the first command
+     of the next implicit transaction), which also resets our session
+     defaults, so they are set again. */
+  if (sent && job->read_only)
+    sent = job_send_cleanup(conn, "DEALLOCATE ALL") &&
+           job_send_cleanup(conn, "SELECT pg_catalog.pg_advisory_unlock_all()");
+  else if (sent)
+    sent = job_send_cleanup(conn, "DISCARD ALL") && job_send_cleanup(conn, session_sql(conn));
   if (sent) {
     conn->first_sync = conn->step_count;
-    sent = job_sync(conn) && job_send(conn, STEP_DISCARD, "DISCARD ALL", 0, NULL) &&
-           job_sync(conn);
+    sent = job_sync(conn);
   }
   if (!sent)
     job_lost(conn);
@@ -1103,14 +1193,18 @@ static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
         conn->user_done = true;
     } else if (step == STEP_TYPES) {
       learn_types(conn->state, res);
+    } else if (step == STEP_CLEANUP && status == PGRES_TUPLES_OK) {
+      conn->cleanup_left--;
     }
     break;
   case PGRES_COMMAND_OK:
   case PGRES_EMPTY_QUERY:
     if (step == STEP_USER)
       conn->user_done = true;
-    if (step == STEP_DISCARD)
-      conn->discard_ok = true;
+    if (step == STEP_END)
+      conn->essential_done = true; /* a failure after it only forbids reuse */
+    if (step == STEP_CLEANUP)
+      conn->cleanup_left--;
     break;
   case PGRES_PIPELINE_ABORTED:
     conn->unclean = true; /* an earlier error explains it */
@@ -1130,8 +1224,8 @@ static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
       conn->user_done = true;
     if (step == STEP_USER && conn->truncated) {
       conn->unclean = true; /* most likely our own cancel of the rest */
-    } else if (step == STEP_TYPES) {
-      conn->unclean = true; /* names stay unknown */
+    } else if (step == STEP_TYPES || (step == STEP_CLEANUP && conn->essential_done)) {
+      conn->unclean = true; /* names stay unknown; or the session is not clean */
     } else {
       if (!conn->essential_done)
         job_error_from_result(conn, res);
@@ -1213,6 +1307,14 @@ static void job_settle(qreg_driver_conn_t *conn) {
   qreg_job_t *job = conn->job;
   if (job == NULL || conn->cancel_in_flight)
     return;
+  /* A cancelled or truncated job's connection is closed, never reused: once
+     the statement has ended (its error - 57014 after our cancel - or its
+     last row has arrived) and no cancel request is in flight, the rest of
+     the pipeline is not worth waiting for. A write job still waits for its
+     COMMIT's answer, so the job's outcome is the server's. */
+  if (!conn->broken && (conn->cancel_requested || conn->truncated) && conn->user_done &&
+      (job->read_only || conn->essential_done))
+    job_abandon(conn);
   if (!conn->broken && conn->step_next < conn->step_count)
     return;
 
@@ -1220,11 +1322,16 @@ static void job_settle(qreg_driver_conn_t *conn) {
   if (!conn->broken) {
     bool idle = PQexitPipelineMode(conn->pg) == 1;
     reusable = idle && !conn->unclean && !conn->failed && !conn->truncated &&
-               !conn->cancel_requested && !conn->cancel_sent && conn->discard_ok &&
+               !conn->cancel_requested && !conn->cancel_sent && conn->cleanup_left == 0 &&
                PQstatus(conn->pg) == CONNECTION_OK &&
                PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
   }
-  watch_set(conn, 0);
+  /* A reusable connection keeps its read watch while idle (on_io() notices
+     a server that ends the backend); any other is about to be closed. */
+  if (!reusable || watch_set(conn, QREG_WATCH_READ) != 0) {
+    reusable = false;
+    watch_set(conn, 0);
+  }
 
   qreg_job_outcome_t outcome;
   if (conn->cancel_requested && !(conn->essential_done && !conn->failed)) {
@@ -1274,8 +1381,8 @@ static void on_io(qreg_watch_t *watch, int status, int events, void *arg) {
   if (status < 0)
     conn->watch_events = 0;
   if (conn->request != NULL) {
-    if (conn->prefetching)
-      prefetch_io(conn, status, events);
+    if (conn->configuring || conn->prefetching)
+      setup_io(conn, status, events);
     else
       connect_poll(conn);
     return;
@@ -1283,7 +1390,13 @@ static void on_io(qreg_watch_t *watch, int status, int events, void *arg) {
   if (conn->job != NULL) {
     job_io(conn, status, events);
     job_settle(conn);
+    return;
   }
+  /* Idle: the server spoke unasked - EOF or a FATAL message after it ended
+     the backend, most likely. Stop watching (the socket would stay
+     readable) and let alive() say no; the core then closes it. */
+  conn->idle_readable = true;
+  watch_set(conn, 0);
 }
 
 static void pg_cancel(qreg_driver_conn_t *conn, qreg_job_t *job) {
@@ -1299,11 +1412,13 @@ static void pg_cancel(qreg_driver_conn_t *conn, qreg_job_t *job) {
  * ---------------------------------------------------------------------- */
 
 static bool pg_alive(qreg_driver_conn_t *conn) {
-  if (PQstatus(conn->pg) != CONNECTION_OK || PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+  if (conn->idle_readable || PQstatus(conn->pg) != CONNECTION_OK ||
+      PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
     return false;
   /* An idle connection has nothing to say. Anything readable - EOF after
      the server went away, a FATAL message, anything unasked for - means it
-     is not to be handed out. */
+     is not to be handed out. The idle watch notices that too, but its event
+     may still wait in the loop's queue. */
   struct pollfd p = {.fd = PQsocket(conn->pg), .events = POLLIN};
   return p.fd >= 0 && poll(&p, 1, 0) == 0;
 }
