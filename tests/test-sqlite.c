@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "qreg.h"
+#include "support/test_util.h"
 
 /* Bounds that only catch hangs; no test asserts on timing. */
 #define HANG_MS 20000u
@@ -37,19 +38,6 @@ static char temp_dir[256];
 static char fixture_url[300]; /* sqlite:<temp_dir>/fixture.db */
 
 /* --- helpers ------------------------------------------------------------- */
-
-static size_t count_open_fds(void) {
-  DIR *dir = opendir("/proc/self/fd");
-  assert_non_null(dir);
-  size_t count = 0;
-  struct dirent *entry;
-  while ((entry = readdir(dir)) != NULL) {
-    if (entry->d_name[0] != '.')
-      count++;
-  }
-  closedir(dir);
-  return count - 1; /* the directory stream's own fd */
-}
 
 static void sleep_ms(unsigned ms) {
   struct timespec delay = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -606,7 +594,7 @@ static void test_prune_stops_a_running_statement(void **state) {
 
 static void test_close_with_pending_running_finished(void **state) {
   (void)state;
-  size_t fds_before = count_open_fds();
+  size_t fds_before = test_count_open_fds();
   qreg_t *reg = open_registry(fixture_url, false, 0, 2);
   qreg_id_t done = submit(reg, "SELECT x FROM big", NULL);
   qreg_status_t status;
@@ -625,12 +613,12 @@ static void test_close_with_pending_running_finished(void **state) {
   qreg_snapshot_free(snap);
 
   close_registry(reg); /* checks opened == closed */
-  assert_int_equal(count_open_fds(), fds_before);
+  assert_int_equal(test_count_open_fds(), fds_before);
 }
 
 static void test_no_descriptor_leaks(void **state) {
   (void)state;
-  size_t fds_before = count_open_fds();
+  size_t fds_before = test_count_open_fds();
   char url[300];
   url_for(url, sizeof url, "fds.db");
   qreg_t *reg = open_registry(url, true, 0, 4);
@@ -646,9 +634,9 @@ static void test_no_descriptor_leaks(void **state) {
   }
   for (size_t i = 1; i < 8; i += 2)
     assert_int_equal(qreg_cancel(reg, ids[i].str, NULL), 0);
-  assert_true(count_open_fds() >= fds_before);
+  assert_true(test_count_open_fds() >= fds_before);
   close_registry(reg);
-  assert_int_equal(count_open_fds(), fds_before);
+  assert_int_equal(test_count_open_fds(), fds_before);
 }
 
 int main(void) {

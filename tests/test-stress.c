@@ -1,13 +1,18 @@
 /*
  * tests/test-stress.c - four threads call everything at random for a few
- * seconds against the scripted driver (scripts mixing rows, sleeps, hangs,
- * ignored, slow and failing cancels, failures at every point, byte-heavy
- * results; injected connect failures and slow closes; short TTLs, timeouts,
- * an idle timeout and a small max_records so pruning, timing out, pooling and
- * eviction all happen), then the registry closes at a random moment while
- * they are still calling. Every call must answer a documented code (and only
- * QREG_ECLOSED once close has returned); afterwards opened == closed through
- * qreg_stats and the driver, and the driver saw no contract violation.
+ * seconds, then the registry closes at a random moment while they are still
+ * calling. Every call must answer a documented code (and only QREG_ECLOSED
+ * once close has returned); afterwards opened == closed.
+ *
+ * It runs twice. Against the scripted driver: scripts mixing rows, sleeps,
+ * hangs, ignored, slow and failing cancels, failures at every point,
+ * byte-heavy results; injected connect failures and slow closes; short TTLs,
+ * timeouts, an idle timeout and a small max_records so pruning, timing out,
+ * pooling and eviction all happen; the driver must see no contract
+ * violation. Against a real SQLite file: fast and endless statements,
+ * errors, refused writes and large results under the same calls; the
+ * process's open descriptors must return to their count before the registry
+ * opened.
  *
  * The seed is fixed (QREG_STRESS_SEED in the environment overrides it) and
  * printed, so a failing run can be replayed as far as threads allow.
@@ -25,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "support/test_util.h"
 
@@ -35,8 +41,15 @@
 #define STRESS_AFTER_CLOSE 30 /* calls each thread makes after close */
 #define STRESS_DEFAULT_SEED 0x51e55eedu
 
+struct worker;
+
+/* Writes the SQL and options of one random query. */
+typedef void (*make_query_fn)(struct worker *w, char *sql, size_t size, qreg_options_t *options);
+
 typedef struct shared {
   qreg_t *reg;
+  make_query_fn make_query;
+  bool scripted;      /* the scripted driver: faults may be injected */
   atomic_bool closed; /* set once qreg_close has returned */
   pthread_mutex_t ids_lock;
   qreg_id_t ids[STRESS_IDS]; /* recent ids of every thread, under ids_lock */
@@ -85,7 +98,7 @@ static qreg_id_t some_id(worker_t *w) {
 }
 
 /* A script and options for one query. Hangs always get a timeout. */
-static void random_query(worker_t *w, char *sql, size_t size, qreg_options_t *options) {
+static void scripted_query(worker_t *w, char *sql, size_t size, qreg_options_t *options) {
   qreg_options_init(options);
   unsigned tag = w->index * 1000 + pick(w, 1000);
   switch (pick(w, 14)) {
@@ -145,6 +158,54 @@ static void random_query(worker_t *w, char *sql, size_t size, qreg_options_t *op
     options->timeout_ms = 1 + pick(w, 100);
 }
 
+/* SQL for the real SQLite run, on table t(x) of STRESS_SQLITE_ROWS rows.
+   Endless statements always get a timeout. */
+#define STRESS_SQLITE_ROWS 2000
+#define ENDLESS_SQL                                                                                \
+  "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+static void sqlite_query(worker_t *w, char *sql, size_t size, qreg_options_t *options) {
+  qreg_options_init(options);
+  switch (pick(w, 10)) {
+  case 0:
+  case 1:
+    snprintf(sql, size, "SELECT x, x * 2.5, 'row ' || x FROM t WHERE x < %u", pick(w, 400));
+    break;
+  case 2:
+    snprintf(sql, size, "SELECT x, randomblob(%u) FROM t LIMIT %u", 1 + pick(w, 400),
+             pick(w, 300));
+    break;
+  case 3:
+    snprintf(sql, size, "%s", ENDLESS_SQL);
+    options->timeout_ms = 20 + pick(w, 300);
+    break;
+  case 4:
+    snprintf(sql, size, "SELECT count(*) FROM t a, t b WHERE a.x < %u", 50 + pick(w, 400));
+    break;
+  case 5:
+    snprintf(sql, size, "SELEC %u", pick(w, 9));
+    break;
+  case 6:
+    snprintf(sql, size, "SELECT 1; SELECT %u", pick(w, 9));
+    break;
+  case 7:
+    snprintf(sql, size, "INSERT INTO t VALUES (%u)", pick(w, 9));
+    break;
+  case 8:
+    snprintf(sql, size, "SELECT * FROM missing_%u", pick(w, 9));
+    break;
+  default:
+    snprintf(sql, size, "SELECT %u", pick(w, 1000));
+    break;
+  }
+  if (pick(w, 3) == 0)
+    options->ttl_ms = 10 + pick(w, 300);
+  if (pick(w, 4) == 0)
+    options->max_rows = 1 + pick(w, 10);
+  if (options->timeout_ms == 0 && pick(w, 5) == 0)
+    options->timeout_ms = 1 + pick(w, 100);
+}
+
 /* One random call; returns its code (counts of pruning become 0). */
 static int random_call(worker_t *w, int *op_out) {
   qreg_t *reg = w->shared->reg;
@@ -155,9 +216,9 @@ static int random_call(worker_t *w, int *op_out) {
   case 0:
   case 1:
   case 2: {
-    char sql[128];
+    char sql[160];
     qreg_options_t options;
-    random_query(w, sql, sizeof sql, &options);
+    w->shared->make_query(w, sql, sizeof sql, &options);
     qreg_id_t id;
     rc = qreg_execute(reg, sql, &options, &id);
     if (rc == 0)
@@ -233,7 +294,7 @@ static int random_call(worker_t *w, int *op_out) {
                     stats.connections_opened);
     }
     /* And the occasional injected fault. */
-    if (pick(w, 20) == 0)
+    if (w->shared->scripted && pick(w, 20) == 0)
       scripted_fault_set(SCRIPTED_CONNECT, SCRIPTED_FAULT_FAIL, 1 + pick(w, 3), 1, 0);
     break;
   }
@@ -287,27 +348,32 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-static void stress(void **state) {
-  (void)state;
+static uint64_t stress_seed(void) {
   uint64_t seed = STRESS_DEFAULT_SEED;
   const char *env = getenv("QREG_STRESS_SEED");
   if (env != NULL && env[0] != '\0')
     seed = strtoull(env, NULL, 0);
   print_message("stress seed 0x%" PRIx64 " (set QREG_STRESS_SEED to replay)\n", seed);
+  return seed;
+}
 
-  qreg_config_t config;
-  test_config(&config);
-  config.max_connections = 4;
-  config.max_records = 150;
-  config.max_result_bytes = (size_t)256 * 1024;
-  config.default_ttl_ms = 400;
-  config.default_timeout_ms = 2000;
-  config.default_max_rows = 100;
-  config.idle_timeout_ms = 40;
-  qreg_t *reg = test_open(&config);
-  scripted_fault_set(SCRIPTED_CLOSE, SCRIPTED_FAULT_STALL, 1, 0, 3);
+/* What both runs share: small limits so that every path is taken. */
+static void stress_config(qreg_config_t *config, const char *url) {
+  test_config(config);
+  config->db_url = url;
+  config->max_connections = 4;
+  config->max_records = 150;
+  config->max_result_bytes = (size_t)256 * 1024;
+  config->default_ttl_ms = 400;
+  config->default_timeout_ms = 2000;
+  config->default_max_rows = 100;
+  config->idle_timeout_ms = 40;
+}
 
-  shared_t shared = {.reg = reg};
+/* Runs the threads against reg, closes it at a random moment, joins them and
+   checks what every call answered and that opened == closed. */
+static void run_stress(qreg_t *reg, uint64_t seed, make_query_fn make_query, bool scripted) {
+  shared_t shared = {.reg = reg, .make_query = make_query, .scripted = scripted};
   pthread_mutex_init(&shared.ids_lock, NULL);
   worker_t workers[STRESS_THREADS];
   pthread_t tids[STRESS_THREADS];
@@ -335,20 +401,35 @@ static void stress(void **state) {
       fail_msg("seed 0x%" PRIx64 ", thread %u: %s", seed, i, workers[i].failure);
     calls += workers[i].calls;
   }
+  qreg_stats_t after;
+  assert_int_equal(qreg_stats(reg, &after), 0);
+  if (after.connections_opened != after.connections_closed)
+    fail_msg("seed 0x%" PRIx64 ": after close, opened %" PRIu64 " != closed %" PRIu64, seed,
+             after.connections_opened, after.connections_closed);
+  print_message("stress: closed at %u ms; %" PRIu64 " calls; %" PRIu64 " connections opened; %" PRIu64
+                " pruned, %" PRIu64 " evicted\n",
+                close_at, calls, after.connections_opened, after.records_pruned,
+                after.records_evicted);
+  assert_true(after.connections_opened > 0);
+}
+
+static void stress_scripted(void **state) {
+  (void)state;
+  uint64_t seed = stress_seed();
+  qreg_config_t config;
+  stress_config(&config, "script:");
+  qreg_t *reg = test_open(&config);
+  scripted_fault_set(SCRIPTED_CLOSE, SCRIPTED_FAULT_STALL, 1, 0, 3);
+  run_stress(reg, seed, scripted_query, true);
   scripted_counters_t c;
   scripted_counters_get(&c);
   if (c.violations != 0)
     fail_msg("seed 0x%" PRIx64 ": driver contract violation: %s", seed,
              scripted_violation_message());
   test_check_after_close(reg);
-  qreg_stats_t after;
-  assert_int_equal(qreg_stats(reg, &after), 0);
-  print_message("stress: closed at %u ms; %" PRIu64 " calls; %" PRIu64 " executes, %" PRIu64
-                " connections (%" PRIu64 " connect failures, max %" PRIu64 " live); %" PRIu64
-                " pruned, %" PRIu64 " evicted; outcomes ok %" PRIu64 " error %" PRIu64
-                " canceled %" PRIu64 "\n",
-                close_at, calls, c.executes, c.opened, c.connect_failures, c.live_max,
-                after.records_pruned, after.records_evicted, c.outcomes[QREG_JOB_OK],
+  print_message("stress (scripted): %" PRIu64 " executes, %" PRIu64 " connect failures, max %" PRIu64
+                " live; outcomes ok %" PRIu64 " error %" PRIu64 " canceled %" PRIu64 "\n",
+                c.executes, c.connect_failures, c.live_max, c.outcomes[QREG_JOB_OK],
                 c.outcomes[QREG_JOB_ERROR], c.outcomes[QREG_JOB_CANCELED]);
   assert_true(c.live_max <= config.max_connections);
   /* The run did exercise the paths it is meant to. */
@@ -357,9 +438,64 @@ static void stress(void **state) {
   qreg_destroy(reg);
 }
 
+/* The same against a real SQLite file: afterwards every descriptor the
+   registry opened (database files, WAL, the loop's own) is closed. */
+static void stress_sqlite(void **state) {
+  (void)state;
+  uint64_t seed = stress_seed();
+  char dir[] = "/tmp/qreg-stress-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[64], url[80];
+  snprintf(path, sizeof path, "%s/stress.db", dir);
+  snprintf(url, sizeof url, "sqlite:%s", path);
+
+  /* The table, written through qreg itself by a writable registry. */
+  qreg_config_t config;
+  stress_config(&config, url);
+  config.allow_writes = true;
+  qreg_t *setup = NULL;
+  assert_int_equal(qreg_open(&config, &setup), 0);
+  qreg_options_t writes;
+  qreg_options_init(&writes);
+  writes.allow_writes = true;
+  const char *statements[] = {
+      "CREATE TABLE t (x INTEGER)",
+      "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+      "WHERE x < 2000) SELECT x FROM c",
+  };
+  for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+    qreg_id_t id;
+    qreg_status_t status;
+    assert_int_equal(qreg_execute(setup, statements[i], &writes, &id), 0);
+    assert_int_equal(qreg_wait(setup, id.str, 30000, &status), 0);
+    assert_int_equal(status, QREG_SUCCEEDED);
+  }
+  assert_int_equal(qreg_close(setup), 0);
+  qreg_destroy(setup);
+
+  size_t fds_before = test_count_open_fds();
+  stress_config(&config, url); /* read-only, as a user's would be */
+  qreg_t *reg = NULL;
+  assert_int_equal(qreg_open(&config, &reg), 0);
+  run_stress(reg, seed, sqlite_query, false);
+  qreg_destroy(reg);
+  size_t fds_after = test_count_open_fds();
+  print_message("stress (sqlite): open descriptors %zu before, %zu after\n", fds_before, fds_after);
+  assert_int_equal(fds_after, fds_before);
+
+  unlink(path);
+  char side[80];
+  snprintf(side, sizeof side, "%s-wal", path);
+  unlink(side);
+  snprintf(side, sizeof side, "%s-shm", path);
+  unlink(side);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(stress),
+      cmocka_unit_test(stress_scripted),
+      cmocka_unit_test(stress_sqlite),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

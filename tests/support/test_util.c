@@ -12,6 +12,7 @@
 #include "support/test_util.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -213,4 +214,17 @@ void test_check_after_close(qreg_t *reg) {
   /* The registry and the driver agree on what happened. */
   assert_int_equal(stats.connections_opened, c.opened);
   assert_int_equal(stats.connect_failures, c.connect_failures);
+}
+
+size_t test_count_open_fds(void) {
+  DIR *dir = opendir("/proc/self/fd");
+  assert_non_null(dir);
+  size_t count = 0;
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] != '.')
+      count++;
+  }
+  closedir(dir);
+  return count - 1; /* the directory stream's own descriptor */
 }

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "qreg.h"
 #include "support/scripted_driver.h"
 
@@ -80,5 +82,8 @@ void test_sleep_ms(unsigned ms);
 
 /* A small deterministic generator (xorshift64*) for stress and races. */
 uint64_t test_rand(uint64_t *state);
+
+/* Descriptors this process has open now (entries of /proc/self/fd). */
+size_t test_count_open_fds(void);
 
 #endif /* QREG_TESTS_TEST_UTIL_H */
