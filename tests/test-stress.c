@@ -97,6 +97,17 @@ static qreg_id_t some_id(worker_t *w) {
   return id;
 }
 
+/* Options every kind of query may get: short TTLs (pruning while running),
+   small row caps (truncation), short timeouts (on top of any it has). */
+static void random_options(worker_t *w, qreg_options_t *options) {
+  if (pick(w, 3) == 0)
+    options->ttl_ms = 10 + pick(w, 300);
+  if (pick(w, 4) == 0)
+    options->max_rows = 1 + pick(w, 10);
+  if (options->timeout_ms == 0 && pick(w, 5) == 0)
+    options->timeout_ms = 1 + pick(w, 100);
+}
+
 /* A script and options for one query. Hangs always get a timeout. */
 static void scripted_query(worker_t *w, char *sql, size_t size, qreg_options_t *options) {
   qreg_options_init(options);
@@ -150,12 +161,7 @@ static void scripted_query(worker_t *w, char *sql, size_t size, qreg_options_t *
   }
   size_t len = strlen(sql);
   snprintf(sql + len, size - len, ";tag=%u", tag);
-  if (pick(w, 3) == 0)
-    options->ttl_ms = 10 + pick(w, 300);
-  if (pick(w, 4) == 0)
-    options->max_rows = 1 + pick(w, 10);
-  if (options->timeout_ms == 0 && pick(w, 5) == 0)
-    options->timeout_ms = 1 + pick(w, 100);
+  random_options(w, options);
 }
 
 /* SQL for the real SQLite run, on table t(x) of STRESS_SQLITE_ROWS rows.
@@ -198,12 +204,7 @@ static void sqlite_query(worker_t *w, char *sql, size_t size, qreg_options_t *op
     snprintf(sql, size, "SELECT %u", pick(w, 1000));
     break;
   }
-  if (pick(w, 3) == 0)
-    options->ttl_ms = 10 + pick(w, 300);
-  if (pick(w, 4) == 0)
-    options->max_rows = 1 + pick(w, 10);
-  if (options->timeout_ms == 0 && pick(w, 5) == 0)
-    options->timeout_ms = 1 + pick(w, 100);
+  random_options(w, options);
 }
 
 /* One random call; returns its code (counts of pruning become 0). */
