@@ -255,6 +255,16 @@ static bool load(mcp_call_t *call, const char *id, task_t *task, qreg_snapshot_t
   return true;
 }
 
+/* The task named by the request's taskId, and a fresh snapshot of its query:
+   what tasks/get, tasks/result, tasks/cancel and tasks/update all start with.
+   false (the error already answered) if the id is missing or unknown. */
+static bool load_from_params(mcp_call_t *call, const char **id, task_t *task,
+                             qreg_snapshot_t **snap) {
+  *snap = NULL;
+  *id = param_task_id(call);
+  return *id != NULL && load(call, *id, task, snap);
+}
+
 /* --- creation ------------------------------------------------------------------------- */
 
 json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_params) {
@@ -320,10 +330,10 @@ json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_param
 /* --- the tasks/ methods -------------------------------------------------------------------- */
 
 json_t *mcp_tasks_get(mcp_call_t *call) {
-  const char *id = param_task_id(call);
+  const char *id;
   task_t task;
-  qreg_snapshot_t *snap = NULL;
-  if (!id || !load(call, id, &task, &snap))
+  qreg_snapshot_t *snap;
+  if (!load_from_params(call, &id, &task, &snap))
     return NULL;
   json_t *result = task_json(call, &task, snap);
   const char *status = task_status(call, &task, snap);
@@ -345,10 +355,10 @@ json_t *mcp_tasks_get(mcp_call_t *call) {
 }
 
 json_t *mcp_tasks_result(mcp_call_t *call) {
-  const char *id = param_task_id(call);
+  const char *id;
   task_t task;
-  qreg_snapshot_t *snap = NULL;
-  if (!id || !load(call, id, &task, &snap))
+  qreg_snapshot_t *snap;
+  if (!load_from_params(call, &id, &task, &snap))
     return NULL;
   qreg_snapshot_free(snap);
   if (!task.cancelled) {
@@ -432,10 +442,10 @@ json_t *mcp_tasks_list(mcp_call_t *call) {
 }
 
 json_t *mcp_tasks_cancel(mcp_call_t *call) {
-  const char *id = param_task_id(call);
+  const char *id;
   task_t task;
-  qreg_snapshot_t *snap = NULL;
-  if (!id || !load(call, id, &task, &snap))
+  qreg_snapshot_t *snap;
+  if (!load_from_params(call, &id, &task, &snap))
     return NULL;
   bool terminal = task_terminal(&task, snap);
   if (terminal && !call->modern) {
@@ -462,10 +472,10 @@ json_t *mcp_tasks_cancel(mcp_call_t *call) {
 }
 
 json_t *mcp_tasks_update(mcp_call_t *call) {
-  const char *id = param_task_id(call);
+  const char *id;
   task_t task;
-  qreg_snapshot_t *snap = NULL;
-  if (!id || !load(call, id, &task, &snap))
+  qreg_snapshot_t *snap;
+  if (!load_from_params(call, &id, &task, &snap))
     return NULL;
   qreg_snapshot_free(snap);
   json_t *responses = mcp_call_param(call, "inputResponses");
