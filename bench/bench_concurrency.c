@@ -31,7 +31,7 @@ void bench_concurrency(const bench_context_t *ctx) {
   config.max_records = count * 2 + 1000;
   qreg_t *reg = bench_open(&config);
   bench_fill_pg_pool(reg, POOL);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   qreg_stats(reg, &stats);
   qreg_id_t *ids = calloc(count, sizeof *ids);
   if (ids == NULL)

@@ -54,7 +54,7 @@ static int child_records_qreg(const char *sqlite_path, unsigned long count) {
     bench_wait_succeeded(reg, &ids[i], "SELECT 1");
   uint64_t after = bench_rss_bytes();
 
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   qreg_stats(reg, &stats);
   bench_child_print("bytes_per_record", (double)(after - before) / (double)count);
   bench_child_print("result_bytes_per_record", (double)stats.result_bytes / (double)stats.records);
@@ -148,7 +148,7 @@ static int child_result_qreg(const char *conninfo, unsigned long rows) {
   snprintf(sql, sizeof sql, RESULT_SQL_FORMAT, 1000ul);
   qreg_id_t warm = bench_execute(reg, sql, &options);
   bench_wait_succeeded(reg, &warm, sql);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   qreg_stats(reg, &stats);
   size_t warm_bytes = stats.result_bytes;
 

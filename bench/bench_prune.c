@@ -312,7 +312,7 @@ void bench_prune(const bench_context_t *ctx) {
       bench_die("baseline pruned %zu, not %lu", removed, expiring);
     bench_figure_round(figure, q, b);
   }
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   qreg_stats(reg, &stats);
   bench_figure_note(figure,
                     "%lu finished records held (%llu in the registry after the rounds); filling "

@@ -202,7 +202,7 @@ void bench_snapshot(const bench_context_t *ctx) {
     ids[i] = bench_execute(reg, SLEEP_SQL, NULL);
   if (!bench_wait_in_use(reg, POOL, 30000))
     bench_die("the pool never had %d queries running", POOL);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   qreg_stats(reg, &stats);
 
   mini_store_t store;

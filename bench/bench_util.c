@@ -532,7 +532,7 @@ void bench_wait_succeeded(qreg_t *reg, const qreg_id_t *id, const char *sql) {
 bool bench_wait_in_use(qreg_t *reg, unsigned count, unsigned timeout_ms) {
   uint64_t deadline = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
   for (;;) {
-    qreg_stats_t stats;
+    qreg_stats_t stats = QREG_STATS_INIT;
     if (qreg_stats(reg, &stats) == 0 && stats.connections_in_use >= count)
       return true;
     if (bench_now_ns() > deadline)
@@ -555,7 +555,7 @@ void bench_warm_pool(qreg_t *reg, const char *sql, unsigned count) {
 void bench_fill_pg_pool(qreg_t *reg, unsigned count) {
   for (int attempt = 0; attempt < 5; attempt++) {
     bench_warm_pool(reg, "SELECT pg_sleep(0.3)", count);
-    qreg_stats_t stats;
+    qreg_stats_t stats = QREG_STATS_INIT;
     if (qreg_stats(reg, &stats) == 0 && stats.connections_idle >= count)
       return;
   }

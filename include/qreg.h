@@ -33,10 +33,25 @@
 extern "C" {
 #endif
 
+/* Every function declared here is the library's public interface; the
+   library is built with hidden visibility, so these alone are exported. */
+#if defined(__GNUC__) && !defined(QREG_STATIC_ONLY)
+#pragma GCC visibility push(default)
+#endif
+
 #define QREG_VERSION_MAJOR 0
 #define QREG_VERSION_MINOR 1
 #define QREG_VERSION_PATCH 0
 #define QREG_VERSION_STRING "0.1.0"
+/* The version as one number: major * 10000 + minor * 100 + patch. */
+#define QREG_VERSION_HEX \
+  (QREG_VERSION_MAJOR * 10000 + QREG_VERSION_MINOR * 100 + QREG_VERSION_PATCH)
+
+/* The version of the library actually loaded, at run time: "0.1.0". Compare
+   with QREG_VERSION_STRING, the version a program was compiled against. */
+const char *qreg_version(void);
+/* The same as a number (QREG_VERSION_HEX of the loaded library). */
+unsigned qreg_version_number(void);
 
 /* Error codes. Always negative; 0 is success. */
 typedef enum qreg_errno {
@@ -84,8 +99,18 @@ int qreg_status_parse(const char *name, qreg_status_t *out);
 /* true for succeeded, failed, canceled and timeout. */
 bool qreg_status_is_terminal(qreg_status_t status);
 
+/*
+ * Structs a caller fills (config, options) or receives (stats) start with
+ * struct_size, set by their *_init() function (or QREG_STATS_INIT): the
+ * library reads and writes only the fields that fit in it, so a program built
+ * against an older, shorter struct keeps working when fields are added at the
+ * end. A struct_size of 0 or smaller than the first version is refused with
+ * QREG_EINVAL.
+ */
+
 /* Registry configuration. Start from qreg_config_init(), then set fields. */
 typedef struct qreg_config {
+  size_t struct_size;         /* sizeof(qreg_config_t), set by qreg_config_init */
   /* "sqlite:PATH", "postgres://...", "postgresql://..." or a libpq conninfo
      ("host=... dbname=..."). Required. Copied by qreg_open(). */
   const char *db_url;
@@ -100,13 +125,19 @@ typedef struct qreg_config {
   uint64_t idle_timeout_ms;     /* idle pooled connections closed after (60 s) */
   bool allow_writes;            /* false: every query is read-only */
   const char *application_name; /* shown by the server (PostgreSQL), "qreg" */
+  /* Driver options as "name=value" strings, checked against the driver's
+     descriptor (unknown names are refused); URL query parameters such as
+     "?application_name=x" set the same options. NULL/0: none. Copied. */
+  const char *const *driver_options;
+  size_t driver_option_count;
 } qreg_config_t;
 
-/* Fills *config with the defaults above and db_url = NULL. */
+/* Fills *config with the defaults above, struct_size and db_url = NULL. */
 void qreg_config_init(qreg_config_t *config);
 
 /* Per-query options. Start from qreg_options_init(); 0 means "registry default". */
 typedef struct qreg_options {
+  size_t struct_size;  /* sizeof(qreg_options_t), set by qreg_options_init */
   uint64_t timeout_ms; /* give up (status timeout) this long after submission */
   uint64_t max_rows;   /* store at most this many rows; more -> truncated */
   uint64_t ttl_ms;     /* keep the record this long after its last change */
@@ -181,9 +212,13 @@ typedef struct qreg_snapshot {
   qreg_error_t error;
   size_t column_count;
   const qreg_column_t *columns;
-  const char *backend_id; /* PostgreSQL backend pid, SQLite connection serial;
-                             "" before the query started */
+  const char *backend_id; /* the database's own id for the statement, set
+                             by the driver when it starts (PostgreSQL backend
+                             pid, SQLite connection serial, a Snowflake query
+                             id): at most QREG_BACKEND_ID_MAX bytes, "" before */
 } qreg_snapshot_t;
+
+#define QREG_BACKEND_ID_MAX 64
 
 /* Copies the record's state into a new snapshot (*out), freed by the caller. */
 int qreg_snapshot(qreg_t *reg, const char *id, qreg_snapshot_t **out);
@@ -263,6 +298,41 @@ int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms,
               qreg_status_t *status_out);
 
 /*
+ * Asynchronous completion: calls cb exactly once when the query settles -
+ * terminal and its connection released, as qreg_wait() would return - without
+ * any thread waiting for it. Returns 0 when cb will be called; any error
+ * (QREG_EINVAL, QREG_ENOTFOUND, QREG_ECLOSED, QREG_ENOMEM) means it never
+ * will be.
+ *
+ * The call: always on the registry's loop thread, never under the registry's
+ * lock, never from inside qreg_watch() itself (an already settled query is
+ * reported on the loop's next pass). rc is 0 with the terminal status, or
+ * QREG_ECLOSED when the registry is closing (the status then is what the
+ * query ended with, usually canceled): every watch is called before
+ * qreg_close() returns. The id is the query's; the record may be pruned by
+ * the time cb reads it, so a snapshot can fail with QREG_ENOTFOUND.
+ *
+ * What cb may do: any non-blocking call (qreg_snapshot, qreg_fetch,
+ * qreg_list, qreg_execute, qreg_watch, qreg_cancel_async, qreg_stats), and
+ * hand work to its own threads (uv_async_send, a pipe, a condition). What it
+ * must not do: call a function that waits for the loop (qreg_wait with a
+ * timeout, qreg_cancel, qreg_prune_expired, qreg_close, qreg_destroy) - from
+ * the loop thread those fail with QREG_EINVAL instead of deadlocking - or
+ * block for long: every other query's progress waits for it.
+ */
+typedef void (*qreg_watch_cb)(qreg_t *reg, const qreg_id_t *id, int rc,
+                              qreg_status_t status, void *arg);
+int qreg_watch(qreg_t *reg, const char *id, qreg_watch_cb cb, void *arg);
+
+/*
+ * Asks for the query to be canceled and returns at once, without waiting for
+ * it to settle (use qreg_watch() or qreg_wait() for that). The outcome is the
+ * same as qreg_cancel()'s; *status_out (may be NULL) is the status now:
+ * canceled, or the terminal status it already had.
+ */
+int qreg_cancel_async(qreg_t *reg, const char *id, qreg_status_t *status_out);
+
+/*
  * Cancels the query: a pending one is dequeued without touching a connection;
  * a running one is stopped in the database. Returns once the record is
  * terminal and its connection released (a stopped query's connection is
@@ -280,6 +350,7 @@ int qreg_cancel(qreg_t *reg, const char *id, qreg_status_t *status_out);
 int qreg_prune_expired(qreg_t *reg);
 
 typedef struct qreg_stats {
+  size_t struct_size;           /* set by the caller: QREG_STATS_INIT */
   uint64_t connections_opened;  /* ever */
   uint64_t connections_closed;  /* ever */
   uint64_t connect_failures;    /* attempts that never produced a connection */
@@ -291,7 +362,9 @@ typedef struct qreg_stats {
   uint64_t records_pruned;      /* ever, by TTL */
   uint64_t records_evicted;     /* ever, by max_records */
   uint64_t result_bytes;        /* held now */
+  uint64_t watches;             /* qreg_watch callbacks registered, not yet made */
 } qreg_stats_t;
+#define QREG_STATS_INIT {.struct_size = sizeof(qreg_stats_t)}
 
 /* Current counters. Also works after qreg_close() (until qreg_destroy()): it
    then gives the final counters, so a caller can check that every connection
@@ -312,9 +385,70 @@ int qreg_close(qreg_t *reg);
 /* Frees the handle. Closes first if needed. Must not race with any call. */
 void qreg_destroy(qreg_t *reg);
 
+/* --- catalog: exploring the database ------------------------------------ */
+
+/* What a catalog request asks for. The driver writes the SQL (each database
+   has its own catalog); the query runs through the registry like any other,
+   read-only, bounded and cancellable, and its result is fetched as usual. */
+typedef enum qreg_catalog_op {
+  QREG_CATALOG_SCHEMAS = 0,   /* columns: schema_name */
+  QREG_CATALOG_TABLES = 1,    /* schema, name, type ("table"/"view"/...),
+                                 comment, row_estimate (NULL when unknown) */
+  QREG_CATALOG_DESCRIBE = 2,  /* ordinal, name, type, nullable, default_value,
+                                 comment, primary_key */
+  QREG_CATALOG_SAMPLE = 3,    /* the table's own columns, up to limit rows */
+  QREG_CATALOG_COLUMN_STATS = 4, /* one row: row_count, null_count,
+                                    distinct_count, min_value, max_value */
+  QREG_CATALOG_SEARCH_COLUMNS = 5, /* schema, table_name, column_name, type
+                                      of columns whose name contains pattern */
+} qreg_catalog_op_t;
+#define QREG_CATALOG_OP_COUNT 6
+
+typedef struct qreg_catalog_request {
+  size_t struct_size;  /* sizeof(qreg_catalog_request_t): qreg_catalog_init */
+  qreg_catalog_op_t op;
+  const char *schema;  /* NULL: the default schema, or every schema for
+                          SCHEMAS/TABLES/SEARCH_COLUMNS */
+  const char *table;   /* DESCRIBE, SAMPLE, COLUMN_STATS */
+  const char *column;  /* COLUMN_STATS */
+  const char *pattern; /* SEARCH_COLUMNS: a plain substring, not a pattern */
+  uint64_t limit;      /* SAMPLE and SEARCH_COLUMNS rows (0: 100) */
+} qreg_catalog_request_t;
+
+void qreg_catalog_init(qreg_catalog_request_t *request, qreg_catalog_op_t op);
+
+/* "schemas", "tables", "describe", "sample", "column_stats",
+   "search_columns"; NULL for an unknown op. */
+const char *qreg_catalog_op_name(qreg_catalog_op_t op);
+
+/*
+ * Submits the catalog query for request, as qreg_execute() would (options
+ * may be NULL; allow_writes is refused). Names are passed to the driver,
+ * which quotes them as identifiers or binds them as literals: they cannot
+ * change the SQL's meaning. QREG_EINVAL for a missing or malformed argument
+ * or an op the driver does not offer.
+ */
+int qreg_catalog(qreg_t *reg, const qreg_catalog_request_t *request,
+                 const qreg_options_t *options, qreg_id_t *id_out);
+
+/* Quotes name as an identifier of the registry's database into a new string
+   (*out, free() it): "a""b" for PostgreSQL and SQLite. */
+int qreg_quote_identifier(qreg_t *reg, const char *name, char **out);
+
+/* The registry's database URL with secrets (passwords) replaced by "***", as
+   the driver redacts it, into a new string (*out, free() it). */
+int qreg_redacted_url(qreg_t *reg, char **out);
+
+/* The name of the registry's driver: "sqlite", "postgres", ... */
+const char *qreg_driver_name(qreg_t *reg);
+
 /* Formats epoch milliseconds as RFC 3339 UTC with milliseconds,
    "2026-11-27T19:41:56.123Z", into buf (at least 32 bytes). "" for 0. */
 void qreg_format_time(int64_t ms, char *buf, size_t size);
+
+#if defined(__GNUC__) && !defined(QREG_STATIC_ONLY)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

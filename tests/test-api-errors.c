@@ -168,7 +168,7 @@ static void open_rejects_bad_url_and_arguments(void **state) {
 
 /* Checks that a refused execute created nothing. */
 static void expect_nothing_created(qreg_t *reg) {
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records, 0);
   scripted_counters_t c;
@@ -242,10 +242,11 @@ static void execute_rejects_bad_arguments_and_options(void **state) {
     qreg_options_t options;
     const char *field;
   } bad[] = {
-      {{.timeout_ms = UINT64_MAX}, "timeout_ms"},
-      {{.ttl_ms = UINT64_MAX}, "ttl_ms"},
-      {{.max_rows = UINT64_MAX}, "max_rows"},
-      {{.allow_writes = true}, "allow_writes"},
+      {{.struct_size = sizeof(qreg_options_t), .timeout_ms = UINT64_MAX}, "timeout_ms"},
+      {{.struct_size = sizeof(qreg_options_t), .ttl_ms = UINT64_MAX}, "ttl_ms"},
+      {{.struct_size = sizeof(qreg_options_t), .max_rows = UINT64_MAX}, "max_rows"},
+      {{.struct_size = sizeof(qreg_options_t), .allow_writes = true}, "allow_writes"},
+      {{.struct_size = 0}, "struct_size"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int rc = qreg_execute(reg, "rows=1", &bad[i].options, &id);
@@ -352,7 +353,7 @@ static void null_registry(void **state) {
   qreg_page_t *page = NULL;
   qreg_list_t *list = NULL;
   qreg_status_t status;
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   const char *id = "123e4567-e89b-42d3-a456-426614174000";
   assert_int_equal(qreg_snapshot(NULL, id, &s), QREG_EINVAL);
   assert_int_equal(qreg_fetch(NULL, id, 0, 0, &page), QREG_EINVAL);

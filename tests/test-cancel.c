@@ -45,7 +45,7 @@ static void cancel_and_check_settled(qreg_t *reg, const qreg_id_t *id, unsigned 
   assert_int_equal(info.outcome, outcome);
   assert_true(info.op_end_ns != 0);
   assert_true(info.op_end_ns <= returned_ns);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_in_use, 0);
   test_assert_no_violation();
@@ -77,7 +77,7 @@ static void released_on_cancel(void **state) {
   assert_int_equal(qreg_fetch(reg, id.str, 0, 0, &page), QREG_ENORESULT);
   /* A canceled query's connection is closed, never pooled. */
   test_wait_counter(test_counter_closed, 1, "closed");
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 0);
   test_close_checked(reg);
@@ -229,7 +229,7 @@ static void cancel_races_completion(void **state) {
     } else {
       assert_int_equal(rc, QREG_ENORESULT);
     }
-    qreg_stats_t stats;
+    qreg_stats_t stats = QREG_STATS_INIT;
     assert_int_equal(qreg_stats(reg, &stats), 0);
     assert_int_equal(stats.connections_in_use, 0);
     test_assert_no_violation();

@@ -141,7 +141,7 @@ static void close_closes_idle_connections(void **state) {
     ids[i] = test_execute(reg, "rows=1;sleep=50", NULL);
   for (int i = 0; i < 3; i++)
     assert_int_equal(test_wait(reg, &ids[i]), QREG_SUCCEEDED);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_true(stats.connections_idle >= 1);
   assert_int_equal(stats.connections_idle, stats.connections_opened - stats.connections_closed);
@@ -177,7 +177,7 @@ static void calls_after_close(void **state) {
   assert_int_equal(qreg_prune_expired(reg), QREG_ECLOSED);
   assert_int_equal(qreg_close(reg), QREG_ECLOSED);
   assert_true(strlen(qreg_last_error()) > 0);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, 1);
   assert_int_equal(stats.connections_closed, 1);

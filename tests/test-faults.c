@@ -42,7 +42,7 @@ static void released_on_connect_failure(void **state) {
   qreg_t *reg = test_open(NULL);
   scripted_fault_set(SCRIPTED_CONNECT, SCRIPTED_FAULT_FAIL, 1, 1, 0);
   expect_failure(reg, "rows=1", "connection", "refused");
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connect_failures, 1);
   assert_int_equal(stats.connections_opened, 0);
@@ -190,7 +190,7 @@ static void every_connect_fails(void **state) {
     ids[i] = test_execute(reg, "rows=1", NULL);
   for (int i = 0; i < 6; i++)
     assert_int_equal(test_wait(reg, &ids[i]), QREG_FAILED);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connect_failures, 6);
   test_close_checked(reg);

@@ -25,7 +25,7 @@ static void released_on_completion(void **state) {
   qreg_id_t id = test_execute(reg, "rows=3;cols=2;tag=1", NULL);
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
 
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_in_use, 0);
   assert_int_equal(stats.connections_opened, 1);
@@ -125,7 +125,7 @@ static void running_query_is_not_ready(void **state) {
   assert_int_equal(s->finished_ms, 0);
   assert_true(strncmp(s->backend_id, "script-", 7) == 0);
   qreg_snapshot_free(s);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_in_use, 1);
   assert_int_equal(stats.records_by_status[QREG_RUNNING], 1);
@@ -197,7 +197,7 @@ static void idle_connection_times_out(void **state) {
   qreg_id_t id = test_execute(reg, "rows=1", NULL);
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
   test_wait_counter(test_counter_closed, 1, "closed");
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 0);
   test_close_checked(reg);

@@ -35,7 +35,7 @@ static void max_connections_bound(void **state) {
     ids[i] = test_execute(reg, sql, NULL);
   }
   for (unsigned i = 0; i < 12; i++) {
-    qreg_stats_t stats;
+    qreg_stats_t stats = QREG_STATS_INIT;
     assert_int_equal(qreg_stats(reg, &stats), 0);
     assert_true(stats.connections_in_use + stats.connections_idle + stats.connections_opening <= 3);
     assert_int_equal(test_wait(reg, &ids[i]), QREG_SUCCEEDED);
@@ -152,7 +152,7 @@ static void byte_budget(void **state) {
   assert_int_equal(page->total_rows, rows);
   assert_true(page->truncated);
   qreg_page_free(page);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_true(stats.result_bytes > 0);
   assert_true(stats.result_bytes <= 8192);
@@ -200,7 +200,7 @@ static void max_records_evicts_oldest_finished(void **state) {
   assert_int_equal(qreg_snapshot(reg, finished_first.str, &s), QREG_ENOTFOUND);
   assert_int_equal(test_status(reg, &created_first), QREG_CANCELED);
   assert_int_equal(test_status(reg, &finished_second), QREG_SUCCEEDED);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records, 3);
   assert_int_equal(stats.records_evicted, 1);
@@ -222,7 +222,7 @@ static void max_records_full(void **state) {
   qreg_id_t refused;
   assert_int_equal(qreg_execute(reg, "rows=1", NULL, &refused), QREG_EFULL);
   assert_non_null(strstr(qreg_last_error(), "too many"));
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records, 2);
   assert_int_equal(stats.records_evicted, 0);

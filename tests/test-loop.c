@@ -378,64 +378,64 @@ static void timers_fire_once(void **state) {
 typedef struct watch_test {
   qreg_loop_t *loop;
   int fds[2];
-  qreg_watch_t *reader; /* loop thread only */
-  qreg_watch_t *writer;
+  qreg_poll_t *reader; /* loop thread only */
+  qreg_poll_t *writer;
   _Atomic int reads;
   _Atomic int writable;
   _Atomic bool bad; /* a callback saw something wrong */
   _Atomic int start_rc;
 } watch_test_t;
 
-static void on_readable(qreg_watch_t *watch, int status, int events, void *arg) {
+static void on_readable(qreg_poll_t *watch, int status, int events, void *arg) {
   watch_test_t *w = arg;
   char byte;
   if (!qreg_loop_on_thread(w->loop) || watch != w->reader || status != 0 ||
-      events != QREG_WATCH_READ || read(w->fds[0], &byte, 1) != 1)
+      events != QREG_POLL_READ || read(w->fds[0], &byte, 1) != 1)
     atomic_store(&w->bad, true);
   if (atomic_fetch_add(&w->reads, 1) + 1 == 2) {
-    qreg_watch_close(watch); /* cb never runs again */
+    qreg_poll_close(watch); /* cb never runs again */
     w->reader = NULL;
   }
 }
 
-static void on_writable(qreg_watch_t *watch, int status, int events, void *arg) {
+static void on_writable(qreg_poll_t *watch, int status, int events, void *arg) {
   watch_test_t *w = arg;
-  if (watch != w->writer || status != 0 || events != QREG_WATCH_WRITE)
+  if (watch != w->writer || status != 0 || events != QREG_POLL_WRITE)
     atomic_store(&w->bad, true);
   /* A pipe stays writable: without the pause this would run on every
      iteration of the loop. */
-  if (qreg_watch_update(watch, 0) != 0)
+  if (qreg_poll_update(watch, 0) != 0)
     atomic_store(&w->bad, true);
   atomic_fetch_add(&w->writable, 1);
 }
 
 static void start_watches(void *arg) {
   watch_test_t *w = arg;
-  int rc = qreg_watch_start(w->loop, w->fds[0], QREG_WATCH_READ, on_readable, w, &w->reader);
+  int rc = qreg_poll_start(w->loop, w->fds[0], QREG_POLL_READ, on_readable, w, &w->reader);
   if (rc == 0)
-    rc = qreg_watch_start(w->loop, w->fds[1], QREG_WATCH_WRITE, on_writable, w, &w->writer);
+    rc = qreg_poll_start(w->loop, w->fds[1], QREG_POLL_WRITE, on_writable, w, &w->writer);
   atomic_store(&w->start_rc, rc);
 }
 
 static void resume_writer(void *arg) {
   watch_test_t *w = arg;
-  if (qreg_watch_update(w->writer, QREG_WATCH_WRITE) != 0)
+  if (qreg_poll_update(w->writer, QREG_POLL_WRITE) != 0)
     atomic_store(&w->bad, true);
 }
 
 static void close_writer(void *arg) {
   watch_test_t *w = arg;
-  qreg_watch_close(w->writer);
+  qreg_poll_close(w->writer);
   w->writer = NULL;
 }
 
 static void bad_watch_arguments(void *arg) {
   watch_test_t *w = arg;
-  qreg_watch_t *watch = (qreg_watch_t *)&watch; /* must be reset to NULL */
-  int rc = qreg_watch_start(w->loop, -1, QREG_WATCH_READ, on_readable, w, &watch);
+  qreg_poll_t *watch = (qreg_poll_t *)&watch; /* must be reset to NULL */
+  int rc = qreg_poll_start(w->loop, -1, QREG_POLL_READ, on_readable, w, &watch);
   if (rc != QREG_EINVAL || watch != NULL)
     atomic_store(&w->bad, true);
-  if (qreg_watch_start(w->loop, w->fds[0], 8, on_readable, w, &watch) != QREG_EINVAL)
+  if (qreg_poll_start(w->loop, w->fds[0], 8, on_readable, w, &watch) != QREG_EINVAL)
     atomic_store(&w->bad, true);
 }
 

@@ -83,7 +83,7 @@ static void timeout_crowd(void **state) {
   for (int i = 0; i < RUNNING + PENDING; i++)
     assert_int_equal(test_wait(reg, &ids[i]), QREG_TIMEOUT);
   pg_test_assert_no_active(app);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records_by_status[QREG_TIMEOUT], RUNNING + PENDING);
   assert_int_equal(stats.connections_in_use, 0);
@@ -101,7 +101,7 @@ static void prune_crowd(void **state) {
     test_wait_pruned(reg, &ids[i]);
   pg_test_assert_no_active(app);
   pg_test_wait_released(reg);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records, 0);
   assert_int_equal(stats.records_pruned, RUNNING + PENDING);
@@ -300,7 +300,7 @@ static void cancel_request_fails(void **state) {
   snprintf(message, sizeof message, "%s: %s", s->error.type, s->error.message);
   qreg_snapshot_free(s);
   print_message("  %s\n", message);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_in_use, 0);
   assert_int_equal(stats.connections_idle, 0);

@@ -62,7 +62,7 @@ static void completion_and_reuse(void **state) {
                                 "AND application_name = '%s' AND state = 'idle'",
                                 pid, app),
                    1);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, 1);
   assert_int_equal(stats.connections_idle, 1);
@@ -96,7 +96,7 @@ static void start_failure(void **state) {
   qreg_id_t next = test_execute(reg, "SELECT 1", NULL);
   assert_int_equal(test_wait(reg, &next), QREG_SUCCEEDED);
   assert_true(pg_test_backend_pid(reg, &next) != failed_pid); /* closed, not pooled */
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, 2);
   assert_int_equal(stats.connections_closed, 1);
@@ -132,7 +132,7 @@ static void connect_failure(void **state) {
   qreg_snapshot_t *s = pg_test_snapshot(reg, &id);
   assert_string_equal(s->error.type, "connection");
   qreg_snapshot_free(s);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, 0);
   assert_true(stats.connect_failures >= 1);
@@ -162,7 +162,7 @@ static void cancel_pending_and_running(void **state) {
   pg_test_assert_no_active(app);
 
   /* A canceled query's connection is closed, never pooled. */
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 0);
   qreg_id_t after = test_execute(reg, "SELECT 3", NULL);
@@ -180,7 +180,7 @@ static void prune_finished(void **state) {
   qreg_id_t id = test_execute_opts(reg, "SELECT 1", 0, 50, 0);
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
   test_wait_pruned(reg, &id); /* by our call or by the loop's own timer */
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 1);
   assert_int_equal(pg_admin_sessions(pg_admin(), app, "idle"), 1);

@@ -94,7 +94,7 @@ static void two_hundred_queries_ten_connections(void **state) {
   assert_true(sampler.max_seen >= 1);
   assert_true(sampler.max_seen <= MAX_CONNECTIONS);
 
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_true(stats.connections_opened <= MAX_CONNECTIONS);
   assert_int_equal(stats.connections_closed, 0); /* all clean: all pooled */
@@ -119,7 +119,7 @@ static void idle_timeout_closes(void **state) {
   for (int i = 0; i < 3; i++)
     assert_int_equal(test_wait(reg, &ids[i]), QREG_SUCCEEDED);
   assert_int_equal(pg_admin_wait_sessions(pg_admin(), app, NULL, 0, PG_GONE_MS), 0);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 0);
   assert_int_equal(stats.connections_opened, stats.connections_closed);

@@ -54,7 +54,7 @@ static void idle_pool_across_restart(void **state) {
     warm[i] = test_execute(reg, "SELECT pg_sleep(0.2)", NULL);
   for (int i = 0; i < 4; i++)
     assert_int_equal(test_wait(reg, &warm[i]), QREG_SUCCEEDED);
-  qreg_stats_t before;
+  qreg_stats_t before = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &before), 0);
   assert_true(before.connections_idle >= 2);
 
@@ -62,7 +62,7 @@ static void idle_pool_across_restart(void **state) {
   assert_int_equal(pg_fixture_server_start(), 0);
 
   run_ok(reg, 8);
-  qreg_stats_t after;
+  qreg_stats_t after = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &after), 0);
   assert_true(after.connections_closed >= before.connections_idle);
   pg_test_assert_no_active(app);
@@ -93,7 +93,7 @@ static void running_and_pending_across_restart(void **state) {
     assert_int_equal(test_wait(reg, &pending[i]), QREG_FAILED);
     assert_failed_clearly(reg, &pending[i]);
   }
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_in_use, 0);
   assert_int_equal(stats.connections_idle, 0);

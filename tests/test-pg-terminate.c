@@ -52,7 +52,7 @@ static void terminate_running(void **state) {
     after[i] = test_execute(reg, "SELECT 1", NULL);
   for (int i = 0; i < 12; i++)
     assert_int_equal(test_wait(reg, &after[i]), QREG_SUCCEEDED);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_true(stats.connections_closed >= 1); /* the dead one */
   assert_true(stats.connections_opened - stats.connections_closed <= 4);
@@ -77,7 +77,7 @@ static void terminate_idle_pooled(void **state) {
     assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
     assert_true(pg_test_backend_pid(reg, &id) != pid);
   }
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, 2);
   assert_int_equal(stats.connections_closed, 1);

@@ -50,7 +50,7 @@ static void max_rows_cuts_and_cancels(void **state) {
   assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "generate_series", PG_STOPPED_MS));
   pg_test_assert_no_active(app);
   assert_int_equal(pg_admin_wait_pid_gone(pg_admin(), pid, PG_GONE_MS), 0);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 0);
   assert_int_equal(stats.connections_opened, 1);
@@ -74,7 +74,7 @@ static void byte_budget_cuts(void **state) {
   assert_true(s->row_count > 0 && s->row_count < 100);
   qreg_snapshot_free(s);
   pg_test_assert_no_active(app);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 0);
   pg_test_close_checked(reg, app);
@@ -90,7 +90,7 @@ static void exact_fit_is_not_truncated(void **state) {
   assert_false(s->truncated);
   assert_int_equal(s->row_count, 100);
   qreg_snapshot_free(s);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_idle, 1);
   pg_test_assert_no_active(app);

@@ -41,7 +41,7 @@ static void prune_finished_query(void **state) {
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
   test_wait_pruned(reg, &id);
   check_gone(reg, &id);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records_pruned, 1);
   assert_int_equal(stats.records, 0);
@@ -72,7 +72,7 @@ static void prune_timer_runs_by_itself(void **state) {
       fail_msg("the prune timer never removed the record");
     test_sleep_ms(1);
   }
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records_pruned, 1);
   test_close_checked(reg);
@@ -121,7 +121,7 @@ static void prune_running(const char *sql, int outcome) {
   assert_true(scripted_tag_info_get(1, &info));
   assert_int_equal(info.outcome, outcome);
   assert_true(info.close_ns >= info.op_end_ns);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records_pruned, 1);
   test_close_checked(reg);
@@ -169,7 +169,7 @@ static void prune_only_expired(void **state) {
   test_wait(reg, &long_lived);
   test_wait_pruned(reg, &short_lived);
   assert_int_equal(test_status(reg, &long_lived), QREG_SUCCEEDED);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records, 1);
   test_close_checked(reg);

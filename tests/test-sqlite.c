@@ -102,7 +102,7 @@ static void run_ok(qreg_t *reg, const char *sql, const qreg_options_t *options) 
 /* Closes the registry and checks every connection opened was closed. */
 static void close_registry(qreg_t *reg) {
   assert_int_equal(qreg_close(reg), 0);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, stats.connections_closed);
   assert_int_equal(stats.connections_in_use, 0);
@@ -145,7 +145,7 @@ static void wait_running(qreg_t *reg, const qreg_id_t *id) {
    so in_use is polled too, not asserted at once. */
 static void wait_all_closed(qreg_t *reg) {
   for (unsigned waited = 0;; waited += 5) {
-    qreg_stats_t stats;
+    qreg_stats_t stats = QREG_STATS_INIT;
     assert_int_equal(qreg_stats(reg, &stats), 0);
     assert_int_equal(stats.connections_idle, 0);
     if (stats.connections_in_use == 0 &&
@@ -357,7 +357,7 @@ static void test_byte_budget_truncates(void **state) {
   assert_int_equal(page->row_count, snap->row_count);
   assert_int_equal(page->values[1].v.s.len, 100);
   qreg_page_free(page);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_true(stats.result_bytes <= 4096);
   qreg_snapshot_free(snap);
@@ -464,7 +464,7 @@ static void test_transaction_left_open_is_not_pooled(void **state) {
   qreg_page_free(page);
   assert_string_equal(snap->backend_id, "sqlite-2");
   qreg_snapshot_free(snap);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, 2);
   close_registry(reg);
@@ -493,7 +493,7 @@ static void test_bad_urls_and_missing_file(void **state) {
   assert_non_null(strstr(snap->error.message, path));
   assert_non_null(strstr(snap->error.message, "No such file or directory"));
   qreg_snapshot_free(snap);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connect_failures, 1);
   assert_int_equal(stats.connections_opened, 0);
@@ -528,7 +528,7 @@ static void test_cancel_stops_the_statement(void **state) {
   assert_int_equal(status, QREG_CANCELED);
   /* Settled: the statement stopped; its connection is closed, not pooled. */
   wait_all_closed(reg);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, 1);
   qreg_snapshot_t *snap = NULL;
@@ -585,7 +585,7 @@ static void test_prune_stops_a_running_statement(void **state) {
     assert_true(qreg_prune_expired(reg) >= 0);
   }
   assert_int_equal(qreg_snapshot(reg, id.str, &snap), QREG_ENOTFOUND);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.records_pruned, 1);
   wait_all_closed(reg);

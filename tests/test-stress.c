@@ -286,7 +286,7 @@ static int random_call(worker_t *w, int *op_out) {
       rc = 0;
     break;
   default: {
-    qreg_stats_t stats;
+    qreg_stats_t stats = QREG_STATS_INIT;
     rc = qreg_stats(reg, &stats);
     if (rc == 0 && !atomic_load(&w->shared->closed)) {
       /* Counters are taken under one lock: they must add up. */
@@ -386,7 +386,7 @@ static void run_stress(qreg_t *reg, uint64_t seed, make_query_fn make_query, boo
   unsigned close_at =
       STRESS_MIN_MS + (unsigned)(test_rand(&main_state) % (STRESS_MAX_MS - STRESS_MIN_MS));
   test_sleep_ms(close_at);
-  qreg_stats_t before;
+  qreg_stats_t before = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &before), 0);
   int rc = qreg_close(reg);
   atomic_store(&shared.closed, true);
@@ -402,7 +402,7 @@ static void run_stress(qreg_t *reg, uint64_t seed, make_query_fn make_query, boo
       fail_msg("seed 0x%" PRIx64 ", thread %u: %s", seed, i, workers[i].failure);
     calls += workers[i].calls;
   }
-  qreg_stats_t after;
+  qreg_stats_t after = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &after), 0);
   if (after.connections_opened != after.connections_closed)
     fail_msg("seed 0x%" PRIx64 ": after close, opened %" PRIu64 " != closed %" PRIu64, seed,

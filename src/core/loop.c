@@ -41,11 +41,11 @@ typedef struct loop_handle {
   uv_handle_t *handle; /* the uv handle of the watch or timer holding this */
 } loop_handle_t;
 
-struct qreg_watch {
+struct qreg_poll {
   uv_poll_t poll; /* first: uv_close's callback frees through handle->data */
   loop_handle_t link;
   qreg_loop_t *loop;
-  qreg_watch_cb cb;
+  qreg_poll_cb cb;
   void *arg;
 };
 
@@ -425,26 +425,26 @@ void qreg_loop_destroy(qreg_loop_t *loop) {
 /* --- watches ---------------------------------------------------------------- */
 
 static int events_to_uv(int events) {
-  return ((events & QREG_WATCH_READ) ? UV_READABLE : 0) |
-         ((events & QREG_WATCH_WRITE) ? UV_WRITABLE : 0);
+  return ((events & QREG_POLL_READ) ? UV_READABLE : 0) |
+         ((events & QREG_POLL_WRITE) ? UV_WRITABLE : 0);
 }
 
 static void on_poll(uv_poll_t *poll, int status, int uv_events) {
-  qreg_watch_t *watch = poll->data;
-  int events = ((uv_events & UV_READABLE) ? QREG_WATCH_READ : 0) |
-               ((uv_events & UV_WRITABLE) ? QREG_WATCH_WRITE : 0);
+  qreg_poll_t *watch = poll->data;
+  int events = ((uv_events & UV_READABLE) ? QREG_POLL_READ : 0) |
+               ((uv_events & UV_WRITABLE) ? QREG_POLL_WRITE : 0);
   watch->cb(watch, status, events, watch->arg);
 }
 
-int qreg_watch_start(qreg_loop_t *loop, int fd, int events, qreg_watch_cb cb, void *arg,
-                     qreg_watch_t **out) {
+int qreg_poll_start(qreg_loop_t *loop, int fd, int events, qreg_poll_cb cb, void *arg,
+                     qreg_poll_t **out) {
   if (out != NULL)
     *out = NULL;
   if (loop == NULL || cb == NULL || out == NULL || fd < 0 ||
-      (events & ~(QREG_WATCH_READ | QREG_WATCH_WRITE)) != 0)
+      (events & ~(QREG_POLL_READ | QREG_POLL_WRITE)) != 0)
     return QREG_EINVAL;
   assert(qreg_loop_on_thread(loop));
-  qreg_watch_t *watch = calloc(1, sizeof *watch);
+  qreg_poll_t *watch = calloc(1, sizeof *watch);
   if (watch == NULL)
     return QREG_ENOMEM;
   /* libuv puts fd in non-blocking mode here; every fd a driver watches
@@ -467,8 +467,8 @@ int qreg_watch_start(qreg_loop_t *loop, int fd, int events, qreg_watch_cb cb, vo
   return 0;
 }
 
-int qreg_watch_update(qreg_watch_t *watch, int events) {
-  if (watch == NULL || (events & ~(QREG_WATCH_READ | QREG_WATCH_WRITE)) != 0)
+int qreg_poll_update(qreg_poll_t *watch, int events) {
+  if (watch == NULL || (events & ~(QREG_POLL_READ | QREG_POLL_WRITE)) != 0)
     return QREG_EINVAL;
   assert(qreg_loop_on_thread(watch->loop));
   int rc = events == 0 ? uv_poll_stop(&watch->poll)
@@ -476,7 +476,7 @@ int qreg_watch_update(qreg_watch_t *watch, int events) {
   return error_from_uv(rc);
 }
 
-void qreg_watch_close(qreg_watch_t *watch) {
+void qreg_poll_close(qreg_poll_t *watch) {
   if (watch == NULL)
     return;
   assert(qreg_loop_on_thread(watch->loop));

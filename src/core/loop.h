@@ -8,7 +8,7 @@
  *
  *   - qreg_loop_work():  run a blocking function on a worker, then a callback
  *                        on the loop thread;
- *   - qreg_watch_*():    be told on the loop thread when a socket is readable
+ *   - qreg_poll_*():    be told on the loop thread when a socket is readable
  *                        or writable;
  *   - qreg_timer_*():    be called back on the loop thread after a delay.
  *
@@ -50,27 +50,27 @@ uint64_t qreg_loop_now_ms(void);
 
 /* --- socket readiness --------------------------------------------------- */
 
-enum { QREG_WATCH_READ = 1, QREG_WATCH_WRITE = 2 };
+enum { QREG_POLL_READ = 1, QREG_POLL_WRITE = 2 };
 
-typedef struct qreg_watch qreg_watch_t;
+typedef struct qreg_poll qreg_poll_t;
 /* status is 0 or a negative errno-style code from the poller; events is the
-   subset of QREG_WATCH_* that is ready. A negative status means the poller
+   subset of QREG_POLL_* that is ready. A negative status means the poller
    has already stopped this watch (libuv does so on an epoll error): nothing
-   more will be reported until qreg_watch_update() re-arms it, so treat the
+   more will be reported until qreg_poll_update() re-arms it, so treat the
    socket as broken - a driver that keeps waiting would wait for ever. The
-   watch must still be closed with qreg_watch_close(). */
-typedef void (*qreg_watch_cb)(qreg_watch_t *watch, int status, int events,
+   watch must still be closed with qreg_poll_close(). */
+typedef void (*qreg_poll_cb)(qreg_poll_t *watch, int status, int events,
                               void *arg);
 
-/* Starts watching fd for events (QREG_WATCH_* bits). Loop thread. */
-int qreg_watch_start(qreg_loop_t *loop, int fd, int events, qreg_watch_cb cb,
-                     void *arg, qreg_watch_t **out);
+/* Starts watching fd for events (QREG_POLL_* bits). Loop thread. */
+int qreg_poll_start(qreg_loop_t *loop, int fd, int events, qreg_poll_cb cb,
+                     void *arg, qreg_poll_t **out);
 /* Changes the events watched; 0 pauses. Loop thread. */
-int qreg_watch_update(qreg_watch_t *watch, int events);
+int qreg_poll_update(qreg_poll_t *watch, int events);
 /* Stops watching: cb is never called again; the watch is freed by the loop
    later. The fd itself is not closed (it belongs to the caller). Call it
    before the fd is closed. Loop thread. */
-void qreg_watch_close(qreg_watch_t *watch);
+void qreg_poll_close(qreg_poll_t *watch);
 
 /* --- timers ------------------------------------------------------------- */
 

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "core/loop_internal.h"
+#include "core/registry.h"
 #include "core/store.h"
 #include "core/util.h"
 #include "drivers/driver.h"
@@ -100,6 +101,7 @@ struct qreg {
   qreg_config_t config;
   char *db_url;
   char *application_name;
+  char **driver_options;       /* config.driver_options, copied */
 
   const qreg_driver_t *driver;
   void *driver_state;          /* the driver's; destroyed in qreg_close */
@@ -177,6 +179,7 @@ static void record_unref(record_t *r) {
   if (--r->refs > 0)
     return;
   assert(!r->in_store && r->conn == NULL);
+  free(r->backend_id);
   qreg_result_free(record_result(r));
   qreg_driver_error_t *error = record_error(r);
   if (error) {
@@ -358,8 +361,6 @@ static void start_record_locked(qreg_t *reg, record_t *r, conn_t *c, batch_t *ba
   c->cancel_sent = false;
   c->state = CONN_BUSY;
   reg->conns_busy++;
-  const char *backend = reg->driver->backend_id ? reg->driver->backend_id(c->driver_conn) : NULL;
-  snprintf(r->backend_id, sizeof r->backend_id, "%s", backend ? backend : "");
   store_set_status(&reg->store, r, QREG_RUNNING);
   record_touch(r);
   r->started_mono = r->updated_mono;
@@ -614,6 +615,17 @@ void qreg_conn_request_done(qreg_conn_request_t *request, qreg_driver_conn_t *dr
   batch_run_all(reg, &batch);
 }
 
+void qreg_job_set_backend_id(qreg_job_t *job, const char *backend_id) {
+  record_t *r = job->core;
+  qreg_t *reg = r->conn->reg;
+  char *copy = backend_id ? strndup(backend_id, QREG_BACKEND_ID_MAX) : NULL;
+  pthread_mutex_lock(&reg->lock);
+  char *old = r->backend_id;
+  r->backend_id = copy;
+  pthread_mutex_unlock(&reg->lock);
+  free(old);
+}
+
 void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
   record_t *r = job->core;
   conn_t *c = r->conn;
@@ -723,14 +735,32 @@ static void registry_free(qreg_t *reg) {
   pthread_mutex_destroy(&reg->lock);
   free(reg->db_url);
   free(reg->application_name);
+  for (size_t i = 0; reg->driver_options && i < reg->config.driver_option_count; i++)
+    free(reg->driver_options[i]);
+  free(reg->driver_options);
   free(reg);
 }
 
-int qreg_open(const qreg_config_t *config, qreg_t **out) {
+/* The first published layouts end here: a struct_size below is a caller
+   that did not use the *_init() function. */
+#define CONFIG_SIZE_V1 offsetof(qreg_config_t, driver_options)
+#define OPTIONS_SIZE_V1 sizeof(qreg_options_t)
+#define STATS_SIZE_V1 offsetof(qreg_stats_t, watches)
+
+int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
   qreg__clear_error();
-  if (out == NULL || config == NULL)
+  if (out == NULL || caller_config == NULL)
     return qreg__fail(QREG_EINVAL, "qreg_open: config and out are required");
   *out = NULL;
+  if (caller_config->struct_size < CONFIG_SIZE_V1)
+    return qreg__fail(QREG_EINVAL, "config: struct_size not set (start from qreg_config_init)");
+  /* A shorter (older) struct: the fields it lacks keep their defaults. */
+  qreg_config_t full;
+  qreg_config_init(&full);
+  memcpy(&full, caller_config,
+         caller_config->struct_size < sizeof full ? caller_config->struct_size : sizeof full);
+  full.struct_size = sizeof full;
+  const qreg_config_t *config = &full;
   int rc = check_config(config);
   if (rc != 0)
     return rc;
@@ -755,15 +785,25 @@ int qreg_open(const qreg_config_t *config, qreg_t **out) {
       strdup(config->application_name ? config->application_name : "qreg");
   reg->config.db_url = reg->db_url;
   reg->config.application_name = reg->application_name;
+  size_t option_count = config->driver_options ? config->driver_option_count : 0;
+  reg->config.driver_option_count = 0;
+  reg->config.driver_options = NULL;
+  if (option_count > 0 &&
+      (reg->driver_options = calloc(option_count, sizeof *reg->driver_options)) != NULL) {
+    reg->config.driver_option_count = option_count;
+    reg->config.driver_options = (const char *const *)reg->driver_options;
+    for (size_t i = 0; i < option_count; i++)
+      if ((reg->driver_options[i] = strdup(config->driver_options[i])) == NULL)
+        reg->config.driver_option_count = 0; /* reported as ENOMEM below */
+  }
+  bool options_ok = reg->config.driver_option_count == option_count;
   reg->driver = driver;
   reg->timer_due = UINT64_MAX;
   reg->wall_offset_ms = qreg__wall_ms() - (int64_t)qreg__mono_ms();
-  if (reg->db_url == NULL || reg->application_name == NULL || store_init(&reg->store) != 0) {
-    free(reg->db_url);
-    free(reg->application_name);
-    pthread_cond_destroy(&reg->settled_cond);
-    pthread_mutex_destroy(&reg->lock);
-    free(reg);
+  if (reg->db_url == NULL || reg->application_name == NULL || !options_ok ||
+      store_init(&reg->store) != 0) {
+    reg->config.driver_option_count = option_count;
+    registry_free(reg);
     return qreg__fail(QREG_ENOMEM, "out of memory");
   }
 
@@ -781,6 +821,8 @@ int qreg_open(const qreg_config_t *config, qreg_t **out) {
       .application_name = reg->application_name,
       .max_connections = config->max_connections,
       .loop = reg->loop,
+      .options = reg->config.driver_options,
+      .option_count = reg->config.driver_option_count,
   };
   char *message = NULL;
   rc = driver->create(&driver_config, &reg->driver_state, &message);
@@ -907,6 +949,8 @@ static int check_options(const qreg_t *reg, const qreg_options_t *o) {
   int rc;
   if (o == NULL)
     return 0;
+  if (o->struct_size < OPTIONS_SIZE_V1)
+    return qreg__fail(QREG_EINVAL, "options: struct_size not set (start from qreg_options_init)");
   if ((o->timeout_ms && (rc = check_range("timeout_ms", o->timeout_ms, 1, MAX_DURATION_MS))) ||
       (o->ttl_ms && (rc = check_range("ttl_ms", o->ttl_ms, 1, MAX_DURATION_MS))) ||
       (o->max_rows && (rc = check_range("max_rows", o->max_rows, 1, MAX_ROWS_LIMIT))))
@@ -1318,8 +1362,13 @@ int qreg_stats(qreg_t *reg, qreg_stats_t *out) {
   qreg__clear_error();
   if (reg == NULL || out == NULL)
     return qreg__fail(QREG_EINVAL, "registry and out are required");
+  if (out->struct_size < STATS_SIZE_V1)
+    return qreg__fail(QREG_EINVAL, "stats: struct_size not set (use QREG_STATS_INIT)");
+  size_t caller_size = out->struct_size < sizeof *out ? out->struct_size : sizeof *out;
+  qreg_stats_t full = QREG_STATS_INIT;
+  qreg_stats_t *caller_out = out;
+  out = &full;
   pthread_mutex_lock(&reg->lock);
-  memset(out, 0, sizeof *out);
   out->connections_opened = reg->opened;
   out->connections_closed = reg->closed;
   out->connect_failures = reg->connect_failures;
@@ -1332,5 +1381,20 @@ int qreg_stats(qreg_t *reg, qreg_stats_t *out) {
   out->records_evicted = reg->evicted;
   out->result_bytes = atomic_load(&reg->result_bytes);
   registry_unlock(reg);
+  memcpy(caller_out, &full, caller_size);
+  caller_out->struct_size = caller_size;
   return 0;
+}
+
+const qreg_driver_t *qreg__registry_driver(qreg_t *reg, void **state_out) {
+  if (state_out)
+    *state_out = reg->driver_state;
+  return reg->driver;
+}
+
+unsigned qreg__registry_blocked_callers(qreg_t *reg) {
+  pthread_mutex_lock(&reg->lock);
+  unsigned n = reg->waiters;
+  pthread_mutex_unlock(&reg->lock);
+  return n;
 }

@@ -59,7 +59,8 @@ typedef struct record {
     qreg_result_t *result;
     qreg_driver_error_t *error;
   } outcome;
-  char backend_id[16];     /* "sqlite-123", a PostgreSQL pid */
+  char *backend_id;        /* the driver's id for the statement (owned, at
+                              most QREG_BACKEND_ID_MAX bytes); NULL before */
 
   struct record *all_prev, *all_next;     /* creation order */
   struct record *queue_prev, *queue_next; /* pending FIFO or finished list */

@@ -15,6 +15,10 @@
 
 static _Thread_local char last_error[512];
 
+const char *qreg_version(void) { return QREG_VERSION_STRING; }
+
+unsigned qreg_version_number(void) { return QREG_VERSION_HEX; }
+
 const char *qreg_strerror(int code) {
   switch (code) {
   case QREG_OK: return "success";
@@ -208,6 +212,7 @@ void qreg_config_init(qreg_config_t *config) {
   if (config == NULL)
     return;
   memset(config, 0, sizeof *config);
+  config->struct_size = sizeof *config;
   config->max_connections = 8;
   config->max_records = 10000;
   config->max_result_bytes = (size_t)256 << 20;
@@ -221,6 +226,8 @@ void qreg_config_init(qreg_config_t *config) {
 }
 
 void qreg_options_init(qreg_options_t *options) {
-  if (options != NULL)
+  if (options != NULL) {
     memset(options, 0, sizeof *options);
+    options->struct_size = sizeof *options;
+  }
 }

@@ -13,8 +13,12 @@
  *  2. Exactly once. connect() reports exactly once through
  *     qreg_conn_request_done(); execute() reports exactly once through
  *     qreg_job_complete(); close() reports exactly once through its callback.
- *     A completion may be reported from inside the call itself (a failure
- *     found at once): the core never holds its lock while calling a driver.
+ *     A completion may be reported from inside the call that started it (a
+ *     failure found at once): the core only queues it there and handles it
+ *     after the driver call has returned, so no driver is ever re-entered
+ *     and no core state changes under a driver's feet. A second completion
+ *     of the same job is caught (the job lives in its connection until the
+ *     connection closes) and reported as a driver bug, not a use-after-free.
  *  3. Busy. Between execute() and its qreg_job_complete() the connection is
  *     busy: the core will not execute, close or pool it. The driver reports
  *     completion only when nothing is in flight on the connection any more -
@@ -39,6 +43,7 @@
 
 #include "core/loop.h"
 #include "core/result.h"
+#include "qreg.h"
 
 /* Each driver defines its own struct qreg_driver_conn; the core only holds
    pointers to it. */
@@ -64,15 +69,6 @@ void qreg_driver_error_set_detail(qreg_driver_error_t *error, const char *detail
 void qreg_driver_error_set_hint(qreg_driver_error_t *error, const char *hint);
 void qreg_driver_error_clear(qreg_driver_error_t *error);
 
-/* What a driver is given when the registry opens. Strings live as long as the
-   driver state. */
-typedef struct qreg_driver_config {
-  const char *url;              /* the registry's db_url, as given */
-  bool allow_writes;            /* registry-wide: writes may be allowed per query */
-  const char *application_name; /* "qreg" unless configured */
-  unsigned max_connections;
-  qreg_loop_t *loop;
-} qreg_driver_config_t;
 
 /* A request to open one connection. The core owns it; the driver reads
    nothing from it and reports once through qreg_conn_request_done(). */
@@ -112,18 +108,80 @@ typedef struct qreg_job {
    nothing is in flight on the connection any more. */
 void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome);
 
+/* Sets the database's own id for the statement the job runs (PostgreSQL
+   backend pid, SQLite connection serial, a Snowflake query id): at most
+   QREG_BACKEND_ID_MAX bytes (longer is cut), shown in snapshots from then
+   on. Loop thread, between execute() and qreg_job_complete(); may be called
+   again when the id changes (a resubmitted statement). */
+void qreg_job_set_backend_id(qreg_job_t *job, const char *backend_id);
+
+/* --- the descriptor ------------------------------------------------------ */
+
+/* The kind of value an option takes (for validation and --help). */
+typedef enum qreg_driver_option_type {
+  QREG_OPTION_TEXT = 0,
+  QREG_OPTION_INT = 1,      /* a non-negative decimal integer */
+  QREG_OPTION_BOOL = 2,     /* true/false, on/off, 1/0 */
+  QREG_OPTION_DURATION = 3, /* milliseconds, a decimal integer */
+} qreg_driver_option_type_t;
+
+/* One option a driver understands, from URL query parameters
+   ("?application_name=x") or from qreg_config_t.driver_options
+   ("application_name=x"). A driver's list ends with an entry whose name is
+   NULL. */
+typedef struct qreg_driver_option {
+  const char *name;
+  qreg_driver_option_type_t type;
+  const char *default_value; /* as text; NULL: none */
+  const char *doc;           /* one line, for --help and docs */
+  bool secret;               /* never shown (redacted like a password) */
+} qreg_driver_option_t;
+
+/* What a database allows; 0 means no limit. */
+typedef struct qreg_driver_limits {
+  size_t identifier_bytes;       /* longest identifier (PostgreSQL: 63) */
+  size_t application_name_bytes; /* longest application_name accepted */
+} qreg_driver_limits_t;
+
+/* What a driver is given when the registry opens. Strings live as long as the
+   driver state. */
+typedef struct qreg_driver_config {
+  const char *url;              /* the registry's db_url, as given */
+  bool allow_writes;            /* registry-wide: writes may be allowed per query */
+  const char *application_name; /* "qreg" unless configured */
+  unsigned max_connections;
+  qreg_loop_t *loop;
+  /* "name=value" options from the registry's config, already checked to be
+     among the descriptor's options. URL options are the driver's to parse;
+     a config option overrides the same option in the URL. */
+  const char *const *options;
+  size_t option_count;
+} qreg_driver_config_t;
+
+/* The catalog request of the public API (include/qreg.h). */
+struct qreg_catalog_request;
+
 typedef struct qreg_driver {
-  const char *name; /* "sqlite", "postgres" */
-
-  /* Whether this driver serves the URL (by its scheme or form). */
+  const char *name;                 /* "sqlite", "postgres" */
+  const char *const *schemes;       /* URL schemes, NULL-terminated: "sqlite"
+                                       serves "sqlite:..." */
+  const char *url_forms;            /* for errors and --help:
+                                       "sqlite:PATH" */
+  /* Whether this driver serves a URL with none of its schemes (a libpq
+     conninfo string). NULL: only its schemes. */
   bool (*matches)(const char *url);
+  /* A malloc'd copy of url fit to print: passwords and secret options
+     replaced by "***". NULL on ENOMEM. Never fails on a malformed URL: what
+     cannot be parsed is cut, not shown. */
+  char *(*redact_url)(const char *url);
+  const qreg_driver_option_t *options; /* ends with {NULL} */
+  qreg_driver_limits_t limits;
 
-  /* Sets up per-registry driver state; parses and checks the URL. Called on
-     the qreg_open() caller's thread, before the loop runs. On failure returns
-     a negative QREG_E* code and a malloc'd message in *message (no password
-     in it). */
-  int (*create)(const qreg_driver_config_t *config, void **state_out,
-                char **message);
+  /* Sets up per-registry driver state; parses and checks the URL and the
+     options. Called on the qreg_open() caller's thread, before the loop runs.
+     On failure returns a negative QREG_E* code and a malloc'd message in
+     *message (no password in it). */
+  int (*create)(const qreg_driver_config_t *config, void **state_out, char **message);
 
   /* Frees the state. Called after every connection of it has been closed and
      the loop has stopped. */
@@ -136,10 +194,6 @@ typedef struct qreg_driver {
      blocks). NULL means always. */
   bool (*alive)(qreg_driver_conn_t *conn);
 
-  /* The database's own id for this connection's session: PostgreSQL backend
-     pid, SQLite connection serial. Valid while the connection is open. */
-  const char *(*backend_id)(qreg_driver_conn_t *conn);
-
   /* Starts running job->sql on conn; reports through qreg_job_complete(). */
   void (*execute)(qreg_driver_conn_t *conn, qreg_job_t *job);
 
@@ -149,9 +203,19 @@ typedef struct qreg_driver {
   /* Closes a connection with nothing in flight; calls closed(arg) once, on the
      loop thread, when everything it held is released. */
   void (*close)(qreg_driver_conn_t *conn, void (*closed)(void *arg), void *arg);
+
+  /* Catalog operations. catalog_sql writes the read-only SQL that answers
+     request into *sql_out (malloc'd): names quoted as identifiers or
+     embedded as escaped literals, never pasted. Returns 0, or QREG_EINVAL
+     with a malloc'd *message (an op this database has no answer for, a
+     missing name). Any thread; state is read-only here. NULL: no catalog. */
+  int (*catalog_sql)(void *state, const struct qreg_catalog_request *request, char **sql_out,
+                     char **message);
+  /* name quoted as an identifier, malloc'd; NULL on ENOMEM. */
+  char *(*quote_identifier)(const char *name);
 } qreg_driver_t;
 
-/* The drivers qreg is built with. */
+/* The drivers qreg is built with, in the order they are tried. */
 extern const qreg_driver_t qreg_driver_sqlite;
 extern const qreg_driver_t qreg_driver_postgres;
 
@@ -162,7 +226,21 @@ extern const qreg_driver_t qreg_driver_postgres;
  */
 int qreg_driver_register(const qreg_driver_t *driver);
 
-/* The driver that serves url, or NULL. */
+/* The driver that serves url (by scheme, then matches()), or NULL. */
 const qreg_driver_t *qreg_driver_find(const char *url);
+
+/*
+ * Finds the driver for config->db_url and checks what the core checks for
+ * it: that every config->driver_options entry is "name=value" with a name of
+ * the descriptor's options, and that application_name fits the driver's
+ * limit. 0 and *driver_out; or QREG_EURL / QREG_EINVAL with a malloc'd
+ * *message listing what is accepted (the URL forms of every driver, the
+ * option names) and never the URL itself.
+ */
+int qreg_driver_resolve(const struct qreg_config *config, const qreg_driver_t **driver_out,
+                        char **message);
+
+/* Calls fn for each known driver (registered ones first). For --help. */
+void qreg_driver_foreach(void (*fn)(const qreg_driver_t *driver, void *arg), void *arg);
 
 #endif /* QREG_DRIVERS_DRIVER_H */

@@ -137,7 +137,7 @@ typedef enum step {
 struct qreg_driver_conn {
   pg_state_t *state;   /* the driver's; outlives every connection */
   PGconn *pg;          /* owned: PQfinish in close() or when connecting fails */
-  qreg_watch_t *watch; /* owned: on watch_fd; closed before PQfinish and as soon
+  qreg_poll_t *watch; /* owned: on watch_fd; closed before PQfinish and as soon
                           as libpq drops the socket */
   int watch_fd;
   int watch_events;
@@ -193,7 +193,7 @@ struct qreg_driver_conn {
   char cancel_error[256];
 };
 
-static void on_io(qreg_watch_t *watch, int status, int events, void *arg);
+static void on_io(qreg_poll_t *watch, int status, int events, void *arg);
 
 /* A growing comma-separated list. */
 typedef struct list_text {
@@ -354,7 +354,7 @@ static void learn_types(pg_state_t *state, const PGresult *res) {
 
 static void watch_drop(qreg_driver_conn_t *conn) {
   if (conn->watch != NULL) {
-    qreg_watch_close(conn->watch);
+    qreg_poll_close(conn->watch);
     conn->watch = NULL;
   }
   conn->watch_fd = -1;
@@ -372,7 +372,7 @@ static int watch_set(qreg_driver_conn_t *conn, int events) {
   if (conn->watch == NULL) {
     if (events == 0)
       return 0;
-    int rc = qreg_watch_start(conn->state->loop, fd, events, on_io, conn, &conn->watch);
+    int rc = qreg_poll_start(conn->state->loop, fd, events, on_io, conn, &conn->watch);
     if (rc != 0) {
       conn->watch = NULL;
       return rc;
@@ -382,7 +382,7 @@ static int watch_set(qreg_driver_conn_t *conn, int events) {
     return 0;
   }
   if (events != conn->watch_events) {
-    int rc = qreg_watch_update(conn->watch, events);
+    int rc = qreg_poll_update(conn->watch, events);
     if (rc != 0)
       return rc;
     conn->watch_events = events;
@@ -456,7 +456,7 @@ static void connect_timed_out(qreg_timer_t *timer, void *arg) {
    polls (another address, another host), so the watch is made afresh. */
 static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType want) {
   watch_drop(conn);
-  int rc = watch_set(conn, want == PGRES_POLLING_READING ? QREG_WATCH_READ : QREG_WATCH_WRITE);
+  int rc = watch_set(conn, want == PGRES_POLLING_READING ? QREG_POLL_READ : QREG_POLL_WRITE);
   if (rc != 0)
     connect_fail(conn, PQsocket(conn->pg) < 0 ? NULL : "cannot watch the connection's socket");
 }
@@ -499,7 +499,7 @@ static void connect_report(qreg_driver_conn_t *conn) {
   conn->connect_timer = NULL;
   /* From now on the socket is fixed, and the read watch stays armed while
      the connection is idle (see idle_readable). */
-  if (watch_set(conn, QREG_WATCH_READ) != 0) {
+  if (watch_set(conn, QREG_POLL_READ) != 0) {
     connect_fail(conn, "cannot watch the connection's socket");
     return;
   }
@@ -513,7 +513,7 @@ static void connect_report(qreg_driver_conn_t *conn) {
 static bool setup_flush(qreg_driver_conn_t *conn) {
   int rc = PQflush(conn->pg);
   return rc >= 0 &&
-         watch_set(conn, rc == 1 ? QREG_WATCH_READ | QREG_WATCH_WRITE : QREG_WATCH_READ) == 0;
+         watch_set(conn, rc == 1 ? QREG_POLL_READ | QREG_POLL_WRITE : QREG_POLL_READ) == 0;
 }
 
 static void setup_end(qreg_driver_conn_t *conn, bool ok);
@@ -559,11 +559,11 @@ static void setup_end(qreg_driver_conn_t *conn, bool ok) {
 
 static void setup_io(qreg_driver_conn_t *conn, int status, int events) {
   PGconn *pg = conn->pg;
-  if (((events & QREG_WATCH_WRITE) || status < 0) && !setup_flush(conn)) {
+  if (((events & QREG_POLL_WRITE) || status < 0) && !setup_flush(conn)) {
     setup_end(conn, false);
     return;
   }
-  if (((events & QREG_WATCH_READ) || status < 0) && !PQconsumeInput(pg)) {
+  if (((events & QREG_POLL_READ) || status < 0) && !PQconsumeInput(pg)) {
     setup_end(conn, false);
     return;
   }
@@ -1025,7 +1025,7 @@ static void job_flush(qreg_driver_conn_t *conn) {
     job_lost(conn);
     return;
   }
-  if (watch_set(conn, rc == 1 ? QREG_WATCH_READ | QREG_WATCH_WRITE : QREG_WATCH_READ) != 0) {
+  if (watch_set(conn, rc == 1 ? QREG_POLL_READ | QREG_POLL_WRITE : QREG_POLL_READ) != 0) {
     job_error(conn, "internal", NULL, "cannot watch the connection's socket", NULL, NULL);
     job_mark_failed(conn);
     job_abandon(conn);
@@ -1071,6 +1071,7 @@ static void pg_execute(qreg_driver_conn_t *conn, qreg_job_t *job) {
   job_reset(conn);
   conn->job = job;
   conn->storing = true;
+  qreg_job_set_backend_id(job, conn->backend_id);
   char setup[128];
   setup_sql(conn, setup, sizeof setup);
   bool sent = PQenterPipelineMode(conn->pg) == 1 &&
@@ -1328,7 +1329,7 @@ static void job_settle(qreg_driver_conn_t *conn) {
   }
   /* A reusable connection keeps its read watch while idle (on_io() notices
      a server that ends the backend); any other is about to be closed. */
-  if (!reusable || watch_set(conn, QREG_WATCH_READ) != 0) {
+  if (!reusable || watch_set(conn, QREG_POLL_READ) != 0) {
     reusable = false;
     watch_set(conn, 0);
   }
@@ -1355,12 +1356,12 @@ static void job_settle(qreg_driver_conn_t *conn) {
 static void job_io(qreg_driver_conn_t *conn, int status, int events) {
   if (conn->broken)
     return;
-  if ((events & QREG_WATCH_WRITE) || status < 0) {
+  if ((events & QREG_POLL_WRITE) || status < 0) {
     job_flush(conn);
     if (conn->broken)
       return;
   }
-  if ((events & QREG_WATCH_READ) || status < 0) {
+  if ((events & QREG_POLL_READ) || status < 0) {
     if (!PQconsumeInput(conn->pg)) {
       job_note_lost_message(conn);
       if (PQstatus(conn->pg) != CONNECTION_BAD) {
@@ -1372,7 +1373,7 @@ static void job_io(qreg_driver_conn_t *conn, int status, int events) {
   job_read(conn);
 }
 
-static void on_io(qreg_watch_t *watch, int status, int events, void *arg) {
+static void on_io(qreg_poll_t *watch, int status, int events, void *arg) {
   qreg_driver_conn_t *conn = arg;
   (void)watch;
   /* An error from the poller (EPOLLERR, reported as UV_EBADF) stops the
@@ -1423,7 +1424,6 @@ static bool pg_alive(qreg_driver_conn_t *conn) {
   return p.fd >= 0 && poll(&p, 1, 0) == 0;
 }
 
-static const char *pg_backend_id(qreg_driver_conn_t *conn) { return conn->backend_id; }
 
 static void pg_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), void *arg) {
   /* PQfinish sends Terminate on a non-blocking socket and closes it: it does
@@ -1594,7 +1594,6 @@ const qreg_driver_t qreg_driver_postgres = {
     .destroy = pg_destroy,
     .connect = pg_connect,
     .alive = pg_alive,
-    .backend_id = pg_backend_id,
     .execute = pg_execute,
     .cancel = pg_cancel,
     .close = pg_close,

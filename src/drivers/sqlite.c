@@ -382,10 +382,6 @@ static bool sqlite_alive(qreg_driver_conn_t *conn) {
   return true; /* a file handle does not go stale like a socket */
 }
 
-static const char *sqlite_backend_id(qreg_driver_conn_t *conn) {
-  return conn->backend_id;
-}
-
 /* --- execute ------------------------------------------------------------- */
 
 /* Prepares the first statement of sql[0, len) that is not empty (empty ones
@@ -588,6 +584,7 @@ static void execute_done(qreg_work_t *work) {
 
 static void sqlite_execute(qreg_driver_conn_t *conn, qreg_job_t *job) {
   conn->job = job;
+  qreg_job_set_backend_id(job, conn->backend_id);
   job->conn_reusable = false;
   atomic_store(&conn->cancel_requested, false);
   if (qreg_loop_work(conn->state->loop, &conn->work, execute_work,
@@ -649,7 +646,6 @@ const qreg_driver_t qreg_driver_sqlite = {
     .destroy = sqlite_destroy,
     .connect = sqlite_connect,
     .alive = sqlite_alive,
-    .backend_id = sqlite_backend_id,
     .execute = sqlite_execute,
     .cancel = sqlite_cancel,
     .close = sqlite_close,

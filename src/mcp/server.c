@@ -614,7 +614,7 @@ static long database_fds(const char *db_url) {
 }
 
 static void report_final_stats(runtime_t *rt) {
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   if (qreg_stats(rt->reg, &stats) < 0) {
     fprintf(stderr, "qreg: closed: stats unavailable\n");
     return;

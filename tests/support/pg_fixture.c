@@ -616,7 +616,7 @@ qreg_t *pg_test_open(const char *url, const char *app, unsigned max_connections,
 void pg_test_close_checked(qreg_t *reg, const char *app) {
   assert_int_equal(qreg_close(reg), 0);
   pg_test_assert_no_active(app);
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_opened, stats.connections_closed);
   assert_int_equal(stats.connections_in_use, 0);
@@ -631,7 +631,7 @@ void pg_test_close_checked(qreg_t *reg, const char *app) {
 void pg_test_wait_released(qreg_t *reg) {
   long long deadline = now_ms() + TEST_BOUND_MS;
   for (;;) {
-    qreg_stats_t stats;
+    qreg_stats_t stats = QREG_STATS_INIT;
     assert_int_equal(qreg_stats(reg, &stats), 0);
     if (stats.connections_in_use == 0)
       return;

@@ -607,10 +607,6 @@ static bool scripted_alive(qreg_driver_conn_t *conn) {
   return !atomic_load(&idle_dead);
 }
 
-static const char *scripted_backend_id(qreg_driver_conn_t *conn) {
-  return conn->backend_id;
-}
-
 /* --- vtable: execute ------------------------------------------------------- */
 
 /* Writes row index i into the result. 0, QREG_RESULT_FULL or an error. */
@@ -830,6 +826,7 @@ static void scripted_execute(qreg_driver_conn_t *conn, qreg_job_t *job) {
   uint64_t seq = ++start_count;
   pthread_mutex_unlock(&records_lock);
   conn->last_tag = tag;
+  qreg_job_set_backend_id(job, conn->backend_id);
   TAG_UPDATE(tag, {
     info->executes++;
     info->start_seq = seq;
@@ -1012,7 +1009,6 @@ const qreg_driver_t scripted_driver = {
     .destroy = scripted_destroy,
     .connect = scripted_connect,
     .alive = scripted_alive,
-    .backend_id = scripted_backend_id,
     .execute = scripted_execute,
     .cancel = scripted_cancel,
     .close = scripted_close,

@@ -173,7 +173,7 @@ void test_assert_no_violation(void) {
 }
 
 void test_assert_all_released(qreg_t *reg) {
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   assert_int_equal(stats.connections_in_use, 0);
   scripted_counters_t c;
@@ -192,7 +192,7 @@ void test_close_checked(qreg_t *reg) {
 }
 
 void test_check_after_close(qreg_t *reg) {
-  qreg_stats_t stats;
+  qreg_stats_t stats = QREG_STATS_INIT;
   assert_int_equal(qreg_stats(reg, &stats), 0);
   scripted_counters_t c;
   scripted_counters_get(&c);

@@ -1,0 +1,20 @@
+/*
+ * src/core/registry.h - what the rest of the core (catalog.c) may ask of a
+ * registry beyond the public API. Front ends never include it.
+ */
+#ifndef QREG_CORE_REGISTRY_H
+#define QREG_CORE_REGISTRY_H
+
+#include "drivers/driver.h"
+#include "qreg.h"
+
+/* The registry's driver and its state (*state_out may be NULL). The state
+   lives until qreg_close(); the driver for ever. Any thread. */
+const qreg_driver_t *qreg__registry_driver(qreg_t *reg, void **state_out);
+
+/* Threads blocked right now in qreg_wait, qreg_cancel or qreg_prune_expired
+   on this registry: lets a test force an interleaving ("the waiter is
+   blocked") instead of sleeping and hoping. */
+unsigned qreg__registry_blocked_callers(qreg_t *reg);
+
+#endif /* QREG_CORE_REGISTRY_H */
