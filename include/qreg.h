@@ -363,6 +363,8 @@ typedef struct qreg_stats {
   uint64_t records_evicted;     /* ever, by max_records */
   uint64_t result_bytes;        /* held now */
   uint64_t watches;             /* qreg_watch callbacks registered, not yet made */
+  uint64_t driver_violations;   /* completions a driver reported twice or
+                                   unasked (a driver bug; ignored): 0 */
 } qreg_stats_t;
 #define QREG_STATS_INIT {.struct_size = sizeof(qreg_stats_t)}
 

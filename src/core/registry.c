@@ -1,28 +1,15 @@
 /*
- * src/core/registry.c - the query registry: the public API of qreg.h, the
- * state machine of DESIGN.md section 3, the connection pool, and the glue
- * between the loop thread and the driver.
+ * src/core/registry.c - the public API of qreg.h on the callers' threads:
+ * opening and closing a registry, submitting, snapshots, pages, lists,
+ * waiting (blocking, or qreg_watch without a thread), cancelling, pruning
+ * and statistics. The loop thread's side - the pool, the driver's
+ * completions, settling - is src/core/lifecycle.c; the state both share and
+ * its rules are in src/core/registry_internal.h.
  *
- * Threads and ownership
- *  - One lock (reg->lock) protects every record, every connection object and
- *    every counter. Public functions run on the caller's thread and only
- *    touch state under the lock; they never call a driver.
- *  - The loop thread is the only thread that calls the driver. It never holds
- *    the lock while doing so: under the lock it decides what to do and
- *    collects the driver calls in a batch (batch_t); then it unlocks and makes
- *    them. A driver may therefore complete a job from inside a call.
- *  - A connection (conn_t) is owned by the registry from the moment connect()
- *    is asked for until the driver's close callback. While it is BUSY it is
- *    lent to exactly one record; it is released (pooled or closed) only in
- *    qreg_job_complete(), i.e. after the driver has said nothing is in flight
- *    on it (invariant 2). No other path releases a busy connection.
- *  - A record's status is decided by the first terminal event under the lock
- *    (completion, cancel, timeout, prune, close); the connection of a record
- *    decided by anything but its own completion is closed, never pooled.
- *
- * A record settles - terminal, and its connection back in the pool or
- * closed (not closing) - in qreg_job_complete() or, when the connection is
- * closed, in conn_closed().
+ * Public calls hold the registry's lock only to read or change records;
+ * copies that take long (a page of a result, the snapshots of a list) are
+ * made outside it, on records held by a reference: a result is frozen once
+ * its record has settled.
  *
  * Waiting: reg->settled_cond is broadcast whenever a record settles, a
  * connection closes, or the registry changes state; blocked callers (wait,
@@ -31,16 +18,12 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/loop_internal.h"
 #include "core/registry.h"
-#include "core/store.h"
-#include "core/util.h"
-#include "drivers/driver.h"
+#include "core/registry_internal.h"
 
 /* Limits on configuration values: above these a value is a mistake. */
 #define MAX_CONNECTIONS_LIMIT 10000u
@@ -50,103 +33,6 @@
 #define MAX_ROWS_LIMIT ((uint64_t)UINT32_MAX) /* rows stored per query */
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 100000
-
-typedef enum registry_state { REG_OPEN, REG_CLOSING, REG_CLOSED } registry_state_t;
-
-typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_BUSY, CONN_CLOSING } conn_state_t;
-
-typedef enum conn_action {
-  ACTION_NONE,
-  ACTION_CONNECT,
-  ACTION_EXECUTE,
-  ACTION_CANCEL,
-  ACTION_CLOSE
-} conn_action_t;
-
-struct qreg_conn_request {
-  struct conn *conn;
-};
-
-typedef struct conn {
-  qreg_t *reg;
-  struct qreg_conn_request request;
-  qreg_driver_conn_t *driver_conn; /* the driver's; set when opened */
-  conn_state_t state;
-  record_t *record;                /* BUSY: the record it is lent to */
-  qreg_job_t *job;                 /* BUSY: the job running on it (owned) */
-  record_t *settles;               /* CLOSING: the record that settles when
-                                      the close is done (holds its ref) */
-  bool cancel_sent;                /* driver cancel() already asked */
-  uint64_t idle_since;             /* IDLE: monotonic ms */
-  struct conn *idle_prev, *idle_next;
-  conn_action_t action;            /* batch membership (loop thread) */
-  struct conn *action_next;
-} conn_t;
-
-/* Driver calls decided under the lock, made after it is released. */
-typedef struct batch {
-  conn_t *head, *tail;
-} batch_t;
-
-struct qreg {
-  pthread_mutex_t lock;
-  pthread_cond_t settled_cond; /* CLOCK_MONOTONIC */
-  registry_state_t state;
-  _Atomic bool refusing;       /* state != REG_OPEN, readable without the lock:
-                                  calls after close say so before they
-                                  look at their arguments */
-  bool shutdown_done;          /* closing: no connection, timers freed */
-
-  /* Configuration, immutable after qreg_open (strings owned). */
-  qreg_config_t config;
-  char *db_url;
-  char *application_name;
-  char **driver_options;       /* config.driver_options, copied */
-
-  const qreg_driver_t *driver;
-  void *driver_state;          /* the driver's; destroyed in qreg_close */
-  qreg_loop_t *loop;           /* owned; the loop thread runs loop_tick */
-
-  store_t store;
-  uint64_t next_seq;
-  record_t *inbox;             /* records whose driver op must be canceled */
-
-  /* Connections by state, and the idle pool (most recently used at tail). */
-  unsigned conns_opening, conns_idle, conns_busy, conns_closing;
-  conn_t *idle_head, *idle_tail;
-
-  /* The single deadline timer (loop thread only). */
-  qreg_timer_t *timer;
-  uint64_t timer_due;          /* monotonic ms it fires at; UINT64_MAX none */
-
-  _Atomic size_t result_bytes; /* charged by results, see result.h */
-
-  /* Threads blocked on settled_cond, and whether something they may wait
-     for happened under the lock: the broadcast is made after unlocking, and
-     only when someone waits, so a woken thread does not block at once on
-     the lock its waker still holds. */
-  unsigned waiters;
-  bool wake_pending;
-
-  /* Counters for qreg_stats. */
-  uint64_t opened, closed, connect_failures, pruned, evicted;
-
-  int64_t wall_offset_ms; /* wall clock minus monotonic clock at qreg_open */
-};
-
-/* ---------------------------------------------------------------------------
- * Small helpers
- * ------------------------------------------------------------------------- */
-
-/* Every unlock goes through here: it wakes the waiters, if any, once the lock
-   is free. */
-static void registry_unlock(qreg_t *reg) {
-  bool wake = reg->wake_pending && reg->waiters > 0;
-  reg->wake_pending = false;
-  pthread_mutex_unlock(&reg->lock);
-  if (wake)
-    pthread_cond_broadcast(&reg->settled_cond);
-}
 
 /* Waits on settled_cond (lock held), counted so wakers know to broadcast.
    deadline is a CLOCK_MONOTONIC time, or NULL for none. */
@@ -159,543 +45,15 @@ static void registry_wait(qreg_t *reg, const struct timespec *deadline) {
   reg->waiters--;
 }
 
-static unsigned conns_total(const qreg_t *reg) {
-  return reg->conns_opening + reg->conns_idle + reg->conns_busy + reg->conns_closing;
-}
-
-static void batch_add(batch_t *batch, conn_t *conn, conn_action_t action) {
-  assert(conn->action == ACTION_NONE);
-  conn->action = action;
-  conn->action_next = NULL;
-  if (batch->tail)
-    batch->tail->action_next = conn;
-  else
-    batch->head = conn;
-  batch->tail = conn;
-}
-
-static void record_unref(record_t *r) {
-  assert(r->refs > 0);
-  if (--r->refs > 0)
-    return;
-  assert(!r->in_store && r->conn == NULL);
-  free(r->backend_id);
-  qreg_result_free(record_result(r));
-  qreg_driver_error_t *error = record_error(r);
-  if (error) {
-    qreg_driver_error_clear(error);
-    free(error);
-  }
-  free(r);
-}
-
-/* Sets the record's error (replacing any); a failed allocation leaves a
-   record without message rather than failing the state change. */
-/* The record's error, created if needed (never for a succeeded record). */
-static qreg_driver_error_t *record_error_slot(record_t *r) {
-  assert(r->status != QREG_SUCCEEDED);
-  if (r->outcome.error == NULL)
-    r->outcome.error = calloc(1, sizeof *r->outcome.error);
-  return r->outcome.error;
-}
-
-static void record_set_error(record_t *r, const char *type, const char *code,
-                             const char *message) {
-  qreg_driver_error_t *error = record_error_slot(r);
-  if (error != NULL)
-    qreg_driver_error_set(error, type, code, "%s", message);
-}
-
-/* Takes the driver's error into the record. */
-static void record_take_error(record_t *r, qreg_driver_error_t *from, const char *fallback_type) {
-  qreg_driver_error_t *error = record_error_slot(r);
-  if (error == NULL) {
-    qreg_driver_error_clear(from);
-    return;
-  }
-  qreg_driver_error_clear(error);
-  *error = *from;
-  memset(from, 0, sizeof *from);
-  if (error->type == NULL)
-    error->type = qreg__strdup(fallback_type);
-  if (error->message == NULL)
-    error->message = qreg__strdup("unknown error (no message from the driver)");
-}
-
-/* A stop decided by the core (cancel, timeout, prune, close) keeps its own
-   message; what the driver met while stopping (a cancel request that could
-   not reach the server) is appended, so the record says why. */
-static void record_add_reason(record_t *r, const char *reason) {
-  qreg_driver_error_t *error = record_error(r);
-  if (error == NULL || error->message == NULL)
-    return;
-  char *joined = NULL;
-  if (asprintf(&joined, "%s (%s)", error->message, reason) < 0)
-    return;
-  free(error->message);
-  error->message = joined;
-}
-
-static void record_touch(record_t *r) {
-  r->updated_mono = qreg__mono_ms();
-}
-
-/* Marks the record settled: terminal and holding no connection. */
-static void record_settle_locked(qreg_t *reg, record_t *r) {
-  assert(qreg_status_is_terminal(r->status) && r->conn == NULL);
-  r->settled = true;
-  if (r->in_store) {
-    store_queue_push(&reg->store, r, RECORD_QUEUE_FINISHED);
-    store_reschedule(&reg->store, r);
-  }
-  reg->wake_pending = true;
-}
-
-/* Gives the record a terminal status unless it has one (first event wins).
-   Returns whether this call decided it. */
-static bool record_decide_locked(qreg_t *reg, record_t *r, qreg_status_t status) {
-  if (qreg_status_is_terminal(r->status))
-    return false;
-  store_set_status(&reg->store, r, status);
-  record_touch(r);
-  r->finished_mono = r->updated_mono;
-  if (r->in_store)
-    store_reschedule(&reg->store, r);
-  return true;
-}
-
-/*
- * Stops a record that has not ended: a pending one is dequeued and settles
- * at once (no connection was ever touched); a running one is decided now and
- * its driver operation is asked to stop through the inbox - it settles when
- * the driver reports the job ended. Any thread, lock held.
- */
-static void record_stop_locked(qreg_t *reg, record_t *r, qreg_status_t status,
-                               const char *type, const char *message) {
-  if (!record_decide_locked(reg, r, status))
-    return;
-  record_set_error(r, type, NULL, message);
-  if (r->queue == RECORD_QUEUE_PENDING) {
-    store_queue_unlink(&reg->store, r);
-    record_settle_locked(reg, r);
-    return;
-  }
-  if (!r->in_inbox) {
-    r->in_inbox = true;
-    r->refs++;
-    r->inbox_next = reg->inbox;
-    reg->inbox = r;
-  }
-}
-
-/* Removes a record from the store; frees it if nobody else holds it. */
-static void record_drop_locked(qreg_t *reg, record_t *r) {
-  store_remove(&reg->store, r);
-  record_unref(r);
-}
-
-static void idle_push(qreg_t *reg, conn_t *c) {
-  c->state = CONN_IDLE;
-  c->idle_since = qreg__mono_ms();
-  c->idle_next = NULL;
-  c->idle_prev = reg->idle_tail;
-  if (reg->idle_tail)
-    reg->idle_tail->idle_next = c;
-  else
-    reg->idle_head = c;
-  reg->idle_tail = c;
-  reg->conns_idle++;
-}
-
-static void idle_unlink(qreg_t *reg, conn_t *c) {
-  if (c->idle_prev)
-    c->idle_prev->idle_next = c->idle_next;
-  else
-    reg->idle_head = c->idle_next;
-  if (c->idle_next)
-    c->idle_next->idle_prev = c->idle_prev;
-  else
-    reg->idle_tail = c->idle_prev;
-  c->idle_prev = c->idle_next = NULL;
-  reg->conns_idle--;
-}
-
-static void conn_begin_close_locked(qreg_t *reg, conn_t *c, batch_t *batch) {
-  c->state = CONN_CLOSING;
-  reg->conns_closing++;
-  batch_add(batch, c, ACTION_CLOSE);
-}
-
-/* ---------------------------------------------------------------------------
- * Loop thread: starting queries, deadlines, the pool
- * ------------------------------------------------------------------------- */
-
-/* Lends conn to the oldest pending record. Loop thread, lock held. */
-static void start_record_locked(qreg_t *reg, record_t *r, conn_t *c, batch_t *batch) {
-  store_queue_unlink(&reg->store, r);
-  qreg_job_t *job = calloc(1, sizeof *job);
-  qreg_result_t *result =
-      job ? qreg_result_new(r->max_rows, &reg->result_bytes, reg->config.max_result_bytes)
-          : NULL;
-  if (result == NULL) {
-    free(job);
-    record_decide_locked(reg, r, QREG_FAILED);
-    record_set_error(r, "internal", NULL, "out of memory starting the query");
-    record_settle_locked(reg, r);
-    idle_push(reg, c);
-    return;
-  }
-  uint64_t now = qreg__mono_ms();
-  job->sql = r->sql;
-  job->sql_len = strlen(r->sql);
-  job->read_only = !r->allow_writes;
-  job->timeout_ms = r->deadline_mono == UINT64_MAX ? 0
-                    : r->deadline_mono > now       ? r->deadline_mono - now
-                                                   : 1;
-  job->result = result;
-  job->core = r;
-  r->conn = c;
-  c->job = job;
-  r->refs++; /* the running job's reference, dropped when it completes */
-  c->record = r;
-  c->cancel_sent = false;
-  c->state = CONN_BUSY;
-  reg->conns_busy++;
-  store_set_status(&reg->store, r, QREG_RUNNING);
-  record_touch(r);
-  r->started_mono = r->updated_mono;
-  store_reschedule(&reg->store, r);
-  batch_add(batch, c, ACTION_EXECUTE);
-}
-
-/* Starts what can start: pooled connections go to pending records in FIFO
-   order, and new connections are opened up to max_connections. */
-static void dispatch_locked(qreg_t *reg, batch_t *batch) {
-  if (reg->state != REG_OPEN)
-    return;
-  while (reg->store.pending.head != NULL && reg->idle_tail != NULL) {
-    conn_t *c = reg->idle_tail; /* the warmest */
-    idle_unlink(reg, c);
-    /* alive() is a cheap check that never calls back into the core. */
-    if (reg->driver->alive && !reg->driver->alive(c->driver_conn)) {
-      conn_begin_close_locked(reg, c, batch);
-      continue;
-    }
-    start_record_locked(reg, reg->store.pending.head, c, batch);
-  }
-  size_t wanted = reg->store.pending.count;
-  while (wanted > reg->conns_opening && conns_total(reg) < reg->config.max_connections) {
-    conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
-      break; /* retried at the next tick */
-    c->reg = reg;
-    c->request.conn = c;
-    c->state = CONN_OPENING;
-    reg->conns_opening++;
-    batch_add(batch, c, ACTION_CONNECT);
-  }
-}
-
-/* Records a caller holds a reference to while it waits for them. */
-typedef struct record_hold {
-  record_t **items;
-  size_t count, cap;
-} record_hold_t;
-
-/* Handles every record whose time has come: timeouts, then TTL expiry.
-   Returns the number of records pruned; running ones pruned are added to
-   held (if not NULL) with a reference. Any thread (the API's prune runs it
-   too); only the inbox carries work to the driver. */
-static int process_deadlines_locked(qreg_t *reg, uint64_t now, record_hold_t *held) {
-  int pruned = 0;
-  record_t *r;
-  while ((r = store_heap_top(&reg->store)) != NULL && store_next_due(&reg->store) <= now) {
-    if (!qreg_status_is_terminal(r->status) && r->deadline_mono <= now) {
-      char message[96];
-      snprintf(message, sizeof message, "query timed out: not finished within %" PRIu64 " ms",
-               r->deadline_mono - r->created_mono);
-      record_stop_locked(reg, r, QREG_TIMEOUT, "timeout", message);
-      continue;
-    }
-    uint64_t expiry = r->updated_mono + r->ttl_ms;
-    if (expiry >= r->updated_mono && expiry <= now) {
-      record_stop_locked(reg, r, QREG_CANCELED, "canceled",
-                         "canceled: the query's time-to-live passed before it finished");
-      if (held != NULL && !r->settled) {
-        /* The caller waits for it to settle: hold it past its removal. */
-        record_t **grown = held->count == held->cap
-                               ? realloc(held->items, (held->cap * 2 + 8) * sizeof *grown)
-                               : held->items;
-        if (grown != NULL) {
-          if (held->count == held->cap)
-            held->cap = held->cap * 2 + 8;
-          held->items = grown;
-          held->items[held->count++] = r;
-          r->refs++;
-        }
-      }
-      record_drop_locked(reg, r);
-      reg->pruned++;
-      pruned++;
-      continue;
-    }
-    store_reschedule(&reg->store, r); /* key was stale: recompute */
-  }
-  return pruned;
-}
-
-static void close_idle_expired_locked(qreg_t *reg, uint64_t now, batch_t *batch) {
-  while (reg->idle_head != NULL &&
-         (reg->state != REG_OPEN || reg->idle_head->idle_since + reg->config.idle_timeout_ms <= now)) {
-    conn_t *c = reg->idle_head;
-    idle_unlink(reg, c);
-    conn_begin_close_locked(reg, c, batch);
-  }
-}
-
-static void timer_fired(qreg_timer_t *timer, void *arg);
-
-/* Points the one timer at the next deadline. Loop thread, lock held. */
-static void rearm_timer_locked(qreg_t *reg) {
-  uint64_t due = reg->state == REG_OPEN ? store_next_due(&reg->store) : UINT64_MAX;
-  if (reg->idle_head != NULL && reg->state == REG_OPEN) {
-    uint64_t idle_due = reg->idle_head->idle_since + reg->config.idle_timeout_ms;
-    if (idle_due < due)
-      due = idle_due;
-  }
-  /* A timer due no later than needed stays: if it fires early, the tick it
-     runs finds nothing due and re-arms for the real deadline. Re-arming on
-     every change would cost a timer stop and start per query. */
-  if (reg->timer != NULL && reg->timer_due <= due && reg->state == REG_OPEN)
-    return;
-  if (reg->timer != NULL) {
-    qreg_timer_close(reg->timer);
-    reg->timer = NULL;
-    reg->timer_due = UINT64_MAX;
-  }
-  if (due == UINT64_MAX)
-    return;
-  uint64_t now = qreg__mono_ms();
-  if (qreg_timer_start(reg->loop, due > now ? due - now : 0, timer_fired, reg, &reg->timer) == 0)
-    reg->timer_due = due;
-  else
-    reg->timer = NULL; /* retried at the next tick */
-}
-
-/* The end of every loop-thread step: start what can start, re-arm the timer,
-   and, when closing, finish once no connection is left. */
-static void loop_step_finish_locked(qreg_t *reg, batch_t *batch) {
-  dispatch_locked(reg, batch);
-  rearm_timer_locked(reg);
-  if (reg->state == REG_CLOSING && !reg->shutdown_done && conns_total(reg) == 0 &&
-      batch->head == NULL) {
-    reg->shutdown_done = true;
-    reg->wake_pending = true;
-  }
-}
-
-static void conn_closed(void *arg);
-
-/* Makes the driver calls decided under the lock. Loop thread, no lock. */
-static void batch_run_all(qreg_t *reg, batch_t *batch) {
-  conn_t *c = batch->head;
-  batch->head = batch->tail = NULL;
-  while (c != NULL) {
-    conn_t *next = c->action_next;
-    conn_action_t action = c->action;
-    c->action = ACTION_NONE;
-    c->action_next = NULL;
-    /* After this call c may be gone (a close may complete inside it). */
-    switch (action) {
-    case ACTION_CONNECT:
-      reg->driver->connect(reg->driver_state, &c->request);
-      break;
-    case ACTION_EXECUTE:
-      reg->driver->execute(c->driver_conn, c->job);
-      break;
-    case ACTION_CANCEL:
-      reg->driver->cancel(c->driver_conn, c->job);
-      break;
-    case ACTION_CLOSE:
-      reg->driver->close(c->driver_conn, conn_closed, c);
-      break;
-    case ACTION_NONE:
-      break;
-    }
-    c = next;
-  }
-}
-
-/* One pass of the loop: the inbox, deadlines, the pool, new starts. Runs on
-   every wake-up and every timer expiry. */
-static void loop_tick(void *arg) {
-  qreg_t *reg = arg;
-  batch_t batch = {0};
-  pthread_mutex_lock(&reg->lock);
-  uint64_t now = qreg__mono_ms();
-  process_deadlines_locked(reg, now, NULL);
-  close_idle_expired_locked(reg, now, &batch);
-  record_t *r = reg->inbox;
-  reg->inbox = NULL;
-  while (r != NULL) {
-    record_t *next = r->inbox_next;
-    r->in_inbox = false;
-    r->inbox_next = NULL;
-    conn_t *c = r->conn;
-    if (c != NULL && c->state == CONN_BUSY && !c->cancel_sent) {
-      c->cancel_sent = true;
-      batch_add(&batch, c, ACTION_CANCEL);
-    }
-    record_unref(r); /* the inbox's reference; the job still holds one if running */
-    r = next;
-  }
-  loop_step_finish_locked(reg, &batch);
-  registry_unlock(reg);
-  batch_run_all(reg, &batch);
-}
-
-static void timer_fired(qreg_timer_t *timer, void *arg) {
-  qreg_t *reg = arg;
-  pthread_mutex_lock(&reg->lock);
-  if (reg->timer == timer) {
-    qreg_timer_close(timer);
-    reg->timer = NULL;
-    reg->timer_due = UINT64_MAX;
-  }
-  registry_unlock(reg);
-  loop_tick(reg);
-}
-
-/* ---------------------------------------------------------------------------
- * Driver completions (loop thread)
- * ------------------------------------------------------------------------- */
-
-void qreg_conn_request_done(qreg_conn_request_t *request, qreg_driver_conn_t *driver_conn,
-                            const qreg_driver_error_t *error) {
-  conn_t *c = request->conn;
-  qreg_t *reg = c->reg;
-  batch_t batch = {0};
-  pthread_mutex_lock(&reg->lock);
-  assert(c->state == CONN_OPENING);
-  reg->conns_opening--;
-  if (driver_conn != NULL) {
-    reg->opened++;
-    c->driver_conn = driver_conn;
-    if (reg->state != REG_OPEN)
-      conn_begin_close_locked(reg, c, &batch);
-    else if (reg->store.pending.head != NULL)
-      /* Fresh from connect(): no alive() check, that is for pooled ones. */
-      start_record_locked(reg, reg->store.pending.head, c, &batch);
-    else
-      idle_push(reg, c);
-  } else {
-    reg->connect_failures++;
-    free(c);
-    /* The oldest waiting query learns why; the next one tries again. */
-    record_t *r = reg->store.pending.head;
-    if (r != NULL) {
-      store_queue_unlink(&reg->store, r);
-      record_decide_locked(reg, r, QREG_FAILED);
-      qreg_driver_error_t *mine = record_error_slot(r);
-      if (mine != NULL) {
-        qreg_driver_error_clear(mine);
-        mine->type = qreg__strdup(error && error->type ? error->type : "connection");
-        mine->code = qreg__strdup(error ? error->code : NULL);
-        mine->message =
-            qreg__strdup(error && error->message ? error->message : "could not connect");
-        mine->detail = qreg__strdup(error ? error->detail : NULL);
-        mine->hint = qreg__strdup(error ? error->hint : NULL);
-      }
-      record_settle_locked(reg, r);
-    }
-    reg->wake_pending = true;
-  }
-  loop_step_finish_locked(reg, &batch);
-  registry_unlock(reg);
-  batch_run_all(reg, &batch);
-}
-
-void qreg_job_set_backend_id(qreg_job_t *job, const char *backend_id) {
-  record_t *r = job->core;
-  qreg_t *reg = r->conn->reg;
-  char *copy = backend_id ? strndup(backend_id, QREG_BACKEND_ID_MAX) : NULL;
-  pthread_mutex_lock(&reg->lock);
-  char *old = r->backend_id;
-  r->backend_id = copy;
-  pthread_mutex_unlock(&reg->lock);
-  free(old);
-}
-
-void qreg_job_complete(qreg_job_t *job, qreg_job_outcome_t outcome) {
-  record_t *r = job->core;
-  conn_t *c = r->conn;
-  qreg_t *reg = c->reg;
-  batch_t batch = {0};
-  pthread_mutex_lock(&reg->lock);
-  assert(c->state == CONN_BUSY && c->record == r && c->job == job);
-  bool decided_here = false;
-  switch (outcome) {
-  case QREG_JOB_OK:
-    if ((decided_here = record_decide_locked(reg, r, QREG_SUCCEEDED))) {
-      r->outcome.result = job->result;
-      job->result = NULL;
-    }
-    break;
-  case QREG_JOB_ERROR:
-    if ((decided_here = record_decide_locked(reg, r, QREG_FAILED)))
-      record_take_error(r, &job->error, "database");
-    break;
-  case QREG_JOB_CANCELED:
-    if ((decided_here = record_decide_locked(reg, r, QREG_CANCELED)))
-      record_take_error(r, &job->error, "canceled");
-    break;
-  }
-  if (!decided_here && outcome != QREG_JOB_OK && job->error.message != NULL)
-    record_add_reason(r, job->error.message);
-  bool reusable = decided_here && outcome == QREG_JOB_OK && job->conn_reusable &&
-                  !c->cancel_sent && reg->state == REG_OPEN;
-  /* The driver has said nothing is in flight: the connection is released
-     here and only here. */
-  r->conn = NULL;
-  c->record = NULL;
-  c->job = NULL;
-  reg->conns_busy--;
-  qreg_result_free(job->result);
-  qreg_driver_error_clear(&job->error);
-  free(job);
-  if (reusable) {
-    idle_push(reg, c);
-    record_settle_locked(reg, r);
-    record_unref(r); /* the job's reference */
-  } else {
-    /* The record settles when the close is done, so that whoever waits on
-       it finds the connection gone, not going; the job's reference passes
-       to the connection. */
-    c->settles = r;
-    conn_begin_close_locked(reg, c, &batch);
-  }
-  loop_step_finish_locked(reg, &batch);
-  registry_unlock(reg);
-  batch_run_all(reg, &batch);
-}
-
-static void conn_closed(void *arg) {
-  conn_t *c = arg;
-  qreg_t *reg = c->reg;
-  batch_t batch = {0};
-  pthread_mutex_lock(&reg->lock);
-  assert(c->state == CONN_CLOSING);
-  reg->conns_closing--;
-  reg->closed++;
-  if (c->settles != NULL) {
-    record_settle_locked(reg, c->settles);
-    record_unref(c->settles);
-  }
-  free(c);
-  reg->wake_pending = true;
-  loop_step_finish_locked(reg, &batch);
-  registry_unlock(reg);
-  batch_run_all(reg, &batch);
+/* Calls that wait for the loop would wait for ever on its own thread (a
+   watch callback): refused instead. */
+static int refuse_on_loop(qreg_t *reg, const char *what) {
+  if (reg->loop != NULL && qreg_loop_on_thread(reg->loop))
+    return qreg__fail(QREG_EINVAL,
+                      "%s: called from a qreg_watch callback (the registry's loop thread), "
+                      "where waiting would never end",
+                      what);
+  return 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -834,7 +192,7 @@ int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
     return rc < 0 ? rc : QREG_EDRIVER;
   }
   free(message);
-  rc = qreg_loop_start(reg->loop, loop_tick, reg);
+  rc = qreg_loop_start(reg->loop, lifecycle_run, reg);
   if (rc != 0) {
     driver->destroy(reg->driver_state);
     registry_free(reg);
@@ -848,6 +206,9 @@ int qreg_close(qreg_t *reg) {
   qreg__clear_error();
   if (reg == NULL)
     return qreg__fail(QREG_EINVAL, "registry: NULL");
+  int rc = refuse_on_loop(reg, "qreg_close");
+  if (rc != 0)
+    return rc;
   pthread_mutex_lock(&reg->lock);
   if (reg->state != REG_OPEN) {
     registry_unlock(reg);
@@ -861,7 +222,8 @@ int qreg_close(qreg_t *reg) {
   registry_unlock(reg);
   qreg_loop_wake(reg->loop);
 
-  /* Every running job ends, every connection closes; then the loop stops. */
+  /* Every running job ends, every connection closes, every watch is
+     called; then the loop stops. */
   pthread_mutex_lock(&reg->lock);
   while (!reg->shutdown_done)
     registry_wait(reg, NULL);
@@ -870,6 +232,7 @@ int qreg_close(qreg_t *reg) {
 
   pthread_mutex_lock(&reg->lock);
   assert(conns_total(reg) == 0 && reg->opened == reg->closed);
+  assert(reg->fire_head == NULL && reg->watch_count == 0);
   /* References the inbox still holds: records settled before the loop got
      to them. */
   while (reg->inbox != NULL) {
@@ -889,7 +252,7 @@ int qreg_close(qreg_t *reg) {
 }
 
 void qreg_destroy(qreg_t *reg) {
-  if (reg == NULL)
+  if (reg == NULL || refuse_on_loop(reg, "qreg_destroy") != 0)
     return;
   if (reg->state == REG_OPEN)
     qreg_close(reg);
@@ -994,7 +357,7 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   r->status = QREG_PENDING;
   r->heap_index = RECORD_NOT_IN_HEAP;
   r->refs = 1; /* the store's */
-  record_touch(r);
+  r->updated_mono = qreg__mono_ms();
   r->created_mono = r->updated_mono;
   r->deadline_mono = r->updated_mono + timeout;
 
@@ -1167,7 +530,13 @@ int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qre
         uint64_t count = total - offset;
         if (limit != 0 && limit < count)
           count = limit;
+        /* A settled result is frozen: copy it without the lock, holding the
+           record so that a prune meanwhile cannot free it. */
+        r->refs++;
+        registry_unlock(reg);
         rc = qreg_result_copy_page(record_result(r), offset, count, out);
+        pthread_mutex_lock(&reg->lock);
+        record_unref(r);
         if (rc != 0)
           rc = qreg__fail(rc, "cannot copy the page: %s", qreg_strerror(rc));
       }
@@ -1197,7 +566,7 @@ void qreg_list_free(qreg_list_t *list) {
   if (list == NULL)
     return;
   for (size_t i = 0; i < list->count; i++)
-    qreg_snapshot_free(list->items[i]);
+    qreg_snapshot_free(list->items[i]); /* NULL after a failed list */
   free(list);
 }
 
@@ -1227,7 +596,10 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
     return rc;
 
   size_t cap = f.limit < reg->store.count ? f.limit : reg->store.count;
-  /* One block: the list, the item pointers, then the cursor text. */
+  /* One block: the list, the item pointers, then the cursor text. The
+     item slots first hold the chosen records (each with a reference), then
+     their snapshots: only choosing is done under the lock for the whole
+     list; each snapshot takes it on its own, so completions go on. */
   qreg_list_t *list = malloc(sizeof *list + cap * sizeof(qreg_snapshot_t *) + 24);
   if (list == NULL) {
     registry_unlock(reg);
@@ -1237,6 +609,7 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
   list->count = 0;
   list->next_cursor = NULL;
   char *cursor_text = (char *)(list->items + cap);
+  record_t **chosen = (record_t **)(void *)list->items;
   record_t *r = f.newest_first ? reg->store.all.tail : reg->store.all.head;
   /* Skip to the cursor: records at or before it were returned already. */
   while (has_cursor && r != NULL && (f.newest_first ? r->seq >= after : r->seq <= after))
@@ -1244,13 +617,8 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
   for (; r != NULL; r = f.newest_first ? r->all_prev : r->all_next) {
     if (f.status_mask && !(f.status_mask & (1u << r->status)))
       continue;
-    qreg_snapshot_t *s = snapshot_new_locked(r, reg->wall_offset_ms);
-    if (s == NULL) {
-      registry_unlock(reg);
-      qreg_list_free(list);
-      return qreg__fail(QREG_ENOMEM, "out of memory");
-    }
-    list->items[list->count++] = s;
+    r->refs++;
+    chosen[list->count++] = r;
     snprintf(cursor_text, 24, "q%" PRIu64, r->seq);
     if (list->count == f.limit) {
       /* Look ahead for one more match to know whether a cursor is due. */
@@ -1263,6 +631,20 @@ int qreg_list(qreg_t *reg, const qreg_list_filter_t *filter, qreg_list_t **out) 
     }
   }
   registry_unlock(reg);
+  bool failed = false;
+  for (size_t i = 0; i < list->count; i++) {
+    r = chosen[i];
+    pthread_mutex_lock(&reg->lock);
+    qreg_snapshot_t *s = failed ? NULL : snapshot_new_locked(r, reg->wall_offset_ms);
+    record_unref(r);
+    pthread_mutex_unlock(&reg->lock);
+    failed = failed || s == NULL;
+    list->items[i] = s;
+  }
+  if (failed) {
+    qreg_list_free(list);
+    return qreg__fail(QREG_ENOMEM, "out of memory");
+  }
   *out = list;
   return 0;
 }
@@ -1298,6 +680,10 @@ int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms, qreg_status_t *s
   int rc = lock_open(reg);
   if (rc != 0)
     return rc;
+  if (timeout_ms != 0 && (rc = refuse_on_loop(reg, "qreg_wait")) != 0) {
+    registry_unlock(reg);
+    return rc;
+  }
   record_t *r;
   if ((rc = find_locked(reg, id, &r)) == 0) {
     uint64_t now = qreg__mono_ms();
@@ -1314,10 +700,52 @@ int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms, qreg_status_t *s
   return rc;
 }
 
+int qreg_cancel_async(qreg_t *reg, const char *id, qreg_status_t *status_out) {
+  int rc = lock_open(reg);
+  if (rc != 0)
+    return rc;
+  record_t *r;
+  bool wake = false;
+  if ((rc = find_locked(reg, id, &r)) == 0) {
+    record_stop_locked(reg, r, QREG_CANCELED, "canceled", "canceled by the client");
+    wake = r->in_inbox;
+    if (status_out)
+      *status_out = r->status;
+  }
+  registry_unlock(reg);
+  if (wake)
+    qreg_loop_wake(reg->loop);
+  return rc;
+}
+
+int qreg_watch(qreg_t *reg, const char *id, qreg_watch_cb cb, void *arg) {
+  int rc = lock_open(reg);
+  if (rc != 0)
+    return rc;
+  record_t *r;
+  watch_t *w = NULL;
+  if (cb == NULL)
+    rc = qreg__fail(QREG_EINVAL, "callback: NULL");
+  else if ((rc = find_locked(reg, id, &r)) == 0 && (w = calloc(1, sizeof *w)) == NULL)
+    rc = qreg__fail(QREG_ENOMEM, "out of memory");
+  if (rc == 0) {
+    w->cb = cb;
+    w->arg = arg;
+    qreg__uuid_format(&r->id, &w->id);
+    record_add_watch_locked(reg, r, w);
+  }
+  registry_unlock(reg); /* wakes the loop if the watch is due already */
+  return rc;
+}
+
 int qreg_cancel(qreg_t *reg, const char *id, qreg_status_t *status_out) {
   int rc = lock_open(reg);
   if (rc != 0)
     return rc;
+  if ((rc = refuse_on_loop(reg, "qreg_cancel")) != 0) {
+    registry_unlock(reg);
+    return rc;
+  }
   record_t *r;
   if ((rc = find_locked(reg, id, &r)) == 0) {
     record_stop_locked(reg, r, QREG_CANCELED, "canceled", "canceled by the client");
@@ -1340,6 +768,10 @@ int qreg_prune_expired(qreg_t *reg) {
   int rc = lock_open(reg);
   if (rc != 0)
     return rc;
+  if ((rc = refuse_on_loop(reg, "qreg_prune_expired")) != 0) {
+    registry_unlock(reg);
+    return rc;
+  }
   record_hold_t held = {0};
   int pruned = process_deadlines_locked(reg, qreg__mono_ms(), &held);
   bool wake = reg->inbox != NULL;
@@ -1380,6 +812,8 @@ int qreg_stats(qreg_t *reg, qreg_stats_t *out) {
   out->records_pruned = reg->pruned;
   out->records_evicted = reg->evicted;
   out->result_bytes = atomic_load(&reg->result_bytes);
+  out->watches = reg->watch_count;
+  out->driver_violations = reg->driver_violations;
   registry_unlock(reg);
   memcpy(caller_out, &full, caller_size);
   caller_out->struct_size = caller_size;

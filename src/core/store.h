@@ -18,6 +18,7 @@
 #include "drivers/driver.h"
 
 struct conn;
+struct watch;
 
 /* Which of the two intrusive queues a record is on (never both). */
 typedef enum record_queue { RECORD_QUEUE_NONE, RECORD_QUEUE_PENDING, RECORD_QUEUE_FINISHED } record_queue_t;
@@ -51,6 +52,8 @@ typedef struct record {
   /* While running: the connection it runs on (which holds the job).
      Touched on the loop thread only. */
   struct conn *conn;
+  /* qreg_watch() registrations waiting for the record to settle. */
+  struct watch *watches;
 
   /* What it ended with (owned): the result when status is succeeded, the
      error for any other terminal status (NULL before). Never both, so they
