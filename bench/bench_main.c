@@ -82,7 +82,7 @@ typedef struct benchmark {
 static const benchmark_t benchmarks[] = {
     {1, false, bench_latency}, {2, true, bench_throughput}, {3, true, bench_concurrency},
     {4, true, bench_cancel},   {5, true, bench_snapshot},   {6, false, bench_memory},
-    {7, true, bench_prune},    {8, false, bench_mcp},
+    {7, true, bench_prune},    {8, false, bench_mcp},       {9, false, bench_fetch},
 };
 #define BENCHMARK_COUNT (sizeof benchmarks / sizeof benchmarks[0])
 
@@ -164,11 +164,13 @@ int main(int argc, char **argv) {
   make_sqlite_database(sqlite_path, sizeof sqlite_path);
   ctx.sqlite_path = sqlite_path;
 
-  /* Every figure but the MCP one uses the server, at least in part. */
+  /* Every figure but the MCP one and the fetch one (SQLite) uses the server,
+     at least in part. */
   bool want_postgres = false;
   for (size_t i = 0; i < BENCHMARK_COUNT; i++)
     want_postgres =
-        want_postgres || (benchmarks[i].number != 8 && selected(only, benchmarks[i].number));
+        want_postgres || (benchmarks[i].number != 8 && benchmarks[i].number != 9 &&
+                          selected(only, benchmarks[i].number));
   if (want_postgres) {
     bench_progress("starting a private PostgreSQL server (tests/support/pg_fixture.c)");
     int rc = pg_fixture_start();
