@@ -177,6 +177,11 @@ static void prune_finished(void **state) {
   (void)state;
   const char *app = "qreg_t_prunefin";
   qreg_t *reg = pg_test_open(NULL, app, 2, false);
+  /* Warm the pool first: the TTL counts from the last change, and a
+     connect slower than the TTL (a loaded machine, a sanitizer build)
+     would prune the query while it is still pending. */
+  qreg_id_t warm = test_execute(reg, "SELECT 0", NULL);
+  assert_int_equal(test_wait(reg, &warm), QREG_SUCCEEDED);
   qreg_id_t id = test_execute_opts(reg, "SELECT 1", 0, 50, 0);
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
   test_wait_pruned(reg, &id); /* by our call or by the loop's own timer */
