@@ -2,7 +2,9 @@
 #
 #   make run       install missing packages, build, and start the main job: the
 #                  MCP server on stdio (`qreg mcp`) on the embedded SQLite
-#                  default database (DB=URL serves another one)
+#                  default database (DB=URL serves another one). Everything
+#                  before the server (apt, npm, cmake, the compiler) writes to
+#                  stderr: an MCP host reads stdout as JSON-RPC.
 #   make demo      build, create build/demo.db and run a query on it with
 #                  `qreg query`
 #   make test      install missing packages, build, run every test (ctest)
@@ -11,6 +13,12 @@
 #   make valgrind  the tests of build/ under valgrind (ctest -T memcheck)
 #   make fuzz      the libFuzzer target of the MCP message handler, FUZZ_SECONDS
 #   make bench     the benchmarks of docs/performance.md, in Release
+#   make install   build in Release (build-release/) and install the header,
+#                  libqreg.so.0, libqreg.a, qreg.pc and the qreg program under
+#                  PREFIX (default /usr/local), staged under DESTDIR if set
+#   make format-check  clang-format --dry-run over every C file: fails if one
+#                  differs from .clang-format (`make format` rewrites them)
+#   make tidy      clang-tidy (.clang-tidy) on src/: fails on any warning
 #   make deps      only install missing packages (or print the command to)
 #   make clean     remove every build directory (bench/run.sh's too)
 #
@@ -41,7 +49,19 @@ define configure_and_build
 	cmake --build $(1) -j $(JOBS)
 endef
 
-.PHONY: all build run demo test asan tsan valgrind fuzz bench deps e2e-deps clean
+PREFIX ?= /usr/local
+DESTDIR ?=
+# The version .clang-format and .clang-tidy are written for (Debian 12).
+CLANG_FORMAT ?= clang-format-14
+CLANG_TIDY ?= clang-tidy-14
+# Every C file of the project (node_modules of the e2e tests excluded); found
+# when a target uses them, not on every make.
+FORMAT_SOURCES = $(sort $(shell find src include tests bench examples tools \
+  -name node_modules -prune -o -type f -name '*.[ch]' -print 2>/dev/null) $(wildcard *.c *.h))
+TIDY_SOURCES = $(sort $(shell find src -type f -name '*.c'))
+
+.PHONY: all build run demo test asan tsan valgrind fuzz bench deps e2e-deps clean \
+        install format format-check tidy
 FUZZ_SECONDS ?= 60
 
 all: build
@@ -54,8 +74,8 @@ e2e-deps: deps
 ifneq ($(E2E_LOCK),)
 	@if [ ! -d $(E2E_DIR)/node_modules ] || \
 	    [ $(E2E_DIR)/package-lock.json -nt $(E2E_DIR)/node_modules ]; then \
-	  echo "npm ci in $(E2E_DIR)"; \
-	  (cd $(E2E_DIR) && npm ci --no-audit --no-fund) && \
+	  echo "npm ci in $(E2E_DIR)" >&2; \
+	  (cd $(E2E_DIR) && npm ci --no-audit --no-fund >&2) && \
 	  mkdir -p $(E2E_DIR)/node_modules && touch $(E2E_DIR)/node_modules; \
 	fi
 endif
@@ -63,8 +83,15 @@ endif
 build: deps e2e-deps
 	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT))
 
-run: build
-	build/qreg mcp $(if $(DB),--db '$(DB)')
+# stdout is the MCP stream from the first byte: the build runs in a sub-make
+# whose output (make's own command lines included) goes to stderr and which
+# reads nothing of stdin (the client's first messages wait for the server),
+# and the server's command line is not echoed. One thing this Makefile cannot
+# silence: `make -C DIR run` prints "make: Entering directory" on stdout
+# before reading it; a host that must use -C adds --no-print-directory.
+run:
+	@$(MAKE) build </dev/null >&2
+	@exec build/qreg mcp $(if $(DB),--db '$(DB)')
 
 demo: build
 	build/qreg query --db sqlite:build/demo.db '$(DEMO_SQL)'
@@ -80,13 +107,13 @@ tsan: deps e2e-deps
 	$(call configure_and_build,build-tsan,-DQREG_SANITIZE=thread -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT),CC=$(TSAN_CC))
 	ctest --test-dir build-tsan --output-on-failure
 
-# Node itself is not run under valgrind: the e2e label is left out. A valgrind
-# error or a definite/indirect leak makes the test exit 1, so ctest fails; the
-# valgrind logs of the failed runs are printed.
+# Node and shell scripts are not run under valgrind: the e2e and script labels
+# are left out. A valgrind error or a definite/indirect leak makes the test
+# exit 1, so ctest fails; the valgrind logs of the failed runs are printed.
 valgrind: deps e2e-deps
 	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(VALGRIND_TEST_TIMEOUT))
 	@rm -f build/Testing/Temporary/MemoryChecker.*.log
-	@ctest --test-dir build -T memcheck -LE e2e --output-on-failure || { \
+	@ctest --test-dir build -T memcheck -LE 'e2e|script' --output-on-failure || { \
 	  for log in build/Testing/Temporary/MemoryChecker.*.log; do \
 	    if grep -qE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]|indirectly lost: [1-9]' "$$log"; then \
 	      echo "=== $$log"; cat "$$log"; \
@@ -101,5 +128,33 @@ fuzz: deps
 bench: deps
 	bash bench/run.sh $(BENCH_ARGS)
 
+# A Release build of its own (no tests), configured for PREFIX so that the
+# library directory follows the platform's rules (lib/, or Debian's multiarch
+# lib/x86_64-linux-gnu/ under /usr); `cmake --install` honours DESTDIR.
+install: BUILD_TYPE = Release
+install: deps
+	$(call configure_and_build,build-release,-DQREG_SANITIZE= -DBUILD_TESTING=OFF -DCMAKE_INSTALL_PREFIX='$(PREFIX)')
+	DESTDIR='$(DESTDIR)' cmake --install build-release --prefix '$(PREFIX)'
+
+format-check:
+	@command -v $(CLANG_FORMAT) >/dev/null || { echo "$(CLANG_FORMAT) is missing: make deps" >&2; exit 1; }
+	@differ=0; for file in $(FORMAT_SOURCES); do \
+	  $(CLANG_FORMAT) --dry-run -Werror "$$file" 2>/dev/null || { echo "$$file"; differ=$$((differ + 1)); }; \
+	done; \
+	if [ $$differ -ne 0 ]; then \
+	  echo "format-check: $$differ of $(words $(FORMAT_SOURCES)) files differ from .clang-format" \
+	       "($(CLANG_FORMAT) --dry-run FILE shows how; make format rewrites them)" >&2; \
+	  exit 1; \
+	fi; \
+	echo "format-check: $(words $(FORMAT_SOURCES)) files follow .clang-format"
+
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SOURCES)
+
+# clang-tidy reads the compile commands of build/ (configured, not built).
+tidy: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT) >/dev/null
+	$(CLANG_TIDY) -p build --quiet --warnings-as-errors='*' $(TIDY_SOURCES)
+
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-bench
+	rm -rf build build-asan build-tsan build-fuzz build-bench build-release

@@ -21,6 +21,26 @@
  *    lists) belong to the caller, are independent of the registry (they stay
  *    valid after the query is pruned or the registry closed) and are freed with
  *    the matching qreg_*_free().
+ *
+ * The library: libqreg.so.0 (and libqreg.a), found with
+ * `pkg-config --cflags --libs qreg`. The shared library exports exactly the
+ * functions declared here, nothing else. Versioning:
+ *  - qreg_version() / qreg_version_number() give the version of the library
+ *    loaded at run time; QREG_VERSION_STRING / QREG_VERSION_HEX the version of
+ *    this header, the one a program was compiled against.
+ *  - The SONAME (libqreg.so.0) changes only when the ABI breaks: a function
+ *    removed or its signature changed, a struct's existing field moved.
+ *    Within one SONAME functions are only added, and structs only grow.
+ *  - Structs a caller allocates and the library reads or fills (qreg_config_t,
+ *    qreg_options_t, qreg_stats_t, qreg_catalog_request_t) start with
+ *    struct_size; set it with their *_init() function (QREG_STATS_INIT for
+ *    stats) and never by hand. New fields are only appended; the library
+ *    touches only the fields within struct_size, so a program compiled
+ *    against an older header keeps working with a newer library.
+ *  - Structs the library allocates and the caller only reads (snapshots,
+ *    pages, lists) may grow at the end too: never copy them by value or
+ *    allocate them; use the pointer the library returns. qreg_value_t and
+ *    qreg_column_t are read as arrays: their size is fixed within a SONAME.
  */
 #ifndef QREG_H
 #define QREG_H

@@ -14,10 +14,12 @@ set -euo pipefail
 #   postgresql                           initdb/pg_ctl for the test-pg-* tests
 #   valgrind                             make valgrind
 #   clang libclang-rt-14-dev             clang sanitizers and fuzzing
+#   clang-format-14 clang-tidy-14        make format-check, make tidy (the
+#                                        version .clang-format/.clang-tidy use)
 #   nodejs npm                           the MCP end-to-end tests (tests/e2e)
 packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
           libjansson-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
-          nodejs npm)
+          clang-format-14 clang-tidy-14 nodejs npm)
 
 # Whether a package is needed: installed packages are not, and neither are
 # nodejs/npm when the commands exist (a Node.js installed another way ships its
@@ -50,5 +52,6 @@ fi
 
 echo "Installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# Everything on stderr: `make run` keeps its stdout for the MCP stream.
+apt-get update -qq >&2
 apt-get install -y -qq "${missing[@]}" >&2
