@@ -6,6 +6,10 @@
  * are copied out, the registry consulted, and the store updated after.
  * Entries whose query the registry has forgotten (TTL, eviction) are dropped
  * when met, and swept when the list grows.
+ *
+ * tasks/result and tasks/cancel wait for the query to settle without a
+ * thread: they park the call (mcp_call_await) and answer from a resume
+ * function when the query's watch fires.
  */
 #include "mcp/tasks.h"
 
@@ -304,7 +308,7 @@ json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_param
     return NULL;
   }
   if (store_add(call->server->tasks, call->server->reg, &id, ttl_ms) < 0) {
-    (void)qreg_cancel(call->server->reg, id.str, NULL);
+    (void)qreg_cancel_async(call->server->reg, id.str, NULL);
     mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: out of memory");
     return NULL;
   }
@@ -354,23 +358,15 @@ json_t *mcp_tasks_get(mcp_call_t *call) {
   return result;
 }
 
-json_t *mcp_tasks_result(mcp_call_t *call) {
-  const char *id;
-  task_t task;
-  qreg_snapshot_t *snap;
-  if (!load_from_params(call, &id, &task, &snap))
+/* tasks/result, once the task's query has settled (or at once for a task
+   cancelled already): the tool result, with the related-task _meta. */
+static json_t *tasks_result_resume(mcp_call_t *call, const char *id, int rc, qreg_status_t status) {
+  (void)status;
+  if (rc < 0) {
+    mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: %s", qreg_strerror(rc));
     return NULL;
-  qreg_snapshot_free(snap);
-  if (!task.cancelled) {
-    /* Blocks this handler thread only: others go on serving. */
-    qreg_status_t status;
-    int rc = mcp_call_wait(call, id, &status);
-    if (rc != 0) {
-      mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: %s",
-                    rc > 0 ? "request cancelled" : qreg_strerror(rc));
-      return NULL;
-    }
   }
+  task_t task;
   json_t *result = mcp_tools_query_outcome(call, id, call->budget);
   if (!result)
     return NULL;
@@ -385,6 +381,19 @@ json_t *mcp_tasks_result(mcp_call_t *call) {
   json_object_set_new(result, "_meta",
                       json_pack("{s:{s:s}}", "io.modelcontextprotocol/related-task", "taskId", id));
   return result;
+}
+
+json_t *mcp_tasks_result(mcp_call_t *call) {
+  const char *id;
+  task_t task;
+  qreg_snapshot_t *snap;
+  if (!load_from_params(call, &id, &task, &snap))
+    return NULL;
+  qreg_snapshot_free(snap);
+  if (task.cancelled)
+    return tasks_result_resume(call, id, 0, QREG_CANCELED);
+  /* Parked until the query settles: no thread waits for it. */
+  return mcp_call_await(call, id, tasks_result_resume);
 }
 
 json_t *mcp_tasks_list(mcp_call_t *call) {
@@ -441,6 +450,22 @@ json_t *mcp_tasks_list(mcp_call_t *call) {
   return result;
 }
 
+/* tasks/cancel's answer, once the query is stopped and its connection
+   released (or at once when there was nothing to stop). */
+static json_t *tasks_cancel_resume(mcp_call_t *call, const char *id, int rc, qreg_status_t status) {
+  (void)rc; /* whatever the wait ended with, the task is cancelled; load says if it is gone */
+  (void)status;
+  if (call->modern)
+    return json_object(); /* an acknowledgement */
+  task_t task;
+  qreg_snapshot_t *snap;
+  if (!load(call, id, &task, &snap))
+    return NULL;
+  json_t *result = task_json(call, &task, snap);
+  qreg_snapshot_free(snap);
+  return result;
+}
+
 json_t *mcp_tasks_cancel(mcp_call_t *call) {
   const char *id;
   task_t task;
@@ -456,19 +481,14 @@ json_t *mcp_tasks_cancel(mcp_call_t *call) {
     return NULL;
   }
   qreg_snapshot_free(snap);
-  if (!terminal) {
-    /* Returns once the query is stopped and its connection released; the
-       task is cancelled before the response, whatever the query did. */
-    (void)qreg_cancel(call->server->reg, id, NULL);
-    store_mark_cancelled(call->server->tasks, id);
-  }
-  if (call->modern)
-    return json_object(); /* an acknowledgement */
-  if (!load(call, id, &task, &snap))
-    return NULL;
-  json_t *result = task_json(call, &task, snap);
-  qreg_snapshot_free(snap);
-  return result;
+  if (terminal)
+    return tasks_cancel_resume(call, id, 0, QREG_CANCELED);
+  /* The task is cancelled from now on, whatever the query does; the answer
+     waits (parked, not on a thread) until the query is stopped in the
+     database and its connection released. */
+  (void)qreg_cancel_async(call->server->reg, id, NULL);
+  store_mark_cancelled(call->server->tasks, id);
+  return mcp_call_await(call, id, tasks_cancel_resume);
 }
 
 json_t *mcp_tasks_update(mcp_call_t *call) {
