@@ -79,6 +79,7 @@ typedef struct mcp_options {
   uint64_t timeout_ms;
   uint64_t ttl_ms;
   uint64_t max_rows;
+  uint64_t max_records; /* 0: registry default */
   bool allow_writes;
   uint64_t max_message_bytes;
   uint64_t max_response_bytes;
@@ -106,6 +107,8 @@ static void usage(FILE *out) {
           "  --timeout S               QREG_TIMEOUT  default query timeout in seconds (%llu)\n"
           "  --ttl S                   QREG_TTL      keep finished queries S seconds (%llu)\n"
           "  --max-rows N              QREG_MAX_ROWS rows kept per result (%llu)\n"
+          "  --max-records N           QREG_MAX_RECORDS  queries (and tasks) kept at once;\n"
+          "                            the oldest finished one makes room (%zu)\n"
           "  --allow-writes            QREG_ALLOW_WRITES=1  allow statements that write\n"
           "                            (default: every query is read-only)\n"
           "  --max-message-bytes N     QREG_MAX_MESSAGE_BYTES  longest request line (%zu)\n"
@@ -120,8 +123,8 @@ static void usage(FILE *out) {
           "Register with Claude Code:  claude mcp add qreg -- qreg mcp --db sqlite:/path/app.db\n",
           defaults.max_connections, (unsigned long long)(defaults.default_timeout_ms / 1000),
           (unsigned long long)(defaults.default_ttl_ms / 1000),
-          (unsigned long long)defaults.default_max_rows, DEFAULT_MAX_MESSAGE_BYTES,
-          DEFAULT_MAX_RESPONSE_BYTES);
+          (unsigned long long)defaults.default_max_rows, defaults.max_records,
+          DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RESPONSE_BYTES);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
@@ -169,6 +172,8 @@ static const value_option_t VALUE_OPTIONS[] = {
     {"--ttl", "QREG_TTL", VALUE_SECONDS, offsetof(mcp_options_t, ttl_ms), 0, 0},
     {"--max-rows", "QREG_MAX_ROWS", VALUE_COUNT, offsetof(mcp_options_t, max_rows), 1,
      UINT64_C(1000000000)},
+    {"--max-records", "QREG_MAX_RECORDS", VALUE_COUNT, offsetof(mcp_options_t, max_records), 1,
+     UINT64_C(10000000)},
     {"--max-message-bytes", "QREG_MAX_MESSAGE_BYTES", VALUE_COUNT,
      offsetof(mcp_options_t, max_message_bytes), 1024, (uint64_t)1 << 30},
     {"--max-response-bytes", "QREG_MAX_RESPONSE_BYTES", VALUE_COUNT,
@@ -575,6 +580,8 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
     config.default_ttl_ms = options->ttl_ms;
   if (options->max_rows)
     config.default_max_rows = options->max_rows;
+  if (options->max_records)
+    config.max_records = (size_t)options->max_records;
   config.allow_writes = options->allow_writes;
   config.application_name = "qreg-mcp";
   int rc = qreg_open(&config, &rt->reg);
