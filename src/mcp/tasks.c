@@ -35,13 +35,13 @@
 #define TASKS_INDEX_MIN 256
 
 typedef struct task {
-  qreg_id_t id;      /* the query's id, also the taskId */
-  uint64_t seq;      /* creation order, from 1: tasks/list cursors */
-  uint64_t ttl_ms;   /* as told to the client */
-  bool cancelled;    /* tasks/cancel accepted it: final */
   struct task *next; /* creation order */
   struct task *prev;
   struct task *hash_next; /* the index bucket's chain */
+  uint64_t seq;           /* creation order, from 1: tasks/list cursors */
+  uint64_t ttl_ms;        /* as told to the client */
+  qreg_id_t id;           /* the query's id, also the taskId */
+  bool cancelled;         /* tasks/cancel accepted it: final */
 } task_t;
 
 struct mcp_tasks {
@@ -108,7 +108,7 @@ static bool index_grow_locked(mcp_tasks_t *tasks) {
   if (tasks->count < tasks->bucket_count)
     return false;
   size_t count = tasks->bucket_count ? tasks->bucket_count * 2 : TASKS_INDEX_MIN;
-  task_t **buckets = calloc(count, sizeof *buckets);
+  task_t **buckets = calloc(count, sizeof(task_t *));
   if (!buckets)
     return false;
   free(tasks->buckets);
