@@ -50,7 +50,7 @@ void bench_cancel(const bench_context_t *ctx);      /* 4a, 4b */
 void bench_snapshot(const bench_context_t *ctx);    /* 5 */
 void bench_memory(const bench_context_t *ctx);      /* 6a, 6b, 6c */
 void bench_prune(const bench_context_t *ctx);       /* 7 */
-void bench_mcp(const bench_context_t *ctx);         /* 8 */
+void bench_mcp(const bench_context_t *ctx);         /* 8a, 8b, 8c */
 void bench_fetch(const bench_context_t *ctx);       /* 9 */
 
 /* Child processes (bench_child_run): each prints "value NAME NUMBER" lines. */

@@ -2,7 +2,7 @@
  * bench/bench_main.c - qreg_bench, the benchmark program: reads its options,
  * starts a private PostgreSQL server (the tests' fixture,
  * tests/support/pg_fixture.c), makes a small SQLite database, runs every
- * benchmark of bench/ (figures 1-8 of docs/performance.md), then prints one
+ * benchmark of bench/ (figures 1-8c of docs/performance.md), then prints one
  * table and writes the JSON file.
  *
  *   qreg_bench [--rounds N] [--scale F] [--json FILE] [--only 1,4,7]
@@ -68,8 +68,8 @@ static void usage(FILE *out) {
         "  --json FILE   also write the figures there (default: results.json beside\n"
         "                this program)\n"
         "  --only LIST   run only these figures, e.g. 1,4,7\n"
-        "  --qreg PATH   the qreg program, for the MCP figure (8); without it,\n"
-        "                figure 8 is skipped\n",
+        "  --qreg PATH   the qreg program, for the MCP figures (8a-8c); without\n"
+        "                it, figure 8 is skipped\n",
         out);
 }
 

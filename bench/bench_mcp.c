@@ -1,5 +1,7 @@
 /*
- * bench/bench_mcp.c - figure 8: MCP round trips. One client keeps 32
+ * bench/bench_mcp.c - figure 8: `qreg mcp`.
+ *
+ * 8a, MCP round trips. One client keeps 32
  * `tools/call get_query_status` requests in flight to `qreg mcp --db
  * sqlite:...` over its stdin/stdout (newline-delimited JSON-RPC, protocol
  * 2025-06-18 after the initialize handshake), all asking about one finished
@@ -10,8 +12,18 @@
  * takes its id and writes back a canned response as long as qreg's - the
  * floor set by the pipes, the line framing and two processes on the machine.
  *
+ * 8b, 8c, waits held over MCP tasks: `qreg mcp --max-connections 2` on
+ * SQLite gets 10,000 task-augmented execute_query calls (2025-11-25 tasks)
+ * of a statement that runs for minutes - two run, the others wait for a
+ * connection - then one tasks/result per task, and a ping after them: once
+ * the ping is answered, the server has read every tasks/result (it reads in
+ * order) and holds them all. Then its thread count (8b) and resident size
+ * (8c) are read from /proc/PID/status. Baseline: the same process idle,
+ * after the handshake, before the first task. A fresh server per round,
+ * stopped with SIGTERM (which answers every wait with an error).
+ *
  * If `qreg mcp` does not answer the handshake or the first tool call (the
- * MCP server is not built yet), the figure says "skipped: MCP server not
+ * MCP server is not built yet), the figures say "skipped: MCP server not
  * available" and why.
  *
  * Owns, while it runs: the server child process and its two pipes.
@@ -31,6 +43,15 @@
 #define IN_FLIGHT 32
 #define HANDSHAKE_BOUND_MS 10000
 #define RESPONSE_BOUND_MS 10000
+/* Figure 8b, 8c: waits held (the issue's 10,000), task creations in flight
+   while they are made, the most threads the issue allows. */
+#define WAITS 10000
+#define CREATE_IN_FLIGHT 256
+#define WAITS_THREAD_GOAL 16
+/* Runs for minutes on SQLite: every wait outlasts the measurement. */
+#define WAITS_SQL                                                                                  \
+  "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 4000000000) "          \
+  "SELECT count(*) FROM c"
 
 typedef struct mcp_peer {
   pid_t pid;
@@ -234,9 +255,10 @@ static bool qreg_server_start(const bench_context_t *ctx, mcp_peer_t *peer, char
   return true;
 }
 
-void bench_mcp(const bench_context_t *ctx) {
+/* Figure 8a. */
+static void bench_mcp_round_trips(const bench_context_t *ctx) {
   bench_figure_t *figure =
-      bench_figure_new("8", "MCP get_query_status, 32 in flight, stdio", "requests/s",
+      bench_figure_new("8a", "MCP get_query_status, 32 in flight, stdio", "requests/s",
                        "echo server: same client, pipes, canned response of the same length",
                        BENCH_GOAL_VALUE_AT_LEAST, 20000);
   mcp_peer_t *server = malloc(sizeof *server), *echo = malloc(sizeof *echo);
@@ -280,6 +302,211 @@ void bench_mcp(const bench_context_t *ctx) {
   peer_stop(echo);
   free(server);
   free(echo);
+}
+
+/* --- figures 8b, 8c: waits held -------------------------------------------------- */
+
+/* Threads and resident bytes of a process, from /proc/PID/status. */
+typedef struct process_figures {
+  double threads;
+  double rss_bytes;
+} process_figures_t;
+
+static process_figures_t process_figures(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    bench_die("cannot read %s: %s", path, strerror(errno));
+  process_figures_t figures = {-1, -1};
+  char line[256];
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, "Threads:", 8) == 0)
+      figures.threads = strtod(line + 8, NULL);
+    else if (strncmp(line, "VmRSS:", 6) == 0)
+      figures.rss_bytes = strtod(line + 6, NULL) * 1024; /* "VmRSS:  27000 kB" */
+  }
+  fclose(f);
+  if (figures.threads < 0 || figures.rss_bytes < 0)
+    bench_die("%s: no Threads or VmRSS line", path);
+  return figures;
+}
+
+/* Reads lines until the response with this id; false on EOF or timeout. */
+static bool wait_for_id(mcp_peer_t *peer, long id, char *line, size_t size) {
+  char want[32];
+  snprintf(want, sizeof want, "\"id\":%ld,", id);
+  for (;;) {
+    if (!peer_read_line(peer, line, size, RESPONSE_BOUND_MS * 3))
+      return false;
+    if (strstr(line, want) != NULL)
+      return true;
+  }
+}
+
+/* Stops a server holding waits: SIGTERM, then its answers (an error per
+   wait) read to the end so that it is never blocked writing them. */
+static void peer_terminate(mcp_peer_t *peer) {
+  kill(peer->pid, SIGTERM);
+  close(peer->to_fd);
+  static char sink[1 << 16];
+  uint64_t start = bench_now_ns();
+  struct pollfd p = {.fd = peer->from_fd, .events = POLLIN};
+  while (bench_seconds_since(start) < 30 && poll(&p, 1, 1000) >= 0) {
+    ssize_t n = read(peer->from_fd, sink, sizeof sink);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+      break;
+  }
+  close(peer->from_fd);
+  int status = 0;
+  if (waitpid(peer->pid, &status, WNOHANG) != peer->pid) {
+    for (int i = 0; i < 500 && waitpid(peer->pid, &status, WNOHANG) != peer->pid; i++)
+      bench_sleep_ms(10);
+    if (kill(peer->pid, 0) == 0) {
+      kill(peer->pid, SIGKILL);
+      waitpid(peer->pid, NULL, 0);
+    }
+  }
+}
+
+/* One round: a fresh server, waits tasks/result held. Fills idle (after the
+   handshake), tasks (the tasks made, no wait yet) and held (every wait
+   held); false with reason when the server cannot be driven. */
+static bool waits_round(const bench_context_t *ctx, mcp_peer_t *peer, unsigned long waits,
+                        process_figures_t *idle, process_figures_t *tasks, process_figures_t *held,
+                        char *reason, size_t reason_size) {
+  if (ctx->qreg_program == NULL || access(ctx->qreg_program, X_OK) != 0) {
+    snprintf(reason, reason_size, "the qreg program was not built");
+    return false;
+  }
+  char url[600], records[32];
+  snprintf(url, sizeof url, "sqlite:%s", ctx->sqlite_path);
+  snprintf(records, sizeof records, "%lu", waits + 100);
+  const char *argv[] = {ctx->qreg_program, "mcp",   "--db", url, "--max-connections", "2",
+                        "--max-records",   records, NULL};
+  peer_start(peer, argv);
+  static char line[1 << 14];
+  if (!call(peer, 1, "initialize",
+            "{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},"
+            "\"clientInfo\":{\"name\":\"qreg-bench\",\"version\":\"1\"}}",
+            line, sizeof line, reason, reason_size))
+    return false;
+  if (is_error_response(line) || strstr(line, "\"tasks\"") == NULL) {
+    snprintf(reason, reason_size, "initialize (2025-11-25, tasks) failed: %.200s", line);
+    return false;
+  }
+  const char *initialized = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
+  write_all(peer->to_fd, initialized, strlen(initialized));
+  *idle = process_figures(peer->pid);
+
+  /* The tasks, CREATE_IN_FLIGHT at a time; their ids kept in order. */
+  qreg_id_t *ids = calloc(waits, sizeof *ids);
+  if (ids == NULL)
+    bench_die("out of memory");
+  char request[1024];
+  unsigned long sent = 0, received = 0;
+  while (received < waits) {
+    while (sent < waits && sent - received < CREATE_IN_FLIGHT) {
+      int n = snprintf(request, sizeof request,
+                       "{\"jsonrpc\":\"2.0\",\"id\":%lu,\"method\":\"tools/call\",\"params\":{"
+                       "\"name\":\"execute_query\",\"arguments\":{\"sql\":\"%s\"},\"task\":{}}}\n",
+                       1000 + sent, WAITS_SQL);
+      if (!write_all(peer->to_fd, request, (size_t)n))
+        bench_die("the MCP server closed its input");
+      sent++;
+    }
+    if (!peer_read_line(peer, line, sizeof line, RESPONSE_BOUND_MS))
+      bench_die("the MCP server stopped answering task creations (%lu of %lu)", received, waits);
+    const char *id = strstr(line, "\"id\":");
+    const char *task = strstr(line, "\"taskId\":\"");
+    if (id == NULL)
+      continue;
+    unsigned long index = strtoul(id + 5, NULL, 10) - 1000;
+    if (is_error_response(line) || task == NULL || index >= waits ||
+        strlen(task + 10) < QREG_ID_LEN) {
+      snprintf(reason, reason_size, "a task-augmented execute_query failed: %.200s", line);
+      free(ids);
+      return false;
+    }
+    memcpy(ids[index].str, task + 10, QREG_ID_LEN);
+    ids[index].str[QREG_ID_LEN] = '\0';
+    received++;
+  }
+  *tasks = process_figures(peer->pid);
+
+  /* One tasks/result per task, then a ping: the server reads in order, so
+     its answer means every wait is held. */
+  for (unsigned long i = 0; i < waits; i++) {
+    int n = snprintf(request, sizeof request,
+                     "{\"jsonrpc\":\"2.0\",\"id\":%lu,\"method\":\"tasks/result\",\"params\":{"
+                     "\"taskId\":\"%s\"}}\n",
+                     1000 + waits + i, ids[i].str);
+    if (!write_all(peer->to_fd, request, (size_t)n))
+      bench_die("the MCP server closed its input");
+  }
+  free(ids);
+  long ping_id = 999;
+  int n = snprintf(request, sizeof request,
+                   "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"ping\"}\n", ping_id);
+  write_all(peer->to_fd, request, (size_t)n);
+  if (!wait_for_id(peer, ping_id, line, sizeof line)) {
+    snprintf(reason, reason_size, "no answer to the ping after %lu tasks/result", waits);
+    return false;
+  }
+  *held = process_figures(peer->pid);
+  return true;
+}
+
+static void bench_mcp_waits(const bench_context_t *ctx) {
+  unsigned long waits = bench_scaled(ctx, WAITS, 100);
+  char count[32], title[96];
+  bench_count_text(waits, count, sizeof count);
+  snprintf(title, sizeof title, "%s waits held over MCP tasks: threads", count);
+  bench_figure_t *threads =
+      bench_figure_new("8b", title, "threads", "the same process idle, no waits",
+                       BENCH_GOAL_VALUE_AT_MOST, WAITS_THREAD_GOAL);
+  snprintf(title, sizeof title, "%s waits held over MCP tasks: RSS", count);
+  bench_figure_t *rss =
+      bench_figure_new("8c", title, "MiB", "the same process idle, no waits", BENCH_GOAL_NONE, 0);
+  mcp_peer_t *server = malloc(sizeof *server);
+  if (server == NULL)
+    bench_die("out of memory");
+  bench_series_t per_wait = {0}, per_task = {0};
+  char reason[300];
+  for (unsigned round = 0; round < ctx->rounds; round++) {
+    process_figures_t idle, tasks, held;
+    bool ok = waits_round(ctx, server, waits, &idle, &tasks, &held, reason, sizeof reason);
+    if (ctx->qreg_program != NULL && access(ctx->qreg_program, X_OK) == 0)
+      peer_terminate(server);
+    if (!ok) {
+      bench_figure_skip(threads, "skipped: MCP server not available (%s)", reason);
+      bench_figure_skip(rss, "skipped: MCP server not available (%s)", reason);
+      free(server);
+      bench_series_free(&per_wait);
+      bench_series_free(&per_task);
+      return;
+    }
+    bench_figure_round(threads, held.threads, idle.threads);
+    bench_figure_round(rss, held.rss_bytes / (1 << 20), idle.rss_bytes / (1 << 20));
+    bench_series_add(&per_task, (tasks.rss_bytes - idle.rss_bytes) / (double)waits);
+    bench_series_add(&per_wait, (held.rss_bytes - tasks.rss_bytes) / (double)waits);
+  }
+  bench_figure_note(threads,
+                    "qreg mcp --max-connections 2 on SQLite: 2 tasks run, the others wait for a "
+                    "connection; one tasks/result per task; threads = Threads of "
+                    "/proc/PID/status once a ping after the last tasks/result is answered.");
+  bench_figure_note(rss,
+                    "Of the growth over idle, the tasks themselves (registry records, task "
+                    "store) take %.0f B each and each held tasks/result %.0f B (medians).",
+                    bench_series_median(&per_task), bench_series_median(&per_wait));
+  bench_series_free(&per_wait);
+  bench_series_free(&per_task);
+  free(server);
+}
+
+void bench_mcp(const bench_context_t *ctx) {
+  bench_mcp_round_trips(ctx);
+  bench_mcp_waits(ctx);
 }
 
 /* The echo server: argv = mcp-echo RESPONSE_LENGTH. */

@@ -2,7 +2,8 @@
  * src/mcp/protocol.c - the MCP message handler (see protocol.h): which
  * protocol revision serves each request, the initialize handshake, the
  * per-request _meta of 2026-07-28, method dispatch to tools.c and tasks.c,
- * the in-flight table behind notifications/cancelled.
+ * the in-flight table behind notifications/cancelled, and the parked calls:
+ * requests waiting for a query through qreg_watch(), resumed when it settles.
  *
  * Eras. A request whose params._meta names io.modelcontextprotocol/
  * protocolVersion is served statelessly by that revision (2026-07-28, the
@@ -25,8 +26,6 @@
 #define META_CLIENT_CAPABILITIES "io.modelcontextprotocol/clientCapabilities"
 #define META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
 
-/* How long a blocked wait sleeps between two looks at its call's cancel flag. */
-#define WAIT_SLICE_MS 200
 /* Room kept for the response envelope around a result. */
 #define ENVELOPE_BYTES 128
 /* A result may always take at least this much, whatever the settings say. */
@@ -69,13 +68,15 @@ int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **o
     return QREG_ENOMEM;
   }
   pthread_mutex_init(&server->mutex, NULL);
+  pthread_mutex_init(&server->ready_mutex, NULL);
+  pthread_cond_init(&server->ready_cond, NULL);
   *out = server;
   return 0;
 }
 
-void mcp_server_set_canceller(mcp_server_t *server, mcp_cancel_fn fn, void *ctx) {
-  server->cancel_query = fn;
-  server->cancel_ctx = ctx;
+void mcp_server_set_waker(mcp_server_t *server, mcp_wake_fn fn, void *ctx) {
+  server->wake = fn;
+  server->wake_ctx = ctx;
 }
 
 void mcp_server_set_logger(mcp_server_t *server, mcp_log_fn fn, void *ctx) {
@@ -88,6 +89,11 @@ void mcp_server_free(mcp_server_t *server) {
     return;
   json_decref(server->tools);
   mcp_tasks_free(server->tasks);
+  /* A parked call belongs to its watch, which qreg_close() calls: freeing
+     the server under one would leave the callback a dangling pointer. */
+  assert(server->parked == 0 && server->ready_head == NULL);
+  pthread_cond_destroy(&server->ready_cond);
+  pthread_mutex_destroy(&server->ready_mutex);
   pthread_mutex_destroy(&server->mutex);
   free(server);
 }
@@ -172,24 +178,136 @@ void mcp_call_detach_query(mcp_call_t *call) {
   pthread_mutex_unlock(&call->server->mutex);
 }
 
-bool mcp_call_cancelled(mcp_call_t *call) {
+static bool call_cancelled(mcp_call_t *call) {
   pthread_mutex_lock(&call->server->mutex);
   bool cancelled = call->cancelled;
   pthread_mutex_unlock(&call->server->mutex);
   return cancelled;
 }
 
-int mcp_call_wait(mcp_call_t *call, const char *query_id, qreg_status_t *status) {
-  /* In slices, so that a client giving up on this request (its
-     notifications/cancelled) frees the thread even when no query of ours
-     is behind the wait (tasks/result). */
-  for (;;) {
-    if (mcp_call_cancelled(call))
-      return 1;
-    int rc = qreg_wait(call->server->reg, query_id, WAIT_SLICE_MS, status);
-    if (rc != QREG_ETIMEDOUT)
-      return rc < 0 ? rc : 0;
+/* --- parked calls ----------------------------------------------------------------------- */
+
+/* The watch callback, on the registry's loop thread: records what the watch
+   says and, once mcp_server_run() has let go of the call (armed), queues it
+   and wakes the transport. Nothing else: no output, no registry call, no
+   wait - every other query's progress waits for this function. */
+static void on_settled(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t status, void *arg) {
+  (void)reg;
+  (void)id;
+  mcp_call_t *call = arg;
+  mcp_server_t *server = call->server;
+  bool wake = false;
+  pthread_mutex_lock(&server->ready_mutex);
+  call->settled = true;
+  call->awaited_rc = rc;
+  call->awaited_status = status;
+  /* Not armed yet: mcp_server_run() is still returning from the handler
+     that parked it, and resumes the call itself when it sees settled. */
+  if (call->armed) {
+    assert(server->parked > 0);
+    server->parked--;
+    call->ready_next = NULL;
+    wake = server->ready_head == NULL;
+    if (server->ready_tail)
+      server->ready_tail->ready_next = call;
+    else
+      server->ready_head = call;
+    server->ready_tail = call;
+    pthread_cond_broadcast(&server->ready_cond);
   }
+  pthread_mutex_unlock(&server->ready_mutex);
+  if (wake && server->wake)
+    server->wake(server->wake_ctx);
+}
+
+bool mcp_call_park(mcp_call_t *call, const char *query_id, mcp_resume_fn resume) {
+  mcp_server_t *server = call->server;
+  pthread_mutex_lock(&server->ready_mutex);
+  bool full = server->parked >= MCP_PARKED_MAX;
+  pthread_mutex_unlock(&server->ready_mutex);
+  if (full) {
+    mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL,
+                  "Internal error: server overloaded (%d requests waiting); retry later",
+                  MCP_PARKED_MAX);
+    return false;
+  }
+  assert(!call->resume);
+  call->resume = resume;
+  snprintf(call->awaited.str, sizeof call->awaited.str, "%s", query_id);
+  call->armed = false;
+  call->settled = false;
+  int rc = qreg_watch(server->reg, query_id, on_settled, call);
+  if (rc < 0) {
+    /* No watch, so no callback: settled now, with why. mcp_server_run()
+       resumes it at once. */
+    pthread_mutex_lock(&server->ready_mutex);
+    call->settled = true;
+    call->awaited_rc = rc;
+    call->awaited_status = QREG_PENDING;
+    pthread_mutex_unlock(&server->ready_mutex);
+  }
+  return true;
+}
+
+json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn resume) {
+  /* A query that has settled already (the common tasks/result, after
+     tasks/get said completed) is answered here, without a trip through the
+     loop thread. */
+  qreg_status_t status = QREG_PENDING;
+  int rc = qreg_wait(call->server->reg, query_id, 0, &status);
+  if (rc != QREG_ETIMEDOUT)
+    return resume(call, query_id, rc, status);
+  (void)mcp_call_park(call, query_id, resume);
+  return NULL;
+}
+
+/* After the handler returned: hands a parked call over to its watch.
+   Returns false when the watch has been called already - the caller resumes
+   the call itself, as nothing else will. */
+static bool call_arm(mcp_call_t *call) {
+  mcp_server_t *server = call->server;
+  pthread_mutex_lock(&server->ready_mutex);
+  bool parked = !call->settled;
+  if (parked) {
+    call->armed = true;
+    server->parked++;
+  }
+  pthread_mutex_unlock(&server->ready_mutex);
+  return parked;
+}
+
+/* Takes call off the ready list; false if it is not there (yet). */
+static bool ready_remove_locked(mcp_server_t *server, mcp_call_t *call) {
+  mcp_call_t *prev = NULL;
+  for (mcp_call_t *c = server->ready_head; c; prev = c, c = c->ready_next) {
+    if (c != call)
+      continue;
+    if (prev)
+      prev->ready_next = c->ready_next;
+    else
+      server->ready_head = c->ready_next;
+    if (server->ready_tail == c)
+      server->ready_tail = prev;
+    c->ready_next = NULL;
+    return true;
+  }
+  return false;
+}
+
+mcp_call_t *mcp_server_next_ready(mcp_server_t *server) {
+  pthread_mutex_lock(&server->ready_mutex);
+  mcp_call_t *call = server->ready_head;
+  if (call)
+    (void)ready_remove_locked(server, call);
+  pthread_mutex_unlock(&server->ready_mutex);
+  return call;
+}
+
+size_t mcp_server_parked(mcp_server_t *server) {
+  pthread_mutex_lock(&server->ready_mutex);
+  size_t parked = server->parked;
+  pthread_mutex_unlock(&server->ready_mutex);
+  return parked;
 }
 
 static void call_free(mcp_call_t *call) {
@@ -368,12 +486,18 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
   bool found = false;
   bool has_query = false;
   pthread_mutex_lock(&server->mutex);
-  for (mcp_call_t *call = server->inflight; call; call = call->next) {
+  for (mcp_call_t **p = &server->inflight; *p; p = &(*p)->next) {
+    mcp_call_t *call = *p;
     if (json_equal(call->msg.id, request_id)) {
       found = true;
       call->cancelled = true;
       has_query = call->has_query;
       query = call->query;
+      /* Out of the table at once: no answer is due any more, and a parked
+         call is kept only until its watch is called (no watch can be
+         withdrawn), then freed without a word. */
+      *p = call->next;
+      call->next = NULL;
       break;
     }
   }
@@ -383,12 +507,9 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
     logf_(server, "request cancelled by the client%s%.200s%s", json_is_string(reason) ? " (" : "",
           json_is_string(reason) ? json_string_value(reason) : "",
           json_is_string(reason) ? ")" : "");
-  if (!has_query)
-    return;
-  if (server->cancel_query)
-    server->cancel_query(server->cancel_ctx, query.str);
-  else
-    (void)qreg_cancel(server->reg, query.str, NULL);
+  /* Asked, not waited for: the reader never waits on a database. */
+  if (has_query)
+    (void)qreg_cancel_async(server->reg, query.str, NULL);
 }
 
 /* Reads the 2026-07-28 request metadata into the call; returns an error line
@@ -594,10 +715,37 @@ static json_t *dispatch(mcp_call_t *call) {
   return NULL;
 }
 
-char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len) {
+/* Runs the call - its method, or its resume function when it comes back
+   from a wait - and answers it, unless it parks: then *parked is set and the
+   call is no longer the caller's. */
+static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
   *reply_len = 0;
-  json_t *result = dispatch(call);
-  bool cancelled = call_unregister(call);
+  *parked = false;
+  json_t *result = NULL;
+  bool skip = false;
+  for (;;) {
+    mcp_resume_fn resume = call->resume;
+    if (!resume) {
+      result = dispatch(call);
+    } else {
+      call->resume = NULL;
+      if (call_cancelled(call))
+        skip = true; /* the client gave up on it while it waited */
+      else
+        result = resume(call, call->awaited.str, call->awaited_rc, call->awaited_status);
+    }
+    if (skip || !call->resume)
+      break;
+    /* The handler parked the call. */
+    json_decref(result);
+    result = NULL;
+    if (call_arm(call)) {
+      *parked = true;
+      return NULL;
+    }
+    /* Its query settled while the handler was still returning: go on here. */
+  }
+  bool cancelled = call_unregister(call) || skip;
   char *line = NULL;
   if (cancelled) {
     /* The client gave up on it: no response is due. */
@@ -613,25 +761,14 @@ char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len) 
         error_reply(call->msg.id, call->error_code ? call->error_code : MCP_INTERNAL_ERROR,
                     call->error_message ? call->error_message : "Internal error", data, reply_len);
   }
-  (void)server;
   call_free(call);
   return line;
 }
 
-bool mcp_call_is_quick(const mcp_call_t *call) {
-  if (strcmp(call->msg.method, "tools/call") != 0)
-    return false;
-  json_t *name = mcp_call_param(call, "name");
-  return json_is_string(name) && strcmp(json_string_value(name), "get_query_status") == 0;
-}
-
-char *mcp_server_refuse(mcp_server_t *server, mcp_call_t *call, const char *why,
-                        size_t *reply_len) {
+char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len) {
   (void)server;
-  call_unregister(call);
-  char *line = error_reply(call->msg.id, MCP_INTERNAL_ERROR, why, NULL, reply_len);
-  call_free(call);
-  return line;
+  bool parked;
+  return run_call(call, reply_len, &parked);
 }
 
 bool mcp_server_idle(mcp_server_t *server) {
@@ -645,7 +782,16 @@ char *mcp_server_handle_message(mcp_server_t *server, const char *data, size_t l
                                 size_t *reply_len) {
   char *reply = NULL;
   mcp_call_t *call = mcp_server_receive(server, data, len, &reply, reply_len);
-  if (call)
-    reply = mcp_server_run(server, call, reply_len);
+  bool parked = call != NULL;
+  while (parked) {
+    reply = run_call(call, reply_len, &parked);
+    if (!parked)
+      break;
+    /* Wait for this call's watch, then take it off the ready list. */
+    pthread_mutex_lock(&server->ready_mutex);
+    while (!ready_remove_locked(server, call))
+      pthread_cond_wait(&server->ready_cond, &server->ready_mutex);
+    pthread_mutex_unlock(&server->ready_mutex);
+  }
   return reply;
 }

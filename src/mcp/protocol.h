@@ -5,12 +5,26 @@
  * feeds it lines from stdin and writes what it returns; the fuzzer
  * (tests/fuzz/) calls mcp_server_handle_message() directly.
  *
- * Threads: mcp_server_receive() runs on one thread (the reader) in message
- * order; mcp_server_run() runs on any number of handler threads at once.
- * Everything shared between them is under mcp_server_t.mutex.
+ * Waiting without a thread. A request that must wait for a query
+ * (tasks/result, tasks/cancel, cancel_query, the catalog tools) never blocks:
+ * its handler parks the call (mcp_call_await, mcp_call_park) with a
+ * qreg_watch() on the query and a resume function, and returns. The watch
+ * callback, on the registry's loop thread, only puts the call on the ready
+ * list and tells the transport (mcp_server_set_waker); the transport takes it
+ * back (mcp_server_next_ready) and runs it again with mcp_server_run(), which
+ * calls the resume function and answers. So N waiting requests cost N small
+ * structs, not N threads.
  *
- * Owns: the tool definitions, the task store, the in-flight table. Borrows
- * the registry (the caller opens, closes and destroys it).
+ * Threads: mcp_server_receive() runs in message order on one thread (the
+ * reader); mcp_server_run() may run on any thread (server.c runs every call
+ * on its reader). The in-flight table and the calls' shared flags are under
+ * mcp_server_t.mutex; the ready list and every parked call's wait fields are
+ * under mcp_server_t.ready_mutex, the only lock a watch callback takes.
+ *
+ * Owns: the tool definitions, the task store, the in-flight table, the
+ * parked calls. Borrows the registry (the caller opens, closes and destroys
+ * it; qreg_close() calls every watch, so every parked call comes back ready
+ * before it returns).
  */
 #ifndef QREG_MCP_PROTOCOL_H
 #define QREG_MCP_PROTOCOL_H
@@ -55,18 +69,30 @@ typedef struct mcp_settings {
 
 typedef struct mcp_tasks mcp_tasks_t;
 typedef struct mcp_server mcp_server_t;
+typedef struct mcp_call mcp_call_t;
 
-/* Asks that a query be canceled without blocking the caller (the reader
-   thread must not wait on a database). */
-typedef void (*mcp_cancel_fn)(void *ctx, const char *query_id);
+/* Told, on the registry's loop thread, that the ready list went from empty
+   to not empty: it must only wake the thread that calls
+   mcp_server_next_ready() (a pipe write), never block or call the server. */
+typedef void (*mcp_wake_fn)(void *ctx);
 /* Receives a line for the log (standard error): the handler itself never prints. */
 typedef void (*mcp_log_fn)(void *ctx, const char *message);
 
+/* What a parked call does once its query has settled: called by
+   mcp_server_run() (never on the loop thread) with rc 0 and the terminal
+   status, or rc < 0 (QREG_ECLOSED: the registry is closing, status is what
+   the query ended with; QREG_ENOTFOUND: pruned meanwhile). Returns the result
+   as a method handler does: a result, or NULL after mcp_call_fail (or after
+   parking the call again). */
+typedef json_t *(*mcp_resume_fn)(mcp_call_t *call, const char *query_id, int rc,
+                                 qreg_status_t status);
+
 /*
  * One request being handled. Created by mcp_server_receive() on the reader
- * thread, handed to one handler thread, freed by mcp_server_run().
+ * thread and freed by mcp_server_run() once answered; a parked call is kept
+ * by the server (its watch holds it) until it is ready and run again.
  */
-typedef struct mcp_call {
+struct mcp_call {
   mcp_server_t *server;    /* borrowed */
   mcp_message_t msg;       /* owned: the request */
   bool modern;             /* served statelessly (2026-07-28 _meta) */
@@ -78,59 +104,82 @@ typedef struct mcp_call {
   int error_code;
   char *error_message; /* owned */
   json_t *error_data;  /* owned */
-  struct mcp_call *queue_next; /* the transport's queue of calls to run (server.c), under its lock */
   /* Under server->mutex: */
   struct mcp_call *next; /* in server->inflight */
   bool cancelled;        /* notifications/cancelled named this request */
   bool has_query;        /* a query runs on this request's behalf */
   qreg_id_t query;
-} mcp_call_t;
+  /* The wait (mcp_call_park). resume and awaited are set by the thread
+     running the call before the watch exists; the rest under
+     server->ready_mutex, written by the watch callback. When resume runs,
+     awaited_rc and awaited_status hold what the watch said. */
+  mcp_resume_fn resume; /* non-NULL from parking until the resume runs */
+  qreg_id_t awaited;
+  bool armed;   /* mcp_server_run() is done with it: the callback may queue it */
+  bool settled; /* the watch was called */
+  int awaited_rc;
+  qreg_status_t awaited_status;
+  struct mcp_call *ready_next; /* in server->ready */
+};
 
 struct mcp_server {
   qreg_t *reg; /* borrowed: opened, closed, destroyed by the caller */
   mcp_settings_t settings;
   mcp_db_kind_t db_kind;
-  json_t *tools;              /* owned: every tool definition (tools.c), built once */
-  mcp_tasks_t *tasks;         /* owned: task store (tasks.c) */
-  mcp_cancel_fn cancel_query; /* NULL: cancel inline with qreg_cancel */
-  void *cancel_ctx;
-  mcp_log_fn log; /* NULL: silent */
+  json_t *tools;      /* owned: every tool definition (tools.c), built once */
+  mcp_tasks_t *tasks; /* owned: task store (tasks.c) */
+  mcp_log_fn log;     /* NULL: silent */
   void *log_ctx;
-  pthread_mutex_t mutex;    /* guards session_version, inflight and the calls' shared fields */
-  char session_version[16]; /* legacy era: negotiated by initialize, "" before */
-  mcp_call_t *inflight;     /* requests received and not answered yet */
+  mcp_wake_fn wake; /* NULL: nobody to tell (mcp_server_handle_message waits on ready_cond) */
+  void *wake_ctx;
+  pthread_mutex_t mutex;       /* guards session_version, inflight and the calls' shared fields */
+  char session_version[16];    /* legacy era: negotiated by initialize, "" before */
+  mcp_call_t *inflight;        /* requests received and not answered yet (parked ones included) */
+  pthread_mutex_t ready_mutex; /* guards what follows and the calls' wait fields */
+  pthread_cond_t ready_cond;   /* a call became ready */
+  mcp_call_t *ready_head;      /* parked calls whose query settled, oldest first */
+  mcp_call_t *ready_tail;
+  size_t parked; /* calls parked: watch registered, not yet ready */
 };
 
+/* Parked calls at most (each a few hundred bytes and one watch); a request
+   that would park beyond this gets -32603 "server overloaded". */
+#define MCP_PARKED_MAX 100000
+
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out);
-void mcp_server_set_canceller(mcp_server_t *server, mcp_cancel_fn fn, void *ctx);
 void mcp_server_set_logger(mcp_server_t *server, mcp_log_fn fn, void *ctx);
-/* Every call must have been run (or dropped) first. */
+void mcp_server_set_waker(mcp_server_t *server, mcp_wake_fn fn, void *ctx);
+/* Every call must have been answered or dropped first: after qreg_close(),
+   run every ready call (mcp_server_parked() is then 0). */
 void mcp_server_free(mcp_server_t *server);
 
 /*
  * Reader thread: takes one line. Either answers at once (parse errors,
  * initialize, ping; *reply set, malloc'd line) or returns a call to hand to
- * mcp_server_run() on a handler thread, or neither (notifications).
+ * mcp_server_run(), or neither (notifications).
  */
 mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t len, char **reply,
                                size_t *reply_len);
-/* Handler thread: handles the call and frees it. Returns the response line
-   (malloc'd) or NULL when none is due (the client cancelled the request). */
+/* Handles the call (or resumes a ready one) and frees it. Returns the
+   response line (malloc'd), or NULL when none is due now: the client
+   cancelled the request, or the call is parked (then its query's watch
+   brings it back through mcp_server_next_ready()). Never blocks. */
 char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len);
-/* true when running the call only reads the registry and never waits
-   (tools/call get_query_status): the reader thread may run it itself,
-   without the hand-off to a handler thread and back. */
-bool mcp_call_is_quick(const mcp_call_t *call);
-/* Answers a call that will not be run (the server is overloaded) and frees it. */
-char *mcp_server_refuse(mcp_server_t *server, mcp_call_t *call, const char *why, size_t *reply_len);
+/* The oldest parked call whose query has settled, taken off the ready list,
+   or NULL: give it to mcp_server_run(). */
+mcp_call_t *mcp_server_next_ready(mcp_server_t *server);
+/* Calls parked and not yet ready. */
+size_t mcp_server_parked(mcp_server_t *server);
 /* The error line for an input line dropped for its size. */
 char *mcp_server_oversized_reply(mcp_server_t *server, size_t size, size_t *reply_len);
 
-/* true when no request is in flight (received and not yet answered). */
+/* true when no request is in flight (received and not yet answered, parked
+   ones included; a parked request the client cancelled no longer counts). */
 bool mcp_server_idle(mcp_server_t *server);
 
 /* receive + run on the calling thread: one message in, its response (or
-   NULL) out. For tests and the fuzzer. */
+   NULL) out; a call that parks is waited for here, on ready_cond. For tests
+   and the fuzzer, not for a server: it blocks the calling thread. */
 char *mcp_server_handle_message(mcp_server_t *server, const char *data, size_t len,
                                 size_t *reply_len);
 
@@ -143,10 +192,21 @@ __attribute__((format(printf, 4, 5))) void mcp_call_fail(mcp_call_t *call, int c
    stops it. false: the call was already cancelled (the caller cancels it). */
 bool mcp_call_attach_query(mcp_call_t *call, const char *query_id);
 void mcp_call_detach_query(mcp_call_t *call);
-bool mcp_call_cancelled(mcp_call_t *call);
-/* Waits until the query is terminal (0, status in *status), the call is
-   cancelled (1) or the registry fails (negative QREG_E*). */
-int mcp_call_wait(mcp_call_t *call, const char *query_id, qreg_status_t *status);
+
+/*
+ * Parks the call until query_id settles, then mcp_server_run() calls
+ * resume(call, query_id, rc, status) and answers with what it returns. The
+ * handler must return NULL right after, and touch the call no more: from
+ * then on the watch owns it. If the watch cannot be set (the query is gone,
+ * the registry closing) resume still runs, at once, with that rc. Returns
+ * false, having failed the call with -32603 "server overloaded", when
+ * MCP_PARKED_MAX calls are parked already (no watch is set then).
+ */
+bool mcp_call_park(mcp_call_t *call, const char *query_id, mcp_resume_fn resume);
+/* resume(...) at once when the query has settled already (or is gone),
+   without a trip through the loop thread; otherwise mcp_call_park() and
+   NULL. Returns what a method handler returns. */
+json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn resume);
 
 /* "params" member of the request, or NULL. */
 json_t *mcp_call_param(const mcp_call_t *call, const char *name);

@@ -4,32 +4,34 @@
  * message handler of protocol.c on newline-delimited JSON-RPC from standard
  * input, answering on standard output; logs go to standard error only.
  *
- * Threads, all started and joined here:
- *  - main: the reader. Reads standard input, hands each line to
- *    mcp_server_receive() in order (so notifications/cancelled and
- *    initialize take effect at once) and queues the requests; quick ones
- *    (mcp_call_is_quick: get_query_status) it answers itself, since the
- *    hand-off to a handler and back costs more than they do.
- *  - handlers: a pool that grows from HANDLERS_MIN to HANDLERS_MAX threads
- *    while every thread is busy, so that a tasks/result waiting on a slow
- *    query, or a slow list_tables, never holds up other requests.
- *  - the canceller: runs qreg_cancel() for notifications/cancelled, which
- *    the reader must not wait for.
+ * Threads: two of ours, whatever the number of requests, plus the
+ * registry's (its loop thread and its workers, at most max_connections + 4).
+ *  - main: the reader, and the only thread that runs requests and writes
+ *    standard output. One poll() loop over standard input, the ready pipe
+ *    and the signal pipe. Each line goes to mcp_server_receive() in order
+ *    (so notifications/cancelled and initialize take effect at once) and
+ *    each request is run at once: no request blocks. One that must wait for
+ *    a query (tasks/result, tasks/cancel, cancel_query, list_tables,
+ *    describe_table) is parked by protocol.c on a qreg_watch(); the watch
+ *    callback, on the registry's loop thread, queues it and writes a byte to
+ *    the ready pipe (wake_ready: never blocks), and this loop runs it again
+ *    and answers. 10,000 waiting requests are 10,000 small structs.
  *  - the signal thread: takes SIGINT, SIGTERM and SIGHUP with sigwait() and
  *    wakes the reader through a pipe. These signals (and SIGPIPE, so that a
  *    closed stdout is an EPIPE, not a death) are blocked in every thread
  *    before any starts; no code runs in a signal handler.
  *
- * One mutex (output_mutex) around standard output: each response is written
- * whole, one line, never interleaved.
+ * Each response is written whole, one line, by the one thread that writes.
  *
- * Shutdown (end of input, or a signal): qreg_close() cancels every query and
- * releases every connection, which also ends every wait; then the pool is
- * drained and joined, the final registry counters logged as
+ * Shutdown (end of input, or a signal): after end of input the requests in
+ * flight get DRAIN_MS to be answered; then qreg_close() cancels every query,
+ * releases every connection and calls every watch (QREG_ECLOSED), so every
+ * parked request comes back ready and is answered (an error for a wait the
+ * close cut short) before the final registry counters are logged as
  * "qreg: closed: connections opened=N closed=N ..." and the process exits 0.
  *
  * Owns: the registry (opened, closed, destroyed here), the message handler,
- * every thread above, the queues and the wake pipe.
+ * the signal thread, the signal and ready pipes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,18 +49,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/args.h" /* the program's number syntax, shared with qreg query */
 #include "mcp/mcp.h"
 #include "mcp/protocol.h"
 
-#define HANDLERS_MIN 4
-#define HANDLERS_MAX 64
-/* Requests waiting for a handler at most; more are refused with an error
-   rather than queued without bound. */
-#define QUEUE_MAX 1024
 #define READ_CHUNK 65536
+/* Ready calls run per pass of the loop before standard input is looked at
+   again: 10,000 waits ending at once do not hold up a cancel behind them. */
+#define READY_BATCH 256
 #define DEFAULT_MAX_MESSAGE_BYTES ((size_t)16 << 20)
 #define DEFAULT_MAX_RESPONSE_BYTES ((size_t)1 << 20)
 #define MIN_RESPONSE_BYTES ((size_t)4096)
@@ -78,6 +79,7 @@ typedef struct mcp_options {
   uint64_t timeout_ms;
   uint64_t ttl_ms;
   uint64_t max_rows;
+  uint64_t max_records; /* 0: registry default */
   bool allow_writes;
   uint64_t max_message_bytes;
   uint64_t max_response_bytes;
@@ -105,6 +107,8 @@ static void usage(FILE *out) {
           "  --timeout S               QREG_TIMEOUT  default query timeout in seconds (%llu)\n"
           "  --ttl S                   QREG_TTL      keep finished queries S seconds (%llu)\n"
           "  --max-rows N              QREG_MAX_ROWS rows kept per result (%llu)\n"
+          "  --max-records N           QREG_MAX_RECORDS  queries (and tasks) kept at once;\n"
+          "                            the oldest finished one makes room (%zu)\n"
           "  --allow-writes            QREG_ALLOW_WRITES=1  allow statements that write\n"
           "                            (default: every query is read-only)\n"
           "  --max-message-bytes N     QREG_MAX_MESSAGE_BYTES  longest request line (%zu)\n"
@@ -119,8 +123,8 @@ static void usage(FILE *out) {
           "Register with Claude Code:  claude mcp add qreg -- qreg mcp --db sqlite:/path/app.db\n",
           defaults.max_connections, (unsigned long long)(defaults.default_timeout_ms / 1000),
           (unsigned long long)(defaults.default_ttl_ms / 1000),
-          (unsigned long long)defaults.default_max_rows, DEFAULT_MAX_MESSAGE_BYTES,
-          DEFAULT_MAX_RESPONSE_BYTES);
+          (unsigned long long)defaults.default_max_rows, defaults.max_records,
+          DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RESPONSE_BYTES);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
@@ -168,6 +172,8 @@ static const value_option_t VALUE_OPTIONS[] = {
     {"--ttl", "QREG_TTL", VALUE_SECONDS, offsetof(mcp_options_t, ttl_ms), 0, 0},
     {"--max-rows", "QREG_MAX_ROWS", VALUE_COUNT, offsetof(mcp_options_t, max_rows), 1,
      UINT64_C(1000000000)},
+    {"--max-records", "QREG_MAX_RECORDS", VALUE_COUNT, offsetof(mcp_options_t, max_records), 1,
+     UINT64_C(10000000)},
     {"--max-message-bytes", "QREG_MAX_MESSAGE_BYTES", VALUE_COUNT,
      offsetof(mcp_options_t, max_message_bytes), 1024, (uint64_t)1 << 30},
     {"--max-response-bytes", "QREG_MAX_RESPONSE_BYTES", VALUE_COUNT,
@@ -295,38 +301,18 @@ static int default_database(mcp_options_t *options) {
 
 /* --- the process ------------------------------------------------------------------------ */
 
-typedef struct cancel_item {
-  qreg_id_t id;
-  struct cancel_item *next;
-} cancel_item_t;
-
 typedef struct runtime {
   qreg_t *reg;          /* owned */
   mcp_server_t *server; /* owned */
   const char *db_url;   /* borrowed from the options */
 
-  pthread_mutex_t output_mutex; /* one response at a time on stdout */
-  bool output_broken;           /* under output_mutex: stdout is gone */
-
-  pthread_mutex_t mutex; /* guards the pool, the call queue and the cancel queue */
-  pthread_cond_t work;   /* a call was queued, or stopping */
-  mcp_call_t *head;      /* owned until a handler takes it: calls linked by queue_next */
-  mcp_call_t *tail;
-  size_t queued;
-  pthread_t handlers[HANDLERS_MAX];
-  unsigned handler_count;
-  unsigned idle;
-  bool stopping;
-
-  pthread_cond_t cancel_work;
-  cancel_item_t *cancels; /* owned */
-  pthread_t canceller;
-  bool canceller_started;
+  bool output_broken; /* stdout is gone; main thread only */
 
   pthread_t signal_thread;
   bool signal_started;
   int wake[2];                 /* owned: the signal thread writes, the reader polls */
   _Atomic int signal_received; /* the first shutdown signal, 0 before */
+  int ready[2]; /* owned, both ends non-blocking: watch callbacks write, the reader polls */
 
   mcp_line_buffer_t lines; /* owned, reader only */
 } runtime_t;
@@ -336,8 +322,8 @@ static void log_line(void *ctx, const char *message) {
   fprintf(stderr, "qreg mcp: %s\n", message);
 }
 
+/* Main thread only. */
 static void write_output(runtime_t *rt, const char *line, size_t len) {
-  pthread_mutex_lock(&rt->output_mutex);
   while (!rt->output_broken && len > 0) {
     ssize_t n = write(STDOUT_FILENO, line, len);
     if (n < 0 && errno == EINTR)
@@ -351,7 +337,6 @@ static void write_output(runtime_t *rt, const char *line, size_t len) {
     line += n;
     len -= (size_t)n;
   }
-  pthread_mutex_unlock(&rt->output_mutex);
 }
 
 static void send_reply(runtime_t *rt, char *reply, size_t len) {
@@ -361,103 +346,38 @@ static void send_reply(runtime_t *rt, char *reply, size_t len) {
   }
 }
 
-/* --- handler pool --------------------------------------------------------------------------- */
+/* --- parked requests --------------------------------------------------------------------- */
 
-static void *handler_main(void *arg) {
-  runtime_t *rt = arg;
-  pthread_mutex_lock(&rt->mutex);
-  for (;;) {
-    while (!rt->head && !rt->stopping) {
-      rt->idle++;
-      pthread_cond_wait(&rt->work, &rt->mutex);
-      rt->idle--;
-    }
-    if (!rt->head)
-      break; /* stopping, and nothing left to answer */
-    mcp_call_t *call = rt->head;
-    rt->head = call->queue_next;
-    if (!rt->head)
-      rt->tail = NULL;
-    rt->queued--;
-    pthread_mutex_unlock(&rt->mutex);
+/* The server's waker: a parked call became ready. Called on the registry's
+   loop thread (from a watch callback), so it must not block: the pipe is
+   non-blocking, and a full pipe already says what this byte would. */
+static void wake_ready(void *ctx) {
+  runtime_t *rt = ctx;
+  ssize_t n;
+  do {
+    n = write(rt->ready[1], "r", 1);
+  } while (n < 0 && errno == EINTR);
+}
+
+/* Empties the ready pipe (before the ready list is looked at, so that a
+   wake written after this is never lost). */
+static void drain_ready_pipe(runtime_t *rt) {
+  char bytes[256];
+  while (read(rt->ready[0], bytes, sizeof bytes) > 0) {
+  }
+}
+
+/* Answers up to max ready calls; true if more are ready. */
+static bool run_ready(runtime_t *rt, size_t max) {
+  for (size_t i = 0; i < max; i++) {
+    mcp_call_t *call = mcp_server_next_ready(rt->server);
+    if (!call)
+      return false;
     size_t len = 0;
     char *reply = mcp_server_run(rt->server, call, &len);
     send_reply(rt, reply, len);
-    pthread_mutex_lock(&rt->mutex);
   }
-  pthread_mutex_unlock(&rt->mutex);
-  return NULL;
-}
-
-/* Under rt->mutex. */
-static bool start_handler_locked(runtime_t *rt) {
-  if (rt->handler_count >= HANDLERS_MAX)
-    return false;
-  if (pthread_create(&rt->handlers[rt->handler_count], NULL, handler_main, rt) != 0)
-    return false;
-  rt->handler_count++;
   return true;
-}
-
-static void enqueue(runtime_t *rt, mcp_call_t *call) {
-  pthread_mutex_lock(&rt->mutex);
-  if (rt->queued >= QUEUE_MAX || rt->handler_count == 0) {
-    pthread_mutex_unlock(&rt->mutex);
-    size_t len = 0;
-    char *reply = mcp_server_refuse(rt->server, call,
-                                    "Internal error: server overloaded (too many requests in "
-                                    "flight); retry later",
-                                    &len);
-    send_reply(rt, reply, len);
-    return;
-  }
-  call->queue_next = NULL;
-  if (rt->tail)
-    rt->tail->queue_next = call;
-  else
-    rt->head = call;
-  rt->tail = call;
-  rt->queued++;
-  /* Grow while every handler is busy: a blocked tasks/result must not
-     starve the requests behind it. */
-  if (rt->idle < rt->queued)
-    (void)start_handler_locked(rt);
-  pthread_cond_signal(&rt->work);
-  pthread_mutex_unlock(&rt->mutex);
-}
-
-/* --- canceller ------------------------------------------------------------------------------- */
-
-static void request_cancel(void *ctx, const char *query_id) {
-  runtime_t *rt = ctx;
-  cancel_item_t *item = calloc(1, sizeof *item);
-  if (!item)
-    return;
-  snprintf(item->id.str, sizeof item->id.str, "%s", query_id);
-  pthread_mutex_lock(&rt->mutex);
-  item->next = rt->cancels;
-  rt->cancels = item;
-  pthread_cond_signal(&rt->cancel_work);
-  pthread_mutex_unlock(&rt->mutex);
-}
-
-static void *canceller_main(void *arg) {
-  runtime_t *rt = arg;
-  pthread_mutex_lock(&rt->mutex);
-  for (;;) {
-    while (!rt->cancels && !rt->stopping)
-      pthread_cond_wait(&rt->cancel_work, &rt->mutex);
-    cancel_item_t *item = rt->cancels;
-    if (!item)
-      break;
-    rt->cancels = item->next;
-    pthread_mutex_unlock(&rt->mutex);
-    (void)qreg_cancel(rt->reg, item->id.str, NULL);
-    free(item);
-    pthread_mutex_lock(&rt->mutex);
-  }
-  pthread_mutex_unlock(&rt->mutex);
-  return NULL;
 }
 
 /* --- signals --------------------------------------------------------------------------------- */
@@ -507,15 +427,9 @@ static void on_line(void *ctx, const char *line, size_t len) {
   send_reply(rt, reply, reply_len);
   if (!call)
     return;
-  if (mcp_call_is_quick(call)) {
-    /* Answered here: handing it to a handler and waking that thread costs
-       more than the request itself. It never waits, so the reader is not
-       held up. */
-    reply = mcp_server_run(rt->server, call, &reply_len);
-    send_reply(rt, reply, reply_len);
-    return;
-  }
-  enqueue(rt, call);
+  /* Run here and now: it never blocks (a wait parks the call instead). */
+  reply = mcp_server_run(rt->server, call, &reply_len);
+  send_reply(rt, reply, reply_len);
 }
 
 static void on_oversized(void *ctx, size_t size) {
@@ -533,10 +447,12 @@ static bool read_input(runtime_t *rt) {
   bool end_of_input = false;
   if (!chunk)
     return false;
+  bool more_ready = false;
   for (;;) {
-    struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
-                            {.fd = rt->wake[0], .events = POLLIN}};
-    int ready = poll(fds, 2, -1);
+    struct pollfd fds[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                            {.fd = rt->wake[0], .events = POLLIN},
+                            {.fd = rt->ready[0], .events = POLLIN}};
+    int ready = poll(fds, 3, more_ready ? 0 : -1);
     if (ready < 0) {
       if (errno == EINTR)
         continue;
@@ -547,6 +463,10 @@ static bool read_input(runtime_t *rt) {
       fprintf(stderr, "qreg mcp: signal %d: shutting down\n", atomic_load(&rt->signal_received));
       break;
     }
+    if (fds[2].revents)
+      drain_ready_pipe(rt);
+    if (fds[2].revents || more_ready)
+      more_ready = run_ready(rt, READY_BATCH);
     if (!fds[0].revents)
       continue;
     ssize_t n = read(STDIN_FILENO, chunk, READ_CHUNK);
@@ -564,13 +484,30 @@ static bool read_input(runtime_t *rt) {
   return end_of_input;
 }
 
-/* Gives the requests in flight up to DRAIN_MS to be answered; a signal
-   cuts it short. */
+/* Gives the requests in flight up to DRAIN_MS to be answered (parked ones
+   come back as their queries settle); a signal cuts it short. */
 static void drain(runtime_t *rt) {
-  struct pollfd wake = {.fd = rt->wake[0], .events = POLLIN};
-  for (int waited = 0; waited < DRAIN_MS && !mcp_server_idle(rt->server); waited += 10) {
-    if (poll(&wake, 1, 10) > 0)
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  while (!mcp_server_idle(rt->server)) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long waited_ms =
+        (long)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (waited_ms >= DRAIN_MS)
       break;
+    struct pollfd fds[2] = {{.fd = rt->wake[0], .events = POLLIN},
+                            {.fd = rt->ready[0], .events = POLLIN}};
+    int ready = poll(fds, 2, (int)(DRAIN_MS - waited_ms));
+    if (ready < 0 && errno != EINTR)
+      break;
+    if (ready > 0 && fds[0].revents)
+      break;
+    if (ready > 0 && fds[1].revents) {
+      drain_ready_pipe(rt);
+      while (run_ready(rt, READY_BATCH)) {
+      }
+    }
   }
 }
 
@@ -643,6 +580,8 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
     config.default_ttl_ms = options->ttl_ms;
   if (options->max_rows)
     config.default_max_rows = options->max_rows;
+  if (options->max_records)
+    config.max_records = (size_t)options->max_records;
   config.allow_writes = options->allow_writes;
   config.application_name = "qreg-mcp";
   int rc = qreg_open(&config, &rt->reg);
@@ -667,40 +606,24 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
     qreg_destroy(rt->reg);
     return 1;
   }
-  mcp_server_set_canceller(rt->server, request_cancel, rt);
+  mcp_server_set_waker(rt->server, wake_ready, rt);
   mcp_server_set_logger(rt->server, log_line, rt);
   mcp_line_buffer_init(&rt->lines, settings.max_message_bytes);
   fprintf(stderr, "qreg mcp: serving %s (%s, up to %u connections) on stdio\n", options->db_url,
           config.allow_writes ? "writes allowed" : "read-only", config.max_connections);
 
-  pthread_mutex_lock(&rt->mutex);
-  for (unsigned i = 0; i < HANDLERS_MIN; i++)
-    (void)start_handler_locked(rt);
-  pthread_mutex_unlock(&rt->mutex);
-  rt->canceller_started = pthread_create(&rt->canceller, NULL, canceller_main, rt) == 0;
-  if (!rt->canceller_started)
-    mcp_server_set_canceller(rt->server, NULL, NULL); /* cancel inline, then */
-
   if (read_input(rt))
     drain(rt);
 
-  /* Stop every query and release every connection; every wait ends. */
+  /* Stop every query and release every connection. Every watch is called
+     before qreg_close() returns, so every parked request is ready now: each
+     gets its answer (an error where the close cut its wait short). */
   (void)qreg_close(rt->reg);
-  pthread_mutex_lock(&rt->mutex);
-  rt->stopping = true;
-  pthread_cond_broadcast(&rt->work);
-  pthread_cond_broadcast(&rt->cancel_work);
-  unsigned count = rt->handler_count;
-  pthread_mutex_unlock(&rt->mutex);
-  for (unsigned i = 0; i < count; i++)
-    pthread_join(rt->handlers[i], NULL);
-  if (rt->canceller_started)
-    pthread_join(rt->canceller, NULL);
-  while (rt->cancels) {
-    cancel_item_t *next = rt->cancels->next;
-    free(rt->cancels);
-    rt->cancels = next;
+  while (run_ready(rt, SIZE_MAX)) {
   }
+  size_t stranded = mcp_server_parked(rt->server);
+  if (stranded)
+    fprintf(stderr, "qreg mcp: %zu requests still parked after the close\n", stranded);
   report_final_stats(rt);
   mcp_line_buffer_free(&rt->lines);
   mcp_server_free(rt->server);
@@ -735,20 +658,23 @@ int qreg_mcp_main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &blocked, &previous);
 
   runtime_t *rt = calloc(1, sizeof *rt);
-  if (!rt || pipe(rt->wake) != 0) {
+  if (!rt || pipe2(rt->wake, O_CLOEXEC) != 0) {
     fprintf(stderr, "qreg mcp: cannot set up: %s\n", strerror(errno));
     free(rt);
     free(options.db_url);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return 1;
   }
-  (void)fcntl(rt->wake[0], F_SETFD, FD_CLOEXEC);
-  (void)fcntl(rt->wake[1], F_SETFD, FD_CLOEXEC);
+  if (pipe2(rt->ready, O_CLOEXEC | O_NONBLOCK) != 0) {
+    fprintf(stderr, "qreg mcp: cannot set up: %s\n", strerror(errno));
+    close(rt->wake[0]);
+    close(rt->wake[1]);
+    free(rt);
+    free(options.db_url);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    return 1;
+  }
   rt->db_url = options.db_url;
-  pthread_mutex_init(&rt->output_mutex, NULL);
-  pthread_mutex_init(&rt->mutex, NULL);
-  pthread_cond_init(&rt->work, NULL);
-  pthread_cond_init(&rt->cancel_work, NULL);
   rt->signal_started = pthread_create(&rt->signal_thread, NULL, signal_main, rt) == 0;
 
   rc = run(rt, &options);
@@ -759,10 +685,8 @@ int qreg_mcp_main(int argc, char **argv) {
   }
   close(rt->wake[0]);
   close(rt->wake[1]);
-  pthread_cond_destroy(&rt->cancel_work);
-  pthread_cond_destroy(&rt->work);
-  pthread_mutex_destroy(&rt->mutex);
-  pthread_mutex_destroy(&rt->output_mutex);
+  close(rt->ready[0]);
+  close(rt->ready[1]);
   free(rt);
   free(options.db_url);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);

@@ -1,11 +1,16 @@
 /*
  * src/mcp/tasks.c - MCP tasks mapped onto registry queries (see tasks.h).
  *
- * Owns the task store: a list of task_t in creation order under
+ * Owns the task store: a list of task_t in creation order, indexed by id in
+ * a hash table (10,000 tasks must not cost 10,000 steps per lookup), under
  * mcp_tasks_t.mutex. The lock is never held across a registry call: entries
  * are copied out, the registry consulted, and the store updated after.
  * Entries whose query the registry has forgotten (TTL, eviction) are dropped
  * when met, and swept when the list grows.
+ *
+ * tasks/result and tasks/cancel wait for the query to settle without a
+ * thread: they park the call (mcp_call_await) and answer from a resume
+ * function when the query's watch fires.
  */
 #include "mcp/tasks.h"
 
@@ -26,13 +31,17 @@
 #define TASKS_SWEEP_AT 1024
 /* Room kept in a tasks/get response for the task's own members. */
 #define TASKS_ENVELOPE_BYTES 1024
+/* Buckets of the id index at first; doubled when tasks outnumber them. */
+#define TASKS_INDEX_MIN 256
 
 typedef struct task {
-  qreg_id_t id;    /* the query's id, also the taskId */
-  uint64_t seq;    /* creation order, from 1: tasks/list cursors */
-  uint64_t ttl_ms; /* as told to the client */
-  bool cancelled;  /* tasks/cancel accepted it: final */
-  struct task *next;
+  struct task *next; /* creation order */
+  struct task *prev;
+  struct task *hash_next; /* the index bucket's chain */
+  uint64_t seq;           /* creation order, from 1: tasks/list cursors */
+  uint64_t ttl_ms;        /* as told to the client */
+  qreg_id_t id;           /* the query's id, also the taskId */
+  bool cancelled;         /* tasks/cancel accepted it: final */
 } task_t;
 
 struct mcp_tasks {
@@ -42,6 +51,8 @@ struct mcp_tasks {
   size_t count;
   size_t sweep_at;
   uint64_t next_seq;
+  task_t **buckets;    /* owned array (the tasks are the list's): the id index */
+  size_t bucket_count; /* a power of two, or 0 before the first task */
 };
 
 mcp_tasks_t *mcp_tasks_new(void) {
@@ -62,42 +73,89 @@ void mcp_tasks_free(mcp_tasks_t *tasks) {
     free(t);
     t = next;
   }
+  free(tasks->buckets);
   pthread_mutex_destroy(&tasks->mutex);
   free(tasks);
 }
 
 /* --- the store ----------------------------------------------------------------------- */
 
+/* FNV-1a of the id text. */
+static size_t id_hash(const char *id) {
+  uint64_t h = UINT64_C(14695981039346656037);
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+    h = (h ^ *p) * UINT64_C(1099511628211);
+  return (size_t)(h ^ (h >> 32));
+}
+
+static task_t **bucket_locked(mcp_tasks_t *tasks, const char *id) {
+  return &tasks->buckets[id_hash(id) & (tasks->bucket_count - 1)];
+}
+
+static task_t *find_locked(mcp_tasks_t *tasks, const char *id) {
+  if (tasks->bucket_count == 0)
+    return NULL;
+  for (task_t *t = *bucket_locked(tasks, id); t; t = t->hash_next)
+    if (strcmp(t->id.str, id) == 0)
+      return t;
+  return NULL;
+}
+
+/* Doubles the index when the tasks outnumber its buckets, relinking every
+   task of the list; true if it did. Out of memory it keeps the buckets it
+   has: longer chains, still right (store_add fails if there are none). */
+static bool index_grow_locked(mcp_tasks_t *tasks) {
+  if (tasks->count < tasks->bucket_count)
+    return false;
+  size_t count = tasks->bucket_count ? tasks->bucket_count * 2 : TASKS_INDEX_MIN;
+  task_t **buckets = calloc(count, sizeof(task_t *));
+  if (!buckets)
+    return false;
+  free(tasks->buckets);
+  tasks->buckets = buckets;
+  tasks->bucket_count = count;
+  for (task_t *t = tasks->head; t; t = t->next) {
+    task_t **bucket = bucket_locked(tasks, t->id.str);
+    t->hash_next = *bucket;
+    *bucket = t;
+  }
+  return true;
+}
+
+/* Unlinks t from the creation list (not from the index). */
+static void list_unlink_locked(mcp_tasks_t *tasks, task_t *t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    tasks->head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    tasks->tail = t->prev;
+  tasks->count--;
+}
+
 static bool store_find(mcp_tasks_t *tasks, const char *id, task_t *copy) {
   pthread_mutex_lock(&tasks->mutex);
-  bool found = false;
-  for (task_t *t = tasks->head; t; t = t->next) {
-    if (strcmp(t->id.str, id) == 0) {
-      *copy = *t;
-      copy->next = NULL;
-      found = true;
-      break;
-    }
+  task_t *t = find_locked(tasks, id);
+  if (t) {
+    *copy = *t;
+    copy->next = copy->prev = copy->hash_next = NULL;
   }
   pthread_mutex_unlock(&tasks->mutex);
-  return found;
+  return t != NULL;
 }
 
 static void store_remove(mcp_tasks_t *tasks, const char *id) {
   pthread_mutex_lock(&tasks->mutex);
-  task_t *prev = NULL;
-  for (task_t *t = tasks->head; t; prev = t, t = t->next) {
-    if (strcmp(t->id.str, id) == 0) {
-      if (prev)
-        prev->next = t->next;
-      else
-        tasks->head = t->next;
-      if (tasks->tail == t)
-        tasks->tail = prev;
-      tasks->count--;
-      free(t);
-      break;
-    }
+  task_t *t = find_locked(tasks, id);
+  if (t) {
+    task_t **link = bucket_locked(tasks, id);
+    while (*link != t)
+      link = &(*link)->hash_next;
+    *link = t->hash_next;
+    list_unlink_locked(tasks, t);
+    free(t);
   }
   pthread_mutex_unlock(&tasks->mutex);
 }
@@ -105,14 +163,10 @@ static void store_remove(mcp_tasks_t *tasks, const char *id) {
 /* Marks the task cancelled; false if it was already. */
 static bool store_mark_cancelled(mcp_tasks_t *tasks, const char *id) {
   pthread_mutex_lock(&tasks->mutex);
-  bool changed = false;
-  for (task_t *t = tasks->head; t; t = t->next) {
-    if (strcmp(t->id.str, id) == 0) {
-      changed = !t->cancelled;
-      t->cancelled = true;
-      break;
-    }
-  }
+  task_t *t = find_locked(tasks, id);
+  bool changed = t && !t->cancelled;
+  if (t)
+    t->cancelled = true;
   pthread_mutex_unlock(&tasks->mutex);
   return changed;
 }
@@ -149,12 +203,25 @@ static int store_add(mcp_tasks_t *tasks, qreg_t *reg, const qreg_id_t *id, uint6
   t->ttl_ms = ttl_ms;
   pthread_mutex_lock(&tasks->mutex);
   t->seq = tasks->next_seq++;
+  t->prev = tasks->tail;
   if (tasks->tail)
     tasks->tail->next = t;
   else
     tasks->head = t;
   tasks->tail = t;
   tasks->count++;
+  bool linked = index_grow_locked(tasks); /* a rebuild links t too */
+  if (!linked && tasks->bucket_count == 0) {
+    list_unlink_locked(tasks, t); /* no index at all: out of memory */
+    pthread_mutex_unlock(&tasks->mutex);
+    free(t);
+    return -1;
+  }
+  if (!linked) {
+    task_t **bucket = bucket_locked(tasks, id->str);
+    t->hash_next = *bucket;
+    *bucket = t;
+  }
   pthread_mutex_unlock(&tasks->mutex);
   return 0;
 }
@@ -304,7 +371,7 @@ json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_param
     return NULL;
   }
   if (store_add(call->server->tasks, call->server->reg, &id, ttl_ms) < 0) {
-    (void)qreg_cancel(call->server->reg, id.str, NULL);
+    (void)qreg_cancel_async(call->server->reg, id.str, NULL);
     mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: out of memory");
     return NULL;
   }
@@ -354,23 +421,15 @@ json_t *mcp_tasks_get(mcp_call_t *call) {
   return result;
 }
 
-json_t *mcp_tasks_result(mcp_call_t *call) {
-  const char *id;
-  task_t task;
-  qreg_snapshot_t *snap;
-  if (!load_from_params(call, &id, &task, &snap))
+/* tasks/result, once the task's query has settled (or at once for a task
+   cancelled already): the tool result, with the related-task _meta. */
+static json_t *tasks_result_resume(mcp_call_t *call, const char *id, int rc, qreg_status_t status) {
+  (void)status;
+  if (rc < 0) {
+    mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: %s", qreg_strerror(rc));
     return NULL;
-  qreg_snapshot_free(snap);
-  if (!task.cancelled) {
-    /* Blocks this handler thread only: others go on serving. */
-    qreg_status_t status;
-    int rc = mcp_call_wait(call, id, &status);
-    if (rc != 0) {
-      mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: %s",
-                    rc > 0 ? "request cancelled" : qreg_strerror(rc));
-      return NULL;
-    }
   }
+  task_t task;
   json_t *result = mcp_tools_query_outcome(call, id, call->budget);
   if (!result)
     return NULL;
@@ -385,6 +444,19 @@ json_t *mcp_tasks_result(mcp_call_t *call) {
   json_object_set_new(result, "_meta",
                       json_pack("{s:{s:s}}", "io.modelcontextprotocol/related-task", "taskId", id));
   return result;
+}
+
+json_t *mcp_tasks_result(mcp_call_t *call) {
+  const char *id;
+  task_t task;
+  qreg_snapshot_t *snap;
+  if (!load_from_params(call, &id, &task, &snap))
+    return NULL;
+  qreg_snapshot_free(snap);
+  if (task.cancelled)
+    return tasks_result_resume(call, id, 0, QREG_CANCELED);
+  /* Parked until the query settles: no thread waits for it. */
+  return mcp_call_await(call, id, tasks_result_resume);
 }
 
 json_t *mcp_tasks_list(mcp_call_t *call) {
@@ -441,6 +513,22 @@ json_t *mcp_tasks_list(mcp_call_t *call) {
   return result;
 }
 
+/* tasks/cancel's answer, once the query is stopped and its connection
+   released (or at once when there was nothing to stop). */
+static json_t *tasks_cancel_resume(mcp_call_t *call, const char *id, int rc, qreg_status_t status) {
+  (void)rc; /* whatever the wait ended with, the task is cancelled; load says if it is gone */
+  (void)status;
+  if (call->modern)
+    return json_object(); /* an acknowledgement */
+  task_t task;
+  qreg_snapshot_t *snap;
+  if (!load(call, id, &task, &snap))
+    return NULL;
+  json_t *result = task_json(call, &task, snap);
+  qreg_snapshot_free(snap);
+  return result;
+}
+
 json_t *mcp_tasks_cancel(mcp_call_t *call) {
   const char *id;
   task_t task;
@@ -456,19 +544,14 @@ json_t *mcp_tasks_cancel(mcp_call_t *call) {
     return NULL;
   }
   qreg_snapshot_free(snap);
-  if (!terminal) {
-    /* Returns once the query is stopped and its connection released; the
-       task is cancelled before the response, whatever the query did. */
-    (void)qreg_cancel(call->server->reg, id, NULL);
-    store_mark_cancelled(call->server->tasks, id);
-  }
-  if (call->modern)
-    return json_object(); /* an acknowledgement */
-  if (!load(call, id, &task, &snap))
-    return NULL;
-  json_t *result = task_json(call, &task, snap);
-  qreg_snapshot_free(snap);
-  return result;
+  if (terminal)
+    return tasks_cancel_resume(call, id, 0, QREG_CANCELED);
+  /* The task is cancelled from now on, whatever the query does; the answer
+     waits (parked, not on a thread) until the query is stopped in the
+     database and its connection released. */
+  (void)qreg_cancel_async(call->server->reg, id, NULL);
+  store_mark_cancelled(call->server->tasks, id);
+  return mcp_call_await(call, id, tasks_cancel_resume);
 }
 
 json_t *mcp_tasks_update(mcp_call_t *call) {

@@ -287,9 +287,8 @@ __attribute__((format(printf, 1, 2))) static json_t *invalid_argument(const char
   return mcp_tools_error_result("invalid_argument", NULL, message);
 }
 
-/* A registry failure as a tool error. The message is copied at once:
-   qreg_last_error() lasts only until the next qreg call on this thread. */
-static json_t *registry_error(int code, const char *what) {
+/* The error type a tool result gives for a registry error code. */
+static const char *registry_error_type(int code) {
   const char *type;
   switch (code) {
   case QREG_ENOTFOUND:
@@ -317,10 +316,24 @@ static json_t *registry_error(int code, const char *what) {
     type = "internal";
     break;
   }
+  return type;
+}
+
+/* A registry failure as a tool error. The message is copied at once:
+   qreg_last_error() lasts only until the next qreg call on this thread. */
+static json_t *registry_error(int code, const char *what) {
   const char *detail = qreg_last_error();
   char message[768];
   snprintf(message, sizeof message, "%s: %s", what, detail[0] ? detail : qreg_strerror(code));
-  return mcp_tools_error_result(type, NULL, message);
+  return mcp_tools_error_result(registry_error_type(code), NULL, message);
+}
+
+/* The same for a code a watch reported (a wait that ended on close or on a
+   pruned query): this thread's qreg_last_error() is about something else. */
+static json_t *wait_error(int code, const char *what) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s", what, qreg_strerror(code));
+  return mcp_tools_error_result(registry_error_type(code), NULL, message);
 }
 
 /* Builds ok_result(structured) after trimming structured[key] (an array)
@@ -607,6 +620,20 @@ static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
   return result;
 }
 
+static json_t *cancel_query_answer(const char *id, bool canceled, qreg_status_t status) {
+  return ok_result(json_pack("{s:s, s:b, s:s}", "query_id", id, "canceled", canceled, "status",
+                             qreg_status_name(status)));
+}
+
+/* cancel_query, once the query this call stopped has settled: status is its
+   final one (canceled, or what a completion that won the race made it). */
+static json_t *cancel_query_resume(mcp_call_t *call, const char *id, int rc, qreg_status_t status) {
+  (void)call;
+  if (rc < 0 && rc != QREG_ECLOSED)
+    return wait_error(rc, "cancel_query"); /* pruned before it settled: no status left */
+  return cancel_query_answer(id, status == QREG_CANCELED, status);
+}
+
 static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
   const char *id;
   json_t *error = only_query_id(args, "cancel_query", &id);
@@ -619,14 +646,14 @@ static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
   qreg_status_t status = snap->status;
   bool was_terminal = qreg_status_is_terminal(status);
   qreg_snapshot_free(snap);
-  if (!was_terminal) {
-    rc = qreg_cancel(call->server->reg, id, &status);
-    if (rc < 0)
-      return registry_error(rc, "cancel_query");
-  }
-  return ok_result(json_pack("{s:s, s:b, s:s}", "query_id", id, "canceled",
-                             !was_terminal && status == QREG_CANCELED, "status",
-                             qreg_status_name(status)));
+  if (was_terminal)
+    return cancel_query_answer(id, false, status);
+  rc = qreg_cancel_async(call->server->reg, id, &status);
+  if (rc < 0)
+    return registry_error(rc, "cancel_query");
+  /* The answer promises the query stopped and its connection released: it
+     waits for that parked, not on a thread. */
+  return mcp_call_await(call, id, cancel_query_resume);
 }
 
 static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
@@ -754,36 +781,61 @@ static char *sql_literal(mcp_db_kind_t kind, const char *s, size_t len) {
   return out;
 }
 
+/* A catalog tool's call, back from its wait: the tool runs again from the
+   top, and this time run_catalog_query() finds its query settled. */
+static json_t *catalog_resume(mcp_call_t *call, const char *query_id, int rc,
+                              qreg_status_t status) {
+  (void)query_id; /* run_catalog_query() reads them from the call */
+  (void)rc;
+  (void)status;
+  json_t *arguments = mcp_call_param(call, "arguments");
+  return mcp_tools_call(call, json_string_value(mcp_call_param(call, "name")),
+                        json_is_object(arguments) ? arguments : NULL);
+}
+
 /* Runs a catalog statement through the registry on behalf of the call (so
    notifications/cancelled stops it) and returns its whole result, or NULL
-   with *error set. */
+   with *error set. In two passes, and no thread waits between them: the
+   first submits the statement, parks the call and returns NULL with *error
+   NULL (the tool then returns NULL: no answer yet); when the query settles
+   the tool runs again from the top (catalog_resume) and the second pass
+   returns the result. */
 static qreg_page_t *run_catalog_query(mcp_call_t *call, const char *sql, const char *tool,
                                       json_t **error) {
   qreg_t *reg = call->server->reg;
-  qreg_options_t options;
-  qreg_options_init(&options);
-  options.timeout_ms = call->server->settings.timeout_ms < TOOLS_CATALOG_TIMEOUT_MS
-                           ? call->server->settings.timeout_ms
-                           : TOOLS_CATALOG_TIMEOUT_MS;
-  options.ttl_ms = TOOLS_CATALOG_TTL_MS;
-  options.max_rows = TOOLS_CATALOG_MAX_ROWS;
   qreg_id_t id;
-  int rc = qreg_execute(reg, sql, &options, &id);
-  if (rc < 0) {
-    *error = registry_error(rc, tool);
+  int rc;
+  *error = NULL;
+  if (!call->has_query) {
+    qreg_options_t options;
+    qreg_options_init(&options);
+    options.timeout_ms = call->server->settings.timeout_ms < TOOLS_CATALOG_TIMEOUT_MS
+                             ? call->server->settings.timeout_ms
+                             : TOOLS_CATALOG_TIMEOUT_MS;
+    options.ttl_ms = TOOLS_CATALOG_TTL_MS;
+    options.max_rows = TOOLS_CATALOG_MAX_ROWS;
+    rc = qreg_execute(reg, sql, &options, &id);
+    if (rc < 0) {
+      *error = registry_error(rc, tool);
+      return NULL;
+    }
+    if (!mcp_call_attach_query(call, id.str)) {
+      (void)qreg_cancel_async(reg, id.str, NULL);
+      *error = mcp_tools_error_result("canceled", NULL, "request cancelled by the client");
+    } else if (!mcp_call_park(call, id.str, catalog_resume)) {
+      /* Refused (too many waits): the call answers with that error. */
+      mcp_call_detach_query(call);
+      (void)qreg_cancel_async(reg, id.str, NULL);
+    }
     return NULL;
   }
-  qreg_status_t status = QREG_PENDING;
-  if (!mcp_call_attach_query(call, id.str)) {
-    (void)qreg_cancel(reg, id.str, NULL);
-    rc = 1;
-  } else {
-    rc = mcp_call_wait(call, id.str, &status);
-    mcp_call_detach_query(call);
-  }
+  /* Second pass: the query has settled; the watch said how. */
+  id = call->query;
+  rc = call->awaited_rc;
+  qreg_status_t status = call->awaited_status;
+  mcp_call_detach_query(call);
   if (rc != 0) {
-    *error = rc > 0 ? mcp_tools_error_result("canceled", NULL, "request cancelled by the client")
-                    : registry_error(rc, tool);
+    *error = wait_error(rc, tool);
     return NULL;
   }
   if (status != QREG_SUCCEEDED) {
