@@ -41,7 +41,7 @@ const char *qreg_catalog_op_name(qreg_catalog_op_t op) {
 
 /* Checks one name of the request: present when required, not empty, valid
    UTF-8, within the database's identifier limit (a longer one cannot name
-   anything, and PostgreSQL would silently cut it to another name). */
+   anything, and a database may silently cut it to another name). */
 static int check_name(const qreg_driver_t *driver, const char *what, const char *name,
                       bool required, bool identifier) {
   if (name == NULL)
