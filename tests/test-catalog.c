@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <sqlite3.h>
@@ -47,8 +48,7 @@ static const char *const FIXTURE_SQL =
 static int group_setup(void **state) {
   (void)state;
   const char *base = getenv("TMPDIR");
-  snprintf(temp_dir, sizeof temp_dir, "%s/qreg-test-catalog-XXXXXX",
-           base && *base ? base : "/tmp");
+  snprintf(temp_dir, sizeof temp_dir, "%s/qreg-test-catalog-XXXXXX", base && *base ? base : "/tmp");
   if (mkdtemp(temp_dir) == NULL)
     return -1;
   snprintf(db_path, sizeof db_path, "%s/catalog.db", temp_dir);
@@ -169,13 +169,12 @@ static void assert_rows(const qreg_page_t *page, uint64_t rows, const char *cons
   }
 }
 
-static const char *const TABLES_COLUMNS[] = {"schema", "name", "type", "comment", "row_estimate",
-                                             NULL};
-static const char *const DESCRIBE_COLUMNS[] = {"ordinal",       "name",    "type",
-                                               "nullable",      "default_value", "comment",
-                                               "primary_key",   NULL};
+static const char *const TABLES_COLUMNS[] = {"schema",  "name",         "type",
+                                             "comment", "row_estimate", NULL};
+static const char *const DESCRIBE_COLUMNS[] = {
+    "ordinal", "name", "type", "nullable", "default_value", "comment", "primary_key", NULL};
 static const char *const STATS_COLUMNS[] = {"row_count", "null_count", "distinct_count",
-                                            "min_value", "max_value", NULL};
+                                            "min_value", "max_value",  NULL};
 static const char *const SEARCH_COLUMNS[] = {"schema", "table_name", "column_name", "type", NULL};
 
 /* --- each operation ------------------------------------------------------------ */
@@ -191,7 +190,7 @@ static void schemas_and_tables(void **state) {
   qreg_page_free(page);
 
   static const char *const all[] = {
-      "main", "cheap", "view",  "NULL", "NULL", "main", "items", "table", "NULL", "NULL",
+      "main", "cheap",   "view",  "NULL", "NULL", "main", "items", "table", "NULL", "NULL",
       "main", ODD_TABLE, "table", "NULL", "NULL", "main", "pair",  "table", "NULL", "NULL",
   };
   qreg_catalog_init(&request, QREG_CATALOG_TABLES);
@@ -222,10 +221,9 @@ static void describe(void **state) {
   request.table = "items";
   /* SQLite's pragma says an INTEGER PRIMARY KEY may be NULL (notnull 0). */
   static const char *const items[] = {
-      "1", "id",         "INTEGER", "1", "NULL",   "NULL", "1",
-      "2", "name",       "TEXT",    "0", "'none'", "NULL", "0",
-      "3", "unit_price", "REAL",    "1", "1.5",    "NULL", "0",
-      "4", "data",       "BLOB",    "1", "NULL",   "NULL", "0",
+      "1", "id",     "INTEGER", "1",    "NULL", "NULL",       "1",    "2", "name", "TEXT",
+      "0", "'none'", "NULL",    "0",    "3",    "unit_price", "REAL", "1", "1.5",  "NULL",
+      "0", "4",      "data",    "BLOB", "1",    "NULL",       "NULL", "0",
   };
   qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 4, items);
@@ -238,8 +236,8 @@ static void describe(void **state) {
   request.schema = NULL;
   request.table = "pair";
   static const char *const pair[] = {
-      "1", "k1", "INTEGER", "1", "NULL", "NULL", "1", "2", "k2", "TEXT", "1", "NULL", "NULL", "1",
-      "3", "v",  "TEXT",    "1", "NULL", "NULL", "0",
+      "1",    "k1",   "INTEGER", "1", "NULL", "NULL", "1", "2",    "k2",   "TEXT", "1",
+      "NULL", "NULL", "1",       "3", "v",    "TEXT", "1", "NULL", "NULL", "0",
   };
   page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 3, pair);
@@ -253,8 +251,8 @@ static void describe(void **state) {
 
   request.table = ODD_TABLE;
   static const char *const odd[] = {
-      "1", "a", "INTEGER", "1", "NULL", "NULL", "1", "2", ODD_COLUMN, "TEXT", "1", "NULL", "NULL",
-      "0",
+      "1", "a",        "INTEGER", "1", "NULL", "NULL", "1",
+      "2", ODD_COLUMN, "TEXT",    "1", "NULL", "NULL", "0",
   };
   page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 2, odd);
@@ -330,9 +328,9 @@ static void search_columns(void **state) {
   qreg_catalog_init(&request, QREG_CATALOG_SEARCH_COLUMNS);
   request.pattern = "NAME"; /* any case */
   qreg_page_t *page = catalog_rows(reg, &request, SEARCH_COLUMNS);
-  assert_rows(page, 2,
-              (const char *const[]){"main", "cheap", "name", "TEXT", "main", "items", "name",
-                                    "TEXT"});
+  assert_rows(
+      page, 2,
+      (const char *const[]){"main", "cheap", "name", "TEXT", "main", "items", "name", "TEXT"});
   qreg_page_free(page);
   /* A plain substring: '_' and '%' are themselves, not LIKE wildcards. */
   request.pattern = "_";
@@ -447,8 +445,8 @@ static void requests_are_checked(void **state) {
   qreg_t *reg = open_sqlite();
   qreg_id_t id;
   qreg_catalog_request_t request;
-  static const char *const names[] = {"schemas",      "tables",         "describe", "sample",
-                                      "column_stats", "search_columns"};
+  static const char *const names[] = {"schemas", "tables",       "describe",
+                                      "sample",  "column_stats", "search_columns"};
   for (int op = 0; op < QREG_CATALOG_OP_COUNT; op++)
     assert_string_equal(qreg_catalog_op_name((qreg_catalog_op_t)op), names[op]);
   assert_null(qreg_catalog_op_name(QREG_CATALOG_OP_COUNT));

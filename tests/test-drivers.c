@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -55,9 +56,12 @@ static _Atomic unsigned toy_open;       /* connections open now */
 
 static const char *const toy_schemes[] = {"toy", NULL};
 static const qreg_driver_option_t toy_options[] = {
-    {"greeting", QREG_OPTION_TEXT, "hello", "what greet answers", false},
-    {"token", QREG_OPTION_TEXT, NULL, "an access token", true},
-    {NULL, 0, NULL, NULL, false},
+    {.name = "greeting",
+     .type = QREG_OPTION_TEXT,
+     .default_value = "hello",
+     .doc = "what greet answers"},
+    {.name = "token", .type = QREG_OPTION_TEXT, .doc = "an access token", .secret = true},
+    {.name = NULL},
 };
 
 static const qreg_driver_t toy_driver;
@@ -79,10 +83,9 @@ static char *toy_redact_url(const char *url) {
       break;
     const qreg_driver_option_t *option =
         qreg_driver_option_find(&toy_driver, param.name, strlen(param.name));
-    n += (size_t)snprintf(out + n, cap - n, "%s%s%.*s", first ? "" : "&",
-                          option && option->secret ? param.name : "",
-                          option && option->secret ? 0 : (int)(param.end - param.start),
-                          param.start);
+    n += (size_t)snprintf(
+        out + n, cap - n, "%s%s%.*s", first ? "" : "&", option && option->secret ? param.name : "",
+        option && option->secret ? 0 : (int)(param.end - param.start), param.start);
     if (option && option->secret)
       n += (size_t)snprintf(out + n, cap - n, "=***");
     first = false;
@@ -122,10 +125,13 @@ static void toy_destroy(void *state_arg) {
   free(state);
 }
 
-static void toy_nothing(qreg_work_t *work) { (void)work; }
+static void toy_nothing(qreg_work_t *work) {
+  (void)work;
+}
 
 static void toy_connected(qreg_work_t *work) {
-  qreg_driver_conn_t *conn = (qreg_driver_conn_t *)((char *)work - offsetof(qreg_driver_conn_t, work));
+  qreg_driver_conn_t *conn =
+      (qreg_driver_conn_t *)((char *)work - offsetof(qreg_driver_conn_t, work));
   atomic_fetch_add(&toy_open, 1);
   qreg_conn_request_done(conn->request, conn, NULL);
 }
@@ -150,8 +156,8 @@ static void toy_connect(void *state, qreg_conn_request_t *request) {
 }
 
 /* Sets the columns of the result, then rows of texts (NULL: SQL NULL). */
-static int toy_rows(qreg_result_t *result, size_t columns, const char *const *names,
-                    size_t rows, const char *const *cells) {
+static int toy_rows(qreg_result_t *result, size_t columns, const char *const *names, size_t rows,
+                    const char *const *cells) {
   int rc = qreg_result_set_columns(result, columns);
   for (size_t i = 0; rc == 0 && i < columns; i++)
     rc = qreg_result_set_column(result, i, names[i], "text");
@@ -169,13 +175,14 @@ static int toy_rows(qreg_result_t *result, size_t columns, const char *const *na
 
 /* Worker: answers the statement. */
 static void toy_run(qreg_work_t *work) {
-  qreg_driver_conn_t *conn = (qreg_driver_conn_t *)((char *)work - offsetof(qreg_driver_conn_t, work));
+  qreg_driver_conn_t *conn =
+      (qreg_driver_conn_t *)((char *)work - offsetof(qreg_driver_conn_t, work));
   qreg_job_t *job = conn->job;
   static const char *const tables_names[] = {"schema", "name", "type", "comment", "row_estimate"};
   static const char *const tables_rows[] = {"main", "toys", "table", "the toy box", "42"};
-  static const char *const describe_names[] = {"ordinal", "name", "type", "nullable",
+  static const char *const describe_names[] = {"ordinal",       "name",    "type",       "nullable",
                                                "default_value", "comment", "primary_key"};
-  static const char *const describe_rows[] = {"1", "id", "int", "0", NULL, NULL, "1",
+  static const char *const describe_rows[] = {"1", "id",    "int",  "0", NULL,  NULL,      "1",
                                               "2", "label", "text", "1", "'x'", "a label", "0"};
   int rc;
   if (strcmp(job->sql, "greet") == 0) {
@@ -197,7 +204,8 @@ static void toy_run(qreg_work_t *work) {
 }
 
 static void toy_ran(qreg_work_t *work) {
-  qreg_driver_conn_t *conn = (qreg_driver_conn_t *)((char *)work - offsetof(qreg_driver_conn_t, work));
+  qreg_driver_conn_t *conn =
+      (qreg_driver_conn_t *)((char *)work - offsetof(qreg_driver_conn_t, work));
   qreg_job_t *job = conn->job;
   conn->job = NULL;
   job->conn_reusable = conn->outcome == QREG_JOB_OK;
@@ -229,14 +237,12 @@ static void toy_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), void 
 
 /* The catalog of a toy database: the op's name is the statement; names
    from the request never reach the SQL. */
-static int toy_catalog_sql(const qreg_catalog_request_t *request, char **sql_out,
-                           char **message) {
+static int toy_catalog_sql(const qreg_catalog_request_t *request, char **sql_out, char **message) {
   if (request->op != QREG_CATALOG_TABLES && request->op != QREG_CATALOG_DESCRIBE) {
     *message = strdup("toy: only tables and describe");
     return QREG_EINVAL;
   }
-  return asprintf(sql_out, "CATALOG %s", qreg_catalog_op_name(request->op)) < 0 ? QREG_ENOMEM
-                                                                                 : 0;
+  return asprintf(sql_out, "CATALOG %s", qreg_catalog_op_name(request->op)) < 0 ? QREG_ENOMEM : 0;
 }
 
 static char *toy_quote_identifier(const char *name) {
@@ -368,8 +374,8 @@ static void url_finds_driver_by_scheme_then_matches(void **state) {
 
 static void unknown_url_lists_every_driver(void **state) {
   (void)state;
-  static const char *const want[] = {"db_url", "sqlite:PATH", "postgres://", "conninfo",
-                                     "toy:NAME", NULL};
+  static const char *const want[] = {"db_url",   "sqlite:PATH", "postgres://",
+                                     "conninfo", "toy:NAME",    NULL};
   static const char *const hidden[] = {"hunter2", "mysql", NULL};
   expect_open_error("mysql://alice:hunter2@db/x", NULL, NULL, 0, QREG_EURL, want, hidden);
   static const char *const hidden_bare[] = {"hunter2", NULL};
@@ -382,8 +388,7 @@ static void driver_options_are_checked(void **state) {
   (void)state;
   const char *unknown[] = {"busy_timeout_ms=10", "nosuch=1"};
   static const char *const want_unknown[] = {"driver_options[1]", "\"nosuch\"", "sqlite",
-                                             "busy_timeout_ms, cache_size_kib, journal_mode",
-                                             NULL};
+                                             "busy_timeout_ms, cache_size_kib, journal_mode", NULL};
   expect_open_error("sqlite:/tmp/qreg-x.db", NULL, unknown, 2, QREG_EINVAL, want_unknown, NULL);
 
   /* Not name=value: maybe a password pasted in the wrong place. */
@@ -401,16 +406,20 @@ static void driver_options_are_checked(void **state) {
   expect_open_error("postgres://u@h/db", NULL, bad_bool, 1, QREG_EINVAL, want_bool, NULL);
 
   const char *pg_unknown[] = {"busy_timeout_ms=1"};
-  static const char *const want_pg[] = {"postgres", "application_name", "connect_timeout",
-                                        "password", "statement_timeout_margin_ms", NULL};
+  static const char *const want_pg[] = {
+      "postgres", "application_name", "connect_timeout", "password", "statement_timeout_margin_ms",
+      NULL};
   expect_open_error("postgres://u@h/db", NULL, pg_unknown, 1, QREG_EINVAL, want_pg, NULL);
 
   /* Good ones open (lazily: nothing connects). */
   const char *sqlite_good[] = {"busy_timeout_ms=10", "cache_size_kib=512", "journal_mode=DELETE"};
   close_ok(open_ok("sqlite:/tmp/qreg-x.db", sqlite_good, 3));
-  const char *pg_good[] = {"application_name=x",          "connect_timeout=3",
-                           "password=p",                  "statement_timeout_backstop=off",
-                           "statement_timeout_margin_ms=5", "connection_check_interval_ms=0"};
+  const char *pg_good[] = {"application_name=x",
+                           "connect_timeout=3",
+                           "password=p",
+                           "statement_timeout_backstop=off",
+                           "statement_timeout_margin_ms=5",
+                           "connection_check_interval_ms=0"};
   close_ok(open_ok("postgres://u@h/db", pg_good, 6));
 }
 
@@ -418,8 +427,7 @@ static void url_options_are_checked(void **state) {
   (void)state;
   static const char *const hidden[] = {"hunter2", NULL};
   static const char *const want_unknown[] = {"\"nosuch\"", "busy_timeout_ms", NULL};
-  expect_open_error("sqlite:/tmp/qreg-x.db?nosuch=1", NULL, NULL, 0, QREG_EURL, want_unknown,
-                    NULL);
+  expect_open_error("sqlite:/tmp/qreg-x.db?nosuch=1", NULL, NULL, 0, QREG_EURL, want_unknown, NULL);
   static const char *const want_value[] = {"cache_size_kib", NULL};
   expect_open_error("sqlite:/tmp/qreg-x.db?cache_size_kib=hunter2", NULL, NULL, 0, QREG_EURL,
                     want_value, hidden);
@@ -431,8 +439,8 @@ static void url_options_are_checked(void **state) {
   close_ok(open_ok("sqlite:/tmp/qreg-x.db?busy_timeout_ms=50&journal_mode=wal", NULL, 0));
 
   static const char *const want_pg[] = {"statement_timeout_margin_ms", NULL};
-  expect_open_error("postgres://u:hunter2@h/db?statement_timeout_margin_ms=hunter2", NULL, NULL,
-                    0, QREG_EURL, want_pg, hidden);
+  expect_open_error("postgres://u:hunter2@h/db?statement_timeout_margin_ms=hunter2", NULL, NULL, 0,
+                    QREG_EURL, want_pg, hidden);
   static const char *const want_conninfo[] = {"statement_timeout_backstop", NULL};
   expect_open_error("host=h password=hunter2 statement_timeout_backstop=hunter2", NULL, NULL, 0,
                     QREG_EURL, want_conninfo, hidden);
@@ -487,8 +495,7 @@ static void passwords_are_redacted(void **state) {
   static const struct {
     const char *url, *shown;
   } cases[] = {
-      {"postgres://alice:hunter2@db.example:5432/app",
-       "postgres://alice:***@db.example:5432/app"},
+      {"postgres://alice:hunter2@db.example:5432/app", "postgres://alice:***@db.example:5432/app"},
       {"postgresql://alice:hun%40ter2@db/app?sslmode=require&password=hunter2&application_name=x",
        "postgresql://alice:***@db/app?sslmode=require&password=***&application_name=x"},
       {"postgres://alice:p?hunter2@db/app", "postgres://alice:***@db/app"},

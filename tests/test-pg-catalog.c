@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -130,13 +131,12 @@ static bool has_row(const qreg_page_t *page, size_t column, const char *text) {
   return false;
 }
 
-static const char *const TABLES_COLUMNS[] = {"schema", "name", "type", "comment", "row_estimate",
-                                             NULL};
-static const char *const DESCRIBE_COLUMNS[] = {"ordinal",       "name",    "type",
-                                               "nullable",      "default_value", "comment",
-                                               "primary_key",   NULL};
+static const char *const TABLES_COLUMNS[] = {"schema",  "name",         "type",
+                                             "comment", "row_estimate", NULL};
+static const char *const DESCRIBE_COLUMNS[] = {
+    "ordinal", "name", "type", "nullable", "default_value", "comment", "primary_key", NULL};
 static const char *const STATS_COLUMNS[] = {"row_count", "null_count", "distinct_count",
-                                            "min_value", "max_value", NULL};
+                                            "min_value", "max_value",  NULL};
 static const char *const SEARCH_COLUMNS[] = {"schema", "table_name", "column_name", "type", NULL};
 
 /* --- tests ------------------------------------------------------------------------ */
@@ -203,11 +203,11 @@ static void describe(void **state) {
   qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 5,
               (const char *const[]){
-                  "1", "id",    "integer",      "f", "NULL",        "NULL",         "t",
+                  "1", "id",    "integer",      "f", "NULL",         "NULL",         "t",
                   "2", "name",  "text",         "f", "'none'::text", "display name", "f",
-                  "3", "price", "numeric(6,2)", "t", "1.5",         "NULL",         "f",
-                  "4", "flag",  "boolean",      "t", "NULL",        "NULL",         "f",
-                  "5", "doc",   "json",         "t", "NULL",        "NULL",         "f",
+                  "3", "price", "numeric(6,2)", "t", "1.5",          "NULL",         "f",
+                  "4", "flag",  "boolean",      "t", "NULL",         "NULL",         "f",
+                  "5", "doc",   "json",         "t", "NULL",         "NULL",         "f",
               });
   qreg_page_free(page);
 
@@ -215,9 +215,8 @@ static void describe(void **state) {
   page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 3,
               (const char *const[]){
-                  "1", "k1", "integer", "f", "NULL", "NULL", "t",
-                  "2", "k2", "text",    "f", "NULL", "NULL", "t",
-                  "3", "v",  "text",    "t", "NULL", "NULL", "f",
+                  "1",    "k1",   "integer", "f", "NULL", "NULL", "t", "2",    "k2",   "text", "f",
+                  "NULL", "NULL", "t",       "3", "v",    "text", "t", "NULL", "NULL", "f",
               });
   qreg_page_free(page);
 
@@ -234,8 +233,8 @@ static void describe(void **state) {
   request.table = "pubt";
   page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 2,
-              (const char *const[]){"1", "x", "bigint", "f", "generated always as identity",
-                                    "NULL", "f", "2", "y", "text", "t", "NULL", "NULL", "f"});
+              (const char *const[]){"1", "x", "bigint", "f", "generated always as identity", "NULL",
+                                    "f", "2", "y", "text", "t", "NULL", "NULL", "f"});
   qreg_page_free(page);
   request.table = "items";
   page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
@@ -293,9 +292,9 @@ static void sample_stats_search(void **state) {
   request.schema = "cat";
   request.pattern = "NAME";
   page = catalog_rows(reg, &request, SEARCH_COLUMNS);
-  assert_rows(page, 2,
-              (const char *const[]){"cat", "cheap", "name", "text", "cat", "items", "name",
-                                    "text"});
+  assert_rows(
+      page, 2,
+      (const char *const[]){"cat", "cheap", "name", "text", "cat", "items", "name", "text"});
   qreg_page_free(page);
   request.schema = NULL;
   request.pattern = "_"; /* a plain substring: no column has one */
@@ -336,8 +335,8 @@ static void injection_attempts_only_name_things(void **state) {
     request.table = attempts[i];
     qreg_snapshot_t *snap = catalog_run(reg, &request);
     if (snap->status != QREG_FAILED || strcmp(snap->error.code, "42P01") != 0)
-      fail_msg("sample %s: %s %s %s", attempts[i], qreg_status_name(snap->status),
-               snap->error.code, snap->error.message);
+      fail_msg("sample %s: %s %s %s", attempts[i], qreg_status_name(snap->status), snap->error.code,
+               snap->error.message);
     qreg_snapshot_free(snap);
 
     qreg_catalog_init(&request, QREG_CATALOG_COLUMN_STATS);
@@ -346,8 +345,8 @@ static void injection_attempts_only_name_things(void **state) {
     request.column = attempts[i];
     snap = catalog_run(reg, &request);
     if (snap->status != QREG_FAILED || strcmp(snap->error.code, "42703") != 0)
-      fail_msg("column %s: %s %s %s", attempts[i], qreg_status_name(snap->status),
-               snap->error.code, snap->error.message);
+      fail_msg("column %s: %s %s %s", attempts[i], qreg_status_name(snap->status), snap->error.code,
+               snap->error.message);
     qreg_snapshot_free(snap);
   }
   assert_int_equal(pg_admin_int(pg_admin(), "SELECT count(*) FROM cat.items"), 4);

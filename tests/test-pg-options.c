@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <arpa/inet.h>
@@ -32,7 +33,7 @@
 #define WRONG_PASSWORD "Wr0ng-0ption-Pw"
 
 /* The statement_timeout our query ran under, in ms (0: none). */
-#define TIMEOUT_SQL                                                                        \
+#define TIMEOUT_SQL                                                                                \
   "SELECT (extract(epoch FROM current_setting('statement_timeout')::interval) * 1000)::int8"
 
 /* Opens a registry on url (NULL: the fixture's) with driver options. */

@@ -45,8 +45,7 @@ const char *qreg_catalog_op_name(qreg_catalog_op_t op) {
 static int check_name(const qreg_driver_t *driver, const char *what, const char *name,
                       bool required, bool identifier) {
   if (name == NULL)
-    return required ? qreg__fail(QREG_EINVAL, "catalog: %s: required for this operation", what)
-                    : 0;
+    return required ? qreg__fail(QREG_EINVAL, "catalog: %s: required for this operation", what) : 0;
   size_t len = strlen(name);
   if (len == 0 && identifier)
     return qreg__fail(QREG_EINVAL, "catalog: %s: empty", what);
@@ -62,8 +61,7 @@ static int check_name(const qreg_driver_t *driver, const char *what, const char 
 
 static int check_request(const qreg_driver_t *driver, const qreg_catalog_request_t *r) {
   if (r->struct_size < REQUEST_SIZE_V1)
-    return qreg__fail(QREG_EINVAL,
-                      "catalog: struct_size not set (start from qreg_catalog_init)");
+    return qreg__fail(QREG_EINVAL, "catalog: struct_size not set (start from qreg_catalog_init)");
   if ((unsigned)r->op >= QREG_CATALOG_OP_COUNT)
     return qreg__fail(QREG_EINVAL, "catalog: op %d is not a catalog operation", (int)r->op);
   qreg_catalog_op_t op = r->op;
@@ -72,10 +70,9 @@ static int check_request(const qreg_driver_t *driver, const qreg_catalog_request
   int rc;
   if ((rc = check_name(driver, "schema", r->schema, false, true)) != 0 ||
       (rc = check_name(driver, "table", r->table, needs_table, true)) != 0 ||
-      (rc = check_name(driver, "column", r->column, op == QREG_CATALOG_COLUMN_STATS, true)) !=
-          0 ||
-      (rc = check_name(driver, "pattern", r->pattern, op == QREG_CATALOG_SEARCH_COLUMNS,
-                       false)) != 0)
+      (rc = check_name(driver, "column", r->column, op == QREG_CATALOG_COLUMN_STATS, true)) != 0 ||
+      (rc = check_name(driver, "pattern", r->pattern, op == QREG_CATALOG_SEARCH_COLUMNS, false)) !=
+          0)
     return rc;
   if (r->limit > CATALOG_MAX_LIMIT)
     return qreg__fail(QREG_EINVAL, "catalog: limit: more than %llu rows",
@@ -83,8 +80,8 @@ static int check_request(const qreg_driver_t *driver, const qreg_catalog_request
   return 0;
 }
 
-int qreg_catalog(qreg_t *reg, const qreg_catalog_request_t *request,
-                 const qreg_options_t *options, qreg_id_t *id_out) {
+int qreg_catalog(qreg_t *reg, const qreg_catalog_request_t *request, const qreg_options_t *options,
+                 qreg_id_t *id_out) {
   const char *url;
   int rc = qreg__registry_db_url(reg, &url); /* ECLOSED before the arguments */
   if (rc != 0)
@@ -105,8 +102,7 @@ int qreg_catalog(qreg_t *reg, const qreg_catalog_request_t *request,
   /* A copy the size of ours: fields a shorter (older) struct lacks are 0. */
   qreg_catalog_request_t full;
   qreg_catalog_init(&full, request->op);
-  memcpy(&full, request,
-         request->struct_size < sizeof full ? request->struct_size : sizeof full);
+  memcpy(&full, request, request->struct_size < sizeof full ? request->struct_size : sizeof full);
   full.struct_size = sizeof full;
 
   char *sql = NULL, *message = NULL;

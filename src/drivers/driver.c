@@ -37,7 +37,7 @@ int qreg_driver_register(const qreg_driver_t *driver) {
       driver->connect == NULL || driver->execute == NULL || driver->cancel == NULL ||
       driver->close == NULL)
     return QREG_EINVAL;
-  const qreg_driver_t **grown = realloc(registered, (registered_count + 1) * sizeof *registered);
+  const qreg_driver_t **grown = realloc(registered, (registered_count + 1) * sizeof(const qreg_driver_t *));
   if (grown == NULL)
     return QREG_ENOMEM;
   registered = grown;
@@ -186,8 +186,7 @@ static int check_option_entry(const qreg_driver_t *driver, const char *prefix, c
     return QREG_EINVAL;
   }
   if (!qreg_driver_option_valid(option, eq + 1)) {
-    text_add(message, "%s: %s: expected %s", prefix, option->name,
-             type_expectation(option->type));
+    text_add(message, "%s: %s: expected %s", prefix, option->name, type_expectation(option->type));
     return QREG_EINVAL;
   }
   return 0;
@@ -209,7 +208,10 @@ int qreg_driver_resolve(const struct qreg_config *config, const qreg_driver_t **
     text_add(&b, "db_url: no driver serves this URL; expected ");
     const qreg_driver_t *d;
     for (size_t i = 0; (d = driver_at(i)) != NULL; i++)
-      text_add(&b, "%s%s (%s)", i == 0 ? "" : driver_at(i + 1) == NULL ? " or " : ", ",
+      text_add(&b, "%s%s (%s)",
+               i == 0                     ? ""
+               : driver_at(i + 1) == NULL ? " or "
+                                          : ", ",
                d->url_forms, d->name);
     return resolve_fail(QREG_EURL, &b, message);
   }
@@ -242,8 +244,8 @@ int qreg_driver_resolve(const struct qreg_config *config, const qreg_driver_t **
 
 /* --- option values -------------------------------------------------------- */
 
-const qreg_driver_option_t *qreg_driver_option_find(const qreg_driver_t *driver,
-                                                    const char *name, size_t len) {
+const qreg_driver_option_t *qreg_driver_option_find(const qreg_driver_t *driver, const char *name,
+                                                    size_t len) {
   for (const qreg_driver_option_t *o = driver->options; o != NULL && o->name != NULL; o++) {
     if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
       return o;
@@ -332,8 +334,8 @@ int qreg_driver_settings_init(qreg_driver_settings_t *settings, const qreg_drive
   return settings->values ? 0 : QREG_ENOMEM;
 }
 
-int qreg_driver_settings_set(qreg_driver_settings_t *settings, const char *name,
-                             const char *value, char **message) {
+int qreg_driver_settings_set(qreg_driver_settings_t *settings, const char *name, const char *value,
+                             char **message) {
   *message = NULL;
   const qreg_driver_option_t *option =
       qreg_driver_option_find(settings->driver, name, strlen(name));
@@ -362,11 +364,11 @@ int qreg_driver_settings_from_query(qreg_driver_settings_t *settings, const char
     if (rc == 1 && !unknown_ok) {
       text_buffer_t b = {0};
       if (printable_name(param.name, strlen(param.name)))
-        text_add(&b, "URL parameter \"%s\" is not an option of the %s driver (accepted: ",
-                 param.name, driver->name);
-      else
-        text_add(&b, "a URL parameter is not an option of the %s driver (accepted: ",
+        text_add(&b,
+                 "URL parameter \"%s\" is not an option of the %s driver (accepted: ", param.name,
                  driver->name);
+      else
+        text_add(&b, "a URL parameter is not an option of the %s driver (accepted: ", driver->name);
       add_option_names(&b, driver);
       text_add(&b, ")");
       *message = b.text;
@@ -404,8 +406,8 @@ const char *qreg_driver_settings_get(const qreg_driver_settings_t *settings, con
       qreg_driver_option_find(settings->driver, name, strlen(name));
   if (option == NULL)
     return NULL;
-  const char *value = settings->values ? settings->values[option_index(settings->driver, option)]
-                                       : NULL;
+  const char *value =
+      settings->values ? settings->values[option_index(settings->driver, option)] : NULL;
   return value ? value : option->default_value;
 }
 
@@ -516,8 +518,8 @@ static void replace(char **slot, char *value) {
   *slot = value;
 }
 
-void qreg_driver_error_set(qreg_driver_error_t *error, const char *type,
-                           const char *code, const char *fmt, ...) {
+void qreg_driver_error_set(qreg_driver_error_t *error, const char *type, const char *code,
+                           const char *fmt, ...) {
   char *message = NULL;
   va_list ap;
   va_start(ap, fmt);

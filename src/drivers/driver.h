@@ -131,10 +131,10 @@ typedef enum qreg_driver_option_type {
    NULL. */
 typedef struct qreg_driver_option {
   const char *name;
-  qreg_driver_option_type_t type;
   const char *default_value; /* as text; NULL: none */
   const char *doc;           /* one line, for --help and docs */
-  bool secret;               /* never shown (redacted like a password) */
+  qreg_driver_option_type_t type;
+  bool secret; /* never shown (redacted like a password) */
 } qreg_driver_option_t;
 
 /* What a database allows; 0 means no limit. */

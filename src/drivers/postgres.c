@@ -212,7 +212,8 @@ static void job_error_from_result(qreg_driver_conn_t *conn, const PGresult *res)
     return;
   }
   const char *raw = PQresultErrorMessage(res);
-  char *message = qreg__pg_one_line_message(conn->state, raw && *raw ? raw : PQerrorMessage(conn->pg));
+  char *message =
+      qreg__pg_one_line_message(conn->state, raw && *raw ? raw : PQerrorMessage(conn->pg));
   job_error(conn, "database", NULL, message ? message : "unknown error", NULL, NULL);
   free(message);
 }
@@ -426,7 +427,8 @@ static void pg_execute(qreg_driver_conn_t *conn, qreg_job_t *job) {
     sent = job_send_cleanup(conn, "DEALLOCATE ALL") &&
            job_send_cleanup(conn, "SELECT pg_catalog.pg_advisory_unlock_all()");
   else if (sent)
-    sent = job_send_cleanup(conn, "DISCARD ALL") && job_send_cleanup(conn, qreg__pg_session_sql(conn));
+    sent =
+        job_send_cleanup(conn, "DISCARD ALL") && job_send_cleanup(conn, qreg__pg_session_sql(conn));
   if (sent) {
     conn->first_sync = conn->step_count;
     sent = job_sync(conn);
@@ -477,7 +479,8 @@ static void job_lookup_types(qreg_driver_conn_t *conn) {
 static void job_columns(qreg_driver_conn_t *conn, const PGresult *res) {
   int count = PQnfields(res);
   conn->column_count = 0;
-  if (count > 0 && (conn->column_types = calloc((size_t)count, sizeof *conn->column_types)) == NULL) {
+  if (count > 0 &&
+      (conn->column_types = calloc((size_t)count, sizeof *conn->column_types)) == NULL) {
     job_stop_storing(conn, QREG_ENOMEM);
     return;
   }
@@ -548,8 +551,8 @@ static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
   case PGRES_COPY_BOTH:
     /* A COPY would hold the connection in a copy state we do not speak. */
     job_error(conn, "database", "0A000",
-              "COPY to or from the client is not supported: run a query that returns rows",
-              NULL, NULL);
+              "COPY to or from the client is not supported: run a query that returns rows", NULL,
+              NULL);
     job_mark_failed(conn);
     job_abandon(conn);
     break;
@@ -657,8 +660,7 @@ static void job_settle(qreg_driver_conn_t *conn) {
     bool idle = PQexitPipelineMode(conn->pg) == 1;
     reusable = idle && !conn->unclean && !conn->failed && !conn->truncated &&
                !conn->cancel_requested && !conn->cancel_sent && conn->cleanup_left == 0 &&
-               PQstatus(conn->pg) == CONNECTION_OK &&
-               PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
+               PQstatus(conn->pg) == CONNECTION_OK && PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
   }
   /* A reusable connection keeps its read watch while idle (on_io() notices
      a server that ends the backend); any other is about to be closed. */
@@ -753,7 +755,6 @@ static bool pg_alive(qreg_driver_conn_t *conn) {
   struct pollfd p = {.fd = PQsocket(conn->pg), .events = POLLIN};
   return p.fd >= 0 && poll(&p, 1, 0) == 0;
 }
-
 
 static void pg_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), void *arg) {
   /* PQfinish sends Terminate on a non-blocking socket and closes it: it does

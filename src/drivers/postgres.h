@@ -42,25 +42,25 @@ typedef struct type_name {
    cache, which only the loop thread touches. */
 typedef struct pg_state {
   qreg_loop_t *loop;
-  char *url;                    /* owned: what libpq expands: the registry's
+  char *url;                            /* owned: what libpq expands: the registry's
                                    URL or conninfo without qreg's own options */
-  char *application_name;       /* owned: the option, else the URL's, else
+  char *application_name;               /* owned: the option, else the URL's, else
                                    the registry's */
-  char *password;               /* owned: the password option; NULL: libpq
+  char *password;                       /* owned: the password option; NULL: libpq
                                    finds it (URL, PGPASSWORD, .pgpass) */
-  char *secrets[3];             /* owned: the URL's password, PGPASSWORD and
+  char *secrets[3];                     /* owned: the URL's password, PGPASSWORD and
                                    the password option, removed from every
                                    message we pass on */
-  uint64_t connect_timeout_ms;  /* 0: none */
+  uint64_t connect_timeout_ms;          /* 0: none */
   bool statement_timeout_backstop;      /* set statement_timeout per query */
   uint64_t statement_timeout_margin_ms; /* added to the core's timeout */
-  char *session_sql_14;         /* owned: the session defaults on PostgreSQL
+  char *session_sql_14;                 /* owned: the session defaults on PostgreSQL
                                    14+ (with the connection check interval) */
-  char *lookup_hosts;           /* owned: host names to resolve on a worker
+  char *lookup_hosts;                   /* owned: host names to resolve on a worker
                                    before libpq connects (it would resolve
                                    them on the loop, blocking); NULL: none */
-  char *lookup_ports;           /* owned: the port list that goes with them */
-  type_name_t *types;           /* owned, sorted by oid; loop thread only */
+  char *lookup_ports;                   /* owned: the port list that goes with them */
+  type_name_t *types;                   /* owned, sorted by oid; loop thread only */
   size_t type_count, type_cap;
   bool types_loading, types_loaded; /* the prefetch of user type names */
 } pg_state_t;
@@ -77,8 +77,8 @@ typedef enum step {
 } step_t;
 
 struct qreg_driver_conn {
-  pg_state_t *state;   /* the driver's; outlives every connection */
-  PGconn *pg;          /* owned: PQfinish in close() or when connecting fails */
+  pg_state_t *state;  /* the driver's; outlives every connection */
+  PGconn *pg;         /* owned: PQfinish in close() or when connecting fails */
   qreg_poll_t *watch; /* owned: on watch_fd; closed before PQfinish and as soon
                           as libpq drops the socket */
   int watch_fd;
@@ -102,25 +102,25 @@ struct qreg_driver_conn {
   qreg_job_t *job;
   step_t steps[MAX_STEPS];
   unsigned step_count;
-  unsigned step_next;      /* the step whose results are being read */
-  unsigned first_sync;     /* index of the Sync that ends our transaction */
-  unsigned cleanup_left;   /* cleanup steps that have not succeeded yet */
-  int column_count;        /* -1 until the statement described its rows */
-  Oid *column_types;       /* owned, column_count entries */
-  bool storing;            /* rows still go into the result */
-  bool truncated;          /* the store said FULL: rows were cut */
-  bool failed;             /* the statement or our transaction failed */
-  bool essential_done;     /* our transaction ended: its ROLLBACK or COMMIT
+  unsigned step_next;    /* the step whose results are being read */
+  unsigned first_sync;   /* index of the Sync that ends our transaction */
+  unsigned cleanup_left; /* cleanup steps that have not succeeded yet */
+  int column_count;      /* -1 until the statement described its rows */
+  Oid *column_types;     /* owned, column_count entries */
+  bool storing;          /* rows still go into the result */
+  bool truncated;        /* the store said FULL: rows were cut */
+  bool failed;           /* the statement or our transaction failed */
+  bool essential_done;   /* our transaction ended: its ROLLBACK or COMMIT
                               (or the first Sync) came back */
-  bool user_done;          /* the statement's results ended (or failed) */
-  bool unclean;            /* something happened that forbids reuse */
-  bool broken;             /* abandoned: stop reading, complete, never reuse */
-  bool cancel_requested;   /* the core asked to cancel */
-  bool cancel_sent;        /* a server-side cancel was started (once per job) */
+  bool user_done;        /* the statement's results ended (or failed) */
+  bool unclean;          /* something happened that forbids reuse */
+  bool broken;           /* abandoned: stop reading, complete, never reuse */
+  bool cancel_requested; /* the core asked to cancel */
+  bool cancel_sent;      /* a server-side cancel was started (once per job) */
   bool cancel_failed;
-  char *lost_message;      /* owned: libpq's first words when the connection
+  char *lost_message;    /* owned: libpq's first words when the connection
                               died (later calls pile more text on it) */
-  char farewell_code[6];   /* a class-57 notice from the server (immediate
+  char farewell_code[6]; /* a class-57 notice from the server (immediate
                               shutdown says why only as a WARNING) */
   char farewell_message[256];
 
@@ -128,7 +128,7 @@ struct qreg_driver_conn {
      cancel, cancel_ok and cancel_error until cancel_done() runs. */
   bool cancel_in_flight;
   unsigned cancel_attempts;
-  qreg_timer_t *cancel_retry;  /* owned: the next attempt, while one is due */
+  qreg_timer_t *cancel_retry; /* owned: the next attempt, while one is due */
   qreg_work_t cancel_work;
   PGcancel *cancel;
   int cancel_ok;

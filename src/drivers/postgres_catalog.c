@@ -33,8 +33,8 @@
 /* The relations the catalog shows (c is pg_class), and how it names their
    kind. */
 #define USER_RELATIONS "c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition"
-#define RELATION_TYPE                                                                      \
-  "CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' "                \
+#define RELATION_TYPE                                                                              \
+  "CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' "                        \
   "WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' END"
 /* Schemas that hold the system, not the user's data (n is pg_namespace).
    User schemas cannot start with pg_: the server reserves the prefix. */

@@ -46,7 +46,6 @@ typedef struct pg_lookup {
   char error[400];
 } pg_lookup_t;
 
-
 /* ------------------------------------------------------------------------
  * Type names: built in, or learned from the server once per registry
  * ---------------------------------------------------------------------- */
@@ -85,7 +84,8 @@ static void cache_type_name(pg_state_t *state, Oid oid, const char *name) {
   size_t at = state->type_count;
   while (at > 0 && state->types[at - 1].oid > oid)
     at--;
-  memmove(state->types + at + 1, state->types + at, (state->type_count - at) * sizeof *state->types);
+  memmove(state->types + at + 1, state->types + at,
+          (state->type_count - at) * sizeof *state->types);
   state->types[at] = (type_name_t){oid, copy};
   state->type_count++;
 }
@@ -99,7 +99,6 @@ void qreg__pg_learn_types(pg_state_t *state, const PGresult *res) {
     cache_type_name(state, oid, PQgetvalue(res, row, 1));
   }
 }
-
 
 /* libpq prints notices to stderr by default; library code never prints.
    Kept: a notice of class 57 (operator intervention), the server's only
@@ -151,8 +150,9 @@ static void connect_timed_out(qreg_timer_t *timer, void *arg) {
   const char *host = conn->pg ? PQhost(conn->pg) : conn->state->lookup_hosts;
   const char *port = conn->pg ? PQport(conn->pg) : conn->state->lookup_ports;
   snprintf(reason, sizeof reason, "timed out after %" PRIu64 " ms connecting to %s%s%s%s%s",
-           conn->state->connect_timeout_ms, host && *host ? "\"" : "", host && *host ? host : "the server",
-           host && *host ? "\"" : "", port && *port ? " port " : "", port && *port ? port : "");
+           conn->state->connect_timeout_ms, host && *host ? "\"" : "",
+           host && *host ? host : "the server", host && *host ? "\"" : "",
+           port && *port ? " port " : "", port && *port ? port : "");
   connect_fail(conn, reason);
 }
 
@@ -160,7 +160,8 @@ static void connect_timed_out(qreg_timer_t *timer, void *arg) {
    polls (another address, another host), so the watch is made afresh. */
 static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType want) {
   qreg__pg_watch_drop(conn);
-  int rc = qreg__pg_watch_set(conn, want == PGRES_POLLING_READING ? QREG_POLL_READ : QREG_POLL_WRITE);
+  int rc =
+      qreg__pg_watch_set(conn, want == PGRES_POLLING_READING ? QREG_POLL_READ : QREG_POLL_WRITE);
   if (rc != 0)
     connect_fail(conn, PQsocket(conn->pg) < 0 ? NULL : "cannot watch the connection's socket");
 }
@@ -169,10 +170,10 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
    ranges, extension types; not the row types of tables), loaded once per
    registry by its first connection: the result store needs a column's type
    name before the first row, so it must be known before the query runs. */
-#define TYPE_PREFETCH_SQL                                                                  \
-  "SELECT t.oid::pg_catalog.int8, pg_catalog.format_type(t.oid, NULL) "                   \
-  "FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem "         \
-  "WHERE t.oid >= 10000 AND t.typtype <> 'c' AND (e.oid IS NULL OR e.typtype <> 'c') "    \
+#define TYPE_PREFETCH_SQL                                                                          \
+  "SELECT t.oid::pg_catalog.int8, pg_catalog.format_type(t.oid, NULL) "                            \
+  "FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem "                 \
+  "WHERE t.oid >= 10000 AND t.typtype <> 'c' AND (e.oid IS NULL OR e.typtype <> 'c') "             \
   "LIMIT 10000"
 
 /* The session's defaults, set once per connection and again after every
@@ -185,10 +186,10 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
    than startup options: an option the server does not know (the check
    interval before 14) fails the connect, and ours would replace the user's
    own options (URL, PGOPTIONS, service file). */
-#define SESSION_SQL                                                                         \
-  "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "                               \
-  "pg_catalog.set_config('TimeZone', 'UTC', false), "                                       \
-  "pg_catalog.set_config('bytea_output', 'hex', false), "                                   \
+#define SESSION_SQL                                                                                \
+  "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "                                      \
+  "pg_catalog.set_config('TimeZone', 'UTC', false), "                                              \
+  "pg_catalog.set_config('bytea_output', 'hex', false), "                                          \
   "pg_catalog.set_config('extra_float_digits', '3', false)"
 
 char *qreg__pg_session_sql_14(uint64_t check_interval_ms) {
@@ -450,8 +451,8 @@ static void lookup_run(qreg_work_t *work) {
       }
       for (struct addrinfo *ai = found; ai != NULL; ai = ai->ai_next) {
         char addr[INET6_ADDRSTRLEN];
-        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0,
-                        NI_NUMERICHOST) == 0)
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) ==
+            0)
           lookup_add(lookup, host, host_len, addr, port, port_len);
       }
       freeaddrinfo(found);

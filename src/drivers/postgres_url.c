@@ -33,25 +33,33 @@
 #include "drivers/postgres.h"
 
 const qreg_driver_option_t qreg__pg_options[] = {
-    {"application_name", QREG_OPTION_TEXT, NULL,
-     "shown in pg_stat_activity, at most 63 bytes (default: the URL's, else the "
-     "registry's application_name, \"qreg\")",
-     false},
-    {"connect_timeout", QREG_OPTION_INT, "10",
-     "seconds to wait for a connection (0: no limit; at least 2), as libpq reads it", false},
-    {"password", QREG_OPTION_TEXT, NULL,
-     "the password, kept out of the URL; replaces the URL's and PGPASSWORD", true},
-    {"statement_timeout_backstop", QREG_OPTION_BOOL, "on",
-     "also set statement_timeout on the server, so a query past its timeout stops even "
-     "if qreg cannot cancel it",
-     false},
-    {"statement_timeout_margin_ms", QREG_OPTION_DURATION, "1000",
-     "how much later than the query's timeout the server-side backstop fires", false},
-    {"connection_check_interval_ms", QREG_OPTION_DURATION, "1000",
-     "PostgreSQL 14+: how often a busy backend checks that qreg is still there "
-     "(client_connection_check_interval; 0: the server's setting)",
-     false},
-    {NULL, 0, NULL, NULL, false},
+    {.name = "application_name",
+     .type = QREG_OPTION_TEXT,
+     .doc = "shown in pg_stat_activity, at most 63 bytes (default: the URL's, else the "
+            "registry's application_name, \"qreg\")"},
+    {.name = "connect_timeout",
+     .type = QREG_OPTION_INT,
+     .default_value = "10",
+     .doc = "seconds to wait for a connection (0: no limit; at least 2), as libpq reads it"},
+    {.name = "password",
+     .type = QREG_OPTION_TEXT,
+     .doc = "the password, kept out of the URL; replaces the URL's and PGPASSWORD",
+     .secret = true},
+    {.name = "statement_timeout_backstop",
+     .type = QREG_OPTION_BOOL,
+     .default_value = "on",
+     .doc = "also set statement_timeout on the server, so a query past its timeout stops even "
+            "if qreg cannot cancel it"},
+    {.name = "statement_timeout_margin_ms",
+     .type = QREG_OPTION_DURATION,
+     .default_value = "1000",
+     .doc = "how much later than the query's timeout the server-side backstop fires"},
+    {.name = "connection_check_interval_ms",
+     .type = QREG_OPTION_DURATION,
+     .default_value = "1000",
+     .doc = "PostgreSQL 14+: how often a busy backend checks that qreg is still there "
+            "(client_connection_check_interval; 0: the server's setting)"},
+    {.name = NULL},
 };
 
 /* Options libpq reads itself: they stay in the URL it is given. */
@@ -81,7 +89,9 @@ static bool secret_name(const char *name, size_t len) {
  * Messages: one line, no password
  * ---------------------------------------------------------------------- */
 
-static bool is_word_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+static bool is_word_char(char c) {
+  return isalnum((unsigned char)c) || c == '_';
+}
 
 /* Replaces every occurrence of secret in *text with "********". Short
    secrets are replaced only as whole words, so a one-letter password does
@@ -266,7 +276,7 @@ typedef struct text {
 static void text_put(text_t *t, const char *s, size_t len) {
   if (t->failed)
     return;
-  if (t->len + len + 1 > t->cap) {
+  if (t->s == NULL || t->len + len + 1 > t->cap) {
     size_t cap = (t->len + len + 1) * 2;
     char *grown = realloc(t->s, cap);
     if (grown == NULL) {
@@ -283,7 +293,9 @@ static void text_put(text_t *t, const char *s, size_t len) {
   t->s[t->len] = '\0';
 }
 
-static void text_puts(text_t *t, const char *s) { text_put(t, s, strlen(s)); }
+static void text_puts(text_t *t, const char *s) {
+  text_put(t, s, strlen(s));
+}
 
 /* ------------------------------------------------------------------------
  * What goes to libpq, and qreg's own options
@@ -341,8 +353,7 @@ static int split_conninfo(const char *url, text_t *out, qreg_driver_settings_t *
       continue;
     }
     char *name = strndup(e.key, e.key_len), *value = conninfo_value(&e);
-    int rc = name && value ? qreg_driver_settings_set(settings, name, value, message)
-                           : QREG_ENOMEM;
+    int rc = name && value ? qreg_driver_settings_set(settings, name, value, message) : QREG_ENOMEM;
     free(name);
     free(value);
     if (rc != 0) {
@@ -459,7 +470,9 @@ char *qreg__pg_redact_url(const char *url) {
 
 /* A URL without a scheme of its own is a conninfo when it has '=' (the
    schemes postgres and postgresql are matched by the descriptor). */
-bool qreg__pg_matches(const char *url) { return strchr(url, '=') != NULL; }
+bool qreg__pg_matches(const char *url) {
+  return strchr(url, '=') != NULL;
+}
 
 /* libpq's parse errors quote pieces of the string, which may be the
    password. Quoted pieces that are not a connection keyword (or a single
@@ -475,8 +488,9 @@ static char *safe_parse_error(const char *raw) {
   size_t n = 0;
   for (size_t i = 0; i < len;) {
     if (raw[i] != '"') {
-      out[n++] = raw[i] == '\n' ? ' ' : raw[i];
-      i++;
+      out[n++] = raw[i];
+      if (raw[i++] == '\n')
+        out[n - 1] = ' ';
       continue;
     }
     const char *end = strchr(raw + i + 1, '"');
@@ -543,8 +557,8 @@ static int read_options(const qreg_driver_config_t *config, char **libpq_url,
                        "expected postgres://... or postgresql://... (two slashes after the "
                        "scheme) or a conninfo \"host=... dbname=...\"");
   text_t out = {0};
-  int rc = uri ? split_uri(url, &out, settings, message)
-               : split_conninfo(url, &out, settings, message);
+  int rc =
+      uri ? split_uri(url, &out, settings, message) : split_conninfo(url, &out, settings, message);
   if (rc == 0 && out.failed)
     rc = QREG_ENOMEM;
   if (rc == 0)
@@ -624,8 +638,8 @@ static bool apply_settings(pg_state_t *state, const qreg_driver_config_t *config
                                &backstop);
   (void)qreg_driver_parse_uint(qreg_driver_settings_get(settings, "statement_timeout_margin_ms"),
                                &margin);
-  (void)qreg_driver_parse_uint(
-      qreg_driver_settings_get(settings, "connection_check_interval_ms"), &check);
+  (void)qreg_driver_parse_uint(qreg_driver_settings_get(settings, "connection_check_interval_ms"),
+                               &check);
   state->statement_timeout_backstop = backstop;
   state->statement_timeout_margin_ms = margin;
   ok = ok && (state->session_sql_14 = qreg__pg_session_sql_14(check)) != NULL;
@@ -675,8 +689,7 @@ int qreg__pg_create(const qreg_driver_config_t *config, void **state_out, char *
   if (strlen(state->application_name) > limit) {
     qreg__pg_destroy(state);
     *message = NULL;
-    if (asprintf(message, "application_name: longer than %zu bytes, the server's limit", limit) <
-        0)
+    if (asprintf(message, "application_name: longer than %zu bytes, the server's limit", limit) < 0)
       *message = NULL;
     return QREG_EURL;
   }

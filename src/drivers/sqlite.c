@@ -211,12 +211,19 @@ static void error_from_db(qreg_driver_error_t *error, sqlite3 *db,
 
 /* The options a user may set (sqlite:PATH?name=value or driver_options). */
 static const qreg_driver_option_t sqlite_options[] = {
-    {"busy_timeout_ms", QREG_OPTION_DURATION, "5000",
-     "how long a statement waits for another connection's lock before SQLITE_BUSY", false},
-    {"cache_size_kib", QREG_OPTION_INT, "2000", "page cache of each connection, in KiB", false},
-    {"journal_mode", QREG_OPTION_TEXT, "wal",
-     "journal of a registry that allows writes: wal, delete, truncate or persist", false},
-    {NULL, 0, NULL, NULL, false},
+    {.name = "busy_timeout_ms",
+     .type = QREG_OPTION_DURATION,
+     .default_value = "5000",
+     .doc = "how long a statement waits for another connection's lock before SQLITE_BUSY"},
+    {.name = "cache_size_kib",
+     .type = QREG_OPTION_INT,
+     .default_value = "2000",
+     .doc = "page cache of each connection, in KiB"},
+    {.name = "journal_mode",
+     .type = QREG_OPTION_TEXT,
+     .default_value = "wal",
+     .doc = "journal of a registry that allows writes: wal, delete, truncate or persist"},
+    {.name = NULL},
 };
 
 /* The journal modes journal_mode accepts (not off or memory: a crash could

@@ -84,13 +84,13 @@ static void names_free(names_t *n) {
 }
 
 /* User tables and views of pragma_table_list (alias l), not SQLite's own. */
-#define USER_TABLES                                                                    \
+#define USER_TABLES                                                                                \
   "l.type IN ('table', 'view', 'virtual') AND l.name NOT LIKE 'sqlite\\_%%' ESCAPE '\\'"
 
 /* "schema"."table", or "table" alone: the FROM of SAMPLE and COLUMN_STATS. */
 static int table_ref(const names_t *n, char **out) {
-  return asprintf(out, "%s%s%s", n->schema_ident ? n->schema_ident : "",
-                  n->schema_ident ? "." : "", n->table_ident);
+  return asprintf(out, "%s%s%s", n->schema_ident ? n->schema_ident : "", n->schema_ident ? "." : "",
+                  n->table_ident);
 }
 
 int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_out,

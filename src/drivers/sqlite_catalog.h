@@ -8,7 +8,6 @@
 #include "qreg.h"
 
 /* The driver.h catalog_sql of SQLite. */
-int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_out,
-                             char **message);
+int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_out, char **message);
 
 #endif /* QREG_DRIVERS_SQLITE_CATALOG_H */

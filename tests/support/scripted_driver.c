@@ -514,7 +514,7 @@ static void conn_unlive(qreg_driver_conn_t *conn) {
 static const char *const scripted_schemes[] = {"script", NULL};
 
 /* No options: the script is the whole story. */
-static const qreg_driver_option_t scripted_options[] = {{NULL, 0, NULL, NULL, false}};
+static const qreg_driver_option_t scripted_options[] = {{.name = NULL}};
 
 static char *scripted_redact_url(const char *url) { return strdup(url); }
 
