@@ -461,7 +461,9 @@ int qreg_quote_identifier(qreg_t *reg, const char *name, char **out);
    the driver redacts it, into a new string (*out, free() it). */
 int qreg_redacted_url(qreg_t *reg, char **out);
 
-/* The name of the registry's driver: "sqlite", "postgres", ... */
+/* The name of the registry's driver: "sqlite", "postgres", ... (a static
+   string). NULL for a NULL registry, or once qreg_close() has begun
+   (qreg_last_error() then says so, as QREG_ECLOSED would). */
 const char *qreg_driver_name(qreg_t *reg);
 
 /* Formats epoch milliseconds as RFC 3339 UTC with milliseconds,

@@ -156,12 +156,6 @@ static void open_rejects_bad_url_and_arguments(void **state) {
   assert_int_equal(qreg_open(&config, &reg), QREG_EDRIVER);
   assert_null(reg);
   expect_message("refused");
-
-  config.application_name =
-      "0123456789012345678901234567890123456789012345678901234567890123456789";
-  config.db_url = "script:";
-  assert_int_equal(qreg_open(&config, &reg), QREG_EINVAL);
-  expect_message("application_name");
 }
 
 /* --- qreg_execute ------------------------------------------------------------ */

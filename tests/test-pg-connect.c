@@ -110,7 +110,8 @@ static void environment_variables(void **state) {
   pg_test_close_checked(reg, "qreg_t_env");
 }
 
-/* Our sessions carry application_name: "qreg" unless configured. */
+/* Our sessions carry application_name: "qreg" unless configured; the
+   driver option beats the URL, which beats the registry's. */
 static void application_name(void **state) {
   (void)state;
   qreg_t *reg = pg_test_open(NULL, NULL, 2, false);
@@ -120,14 +121,36 @@ static void application_name(void **state) {
   assert_int_equal(pg_admin_sessions(pg_admin(), "qreg", NULL), 1);
   pg_test_close_checked(reg, "qreg");
 
-  /* Configured; it also wins over one in the URL. */
-  char url[200];
-  snprintf(url, sizeof url, "%s application_name=from_url", pg_fixture_conninfo());
-  reg = pg_test_open(url, "qreg_t_named", 2, false);
+  /* Configured. */
+  reg = pg_test_open(NULL, "qreg_t_named", 2, false);
   id = test_execute(reg, "SELECT current_setting('application_name')", NULL);
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
   assert_single_text(reg, &id, "qreg_t_named");
   pg_test_close_checked(reg, "qreg_t_named");
+
+  /* The URL's is more specific than the registry's (a program's default,
+     such as qreg mcp's "qreg-mcp"): it wins. */
+  char url[200];
+  snprintf(url, sizeof url, "%s application_name=qreg_t_from_url", pg_fixture_conninfo());
+  reg = pg_test_open(url, "qreg_t_named", 2, false);
+  id = test_execute(reg, "SELECT current_setting('application_name')", NULL);
+  assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
+  assert_single_text(reg, &id, "qreg_t_from_url");
+  pg_test_close_checked(reg, "qreg_t_from_url");
+
+  /* The application_name driver option wins over both. */
+  const char *options[] = {"application_name=qreg_t_option"};
+  qreg_config_t config;
+  qreg_config_init(&config);
+  config.db_url = url;
+  config.application_name = "qreg_t_named";
+  config.driver_options = options;
+  config.driver_option_count = 1;
+  reg = pg_test_open_config(&config);
+  id = test_execute(reg, "SELECT current_setting('application_name')", NULL);
+  assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
+  assert_single_text(reg, &id, "qreg_t_option");
+  pg_test_close_checked(reg, "qreg_t_option");
 }
 
 static void wrong_port(void **state) {

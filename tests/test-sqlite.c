@@ -5,13 +5,15 @@
  * statement per query, read-only enforcement, a missing file, and every way a
  * running statement is stopped (cancel, timeout, prune, close) - each ending
  * with connections opened == closed and the process's open file descriptors
- * back to their count before the test.
+ * back to their count before the test; and the driver's options
+ * (busy_timeout_ms, cache_size_kib, journal_mode) reaching each connection.
  *
  * Owns the temporary directory (created by the group setup, removed by the
  * group teardown) and, in each test, the registries it opens.
  */
 #include <dirent.h>
 #include <setjmp.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -641,6 +643,80 @@ static void test_no_descriptor_leaks(void **state) {
   assert_int_equal(test_count_open_fds(), fds_before);
 }
 
+/* Opens a registry on url with driver options. */
+static qreg_t *open_with_options(const char *url, bool allow_writes,
+                                 const char *const *options, size_t count) {
+  qreg_config_t config;
+  qreg_config_init(&config);
+  config.db_url = url;
+  config.allow_writes = allow_writes;
+  config.driver_options = options;
+  config.driver_option_count = count;
+  qreg_t *reg = NULL;
+  int rc = qreg_open(&config, &reg);
+  if (rc != 0)
+    fail_msg("qreg_open(%s): %s: %s", url, qreg_strerror(rc), qreg_last_error());
+  return reg;
+}
+
+/* The text or integer of a one-value query, as text. */
+static void assert_value(qreg_t *reg, const char *sql, const char *expected) {
+  qreg_snapshot_t *snap = run(reg, sql, NULL);
+  assert_int_equal(snap->status, QREG_SUCCEEDED);
+  qreg_page_t *page = NULL;
+  assert_int_equal(qreg_fetch(reg, snap->id.str, 0, 0, &page), 0);
+  assert_int_equal(page->row_count, 1);
+  char text[64];
+  if (page->values[0].type == QREG_TYPE_INT)
+    snprintf(text, sizeof text, "%lld", (long long)page->values[0].v.i);
+  else
+    snprintf(text, sizeof text, "%s", page->values[0].v.s.ptr);
+  assert_string_equal(text, expected);
+  qreg_page_free(page);
+  qreg_snapshot_free(snap);
+}
+
+/* The driver's options (README, "--db URL") reach each connection: from
+   the URL, and from driver_options, which win. */
+static void test_options(void **state) {
+  (void)state;
+  char url[400];
+  url_for(url, sizeof url, "options.db?cache_size_kib=512");
+  qreg_t *reg = open_with_options(url, true, NULL, 0);
+  assert_value(reg, "PRAGMA cache_size", "-512");
+  assert_value(reg, "PRAGMA journal_mode", "wal"); /* the default */
+  close_registry(reg);
+
+  const char *options[] = {"cache_size_kib=64", "journal_mode=delete"};
+  reg = open_with_options(url, true, options, 2);
+  assert_value(reg, "PRAGMA cache_size", "-64");
+  assert_value(reg, "PRAGMA journal_mode", "delete");
+  close_registry(reg);
+
+  /* busy_timeout_ms: with the file locked by another connection, a reader
+     gives up after it (SQLITE_BUSY) rather than the default 5 s. */
+  char path[300];
+  snprintf(path, sizeof path, "%s/options.db", temp_dir);
+  sqlite3 *locker = NULL;
+  assert_int_equal(sqlite3_open(path, &locker), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(locker, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+  url_for(url, sizeof url, "options.db?busy_timeout_ms=100");
+  reg = open_with_options(url, false, NULL, 0);
+  struct timespec start, end;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  qreg_snapshot_t *snap = run(reg, "SELECT count(*) FROM sqlite_schema", NULL);
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  assert_int_equal(snap->status, QREG_FAILED);
+  assert_non_null(strstr(snap->error.code, "SQLITE_BUSY"));
+  qreg_snapshot_free(snap);
+  long elapsed_ms = (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000;
+  if (elapsed_ms >= 5000)
+    fail_msg("gave up after %ld ms: busy_timeout_ms=100 was not applied", elapsed_ms);
+  close_registry(reg);
+  sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(locker);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_values_and_types),
@@ -656,6 +732,7 @@ int main(void) {
       cmocka_unit_test(test_prune_stops_a_running_statement),
       cmocka_unit_test(test_close_with_pending_running_finished),
       cmocka_unit_test(test_no_descriptor_leaks),
+      cmocka_unit_test(test_options),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

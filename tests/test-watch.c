@@ -295,14 +295,16 @@ static void twice_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), voi
   closed(arg); /* the bug again */
 }
 static bool twice_matches(const char *url) { return strncmp(url, "twice:", 6) == 0; }
+static char *twice_redact(const char *url) { return strdup(url); }
 
 static const char *const twice_schemes[] = {"twice", NULL};
-static const qreg_driver_option_t twice_options[] = {{NULL, 0, NULL, NULL, false}};
+static const qreg_driver_option_t twice_options[] = {{.name = NULL}};
 static const qreg_driver_t twice_driver = {
     .name = "twice",
     .schemes = twice_schemes,
     .url_forms = "twice:",
     .matches = twice_matches,
+    .redact_url = twice_redact,
     .options = twice_options,
     .create = twice_create,
     .destroy = twice_destroy,

@@ -80,8 +80,6 @@ static int check_config(const qreg_config_t *c) {
       (rc = check_range("default_max_rows", c->default_max_rows, 1, MAX_ROWS_LIMIT)) ||
       (rc = check_range("idle_timeout_ms", c->idle_timeout_ms, 1, MAX_DURATION_MS)))
     return rc;
-  if (c->application_name != NULL && strlen(c->application_name) > 63)
-    return qreg__fail(QREG_EINVAL, "application_name: longer than 63 bytes");
   return 0;
 }
 
@@ -122,11 +120,14 @@ int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
   int rc = check_config(config);
   if (rc != 0)
     return rc;
-  const qreg_driver_t *driver = qreg_driver_find(config->db_url);
-  if (driver == NULL)
-    return qreg__fail(QREG_EURL,
-                      "db_url: expected sqlite:PATH, postgres://..., postgresql://... "
-                      "or a libpq conninfo string");
+  const qreg_driver_t *driver = NULL;
+  char *resolve_message = NULL;
+  rc = qreg_driver_resolve(config, &driver, &resolve_message);
+  if (rc != 0) {
+    qreg__fail(rc, "%s", resolve_message ? resolve_message : "out of memory");
+    free(resolve_message);
+    return rc;
+  }
 
   qreg_t *reg = calloc(1, sizeof *reg);
   if (reg == NULL)
@@ -824,6 +825,16 @@ const qreg_driver_t *qreg__registry_driver(qreg_t *reg, void **state_out) {
   if (state_out)
     *state_out = reg->driver_state;
   return reg->driver;
+}
+
+int qreg__registry_db_url(qreg_t *reg, const char **url_out) {
+  qreg__clear_error();
+  if (reg == NULL)
+    return qreg__fail(QREG_EINVAL, "registry: NULL");
+  if (atomic_load(&reg->refusing))
+    return qreg__fail(QREG_ECLOSED, "the registry is closed");
+  *url_out = reg->db_url;
+  return 0;
 }
 
 unsigned qreg__registry_blocked_callers(qreg_t *reg) {

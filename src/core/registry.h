@@ -12,6 +12,12 @@
    lives until qreg_close(); the driver for ever. Any thread. */
 const qreg_driver_t *qreg__registry_driver(qreg_t *reg, void **state_out);
 
+/* The registry's db_url as given to qreg_open() (it lives until
+   qreg_destroy()), or QREG_ECLOSED once qreg_close() has begun (QREG_EINVAL
+   for NULL), with qreg_last_error() set like any public call's. Any
+   thread. */
+int qreg__registry_db_url(qreg_t *reg, const char **url_out);
+
 /* Threads blocked right now in qreg_wait, qreg_cancel or qreg_prune_expired
    on this registry: lets a test force an interleaving ("the waiter is
    blocked") instead of sleeping and hoping. */

@@ -1,20 +1,43 @@
 /*
- * src/drivers/driver.c - the list of drivers and the error record they fill.
- * Owns the list of drivers registered at run time (tests add the scripted
- * one); it lives for the process.
+ * src/drivers/driver.c - the table of drivers, how a URL finds its driver,
+ * what the core checks of a driver's options, and the small pieces every
+ * driver shares (option values, URL query parameters, quoting, the error
+ * record they fill).
+ *
+ * Adding a database: its file exports one qreg_driver_t, and one line of
+ * builtin_drivers below names it. Nothing else in src/ changes.
+ *
+ * Owns the list of drivers registered at run time (tests add theirs); it
+ * lives for the process.
  */
 #include "drivers/driver.h"
 
+#include <ctype.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* The drivers qreg is built with, tried in this order. */
+static const qreg_driver_t *const builtin_drivers[] = {
+    &qreg_driver_sqlite,
+    &qreg_driver_postgres,
+};
+#define BUILTIN_COUNT (sizeof builtin_drivers / sizeof builtin_drivers[0])
 
 static const qreg_driver_t **registered;
 static size_t registered_count;
 
 int qreg_driver_register(const qreg_driver_t *driver) {
-  const qreg_driver_t **grown =
-      realloc(registered, (registered_count + 1) * sizeof *registered);
+  if (driver == NULL || driver->name == NULL || driver->url_forms == NULL ||
+      (driver->schemes == NULL && driver->matches == NULL) || driver->redact_url == NULL ||
+      driver->options == NULL || driver->create == NULL || driver->destroy == NULL ||
+      driver->connect == NULL || driver->execute == NULL || driver->cancel == NULL ||
+      driver->close == NULL)
+    return QREG_EINVAL;
+  const qreg_driver_t **grown = realloc(registered, (registered_count + 1) * sizeof(const qreg_driver_t *));
   if (grown == NULL)
     return QREG_ENOMEM;
   registered = grown;
@@ -22,27 +45,481 @@ int qreg_driver_register(const qreg_driver_t *driver) {
   return 0;
 }
 
-const qreg_driver_t *qreg_driver_find(const char *url) {
-  for (size_t i = registered_count; i-- > 0;) {
-    if (registered[i]->matches(url))
-      return registered[i];
+void qreg_driver_foreach(void (*fn)(const qreg_driver_t *driver, void *arg), void *arg) {
+  for (size_t i = registered_count; i-- > 0;)
+    fn(registered[i], arg);
+  for (size_t i = 0; i < BUILTIN_COUNT; i++)
+    fn(builtin_drivers[i], arg);
+}
+
+/* The i-th driver in the order they are tried (registered first), or NULL. */
+static const qreg_driver_t *driver_at(size_t i) {
+  if (i < registered_count)
+    return registered[registered_count - 1 - i];
+  i -= registered_count;
+  return i < BUILTIN_COUNT ? builtin_drivers[i] : NULL;
+}
+
+/* Length of the URL's scheme (the text before ':' when it has the form of
+   one: a letter, then letters, digits, '+', '-', '.'), or 0 for none. A
+   libpq conninfo ("host=x") has none: '=' or a space comes first. */
+static size_t scheme_length(const char *url) {
+  if (!isalpha((unsigned char)url[0]))
+    return 0;
+  size_t n = 1;
+  while (isalnum((unsigned char)url[n]) || url[n] == '+' || url[n] == '-' || url[n] == '.')
+    n++;
+  return url[n] == ':' ? n : 0;
+}
+
+static bool driver_has_scheme(const qreg_driver_t *driver, const char *scheme, size_t len) {
+  for (const char *const *s = driver->schemes; s != NULL && *s != NULL; s++) {
+    if (strlen(*s) == len && strncasecmp(*s, scheme, len) == 0)
+      return true;
   }
-  static const qreg_driver_t *const builtin[] = {&qreg_driver_sqlite,
-                                                 &qreg_driver_postgres};
-  for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++) {
-    if (builtin[i]->matches(url))
-      return builtin[i];
+  return false;
+}
+
+const qreg_driver_t *qreg_driver_find(const char *url) {
+  if (url == NULL)
+    return NULL;
+  size_t scheme_len = scheme_length(url);
+  const qreg_driver_t *driver;
+  for (size_t i = 0; (driver = driver_at(i)) != NULL; i++) {
+    if (scheme_len > 0 ? driver_has_scheme(driver, url, scheme_len)
+                       : driver->matches != NULL && driver->matches(url))
+      return driver;
   }
   return NULL;
 }
+
+/* --- what the core checks ------------------------------------------------ */
+
+/* A growing message. On ENOMEM it stays NULL (the caller reports ENOMEM's
+   generic text). */
+typedef struct text_buffer {
+  char *text;
+  size_t len;
+  bool failed;
+} text_buffer_t;
+
+static void text_add(text_buffer_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(text_buffer_t *b, const char *fmt, ...) {
+  if (b->failed)
+    return;
+  char *piece = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vasprintf(&piece, fmt, ap);
+  va_end(ap);
+  char *grown = n < 0 ? NULL : realloc(b->text, b->len + (size_t)n + 1);
+  if (grown == NULL) {
+    if (n >= 0)
+      free(piece);
+    free(b->text);
+    b->text = NULL;
+    b->failed = true;
+    return;
+  }
+  memcpy(grown + b->len, piece, (size_t)n + 1);
+  b->text = grown;
+  b->len += (size_t)n;
+  free(piece);
+}
+
+/* "a, b, c": the names of the driver's options ("none" when it has none). */
+static void add_option_names(text_buffer_t *b, const qreg_driver_t *driver) {
+  if (driver->options == NULL || driver->options[0].name == NULL) {
+    text_add(b, "none");
+    return;
+  }
+  for (const qreg_driver_option_t *o = driver->options; o->name != NULL; o++)
+    text_add(b, "%s%s", o == driver->options ? "" : ", ", o->name);
+}
+
+/* Whether name[0, len) may be quoted in a message: it looks like an option
+   name, not like a value pasted in the wrong place (which may be a
+   password). */
+static bool printable_name(const char *name, size_t len) {
+  if (len == 0 || len > 64)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-' && name[i] != '.')
+      return false;
+  }
+  return true;
+}
+
+static const char *type_expectation(qreg_driver_option_type_t type) {
+  switch (type) {
+  case QREG_OPTION_INT:
+    return "a non-negative integer";
+  case QREG_OPTION_BOOL:
+    return "true or false (on/off, yes/no, 1/0)";
+  case QREG_OPTION_DURATION:
+    return "a duration in milliseconds";
+  default:
+    return "text";
+  }
+}
+
+/* Checks one "name=value" entry against the driver's options. */
+static int check_option_entry(const qreg_driver_t *driver, const char *prefix, const char *entry,
+                              text_buffer_t *message) {
+  const char *eq = entry ? strchr(entry, '=') : NULL;
+  if (eq == NULL) {
+    text_add(message, "%s: expected name=value (the %s driver's options: ", prefix, driver->name);
+    add_option_names(message, driver);
+    text_add(message, ")");
+    return QREG_EINVAL;
+  }
+  size_t name_len = (size_t)(eq - entry);
+  const qreg_driver_option_t *option = qreg_driver_option_find(driver, entry, name_len);
+  if (option == NULL) {
+    if (printable_name(entry, name_len))
+      text_add(message, "%s: \"%.*s\" is not an option of the %s driver (accepted: ", prefix,
+               (int)name_len, entry, driver->name);
+    else
+      text_add(message, "%s: not an option of the %s driver (accepted: ", prefix, driver->name);
+    add_option_names(message, driver);
+    text_add(message, ")");
+    return QREG_EINVAL;
+  }
+  if (!qreg_driver_option_valid(option, eq + 1)) {
+    text_add(message, "%s: %s: expected %s", prefix, option->name, type_expectation(option->type));
+    return QREG_EINVAL;
+  }
+  return 0;
+}
+
+static int resolve_fail(int code, text_buffer_t *b, char **message) {
+  *message = b->text; /* NULL after ENOMEM: the core says "out of memory" */
+  return b->failed ? QREG_ENOMEM : code;
+}
+
+int qreg_driver_resolve(const struct qreg_config *config, const qreg_driver_t **driver_out,
+                        char **message) {
+  *driver_out = NULL;
+  *message = NULL;
+  text_buffer_t b = {0};
+  const qreg_driver_t *driver = qreg_driver_find(config->db_url);
+  if (driver == NULL) {
+    /* The URL itself is never repeated: it may hold a password. */
+    text_add(&b, "db_url: no driver serves this URL; expected ");
+    const qreg_driver_t *d;
+    for (size_t i = 0; (d = driver_at(i)) != NULL; i++)
+      text_add(&b, "%s%s (%s)",
+               i == 0                     ? ""
+               : driver_at(i + 1) == NULL ? " or "
+                                          : ", ",
+               d->url_forms, d->name);
+    return resolve_fail(QREG_EURL, &b, message);
+  }
+
+  size_t option_count = config->driver_options ? config->driver_option_count : 0;
+  for (size_t i = 0; i < option_count; i++) {
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "driver_options[%zu]", i);
+    int rc = check_option_entry(driver, prefix, config->driver_options[i], &b);
+    if (rc != 0)
+      return resolve_fail(rc, &b, message);
+  }
+
+  size_t limit = driver->limits.application_name_bytes;
+  if (limit > 0) {
+    const char *app = config->application_name;
+    for (size_t i = 0; i < option_count; i++) {
+      if (strncmp(config->driver_options[i], "application_name=", 17) == 0)
+        app = config->driver_options[i] + 17;
+    }
+    if (app != NULL && strlen(app) > limit) {
+      text_add(&b, "application_name: longer than %zu bytes, the %s driver's limit", limit,
+               driver->name);
+      return resolve_fail(QREG_EINVAL, &b, message);
+    }
+  }
+  *driver_out = driver;
+  return 0;
+}
+
+/* --- option values -------------------------------------------------------- */
+
+const qreg_driver_option_t *qreg_driver_option_find(const qreg_driver_t *driver, const char *name,
+                                                    size_t len) {
+  for (const qreg_driver_option_t *o = driver->options; o != NULL && o->name != NULL; o++) {
+    if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+      return o;
+  }
+  return NULL;
+}
+
+bool qreg_driver_parse_bool(const char *value, bool *out) {
+  static const char *const yes[] = {"true", "on", "yes", "1"};
+  static const char *const no[] = {"false", "off", "no", "0"};
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    if (strcasecmp(value, yes[i]) == 0) {
+      *out = true;
+      return true;
+    }
+    if (strcasecmp(value, no[i]) == 0) {
+      *out = false;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool qreg_driver_parse_uint(const char *value, uint64_t *out) {
+  uint64_t n = 0;
+  if (*value == '\0')
+    return false;
+  for (const char *p = value; *p != '\0'; p++) {
+    if (*p < '0' || *p > '9')
+      return false;
+    n = n * 10 + (uint64_t)(*p - '0');
+    if (n > INT_MAX)
+      return false;
+  }
+  *out = n;
+  return true;
+}
+
+bool qreg_driver_option_valid(const qreg_driver_option_t *option, const char *value) {
+  bool flag;
+  uint64_t number;
+  switch (option->type) {
+  case QREG_OPTION_BOOL:
+    return qreg_driver_parse_bool(value, &flag);
+  case QREG_OPTION_INT:
+  case QREG_OPTION_DURATION:
+    return qreg_driver_parse_uint(value, &number);
+  default:
+    return true;
+  }
+}
+
+static size_t option_index(const qreg_driver_t *driver, const qreg_driver_option_t *option) {
+  return (size_t)(option - driver->options);
+}
+
+/* Sets the option's value (replacing an earlier one). 0 or QREG_ENOMEM. */
+static int settings_set(qreg_driver_settings_t *settings, const qreg_driver_option_t *option,
+                        const char *value, size_t len) {
+  char *copy = strndup(value, len);
+  if (copy == NULL)
+    return QREG_ENOMEM;
+  size_t i = option_index(settings->driver, option);
+  free(settings->values[i]);
+  settings->values[i] = copy;
+  return 0;
+}
+
+static int settings_fail(int code, char **message, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int settings_fail(int code, char **message, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(message, fmt, ap) < 0)
+    *message = NULL;
+  va_end(ap);
+  return code;
+}
+
+int qreg_driver_settings_init(qreg_driver_settings_t *settings, const qreg_driver_t *driver) {
+  size_t count = 0;
+  while (driver->options && driver->options[count].name)
+    count++;
+  settings->driver = driver;
+  settings->values = calloc(count + 1, sizeof *settings->values);
+  return settings->values ? 0 : QREG_ENOMEM;
+}
+
+int qreg_driver_settings_set(qreg_driver_settings_t *settings, const char *name, const char *value,
+                             char **message) {
+  *message = NULL;
+  const qreg_driver_option_t *option =
+      qreg_driver_option_find(settings->driver, name, strlen(name));
+  if (option == NULL)
+    return 1;
+  if (!qreg_driver_option_valid(option, value))
+    return settings_fail(QREG_EURL, message, "URL parameter %s: expected %s", option->name,
+                         type_expectation(option->type));
+  if (settings_set(settings, option, value, strlen(value)) != 0)
+    return settings_fail(QREG_ENOMEM, message, "out of memory");
+  return 0;
+}
+
+int qreg_driver_settings_from_query(qreg_driver_settings_t *settings, const char *query,
+                                    bool unknown_ok, char **message) {
+  *message = NULL;
+  const qreg_driver_t *driver = settings->driver;
+  for (const char *cursor = query; cursor != NULL;) {
+    qreg_url_param_t param;
+    int more = qreg_url_param_next(&cursor, &param);
+    if (more < 0)
+      return settings_fail(QREG_ENOMEM, message, "out of memory");
+    if (more == 0)
+      break;
+    int rc = qreg_driver_settings_set(settings, param.name, param.value, message);
+    if (rc == 1 && !unknown_ok) {
+      text_buffer_t b = {0};
+      if (printable_name(param.name, strlen(param.name)))
+        text_add(&b,
+                 "URL parameter \"%s\" is not an option of the %s driver (accepted: ", param.name,
+                 driver->name);
+      else
+        text_add(&b, "a URL parameter is not an option of the %s driver (accepted: ", driver->name);
+      add_option_names(&b, driver);
+      text_add(&b, ")");
+      *message = b.text;
+      rc = b.failed ? QREG_ENOMEM : QREG_EURL;
+    } else if (rc == 1) {
+      rc = 0;
+    }
+    qreg_url_param_clear(&param);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int qreg_driver_settings_from_config(qreg_driver_settings_t *settings,
+                                     const qreg_driver_config_t *config, char **message) {
+  *message = NULL;
+  for (size_t i = 0; config != NULL && i < config->option_count; i++) {
+    const char *entry = config->options[i];
+    const char *eq = strchr(entry, '=');
+    const qreg_driver_option_t *option =
+        eq ? qreg_driver_option_find(settings->driver, entry, (size_t)(eq - entry)) : NULL;
+    if (option == NULL || !qreg_driver_option_valid(option, eq + 1))
+      return settings_fail(QREG_EINVAL, message,
+                           "driver_options[%zu]: not an option of the %s driver", i,
+                           settings->driver->name);
+    if (settings_set(settings, option, eq + 1, strlen(eq + 1)) != 0)
+      return settings_fail(QREG_ENOMEM, message, "out of memory");
+  }
+  return 0;
+}
+
+const char *qreg_driver_settings_get(const qreg_driver_settings_t *settings, const char *name) {
+  const qreg_driver_option_t *option =
+      qreg_driver_option_find(settings->driver, name, strlen(name));
+  if (option == NULL)
+    return NULL;
+  const char *value =
+      settings->values ? settings->values[option_index(settings->driver, option)] : NULL;
+  return value ? value : option->default_value;
+}
+
+bool qreg_driver_settings_given(const qreg_driver_settings_t *settings, const char *name) {
+  const qreg_driver_option_t *option =
+      qreg_driver_option_find(settings->driver, name, strlen(name));
+  return option != NULL && settings->values != NULL &&
+         settings->values[option_index(settings->driver, option)] != NULL;
+}
+
+void qreg_driver_settings_free(qreg_driver_settings_t *settings) {
+  if (settings->values != NULL) {
+    for (size_t i = 0; settings->driver->options[i].name != NULL; i++)
+      free(settings->values[i]);
+  }
+  free(settings->values);
+  settings->values = NULL;
+}
+
+/* --- URL query parameters ------------------------------------------------ */
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* text[0, len) with %XX decoded ('+' stays '+', as libpq reads it; "%00"
+   and malformed escapes stay as they are). */
+static char *percent_decode(const char *text, size_t len) {
+  char *out = malloc(len + 1);
+  if (out == NULL)
+    return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    int hi = 0, lo = 0;
+    if (text[i] == '%' && i + 2 < len && (hi = hex_digit(text[i + 1])) >= 0 &&
+        (lo = hex_digit(text[i + 2])) >= 0 && (hi | lo) != 0) {
+      out[n++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else {
+      out[n++] = text[i];
+    }
+  }
+  out[n] = '\0';
+  return out;
+}
+
+int qreg_url_param_next(const char **cursor, qreg_url_param_t *param) {
+  memset(param, 0, sizeof *param);
+  const char *p = *cursor;
+  while (p != NULL && *p == '&')
+    p++;
+  if (p == NULL || *p == '\0') {
+    *cursor = NULL;
+    return 0;
+  }
+  size_t len = strcspn(p, "&");
+  const char *eq = memchr(p, '=', len);
+  size_t name_len = eq ? (size_t)(eq - p) : len;
+  param->start = p;
+  param->end = p + len;
+  param->name = percent_decode(p, name_len);
+  param->value = eq ? percent_decode(eq + 1, len - name_len - 1) : strdup("");
+  *cursor = p[len] == '&' ? p + len + 1 : p + len;
+  if (param->name == NULL || param->value == NULL) {
+    qreg_url_param_clear(param);
+    return QREG_ENOMEM;
+  }
+  return 1;
+}
+
+void qreg_url_param_clear(qreg_url_param_t *param) {
+  free(param->name);
+  free(param->value);
+  param->name = param->value = NULL;
+}
+
+/* --- quoting --------------------------------------------------------------- */
+
+char *qreg_driver_quote_double(const char *s) {
+  size_t len = strlen(s), quotes = 0;
+  for (size_t i = 0; i < len; i++)
+    quotes += s[i] == '"';
+  char *out = malloc(len + quotes + 3);
+  if (out == NULL)
+    return NULL;
+  size_t n = 0;
+  out[n++] = '"';
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '"')
+      out[n++] = '"';
+    out[n++] = s[i];
+  }
+  out[n++] = '"';
+  out[n] = '\0';
+  return out;
+}
+
+/* --- the error record drivers fill ---------------------------------------- */
 
 static void replace(char **slot, char *value) {
   free(*slot);
   *slot = value;
 }
 
-void qreg_driver_error_set(qreg_driver_error_t *error, const char *type,
-                           const char *code, const char *fmt, ...) {
+void qreg_driver_error_set(qreg_driver_error_t *error, const char *type, const char *code,
+                           const char *fmt, ...) {
   char *message = NULL;
   va_list ap;
   va_start(ap, fmt);

@@ -120,9 +120,9 @@ void qreg_job_set_backend_id(qreg_job_t *job, const char *backend_id);
 /* The kind of value an option takes (for validation and --help). */
 typedef enum qreg_driver_option_type {
   QREG_OPTION_TEXT = 0,
-  QREG_OPTION_INT = 1,      /* a non-negative decimal integer */
-  QREG_OPTION_BOOL = 2,     /* true/false, on/off, 1/0 */
-  QREG_OPTION_DURATION = 3, /* milliseconds, a decimal integer */
+  QREG_OPTION_INT = 1,      /* a non-negative decimal integer, at most INT_MAX */
+  QREG_OPTION_BOOL = 2,     /* true/false, on/off, yes/no, 1/0 */
+  QREG_OPTION_DURATION = 3, /* milliseconds, a decimal integer, at most INT_MAX */
 } qreg_driver_option_type_t;
 
 /* One option a driver understands, from URL query parameters
@@ -131,10 +131,10 @@ typedef enum qreg_driver_option_type {
    NULL. */
 typedef struct qreg_driver_option {
   const char *name;
-  qreg_driver_option_type_t type;
   const char *default_value; /* as text; NULL: none */
   const char *doc;           /* one line, for --help and docs */
-  bool secret;               /* never shown (redacted like a password) */
+  qreg_driver_option_type_t type;
+  bool secret; /* never shown (redacted like a password) */
 } qreg_driver_option_t;
 
 /* What a database allows; 0 means no limit. */
@@ -151,9 +151,10 @@ typedef struct qreg_driver_config {
   const char *application_name; /* "qreg" unless configured */
   unsigned max_connections;
   qreg_loop_t *loop;
-  /* "name=value" options from the registry's config, already checked to be
-     among the descriptor's options. URL options are the driver's to parse;
-     a config option overrides the same option in the URL. */
+  /* "name=value" options from the registry's config, already checked by
+     qreg_driver_resolve() to be among the descriptor's options, with values
+     of the option's type. URL options are the driver's to parse; a config
+     option overrides the same option in the URL. */
   const char *const *options;
   size_t option_count;
 } qreg_driver_config_t;
@@ -163,16 +164,17 @@ struct qreg_catalog_request;
 
 typedef struct qreg_driver {
   const char *name;                 /* "sqlite", "postgres" */
-  const char *const *schemes;       /* URL schemes, NULL-terminated: "sqlite"
-                                       serves "sqlite:..." */
+  const char *const *schemes;       /* URL schemes, NULL-terminated, lower
+                                       case: "sqlite" serves "sqlite:..." and
+                                       "SQLite://..." */
   const char *url_forms;            /* for errors and --help:
                                        "sqlite:PATH" */
-  /* Whether this driver serves a URL with none of its schemes (a libpq
-     conninfo string). NULL: only its schemes. */
+  /* Whether this driver serves a URL with no scheme at all (a libpq
+     conninfo string "host=... dbname=..."). NULL: only its schemes. */
   bool (*matches)(const char *url);
   /* A malloc'd copy of url fit to print: passwords and secret options
      replaced by "***". NULL on ENOMEM. Never fails on a malformed URL: what
-     cannot be parsed is cut, not shown. */
+     cannot be parsed is cut, not shown. Any thread. */
   char *(*redact_url)(const char *url);
   const qreg_driver_option_t *options; /* ends with {NULL} */
   qreg_driver_limits_t limits;
@@ -206,12 +208,15 @@ typedef struct qreg_driver {
 
   /* Catalog operations. catalog_sql writes the read-only SQL that answers
      request into *sql_out (malloc'd): names quoted as identifiers or
-     embedded as escaped literals, never pasted. Returns 0, or QREG_EINVAL
-     with a malloc'd *message (an op this database has no answer for, a
-     missing name). Any thread; state is read-only here. NULL: no catalog. */
-  int (*catalog_sql)(void *state, const struct qreg_catalog_request *request, char **sql_out,
-                     char **message);
-  /* name quoted as an identifier, malloc'd; NULL on ENOMEM. */
+     embedded as escaped literals, never pasted. The core has checked the
+     request (op known, the names the op needs present, valid UTF-8, within
+     limits.identifier_bytes). Returns 0, or QREG_EINVAL / QREG_ENOMEM with a
+     malloc'd *message (an op this database has no answer for). Any thread,
+     concurrently with anything, even qreg_close(): it gets no driver state,
+     only the request (the SQL asks the database for what the session
+     knows, such as its current schema). NULL: no catalog. */
+  int (*catalog_sql)(const struct qreg_catalog_request *request, char **sql_out, char **message);
+  /* name quoted as an identifier, malloc'd; NULL on ENOMEM. Any thread. */
   char *(*quote_identifier)(const char *name);
 } qreg_driver_t;
 
@@ -221,26 +226,98 @@ extern const qreg_driver_t qreg_driver_postgres;
 
 /*
  * Adds a driver (tests add the scripted one). Drivers added later are tried
- * first. Not thread-safe: call before any qreg_open(). Returns 0 or
- * QREG_ENOMEM.
+ * first. Not thread-safe: call before any qreg_open(). Returns 0,
+ * QREG_EINVAL when the descriptor lacks a required member (name, schemes or
+ * matches, url_forms, redact_url, options, create ... close) or QREG_ENOMEM.
  */
 int qreg_driver_register(const qreg_driver_t *driver);
 
-/* The driver that serves url (by scheme, then matches()), or NULL. */
+/* The driver that serves url, or NULL. A URL that starts with a scheme
+   ("name:" or "name://", name = a letter, then letters, digits, '+', '-',
+   '.') goes to the driver that lists that scheme (case-insensitive), and to
+   none if no driver does; a URL with no scheme goes to the first driver
+   whose matches() accepts it. Registered drivers are tried before the
+   built-in ones. */
 const qreg_driver_t *qreg_driver_find(const char *url);
 
 /*
  * Finds the driver for config->db_url and checks what the core checks for
  * it: that every config->driver_options entry is "name=value" with a name of
- * the descriptor's options, and that application_name fits the driver's
- * limit. 0 and *driver_out; or QREG_EURL / QREG_EINVAL with a malloc'd
- * *message listing what is accepted (the URL forms of every driver, the
- * option names) and never the URL itself.
+ * the descriptor's options and a value of its type, and that
+ * application_name fits the driver's limit. 0 and *driver_out; or QREG_EURL
+ * / QREG_EINVAL with a malloc'd *message listing what is accepted (the URL
+ * forms of every driver, the option names) and never the URL itself, nor an
+ * option's value.
  */
 int qreg_driver_resolve(const struct qreg_config *config, const qreg_driver_t **driver_out,
                         char **message);
 
 /* Calls fn for each known driver (registered ones first). For --help. */
 void qreg_driver_foreach(void (*fn)(const qreg_driver_t *driver, void *arg), void *arg);
+
+/* --- shared pieces for drivers ------------------------------------------ */
+
+/* The option of driver named name[0, len), or NULL. */
+const qreg_driver_option_t *qreg_driver_option_find(const qreg_driver_t *driver,
+                                                    const char *name, size_t len);
+
+/* Whether value is a valid value for option (by its type). */
+bool qreg_driver_option_valid(const qreg_driver_option_t *option, const char *value);
+
+/* Parses a QREG_OPTION_BOOL value; false if it is not one. */
+bool qreg_driver_parse_bool(const char *value, bool *out);
+/* Parses a QREG_OPTION_INT / DURATION value (decimal, at most INT_MAX);
+   false if it is not one. */
+bool qreg_driver_parse_uint(const char *value, uint64_t *out);
+
+/* The options a driver was given, each resolved once: the URL's, then the
+   config's on top (the config wins). Use: init, from_query and/or set (the
+   URL's), from_config, then get; free in every case. */
+typedef struct qreg_driver_settings {
+  const qreg_driver_t *driver;
+  char **values; /* owned: values[i] for driver->options[i], NULL when not
+                    given (then the option's default applies) */
+} qreg_driver_settings_t;
+
+/* 0 or QREG_ENOMEM. */
+int qreg_driver_settings_init(qreg_driver_settings_t *settings, const qreg_driver_t *driver);
+/* Reads a URL query (the text after '?': "name=value" pairs separated by
+   '&', percent-decoded; NULL for none). A parameter that is not one of the
+   driver's options is refused unless unknown_ok (it is then left to the
+   caller, e.g. libpq); a value not of its option's type is refused. 0, or
+   QREG_EURL / QREG_ENOMEM with a malloc'd *message naming the parameter,
+   never its value. */
+int qreg_driver_settings_from_query(qreg_driver_settings_t *settings, const char *query,
+                                    bool unknown_ok, char **message);
+/* Sets one option from the URL (a driver that parses its URL itself). 0;
+   1 when name is not an option; QREG_EURL (bad value) or QREG_ENOMEM with
+   a malloc'd *message. */
+int qreg_driver_settings_set(qreg_driver_settings_t *settings, const char *name,
+                             const char *value, char **message);
+/* Reads config->options (checked by qreg_driver_resolve()); they replace
+   what the URL said. 0, or QREG_EINVAL / QREG_ENOMEM with *message. */
+int qreg_driver_settings_from_config(qreg_driver_settings_t *settings,
+                                     const qreg_driver_config_t *config, char **message);
+/* The option's value: given, else its default, else NULL. */
+const char *qreg_driver_settings_get(const qreg_driver_settings_t *settings, const char *name);
+/* Whether the option was given (in the URL or the config). */
+bool qreg_driver_settings_given(const qreg_driver_settings_t *settings, const char *name);
+void qreg_driver_settings_free(qreg_driver_settings_t *settings);
+
+/* One "name=value" parameter of a URL query. */
+typedef struct qreg_url_param {
+  const char *start, *end; /* its raw text in the query, without '&' */
+  char *name, *value;      /* percent-decoded, malloc'd; value "" without '=' */
+} qreg_url_param_t;
+
+/* Reads the parameter at *cursor (in a query "a=1&b=2") and moves *cursor
+   past it and its '&'. Empty parameters are skipped. Returns 1 with *param
+   filled (free with qreg_url_param_clear), 0 at the end, QREG_ENOMEM. */
+int qreg_url_param_next(const char **cursor, qreg_url_param_t *param);
+void qreg_url_param_clear(qreg_url_param_t *param);
+
+/* s quoted as an SQL identifier: "s" with every '"' doubled. malloc'd, NULL
+   on ENOMEM. The form SQLite and PostgreSQL share. */
+char *qreg_driver_quote_double(const char *s);
 
 #endif /* QREG_DRIVERS_DRIVER_H */

@@ -14,8 +14,14 @@
  *                   directory when not absolute.
  *   sqlite://PATH   the same; the two slashes are dropped, so
  *                   sqlite:///var/db/x.db names /var/db/x.db.
- * PATH is handed to SQLite as a plain file name: "file:" URIs are not
- * interpreted (their query parameters could undo the read-only open).
+ *   sqlite:PATH?busy_timeout_ms=100&cache_size_kib=8192
+ *                   options (sqlite_options below), also settable through
+ *                   the registry's driver_options, which win.
+ * The scheme is case-insensitive. PATH ends at the first '?': a path with a
+ * '?' in it cannot be named (rename the file or link to it). PATH is
+ * otherwise taken as written (no percent-decoding) and handed to SQLite as a
+ * plain file name: "file:" URIs are not interpreted (their query parameters
+ * could undo the read-only open).
  * ":memory:" (and an empty path, which SQLite would turn into a private
  * temporary database) is refused when the registry opens: every connection
  * would get its own empty database, gone when the idle pool closes it.
@@ -35,9 +41,11 @@
  * One statement per job: the SQL after the first statement must hold nothing
  * but white space, comments and semicolons.
  *
- * Locks: a statement waits up to 5 s for another connection's lock, through
- * our own busy handler rather than sqlite3_busy_timeout(), so that a cancel
- * also ends the wait.
+ * Locks: a statement waits up to busy_timeout_ms (5 s) for another
+ * connection's lock, through our own busy handler rather than
+ * sqlite3_busy_timeout(), so that a cancel also ends the wait.
+ *
+ * The catalog (catalog_sql, quote_identifier) is in sqlite_catalog.c.
  *
  * Cancel: cancel() sets the connection's cancel flag and calls
  * sqlite3_interrupt(). An interrupt that lands before stepping starts is
@@ -52,14 +60,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/util.h"
 #include "drivers/driver.h"
+#include "drivers/sqlite_catalog.h"
 
-/* How long a statement waits for a lock held by another connection before it
-   fails with SQLITE_BUSY. */
-#define SQLITE_DRIVER_BUSY_TIMEOUT_MS 5000
 /* VM instructions between two looks at the cancel flag. */
 #define SQLITE_DRIVER_PROGRESS_STEPS 1000
 
@@ -68,6 +75,10 @@
 typedef struct sqlite_state {
   char *path;                  /* owned: the file name given to SQLite */
   bool allow_writes;           /* from the registry config */
+  /* From the options (URL, then config), checked by create(). */
+  unsigned busy_timeout_ms;    /* how long a statement waits for a lock */
+  unsigned cache_size_kib;     /* page cache per connection */
+  char journal_mode[16];       /* writable registries: one of journal_modes */
   qreg_loop_t *loop;           /* borrowed from the registry */
   _Atomic uint64_t next_serial; /* backend ids "sqlite-<serial>", from 1 */
 } sqlite_state_t;
@@ -198,9 +209,40 @@ static void error_from_db(qreg_driver_error_t *error, sqlite3 *db,
 
 /* --- create / destroy ---------------------------------------------------- */
 
-static bool sqlite_matches(const char *url) {
-  return strncmp(url, "sqlite:", 7) == 0;
+/* The options a user may set (sqlite:PATH?name=value or driver_options). */
+static const qreg_driver_option_t sqlite_options[] = {
+    {.name = "busy_timeout_ms",
+     .type = QREG_OPTION_DURATION,
+     .default_value = "5000",
+     .doc = "how long a statement waits for another connection's lock before SQLITE_BUSY"},
+    {.name = "cache_size_kib",
+     .type = QREG_OPTION_INT,
+     .default_value = "2000",
+     .doc = "page cache of each connection, in KiB"},
+    {.name = "journal_mode",
+     .type = QREG_OPTION_TEXT,
+     .default_value = "wal",
+     .doc = "journal of a registry that allows writes: wal, delete, truncate or persist"},
+    {.name = NULL},
+};
+
+/* The journal modes journal_mode accepts (not off or memory: a crash could
+   then corrupt the file). */
+static const char *const journal_modes[] = {"wal", "delete", "truncate", "persist"};
+
+static const char *const sqlite_schemes[] = {"sqlite", NULL};
+
+/* Where PATH starts in "sqlite:PATH" / "sqlite://PATH" (the scheme in any
+   case), or NULL when url is not an sqlite URL. */
+static const char *url_path(const char *url) {
+  if (strncasecmp(url, "sqlite:", 7) != 0)
+    return NULL;
+  const char *path = url + 7;
+  return strncmp(path, "//", 2) == 0 ? path + 2 : path;
 }
+
+/* Nothing in an SQLite URL is secret. */
+static char *sqlite_redact_url(const char *url) { return strdup(url); }
 
 /* Sets *message to a copy of text (NULL on ENOMEM) and returns code. */
 static int create_fail(char **message, int code, const char *text) {
@@ -208,32 +250,70 @@ static int create_fail(char **message, int code, const char *text) {
   return code;
 }
 
-/* Parses "sqlite:PATH" / "sqlite://PATH". Does not touch the disk (see the
-   file header). Caller's thread. */
+/* Reads the options into state; 0 or a QREG_E* code with *message. */
+static int apply_options(sqlite_state_t *state, const char *query,
+                         const qreg_driver_config_t *config, char **message) {
+  qreg_driver_settings_t settings;
+  int rc = qreg_driver_settings_init(&settings, &qreg_driver_sqlite);
+  if (rc != 0)
+    *message = strdup("sqlite: out of memory");
+  if (rc == 0)
+    rc = qreg_driver_settings_from_query(&settings, query, false, message);
+  if (rc == 0)
+    rc = qreg_driver_settings_from_config(&settings, config, message);
+  if (rc == 0) {
+    uint64_t busy = 0, cache = 0;
+    (void)qreg_driver_parse_uint(qreg_driver_settings_get(&settings, "busy_timeout_ms"), &busy);
+    (void)qreg_driver_parse_uint(qreg_driver_settings_get(&settings, "cache_size_kib"), &cache);
+    state->busy_timeout_ms = (unsigned)busy;
+    state->cache_size_kib = (unsigned)cache;
+    const char *mode = qreg_driver_settings_get(&settings, "journal_mode");
+    rc = QREG_EINVAL;
+    for (size_t i = 0; i < sizeof journal_modes / sizeof journal_modes[0]; i++) {
+      if (strcasecmp(mode, journal_modes[i]) == 0) {
+        snprintf(state->journal_mode, sizeof state->journal_mode, "%s", journal_modes[i]);
+        rc = 0;
+      }
+    }
+    if (rc != 0)
+      create_fail(message, rc, "sqlite: journal_mode: expected wal, delete, truncate or persist");
+  }
+  qreg_driver_settings_free(&settings);
+  return rc;
+}
+
+/* Parses "sqlite:PATH[?options]" / "sqlite://PATH[?options]". Does not touch
+   the disk (see the file header). Caller's thread. */
 static int sqlite_create(const qreg_driver_config_t *config, void **state_out,
                          char **message) {
   *state_out = NULL;
   *message = NULL;
-  if (!sqlite_matches(config->url))
+  const char *path = url_path(config->url);
+  if (path == NULL)
     return create_fail(message, QREG_EURL,
                        "sqlite: URL must start with \"sqlite:\"");
-  const char *path = config->url + 7;
-  if (strncmp(path, "//", 2) == 0)
-    path += 2;
-  if (*path == '\0')
+  size_t path_len = strcspn(path, "?");
+  const char *query = path[path_len] == '?' ? path + path_len + 1 : NULL;
+  if (path_len == 0)
     return create_fail(message, QREG_EURL,
                        "sqlite: URL has an empty path (expected sqlite:PATH, "
                        "e.g. sqlite:/var/lib/app.db)");
-  if (strcmp(path, ":memory:") == 0)
+  if (path_len == 8 && strncmp(path, ":memory:", 8) == 0)
     return create_fail(message, QREG_EURL,
                        "sqlite: \":memory:\" is not supported: every "
                        "connection would get its own empty database; give a "
                        "file path");
 
   sqlite_state_t *state = calloc(1, sizeof *state);
-  if (state == NULL || (state->path = strdup(path)) == NULL) {
+  if (state == NULL || (state->path = strndup(path, path_len)) == NULL) {
     free(state);
     return create_fail(message, QREG_ENOMEM, "sqlite: out of memory");
+  }
+  int rc = apply_options(state, query, config, message);
+  if (rc != 0) {
+    free(state->path);
+    free(state);
+    return rc;
   }
   state->allow_writes = config->allow_writes;
   state->loop = config->loop;
@@ -270,7 +350,7 @@ static int on_busy(void *arg, int count) {
     return 0;
   /* 1 ms steps at first (locks are usually short), then 10 ms. */
   long waited_ms = count < 10 ? count : 10 + (long)(count - 10) * 10;
-  if (waited_ms >= SQLITE_DRIVER_BUSY_TIMEOUT_MS)
+  if (waited_ms >= (long)conn->state->busy_timeout_ms)
     return 0;
   struct timespec delay = {0, (count < 10 ? 1 : 10) * 1000000L};
   while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
@@ -297,10 +377,17 @@ static void connect_work(qreg_work_t *work) {
     sqlite3_busy_handler(db, on_busy, conn);
     sqlite3_progress_handler(db, SQLITE_DRIVER_PROGRESS_STEPS, on_progress,
                              conn);
-    /* WAL lets readers run beside the writer. Not fatal when it cannot be
-       set (a file system without shared memory): the database still works. */
-    if (conn->writable)
-      (void)sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    /* WAL (the default journal_mode) lets readers run beside the writer.
+       Not fatal when it cannot be set (a file system without shared
+       memory): the database still works. journal_mode is one of a fixed
+       list and the cache size a number, both checked by create(). */
+    char pragma[64];
+    if (conn->writable) {
+      snprintf(pragma, sizeof pragma, "PRAGMA journal_mode=%s", state->journal_mode);
+      (void)sqlite3_exec(db, pragma, NULL, NULL, NULL);
+    }
+    snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%u", state->cache_size_kib);
+    (void)sqlite3_exec(db, pragma, NULL, NULL, NULL);
     /* Opening does not read the file: read the schema now, so a file that is
        not a database fails the connect, not the first query on it. */
     rc = sqlite3_exec(db, "PRAGMA schema_version", NULL, NULL, NULL);
@@ -641,7 +728,12 @@ static void sqlite_close(qreg_driver_conn_t *conn, void (*closed)(void *arg),
 
 const qreg_driver_t qreg_driver_sqlite = {
     .name = "sqlite",
-    .matches = sqlite_matches,
+    .schemes = sqlite_schemes,
+    .url_forms = "sqlite:PATH",
+    .matches = NULL,
+    .redact_url = sqlite_redact_url,
+    .options = sqlite_options,
+    .limits = {0, 0}, /* SQLite has no practical limit on names */
     .create = sqlite_create,
     .destroy = sqlite_destroy,
     .connect = sqlite_connect,
@@ -649,4 +741,6 @@ const qreg_driver_t qreg_driver_sqlite = {
     .execute = sqlite_execute,
     .cancel = sqlite_cancel,
     .close = sqlite_close,
+    .catalog_sql = qreg__sqlite_catalog_sql,
+    .quote_identifier = qreg_driver_quote_double,
 };

@@ -41,24 +41,12 @@ static const char INSTRUCTIONS[] =
     "true. Cancel a query you no longer need with cancel_query. Queries are read-only unless "
     "the server was started with --allow-writes.";
 
-mcp_db_kind_t mcp_db_kind_of_url(const char *url) {
-  if (!url)
-    return MCP_DB_UNKNOWN;
-  if (strncmp(url, "sqlite:", 7) == 0)
-    return MCP_DB_SQLITE;
-  if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0 ||
-      strchr(url, '='))
-    return MCP_DB_POSTGRES;
-  return MCP_DB_UNKNOWN;
-}
-
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out) {
   mcp_server_t *server = calloc(1, sizeof *server);
   if (!server)
     return QREG_ENOMEM;
   server->reg = reg;
   server->settings = *settings;
-  server->db_kind = mcp_db_kind_of_url(settings->db_url);
   server->tools = mcp_tools_definitions(settings->allow_writes);
   server->tasks = mcp_tasks_new();
   if (!server->tools || !server->tasks) {

@@ -47,18 +47,7 @@
 #define MCP_SERVER_NAME "qreg"
 #define MCP_TASKS_EXTENSION "io.modelcontextprotocol/tasks"
 
-/* Which SQL dialect the catalog tools (list_tables, describe_table) speak. */
-typedef enum mcp_db_kind {
-  MCP_DB_SQLITE,
-  MCP_DB_POSTGRES,
-  MCP_DB_UNKNOWN,
-} mcp_db_kind_t;
-
-/* From the URL prefix, as the registry's drivers read it. */
-mcp_db_kind_t mcp_db_kind_of_url(const char *url);
-
 typedef struct mcp_settings {
-  const char *db_url;        /* borrowed; only its kind is used */
   size_t max_message_bytes;  /* longest message read (named in the error for longer ones) */
   size_t max_response_bytes; /* one response's JSON at most (pages stop early) */
   uint64_t poll_interval_ms; /* suggested to task pollers */
@@ -125,7 +114,6 @@ struct mcp_call {
 struct mcp_server {
   qreg_t *reg; /* borrowed: opened, closed, destroyed by the caller */
   mcp_settings_t settings;
-  mcp_db_kind_t db_kind;
   json_t *tools;      /* owned: every tool definition (tools.c), built once */
   mcp_tasks_t *tasks; /* owned: task store (tasks.c) */
   mcp_log_fn log;     /* NULL: silent */

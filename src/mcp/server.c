@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -517,7 +518,7 @@ static void drain(runtime_t *rt) {
    -shm files), from /proc/self/fd; -1 when that cannot be read. After
    qreg_close() it must be 0: proof that no SQLite connection leaked. */
 static long database_fds(const char *db_url) {
-  if (mcp_db_kind_of_url(db_url) != MCP_DB_SQLITE)
+  if (strncasecmp(db_url, "sqlite:", 7) != 0)
     return -1;
   const char *path = db_url + 7;
   if (strncmp(path, "//", 2) == 0)
@@ -586,12 +587,12 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
   config.application_name = "qreg-mcp";
   int rc = qreg_open(&config, &rt->reg);
   if (rc < 0) {
-    fprintf(stderr, "qreg mcp: cannot open the registry for %s: %s\n", options->db_url,
+    /* Not the URL: it may hold a password (the message never does). */
+    fprintf(stderr, "qreg mcp: cannot open the registry: %s\n",
             qreg_last_error()[0] ? qreg_last_error() : qreg_strerror(rc));
     return 1;
   }
   mcp_settings_t settings = {
-      .db_url = options->db_url,
       .max_message_bytes = options->max_message_bytes ? (size_t)options->max_message_bytes
                                                       : DEFAULT_MAX_MESSAGE_BYTES,
       .max_response_bytes = options->max_response_bytes ? (size_t)options->max_response_bytes
@@ -609,8 +610,12 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
   mcp_server_set_waker(rt->server, wake_ready, rt);
   mcp_server_set_logger(rt->server, log_line, rt);
   mcp_line_buffer_init(&rt->lines, settings.max_message_bytes);
-  fprintf(stderr, "qreg mcp: serving %s (%s, up to %u connections) on stdio\n", options->db_url,
-          config.allow_writes ? "writes allowed" : "read-only", config.max_connections);
+  char *shown = NULL; /* passwords as "***" */
+  (void)qreg_redacted_url(rt->reg, &shown);
+  fprintf(stderr, "qreg mcp: serving %s (%s, up to %u connections) on stdio\n",
+          shown ? shown : "the database", config.allow_writes ? "writes allowed" : "read-only",
+          config.max_connections);
+  free(shown);
 
   if (read_input(rt))
     drain(rt);

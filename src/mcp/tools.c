@@ -760,32 +760,11 @@ static json_t *tool_list_queries(mcp_call_t *call, json_t *args) {
 
 /* --- catalog: list_tables, describe_table ------------------------------------------ */
 
-/* s as an SQL string literal of the database's dialect (malloc'd). For
-   PostgreSQL an E'' literal, whose meaning does not depend on
-   standard_conforming_strings. */
-static char *sql_literal(mcp_db_kind_t kind, const char *s, size_t len) {
-  char *out = malloc(len * 2 + 4);
-  if (!out)
-    return NULL;
-  size_t o = 0;
-  if (kind == MCP_DB_POSTGRES)
-    out[o++] = 'E';
-  out[o++] = '\'';
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] == '\'' || (kind == MCP_DB_POSTGRES && s[i] == '\\'))
-      out[o++] = s[i];
-    out[o++] = s[i];
-  }
-  out[o++] = '\'';
-  out[o] = '\0';
-  return out;
-}
-
 /* A catalog tool's call, back from its wait: the tool runs again from the
-   top, and this time run_catalog_query() finds its query settled. */
+   top, and this time run_catalog() finds its query settled. */
 static json_t *catalog_resume(mcp_call_t *call, const char *query_id, int rc,
                               qreg_status_t status) {
-  (void)query_id; /* run_catalog_query() reads them from the call */
+  (void)query_id; /* run_catalog() reads them from the call */
   (void)rc;
   (void)status;
   json_t *arguments = mcp_call_param(call, "arguments");
@@ -793,15 +772,15 @@ static json_t *catalog_resume(mcp_call_t *call, const char *query_id, int rc,
                         json_is_object(arguments) ? arguments : NULL);
 }
 
-/* Runs a catalog statement through the registry on behalf of the call (so
-   notifications/cancelled stops it) and returns its whole result, or NULL
-   with *error set. In two passes, and no thread waits between them: the
-   first submits the statement, parks the call and returns NULL with *error
-   NULL (the tool then returns NULL: no answer yet); when the query settles
-   the tool runs again from the top (catalog_resume) and the second pass
-   returns the result. */
-static qreg_page_t *run_catalog_query(mcp_call_t *call, const char *sql, const char *tool,
-                                      json_t **error) {
+/* Runs a catalog request through the registry on behalf of the call (so
+   notifications/cancelled stops it): the driver writes the SQL, the names
+   are its to quote. Returns the whole result, or NULL with *error set. In
+   two passes, and no thread waits between them: the first submits the
+   request, parks the call and returns NULL with *error NULL (the tool then
+   returns NULL: no answer yet); when the query settles the tool runs again
+   from the top (catalog_resume) and the second pass returns the result. */
+static qreg_page_t *run_catalog(mcp_call_t *call, const qreg_catalog_request_t *request,
+                                const char *tool, json_t **error) {
   qreg_t *reg = call->server->reg;
   qreg_id_t id;
   int rc;
@@ -814,9 +793,10 @@ static qreg_page_t *run_catalog_query(mcp_call_t *call, const char *sql, const c
                              : TOOLS_CATALOG_TIMEOUT_MS;
     options.ttl_ms = TOOLS_CATALOG_TTL_MS;
     options.max_rows = TOOLS_CATALOG_MAX_ROWS;
-    rc = qreg_execute(reg, sql, &options, &id);
+    rc = qreg_catalog(reg, request, &options, &id);
     if (rc < 0) {
-      *error = registry_error(rc, tool);
+      *error = rc == QREG_EINVAL ? invalid_argument("%s", qreg_last_error())
+                                 : registry_error(rc, tool);
       return NULL;
     }
     if (!mcp_call_attach_query(call, id.str)) {
@@ -883,8 +863,18 @@ static bool cell_true(const qreg_page_t *page, size_t row, size_t column) {
   }
 }
 
-static const char *db_kind_name(mcp_db_kind_t kind) {
-  return kind == MCP_DB_SQLITE ? "sqlite" : kind == MCP_DB_POSTGRES ? "postgres" : "unknown";
+/* A catalog name argument: absent (NULL), or a string without NUL bytes.
+   -1 with *error set otherwise. */
+static int arg_name(json_t *args, const char *key, const char **out, json_t **error) {
+  size_t len = 0;
+  int found = arg_string(args, key, out, &len, error);
+  if (found < 0)
+    return -1;
+  if (found > 0 && strlen(*out) != len) {
+    *error = invalid_argument("%s: contains a NUL byte", key);
+    return -1;
+  }
+  return found;
 }
 
 static json_t *tool_list_tables(mcp_call_t *call, json_t *args) {
@@ -893,57 +883,23 @@ static json_t *tool_list_tables(mcp_call_t *call, json_t *args) {
   if (unknown)
     return invalid_argument("unknown argument '%s' (list_tables takes schema)", unknown);
   json_t *error = NULL;
-  const char *schema = NULL;
-  size_t schema_len = 0;
-  if (arg_string(args, "schema", &schema, &schema_len, &error) < 0)
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_TABLES);
+  if (arg_name(args, "schema", &request.schema, &error) < 0)
     return error;
-  if (schema && strlen(schema) != schema_len)
-    return invalid_argument("schema: contains a NUL byte");
-  mcp_db_kind_t kind = call->server->db_kind;
-  char *literal = schema ? sql_literal(kind, schema, schema_len) : NULL;
-  char *sql = NULL;
-  int n = -1;
-  if (schema && !literal) {
-    n = -1; /* out of memory: never run without the filter asked for */
-  } else if (kind == MCP_DB_SQLITE) {
-    /* pragma_table_list covers main, temp and attached databases. */
-    n = asprintf(&sql,
-                 "SELECT schema, name, type FROM pragma_table_list "
-                 "WHERE type IN ('table', 'view', 'virtual') AND name NOT LIKE 'sqlite\\_%%' "
-                 "ESCAPE '\\'%s%s ORDER BY schema = 'main' DESC, schema, name",
-                 literal ? " AND schema = " : "", literal ? literal : "");
-  } else if (kind == MCP_DB_POSTGRES) {
-    n = asprintf(
-        &sql,
-        "SELECT table_schema, table_name, lower(table_type) FROM information_schema.tables "
-        "WHERE %s%s ORDER BY table_schema, table_name",
-        literal ? "table_schema = "
-                : "table_schema NOT IN ('pg_catalog', "
-                  "'information_schema')",
-        literal ? literal : "");
-  }
-  free(literal);
-  if (kind == MCP_DB_UNKNOWN)
-    return mcp_tools_error_result("unsupported", NULL,
-                                  "list_tables knows SQLite and PostgreSQL databases only");
-  if (n < 0)
-    return mcp_tools_error_result("internal", NULL, "out of memory");
-  qreg_page_t *page = run_catalog_query(call, sql, "list_tables", &error);
-  free(sql);
+  qreg_page_t *page = run_catalog(call, &request, "list_tables", &error);
   if (!page)
     return error;
+  /* Columns: schema, name, type, comment, row_estimate. */
   json_t *tables = json_array();
-  for (size_t r = 0; r < page->row_count; r++) {
-    json_t *type = cell_json(page, r, 2);
-    if (json_is_string(type) && strcmp(json_string_value(type), "base table") == 0) {
-      json_decref(type);
-      type = json_string("table");
-    }
-    json_array_append_new(tables, json_pack("{s:o, s:o, s:o}", "schema", cell_json(page, r, 0),
-                                            "name", cell_json(page, r, 1), "type", type));
-  }
-  json_t *structured = json_pack("{s:s, s:o, s:b}", "database", db_kind_name(kind), "tables",
-                                 tables, "truncated", page->truncated);
+  for (size_t r = 0; r < page->row_count; r++)
+    json_array_append_new(
+        tables, json_pack("{s:o, s:o, s:o, s:o, s:o}", "schema", cell_json(page, r, 0), "name",
+                          cell_json(page, r, 1), "type", cell_json(page, r, 2), "comment",
+                          cell_json(page, r, 3), "row_estimate", cell_json(page, r, 4)));
+  const char *driver = qreg_driver_name(call->server->reg);
+  json_t *structured = json_pack("{s:s, s:o, s:b}", "database", driver ? driver : "unknown",
+                                 "tables", tables, "truncated", page->truncated);
   qreg_page_free(page);
   return ok_result_trimmed(structured, "tables", call->budget);
 }
@@ -954,55 +910,19 @@ static json_t *tool_describe_table(mcp_call_t *call, json_t *args) {
   if (unknown)
     return invalid_argument("unknown argument '%s' (describe_table takes table, schema)", unknown);
   json_t *error = NULL;
-  const char *table = NULL;
-  const char *schema = NULL;
-  size_t table_len = 0;
-  size_t schema_len = 0;
-  int found = arg_string(args, "table", &table, &table_len, &error);
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_DESCRIBE);
+  int found = arg_name(args, "table", &request.table, &error);
   if (found < 0)
     return error;
-  if (found == 0 || table_len == 0)
+  if (found == 0 || request.table[0] == '\0')
     return invalid_argument("table: required (a name from list_tables)");
-  if (arg_string(args, "schema", &schema, &schema_len, &error) < 0)
+  if (arg_name(args, "schema", &request.schema, &error) < 0)
     return error;
-  if (strlen(table) != table_len || (schema && strlen(schema) != schema_len))
-    return invalid_argument("table, schema: contain a NUL byte");
-  mcp_db_kind_t kind = call->server->db_kind;
-  if (kind == MCP_DB_UNKNOWN)
-    return mcp_tools_error_result("unsupported", NULL,
-                                  "describe_table knows SQLite and PostgreSQL databases only");
-  char *table_literal = sql_literal(kind, table, table_len);
-  char *schema_literal = schema ? sql_literal(kind, schema, schema_len) : NULL;
-  char *sql = NULL;
-  int n = -1;
-  if (!table_literal || (schema && !schema_literal)) {
-    n = -1;
-  } else if (kind == MCP_DB_SQLITE) {
-    n = asprintf(&sql,
-                 "SELECT name, type, \"notnull\" = 0, dflt_value, pk > 0 "
-                 "FROM pragma_table_info(%s%s%s) ORDER BY cid",
-                 table_literal, schema_literal ? ", " : "", schema_literal ? schema_literal : "");
-  } else {
-    n = asprintf(
-        &sql,
-        "SELECT c.column_name, c.data_type, c.is_nullable = 'YES', c.column_default, "
-        "EXISTS (SELECT 1 FROM information_schema.table_constraints t "
-        "JOIN information_schema.key_column_usage k ON k.constraint_schema = "
-        "t.constraint_schema AND k.constraint_name = t.constraint_name "
-        "WHERE t.constraint_type = 'PRIMARY KEY' AND t.table_schema = c.table_schema "
-        "AND t.table_name = c.table_name AND k.column_name = c.column_name) "
-        "FROM information_schema.columns c WHERE c.table_name = %s AND c.table_schema = %s "
-        "ORDER BY c.ordinal_position",
-        table_literal, schema_literal ? schema_literal : "current_schema()");
-  }
-  free(table_literal);
-  free(schema_literal);
-  if (n < 0)
-    return mcp_tools_error_result("internal", NULL, "out of memory");
-  qreg_page_t *page = run_catalog_query(call, sql, "describe_table", &error);
-  free(sql);
+  qreg_page_t *page = run_catalog(call, &request, "describe_table", &error);
   if (!page)
     return error;
+  const char *table = request.table, *schema = request.schema;
   if (page->row_count == 0) {
     qreg_page_free(page);
     char message[512];
@@ -1010,18 +930,21 @@ static json_t *tool_describe_table(mcp_call_t *call, json_t *args) {
              table, schema ? " in schema '" : "", schema ? schema : "", schema ? "'" : "");
     return mcp_tools_error_result("not_found", NULL, message);
   }
+  /* Columns: ordinal, name, type, nullable, default_value, comment,
+     primary_key. */
   json_t *columns = json_array();
   for (size_t r = 0; r < page->row_count; r++)
     json_array_append_new(
-        columns, json_pack("{s:o, s:o, s:b, s:o, s:b}", "name", cell_json(page, r, 0), "type",
-                           cell_json(page, r, 1), "nullable", cell_true(page, r, 2), "default",
-                           cell_json(page, r, 3), "primary_key", cell_true(page, r, 4)));
+        columns, json_pack("{s:o, s:o, s:b, s:o, s:b, s:o}", "name", cell_json(page, r, 1), "type",
+                           cell_json(page, r, 2), "nullable", cell_true(page, r, 3), "default",
+                           cell_json(page, r, 4), "primary_key", cell_true(page, r, 6),
+                           "comment", cell_json(page, r, 5)));
   qreg_page_free(page);
   /* Without a schema argument the database picked one by its search order;
      null says so rather than guess which. */
   json_t *structured = json_pack("{s:o, s:o, s:o}", "schema",
-                                 schema ? mcp_json_text(schema, schema_len) : json_null(), "table",
-                                 mcp_json_text(table, table_len), "columns", columns);
+                                 schema ? mcp_json_text(schema, strlen(schema)) : json_null(),
+                                 "table", mcp_json_text(table, strlen(table)), "columns", columns);
   return ok_result(structured);
 }
 
@@ -1074,8 +997,8 @@ static json_t *schema_error(void) {
                    "string", "code", "type", "string", "detail", "type", "string", "hint", "type",
                    "string", "description",
                    "null, or why the query did not succeed: type (database, connection, "
-                   "canceled, timeout, limit, internal), message, and code (SQLSTATE or SQLite "
-                   "result code)");
+                   "canceled, timeout, limit, internal), message, and code (the database's own "
+                   "error code, such as an SQLSTATE)");
 }
 static json_t *schema_time(void) {
   return json_pack("{s:[ss]}", "type", "string", "null");
@@ -1204,15 +1127,15 @@ json_t *mcp_tools_definitions(bool allow_writes) {
                   "elapsed_ms", "type", "integer", "row_count", "type", "integer", "truncated",
                   "type", "boolean", "columns", schema_columns(), "backend_id", "type", "string",
                   "null", "description",
-                  "The database's own id for the session that ran the query (PostgreSQL "
-                  "backend pid, SQLite connection serial).",
+                  "The database's own id for the statement (a backend process id, a "
+                  "connection serial, a query id: whatever the database names it by).",
                   "error", schema_error());
   json_array_append_new(
       tools,
       define("get_query_status", "Query status",
              "Current state of a query: status (pending, running, succeeded, failed, canceled, "
              "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated, and "
-             "the error (type, message, SQLSTATE or SQLite code) when it did not succeed. "
+             "the error (type, message, the database's error code) when it did not succeed. "
              "Finished queries are kept until expires_at, then forgotten.",
              input_schema(in, id_required), object_schema(out, status_out_required), reader));
 
@@ -1271,17 +1194,20 @@ json_t *mcp_tools_definitions(bool allow_writes) {
 
   /* list_tables */
   in = json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "description",
-                 "Only this schema (SQLite: main, temp or an attached database; PostgreSQL: a "
-                 "schema name). Default: every user schema.");
-  out =
-      json_pack("{s:{s:s, s:[ss]}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}}}, s:{s:s}}",
-                "database", "type", "string", "enum", "sqlite", "postgres", "tables", "type",
-                "array", "items", "type", "object", "properties", "schema", "type", "string",
-                "name", "type", "string", "type", "type", "string", "truncated", "type", "boolean");
+                 "Only this schema, as list_tables names them. Default: every user schema.");
+  out = json_pack("{s:{s:s, s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[ss]}, "
+                  "s:{s:[ss]}}}}, s:{s:s}}",
+                  "database", "type", "string", "description",
+                  "The database's kind (its driver's name): the SQL dialect to write.", "tables",
+                  "type", "array", "items", "type", "object", "properties", "schema", "type",
+                  "string", "name", "type", "string", "type", "type", "string", "comment", "type",
+                  "string", "null", "row_estimate", "type", "integer", "null", "truncated", "type",
+                  "boolean");
   json_array_append_new(
       tools, define("list_tables", "List tables",
-                    "List the tables and views of the database (schema, name, type) and say "
-                    "which SQL dialect it speaks (sqlite or postgres). Start here to find what "
+                    "List the tables and views of the database (schema, name, type, comment, "
+                    "estimated row count where the database keeps one) and say which kind of "
+                    "database it is, i.e. which SQL dialect to write. Start here to find what "
                     "to query.",
                     input_schema(in, NULL), object_schema(out, tables_out_required), reader));
 
@@ -1289,18 +1215,18 @@ json_t *mcp_tools_definitions(bool allow_writes) {
   in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}}", "table", "type", "string", "minLength", 1,
                  "description", "A table or view name, as list_tables gives it.", "schema", "type",
                  "string", "description",
-                 "Its schema (default: SQLite's search order, PostgreSQL's current schema).");
+                 "Its schema (default: the one the database finds for the bare name).");
   out = json_pack("{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{}, "
-                  "s:{s:s}}}}}",
+                  "s:{s:s}, s:{s:[ss]}}}}}",
                   "schema", "type", "string", "null", "table", "type", "string", "columns", "type",
                   "array", "items", "type", "object", "properties", "name", "type", "string",
                   "type", "type", "string", "nullable", "type", "boolean", "default", "primary_key",
-                  "type", "boolean");
+                  "type", "boolean", "comment", "type", "string", "null");
   json_array_append_new(
       tools,
       define("describe_table", "Describe a table",
              "The columns of a table or view, in order: name, declared type, nullable, "
-             "default expression and whether it is part of the primary key.",
+             "default expression, whether it is part of the primary key, and its comment.",
              input_schema(in, table_required), object_schema(out, describe_out_required), reader));
   return tools;
 }

@@ -95,7 +95,6 @@ static void setup_once(void) {
   if (qreg_open(&config, &fuzz_reg) < 0)
     die("qreg_open");
   mcp_settings_t settings = {
-      .db_url = fuzz_url,
       .max_message_bytes = 1 << 20,
       .max_response_bytes = 64 * 1024,
       .poll_interval_ms = 500,

@@ -511,8 +511,33 @@ static void conn_unlive(qreg_driver_conn_t *conn) {
 
 /* --- vtable: create / destroy --------------------------------------------- */
 
-static bool scripted_matches(const char *url) {
-  return strncmp(url, "script:", 7) == 0;
+static const char *const scripted_schemes[] = {"script", NULL};
+
+/* No options: the script is the whole story. */
+static const qreg_driver_option_t scripted_options[] = {{.name = NULL}};
+
+static char *scripted_redact_url(const char *url) { return strdup(url); }
+
+/* A catalog request becomes a script producing as many columns as the
+   operation documents (qreg.h), in rows of the scripted form; the names
+   play no part (and are never pasted into the script). */
+static int scripted_catalog_sql(const qreg_catalog_request_t *request, char **sql_out,
+                                char **message) {
+  static const unsigned columns[QREG_CATALOG_OP_COUNT] = {1, 5, 7, 3, 5, 4};
+  if ((unsigned)request->op >= QREG_CATALOG_OP_COUNT) {
+    *message = strdup("scripted: no such catalog operation");
+    return QREG_EINVAL;
+  }
+  uint64_t rows = request->op == QREG_CATALOG_COLUMN_STATS ? 1 : 2;
+  if ((request->op == QREG_CATALOG_SAMPLE || request->op == QREG_CATALOG_SEARCH_COLUMNS) &&
+      request->limit != 0 && request->limit < rows)
+    rows = request->limit;
+  if (asprintf(sql_out, "-- catalog %s\nrows=%" PRIu64 " cols=%u",
+               qreg_catalog_op_name(request->op), rows, columns[request->op]) < 0) {
+    *sql_out = NULL;
+    return QREG_ENOMEM;
+  }
+  return 0;
 }
 
 static int scripted_create(const qreg_driver_config_t *config, void **state_out, char **message) {
@@ -1004,7 +1029,14 @@ static void scripted_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), 
 
 const qreg_driver_t scripted_driver = {
     .name = "scripted",
-    .matches = scripted_matches,
+    .schemes = scripted_schemes,
+    .url_forms = "script:ANYTHING",
+    .matches = NULL,
+    .redact_url = scripted_redact_url,
+    .options = scripted_options,
+    .limits = {0, 0},
+    .catalog_sql = scripted_catalog_sql,
+    .quote_identifier = qreg_driver_quote_double,
     .create = scripted_create,
     .destroy = scripted_destroy,
     .connect = scripted_connect,

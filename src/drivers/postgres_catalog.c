@@ -1,0 +1,262 @@
+/*
+ * src/drivers/postgres_catalog.c - the SQL that answers each catalog request
+ * (qreg.h, qreg_catalog_op_t) on PostgreSQL, from pg_catalog (postgres.h
+ * lists the driver's files). Owns nothing.
+ *
+ * The names in a request come from a model and are hostile: each is either
+ * an E'' string literal (backslashes and quotes doubled, so its meaning does
+ * not depend on standard_conforming_strings) compared with a catalog column,
+ * or a quoted identifier ("..." with every double quote doubled) for SAMPLE
+ * and COLUMN_STATS, which read the table itself. NUL bytes, invalid UTF-8 and
+ * names longer than 63 bytes (which the server would cut to another name)
+ * were refused by the core. Functions are schema-qualified (pg_catalog.) so
+ * a user's search_path cannot put its own in their place.
+ *
+ * Schemas: without one, SCHEMAS, TABLES and SEARCH_COLUMNS cover every user
+ * schema (not pg_catalog, information_schema, pg_toast or temporary ones);
+ * DESCRIBE, SAMPLE and COLUMN_STATS take the relation an unqualified name
+ * finds (the search_path: pg_table_is_visible). Relations are tables,
+ * partitioned tables (not their partitions), views, materialized views and
+ * foreign tables. Comments are obj_description / col_description;
+ * row_estimate is reltuples, NULL when the table was never analyzed (-1).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/postgres.h"
+
+/* The limit of SAMPLE and SEARCH_COLUMNS when the request says 0. */
+#define DEFAULT_LIMIT 100
+
+/* The relations the catalog shows (c is pg_class), and how it names their
+   kind. */
+#define USER_RELATIONS "c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition"
+#define RELATION_TYPE                                                                              \
+  "CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' "                        \
+  "WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' END"
+/* Schemas that hold the system, not the user's data (n is pg_namespace).
+   User schemas cannot start with pg_: the server reserves the prefix. */
+#define USER_SCHEMAS "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+
+/* s as an E'' literal: E'a''b\\c'. malloc'd; NULL on ENOMEM. */
+static char *pg_literal(const char *s) {
+  size_t len = strlen(s), extra = 0;
+  for (size_t i = 0; i < len; i++)
+    extra += s[i] == '\'' || s[i] == '\\';
+  char *out = malloc(len + extra + 4);
+  if (out == NULL)
+    return NULL;
+  size_t n = 0;
+  out[n++] = 'E';
+  out[n++] = '\'';
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\'' || s[i] == '\\')
+      out[n++] = s[i];
+    out[n++] = s[i];
+  }
+  out[n++] = '\'';
+  out[n] = '\0';
+  return out;
+}
+
+/* The quoted and literal forms of the request's names, NULL when absent. */
+typedef struct names {
+  char *schema_literal, *schema_ident;
+  char *table_literal, *table_ident;
+  char *column_ident;
+  char *pattern_literal;
+  char *schema_filter; /* "n.nspname = E'x'" or USER_SCHEMAS */
+  char *table_filter;  /* DESCRIBE: the relation by name, in its schema or
+                          the one the search_path finds */
+  char *from;          /* SAMPLE, COLUMN_STATS: "s"."t" or "t" */
+  bool failed;         /* ENOMEM */
+} names_t;
+
+static char *quoted(const char *s, char *(*quote)(const char *), bool *failed) {
+  if (s == NULL)
+    return NULL;
+  char *out = quote(s);
+  *failed = *failed || out == NULL;
+  return out;
+}
+
+static char *format(bool *failed, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *format(bool *failed, const char *fmt, ...) {
+  char *out = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&out, fmt, ap) < 0)
+    out = NULL;
+  va_end(ap);
+  *failed = *failed || out == NULL;
+  return out;
+}
+
+static void names_make(names_t *n, const qreg_catalog_request_t *r) {
+  memset(n, 0, sizeof *n);
+  n->schema_literal = quoted(r->schema, pg_literal, &n->failed);
+  n->schema_ident = quoted(r->schema, qreg_driver_quote_double, &n->failed);
+  n->table_literal = quoted(r->table, pg_literal, &n->failed);
+  n->table_ident = quoted(r->table, qreg_driver_quote_double, &n->failed);
+  n->column_ident = quoted(r->column, qreg_driver_quote_double, &n->failed);
+  n->pattern_literal = quoted(r->pattern, pg_literal, &n->failed);
+  if (n->failed)
+    return;
+  n->schema_filter = n->schema_literal ? format(&n->failed, "n.nspname = %s", n->schema_literal)
+                                       : format(&n->failed, "%s", USER_SCHEMAS);
+  if (n->table_literal != NULL) {
+    n->table_filter =
+        n->schema_literal
+            ? format(&n->failed, "c.relname = %s AND n.nspname = %s", n->table_literal,
+                     n->schema_literal)
+            : format(&n->failed, "c.relname = %s AND pg_catalog.pg_table_is_visible(c.oid)",
+                     n->table_literal);
+    n->from = format(&n->failed, "%s%s%s", n->schema_ident ? n->schema_ident : "",
+                     n->schema_ident ? "." : "", n->table_ident);
+  }
+}
+
+static void names_free(names_t *n) {
+  free(n->schema_literal);
+  free(n->schema_ident);
+  free(n->table_literal);
+  free(n->table_ident);
+  free(n->column_ident);
+  free(n->pattern_literal);
+  free(n->schema_filter);
+  free(n->table_filter);
+  free(n->from);
+}
+
+static char *schemas_sql(const names_t *n) {
+  bool failed = false;
+  return format(&failed,
+                "SELECT n.nspname AS schema_name FROM pg_catalog.pg_namespace n WHERE %s "
+                "ORDER BY 1",
+                n->schema_filter);
+}
+
+static char *tables_sql(const names_t *n) {
+  bool failed = false;
+  return format(&failed,
+                "SELECT n.nspname AS schema, c.relname AS name, " RELATION_TYPE " AS type, "
+                "pg_catalog.obj_description(c.oid, 'pg_class') AS comment, "
+                "CASE WHEN c.relkind IN ('r', 'm') AND c.reltuples >= 0 "
+                "THEN c.reltuples::pg_catalog.int8 END AS row_estimate "
+                "FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE " USER_RELATIONS " AND %s ORDER BY 1, 2",
+                n->schema_filter);
+}
+
+static char *describe_sql(const names_t *n) {
+  bool failed = false;
+  return format(
+      &failed,
+      "SELECT a.attnum::pg_catalog.int4 AS ordinal, a.attname AS name, "
+      "pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable, "
+      "CASE a.attidentity WHEN 'a' THEN 'generated always as identity' "
+      "WHEN 'd' THEN 'generated by default as identity' "
+      "ELSE pg_catalog.pg_get_expr(d.adbin, d.adrelid) END AS default_value, "
+      "pg_catalog.col_description(c.oid, a.attnum) AS comment, "
+      "COALESCE(a.attnum = ANY (pk.indkey::pg_catalog.int2[]), false) AS primary_key "
+      "FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+      "AND NOT a.attisdropped "
+      "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+      "LEFT JOIN pg_catalog.pg_index pk ON pk.indrelid = c.oid AND pk.indisprimary "
+      "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND %s ORDER BY a.attnum",
+      n->table_filter);
+}
+
+static char *sample_sql(const names_t *n, unsigned long long limit) {
+  bool failed = false;
+  return format(&failed, "SELECT * FROM %s LIMIT %llu", n->from, limit);
+}
+
+/* min and max in the column type's own order (not text order), as text:
+   ORDER BY works for every type with a btree order, booleans included,
+   which have no min(). */
+static char *column_stats_sql(const names_t *n) {
+  bool failed = false;
+  const char *col = n->column_ident, *from = n->from;
+  return format(&failed,
+                "SELECT s.row_count, s.null_count, s.distinct_count, "
+                "(SELECT t.%s::pg_catalog.text FROM %s AS t WHERE t.%s IS NOT NULL "
+                "ORDER BY t.%s ASC LIMIT 1) AS min_value, "
+                "(SELECT t.%s::pg_catalog.text FROM %s AS t WHERE t.%s IS NOT NULL "
+                "ORDER BY t.%s DESC LIMIT 1) AS max_value "
+                "FROM (SELECT pg_catalog.count(*) AS row_count, "
+                "pg_catalog.count(*) - pg_catalog.count(t.%s) AS null_count, "
+                "pg_catalog.count(DISTINCT t.%s) AS distinct_count FROM %s AS t) AS s",
+                col, from, col, col, col, from, col, col, col, col, from);
+}
+
+static char *search_columns_sql(const names_t *n, unsigned long long limit) {
+  bool failed = false;
+  return format(&failed,
+                "SELECT n.nspname AS schema, c.relname AS table_name, a.attname AS column_name, "
+                "pg_catalog.format_type(a.atttypid, a.atttypmod) AS type "
+                "FROM pg_catalog.pg_attribute a "
+                "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE " USER_RELATIONS " AND a.attnum > 0 AND NOT a.attisdropped AND %s "
+                "AND pg_catalog.strpos(pg_catalog.lower(a.attname::pg_catalog.text), "
+                "pg_catalog.lower(%s)) > 0 "
+                "ORDER BY 1, 2, a.attnum LIMIT %llu",
+                n->schema_filter, n->pattern_literal, limit);
+}
+
+int qreg__pg_catalog_sql(const qreg_catalog_request_t *request, char **sql_out, char **message) {
+  *sql_out = NULL;
+  *message = NULL;
+  names_t n;
+  names_make(&n, request);
+  unsigned long long limit = request->limit ? (unsigned long long)request->limit : DEFAULT_LIMIT;
+  char *sql = NULL;
+  bool known = true, missing = false;
+  if (!n.failed) {
+    switch (request->op) {
+    case QREG_CATALOG_SCHEMAS:
+      sql = schemas_sql(&n);
+      break;
+    case QREG_CATALOG_TABLES:
+      sql = tables_sql(&n);
+      break;
+    case QREG_CATALOG_DESCRIBE:
+      missing = n.table_filter == NULL;
+      sql = missing ? NULL : describe_sql(&n);
+      break;
+    case QREG_CATALOG_SAMPLE:
+      missing = n.from == NULL;
+      sql = missing ? NULL : sample_sql(&n, limit);
+      break;
+    case QREG_CATALOG_COLUMN_STATS:
+      missing = n.from == NULL || n.column_ident == NULL;
+      sql = missing ? NULL : column_stats_sql(&n);
+      break;
+    case QREG_CATALOG_SEARCH_COLUMNS:
+      missing = n.pattern_literal == NULL;
+      sql = missing ? NULL : search_columns_sql(&n, limit);
+      break;
+    default:
+      known = false;
+      break;
+    }
+  }
+  names_free(&n);
+  if (!known || missing) {
+    *message = strdup(!known ? "postgres: no such catalog operation"
+                             : "postgres: a name this operation needs is missing");
+    return QREG_EINVAL;
+  }
+  if (sql == NULL) {
+    *message = strdup("out of memory");
+    return QREG_ENOMEM;
+  }
+  *sql_out = sql;
+  return 0;
+}

@@ -1,0 +1,385 @@
+/*
+ * tests/test-pg-catalog.c - catalog operations on a real PostgreSQL server
+ * (tests/support/pg_fixture): schemas; tables and views with comments and
+ * row estimates (NULL before ANALYZE); describe with types, defaults,
+ * identity columns, comments and single / composite primary keys; the
+ * default schema is the one the search_path finds; samples; column
+ * statistics (booleans included, min/max in the type's own order, as
+ * text); column search; and names written to inject SQL (quotes,
+ * backslashes, semicolons, comments) that only ever name things. Every
+ * registry ends with no session of ours left on the server.
+ *
+ * Owns, in each test, the registry it opens; the fixture owns the server
+ * and the schema this file creates on it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/pg_fixture.h"
+#include "support/test_util.h"
+
+#define APP "qreg_t_catalog"
+#define ODD_TABLE "odd \"name\"; DROP TABLE cat.items; --"
+#define ODD_COLUMN "col'); DROP TABLE cat.items; --"
+
+static const char *const FIXTURE_SQL[] = {
+    "CREATE SCHEMA cat",
+    "CREATE TABLE cat.items (id integer PRIMARY KEY, name text NOT NULL DEFAULT 'none', "
+    "price numeric(6,2) DEFAULT 1.5, flag boolean, doc json)",
+    "COMMENT ON TABLE cat.items IS 'things we sell'",
+    "COMMENT ON COLUMN cat.items.name IS 'display name'",
+    "INSERT INTO cat.items VALUES (1, 'apple', 0.5, true, '{}'), (2, 'pear', 2.25, false, NULL), "
+    "(3, 'fig', NULL, NULL, NULL), (10, 'kiwi', 0.5, true, NULL)",
+    "ANALYZE cat.items",
+    "CREATE VIEW cat.cheap AS SELECT id, name FROM cat.items WHERE price < 2",
+    "CREATE TABLE cat.pair (k1 integer, k2 text, v text, PRIMARY KEY (k1, k2))",
+    "CREATE TABLE cat.\"odd \"\"name\"\"; DROP TABLE cat.items; --\" "
+    "(a integer PRIMARY KEY, \"col'); DROP TABLE cat.items; --\" text)",
+    "INSERT INTO cat.\"odd \"\"name\"\"; DROP TABLE cat.items; --\" VALUES (1, 'x'), (2, 'y'), "
+    "(3, 'x')",
+    "CREATE TABLE public.pubt (x bigint GENERATED ALWAYS AS IDENTITY, y text)",
+    "CREATE SCHEMA \"evil'schema\\\"",
+    "CREATE TABLE \"evil'schema\\\".t (x integer)",
+};
+
+static int group_setup(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof FIXTURE_SQL / sizeof FIXTURE_SQL[0]; i++) {
+    if (pg_admin_exec(pg_admin(), "%s", FIXTURE_SQL[i]) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* --- helpers (as in test-catalog.c, on the fixture) -------------------------------- */
+
+static qreg_snapshot_t *catalog_run(qreg_t *reg, const qreg_catalog_request_t *request) {
+  qreg_id_t id;
+  int rc = qreg_catalog(reg, request, NULL, &id);
+  if (rc != 0)
+    fail_msg("qreg_catalog(%s): %s: %s", qreg_catalog_op_name(request->op), qreg_strerror(rc),
+             qreg_last_error());
+  (void)test_wait(reg, &id);
+  return pg_test_snapshot(reg, &id);
+}
+
+static qreg_page_t *catalog_rows(qreg_t *reg, const qreg_catalog_request_t *request,
+                                 const char *const *columns) {
+  qreg_snapshot_t *snap = catalog_run(reg, request);
+  if (snap->status != QREG_SUCCEEDED)
+    fail_msg("%s: %s: %s", qreg_catalog_op_name(request->op), qreg_status_name(snap->status),
+             snap->error.message);
+  size_t count = 0;
+  while (columns[count] != NULL)
+    count++;
+  assert_int_equal(snap->column_count, count);
+  for (size_t i = 0; i < count; i++)
+    assert_string_equal(snap->columns[i].name, columns[i]);
+  qreg_page_t *page = NULL;
+  assert_int_equal(qreg_fetch(reg, snap->id.str, 0, 0, &page), 0);
+  qreg_snapshot_free(snap);
+  return page;
+}
+
+/* The cell as text: "NULL", digits, "t"/"f", or the text itself. */
+static const char *text_of(const qreg_page_t *page, uint64_t row, size_t column) {
+  static char buf[4][64];
+  static unsigned next;
+  assert_true(row < page->row_count && column < page->column_count);
+  const qreg_value_t *v = &page->values[row * page->column_count + column];
+  char *out = buf[next++ % 4];
+  switch (v->type) {
+  case QREG_TYPE_NULL:
+    return "NULL";
+  case QREG_TYPE_INT:
+    snprintf(out, 64, "%lld", (long long)v->v.i);
+    return out;
+  case QREG_TYPE_BOOL:
+    return v->v.b ? "t" : "f";
+  default:
+    return v->v.s.ptr;
+  }
+}
+
+static void assert_rows(const qreg_page_t *page, uint64_t rows, const char *const *cells) {
+  if (page->row_count != rows)
+    fail_msg("%llu rows, expected %llu", (unsigned long long)page->row_count,
+             (unsigned long long)rows);
+  for (uint64_t r = 0; r < rows; r++) {
+    for (size_t c = 0; c < page->column_count; c++) {
+      const char *got = text_of(page, r, c), *want = cells[r * page->column_count + c];
+      if (strcmp(got, want) != 0)
+        fail_msg("row %llu column %zu: %s, expected %s", (unsigned long long)r, c, got, want);
+    }
+  }
+}
+
+/* Whether some row has text in column. */
+static bool has_row(const qreg_page_t *page, size_t column, const char *text) {
+  for (uint64_t r = 0; r < page->row_count; r++) {
+    if (strcmp(text_of(page, r, column), text) == 0)
+      return true;
+  }
+  return false;
+}
+
+static const char *const TABLES_COLUMNS[] = {"schema",  "name",         "type",
+                                             "comment", "row_estimate", NULL};
+static const char *const DESCRIBE_COLUMNS[] = {
+    "ordinal", "name", "type", "nullable", "default_value", "comment", "primary_key", NULL};
+static const char *const STATS_COLUMNS[] = {"row_count", "null_count", "distinct_count",
+                                            "min_value", "max_value",  NULL};
+static const char *const SEARCH_COLUMNS[] = {"schema", "table_name", "column_name", "type", NULL};
+
+/* --- tests ------------------------------------------------------------------------ */
+
+static void schemas_and_tables(void **state) {
+  (void)state;
+  qreg_t *reg = pg_test_open(NULL, APP, 2, false);
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_SCHEMAS);
+  static const char *const schema_columns[] = {"schema_name", NULL};
+  qreg_page_t *page = catalog_rows(reg, &request, schema_columns);
+  assert_true(has_row(page, 0, "cat"));
+  assert_true(has_row(page, 0, "public"));
+  assert_true(has_row(page, 0, "evil'schema\\"));
+  assert_false(has_row(page, 0, "pg_catalog"));
+  assert_false(has_row(page, 0, "information_schema"));
+  assert_false(has_row(page, 0, "pg_toast"));
+  qreg_page_free(page);
+
+  qreg_catalog_init(&request, QREG_CATALOG_TABLES);
+  request.schema = "cat";
+  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  assert_rows(page, 4,
+              (const char *const[]){
+                  "cat", "cheap",   "view",  "NULL",           "NULL",
+                  "cat", "items",   "table", "things we sell", "4",
+                  "cat", ODD_TABLE, "table", "NULL",           "NULL", /* never analyzed */
+                  "cat", "pair",    "table", "NULL",           "NULL",
+              });
+  qreg_page_free(page);
+
+  /* Every user schema; never the system's. */
+  request.schema = NULL;
+  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  assert_true(has_row(page, 1, "pubt"));
+  assert_true(has_row(page, 0, "evil'schema\\"));
+  assert_false(has_row(page, 0, "pg_catalog"));
+  assert_false(has_row(page, 1, "pg_class"));
+  qreg_page_free(page);
+
+  /* A quote and a backslash in a schema name are the name's own. */
+  request.schema = "evil'schema\\";
+  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  assert_rows(page, 1, (const char *const[]){"evil'schema\\", "t", "table", "NULL", "NULL"});
+  qreg_page_free(page);
+  static const char *const hostile[] = {"cat' OR 'x'='x", "cat\\' OR true --", "x'; --"};
+  for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+    request.schema = hostile[i];
+    page = catalog_rows(reg, &request, TABLES_COLUMNS);
+    if (page->row_count != 0)
+      fail_msg("schema %s: %llu tables", hostile[i], (unsigned long long)page->row_count);
+    qreg_page_free(page);
+  }
+  pg_test_close_checked(reg, APP);
+}
+
+static void describe(void **state) {
+  (void)state;
+  qreg_t *reg = pg_test_open(NULL, APP, 2, false);
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_DESCRIBE);
+  request.schema = "cat";
+  request.table = "items";
+  qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  assert_rows(page, 5,
+              (const char *const[]){
+                  "1", "id",    "integer",      "f", "NULL",         "NULL",         "t",
+                  "2", "name",  "text",         "f", "'none'::text", "display name", "f",
+                  "3", "price", "numeric(6,2)", "t", "1.5",          "NULL",         "f",
+                  "4", "flag",  "boolean",      "t", "NULL",         "NULL",         "f",
+                  "5", "doc",   "json",         "t", "NULL",         "NULL",         "f",
+              });
+  qreg_page_free(page);
+
+  request.table = "pair";
+  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  assert_rows(page, 3,
+              (const char *const[]){
+                  "1",    "k1",   "integer", "f", "NULL", "NULL", "t", "2",    "k2",   "text", "f",
+                  "NULL", "NULL", "t",       "3", "v",    "text", "t", "NULL", "NULL", "f",
+              });
+  qreg_page_free(page);
+
+  request.table = ODD_TABLE;
+  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  assert_rows(page, 2,
+              (const char *const[]){"1", "a", "integer", "f", "NULL", "NULL", "t", "2", ODD_COLUMN,
+                                    "text", "t", "NULL", "NULL", "f"});
+  qreg_page_free(page);
+
+  /* No schema: what the search_path finds. public.pubt is found; cat.items
+     is not (cat is not on the path). */
+  request.schema = NULL;
+  request.table = "pubt";
+  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  assert_rows(page, 2,
+              (const char *const[]){"1", "x", "bigint", "f", "generated always as identity", "NULL",
+                                    "f", "2", "y", "text", "t", "NULL", "NULL", "f"});
+  qreg_page_free(page);
+  request.table = "items";
+  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  assert_int_equal(page->row_count, 0);
+  qreg_page_free(page);
+  pg_test_close_checked(reg, APP);
+}
+
+static void sample_stats_search(void **state) {
+  (void)state;
+  qreg_t *reg = pg_test_open(NULL, APP, 2, false);
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
+  request.schema = "cat";
+  request.table = "items";
+  request.limit = 3;
+  static const char *const item_columns[] = {"id", "name", "price", "flag", "doc", NULL};
+  qreg_page_t *page = catalog_rows(reg, &request, item_columns);
+  assert_int_equal(page->row_count, 3);
+  qreg_page_free(page);
+  request.table = ODD_TABLE;
+  request.limit = 0;
+  static const char *const odd_columns[] = {"a", ODD_COLUMN, NULL};
+  page = catalog_rows(reg, &request, odd_columns);
+  assert_int_equal(page->row_count, 3);
+  qreg_page_free(page);
+
+  /* Statistics: min and max in the type's order (10 > 2 as integers),
+     booleans too (they have no min()), as text. */
+  qreg_catalog_init(&request, QREG_CATALOG_COLUMN_STATS);
+  request.schema = "cat";
+  request.table = "items";
+  static const struct {
+    const char *column;
+    const char *cells[5];
+  } stats[] = {
+      {"id", {"4", "0", "4", "1", "10"}},
+      {"price", {"4", "1", "2", "0.50", "2.25"}},
+      {"flag", {"4", "1", "2", "false", "true"}},
+      {"name", {"4", "0", "4", "apple", "pear"}},
+  };
+  for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {
+    request.column = stats[i].column;
+    page = catalog_rows(reg, &request, STATS_COLUMNS);
+    assert_rows(page, 1, stats[i].cells);
+    qreg_page_free(page);
+  }
+  request.table = ODD_TABLE;
+  request.column = ODD_COLUMN;
+  page = catalog_rows(reg, &request, STATS_COLUMNS);
+  assert_rows(page, 1, (const char *const[]){"3", "0", "2", "x", "y"});
+  qreg_page_free(page);
+
+  qreg_catalog_init(&request, QREG_CATALOG_SEARCH_COLUMNS);
+  request.schema = "cat";
+  request.pattern = "NAME";
+  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  assert_rows(
+      page, 2,
+      (const char *const[]){"cat", "cheap", "name", "text", "cat", "items", "name", "text"});
+  qreg_page_free(page);
+  request.schema = NULL;
+  request.pattern = "_"; /* a plain substring: no column has one */
+  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  assert_int_equal(page->row_count, 0);
+  qreg_page_free(page);
+  request.pattern = "'); drop";
+  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  assert_rows(page, 1, (const char *const[]){"cat", ODD_TABLE, ODD_COLUMN, "text"});
+  qreg_page_free(page);
+  pg_test_close_checked(reg, APP);
+}
+
+static void injection_attempts_only_name_things(void **state) {
+  (void)state;
+  static const char *const attempts[] = {
+      "items' UNION SELECT 1,2,3,4,5,6,7 --",
+      "items\"; DROP TABLE cat.items; --",
+      "items; DROP TABLE cat.items",
+      "items\\'; DROP TABLE cat.items; --",
+      "x' OR 'a'='a",
+  };
+  /* Writes allowed for the registry, so only the quoting stands in the way
+     (catalog queries are read-only too). */
+  qreg_t *reg = pg_test_open(NULL, APP, 2, true);
+  for (size_t i = 0; i < sizeof attempts / sizeof attempts[0]; i++) {
+    qreg_catalog_request_t request;
+    qreg_catalog_init(&request, QREG_CATALOG_DESCRIBE);
+    request.schema = "cat";
+    request.table = attempts[i];
+    qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+    if (page->row_count != 0)
+      fail_msg("describe %s: %llu rows", attempts[i], (unsigned long long)page->row_count);
+    qreg_page_free(page);
+
+    qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
+    request.schema = "cat";
+    request.table = attempts[i];
+    qreg_snapshot_t *snap = catalog_run(reg, &request);
+    if (snap->status != QREG_FAILED || strcmp(snap->error.code, "42P01") != 0)
+      fail_msg("sample %s: %s %s %s", attempts[i], qreg_status_name(snap->status), snap->error.code,
+               snap->error.message);
+    qreg_snapshot_free(snap);
+
+    qreg_catalog_init(&request, QREG_CATALOG_COLUMN_STATS);
+    request.schema = "cat";
+    request.table = "items";
+    request.column = attempts[i];
+    snap = catalog_run(reg, &request);
+    if (snap->status != QREG_FAILED || strcmp(snap->error.code, "42703") != 0)
+      fail_msg("column %s: %s %s %s", attempts[i], qreg_status_name(snap->status), snap->error.code,
+               snap->error.message);
+    qreg_snapshot_free(snap);
+  }
+  assert_int_equal(pg_admin_int(pg_admin(), "SELECT count(*) FROM cat.items"), 4);
+
+  /* A name longer than the server keeps (63 bytes) would be cut to another
+     name: refused before anything runs. */
+  char long_name[70];
+  memset(long_name, 'i', 64);
+  long_name[64] = '\0';
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
+  request.table = long_name;
+  qreg_id_t id;
+  assert_int_equal(qreg_catalog(reg, &request, NULL, &id), QREG_EINVAL);
+  assert_non_null(strstr(qreg_last_error(), "63"));
+
+  char *quoted = NULL;
+  assert_int_equal(qreg_quote_identifier(reg, "a\"b", &quoted), 0);
+  assert_string_equal(quoted, "\"a\"\"b\"");
+  free(quoted);
+  assert_string_equal(qreg_driver_name(reg), "postgres");
+  pg_test_close_checked(reg, APP);
+}
+
+int main(void) {
+  int rc = pg_fixture_start();
+  if (rc != 0)
+    return rc == PG_FIXTURE_SKIP ? PG_FIXTURE_SKIP : 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(schemas_and_tables),
+      cmocka_unit_test(describe),
+      cmocka_unit_test(sample_stats_search),
+      cmocka_unit_test(injection_attempts_only_name_things),
+  };
+  return cmocka_run_group_tests(tests, group_setup, NULL);
+}
