@@ -11,6 +11,8 @@
 
 #include "support/test_util.h"
 
+#include "core/registry.h"
+
 #include <errno.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -160,6 +162,32 @@ void test_wait_counter(test_counter_fn counter, uint64_t value, const char *what
     if (now_ms() > deadline)
       fail_msg("driver %s: %" PRIu64 " after %u ms, expected at least %" PRIu64, what, seen,
                TEST_BOUND_MS, value);
+    test_sleep_ms(1);
+  }
+}
+
+void test_wait_gate(unsigned gate, unsigned count) {
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  for (;;) {
+    unsigned seen = scripted_gate_waiting(gate);
+    if (seen >= count)
+      return;
+    if (now_ms() > deadline)
+      fail_msg("gate %u: %u job(s) waiting after %u ms, expected at least %u", gate, seen,
+               TEST_BOUND_MS, count);
+    test_sleep_ms(1);
+  }
+}
+
+unsigned test_wait_blocked_callers(qreg_t *reg, unsigned count) {
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  for (;;) {
+    unsigned seen = qreg__registry_blocked_callers(reg);
+    if (seen >= count)
+      return seen;
+    if (now_ms() > deadline)
+      fail_msg("%u thread(s) blocked in the registry after %u ms, expected at least %u", seen,
+               TEST_BOUND_MS, count);
     test_sleep_ms(1);
   }
 }

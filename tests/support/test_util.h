@@ -61,6 +61,15 @@ uint64_t test_counter_closed(const scripted_counters_t *c);
 uint64_t test_counter_opened(const scripted_counters_t *c);
 uint64_t test_counter_completions(const scripted_counters_t *c);
 
+/* Forced interleavings, instead of sleeping and hoping another thread got
+   there first. Each polls (1 ms) and fails the test after TEST_BOUND_MS. */
+/* Until at least count jobs wait at the scripted driver's gate. */
+void test_wait_gate(unsigned gate, unsigned count);
+/* Until at least count threads are blocked in qreg_wait, qreg_cancel,
+   qreg_prune_expired or qreg_close on reg (qreg__registry_blocked_callers);
+   returns the number seen. */
+unsigned test_wait_blocked_callers(qreg_t *reg, unsigned count);
+
 /* Fails the test with the driver's message if it saw a contract violation. */
 void test_assert_no_violation(void);
 
