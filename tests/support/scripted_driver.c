@@ -62,6 +62,7 @@ static atomic_bool idle_dead;
 static bool gate_open[SCRIPTED_MAX_GATES];
 static unsigned gate_waiting[SCRIPTED_MAX_GATES];
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static _Atomic unsigned connect_gate = SCRIPTED_MAX_GATES; /* none */
 static _Atomic unsigned next_serial;
 
 uint64_t scripted_now_ns(void) {
@@ -129,6 +130,7 @@ void scripted_reset(void) {
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     atomic_store(all[i], 0);
   atomic_store(&idle_dead, false);
+  atomic_store(&connect_gate, SCRIPTED_MAX_GATES);
 }
 
 void scripted_fault_set(scripted_point_t point, scripted_fault_t fault, unsigned nth,
@@ -178,6 +180,10 @@ void scripted_gate_open(unsigned gate) {
 
 void scripted_gate_close(unsigned gate) {
   gate_set(gate, false);
+}
+
+void scripted_set_connect_gate(unsigned gate) {
+  atomic_store(&connect_gate, gate < SCRIPTED_MAX_GATES ? gate : SCRIPTED_MAX_GATES);
 }
 
 unsigned scripted_gate_waiting(unsigned gate) {
@@ -414,6 +420,7 @@ struct qreg_driver_conn {
   qreg_conn_request_t *request;   /* owned by the core */
   scripted_fault_t connect_fault; /* loop writes, worker reads */
   unsigned connect_ms;
+  unsigned connect_gate; /* loop writes, worker reads; SCRIPTED_MAX_GATES: none */
   qreg_driver_error_t connect_error; /* worker fills on failure */
 
   scripted_exec_t exec;
@@ -574,8 +581,12 @@ static void scripted_destroy(void *opaque) {
 
 /* --- vtable: connect ------------------------------------------------------- */
 
+static void gate_pass(unsigned gate, unsigned tag);
+
 static void connect_work(qreg_work_t *work) {
   qreg_driver_conn_t *conn = CONN_OF(work, connect_work);
+  if (conn->connect_gate < SCRIPTED_MAX_GATES)
+    gate_pass(conn->connect_gate, SCRIPTED_NO_TAG);
   if (conn->connect_fault == SCRIPTED_FAULT_STALL || conn->connect_fault == SCRIPTED_FAULT_LATE)
     sleep_plain(conn->connect_ms);
   if (conn->connect_fault == SCRIPTED_FAULT_FAIL)
@@ -629,6 +640,7 @@ static void scripted_connect(void *opaque, qreg_conn_request_t *request) {
   conn->request = request;
   conn->connect_fault = fault;
   conn->connect_ms = ms;
+  conn->connect_gate = atomic_load(&connect_gate);
   if (qreg_loop_work(state->loop, &conn->connect_work, connect_work, connect_done) != 0) {
     /* The loop is stopping: fail at once, still on the loop thread. */
     conn->connect_fault = SCRIPTED_FAULT_FAIL;

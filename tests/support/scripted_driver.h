@@ -168,8 +168,12 @@ size_t scripted_start_order(unsigned *tags, size_t max);
    again. Any thread. */
 void scripted_gate_open(unsigned gate);
 void scripted_gate_close(unsigned gate);
-/* Jobs waiting at the gate right now. */
+/* Jobs (and connects) waiting at the gate right now. */
 unsigned scripted_gate_waiting(unsigned gate);
+/* Makes every connect() from now on wait at gate (on its worker, before it
+   reports) - a connect in flight for as long as the test needs; a gate of
+   SCRIPTED_MAX_GATES or more stops it. scripted_reset() stops it too. */
+void scripted_set_connect_gate(unsigned gate);
 
 /* The driver's monotonic clock, nanoseconds (to compare with its records). */
 uint64_t scripted_now_ns(void);

@@ -192,6 +192,51 @@ unsigned test_wait_blocked_callers(qreg_t *reg, unsigned count) {
   }
 }
 
+static bool cancel_reached(unsigned tag) {
+  scripted_tag_info_t info;
+  return scripted_tag_info_get(tag, &info) && info.cancel_ns != 0;
+}
+
+void test_wait_cancel_reached(unsigned tag) {
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  while (!cancel_reached(tag)) {
+    if (now_ms() > deadline)
+      fail_msg("the cancel of tag %u did not reach the driver in %u ms", tag, TEST_BOUND_MS);
+    test_sleep_ms(1);
+  }
+}
+
+static bool gate_condition_holds(test_gate_opener_t *opener) {
+  if (opener->reg != NULL)
+    return qreg__registry_blocked_callers(opener->reg) >= opener->blocked;
+  return cancel_reached(opener->tag);
+}
+
+static void *gate_opener_main(void *arg) {
+  test_gate_opener_t *opener = arg;
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  while (!gate_condition_holds(opener) && now_ms() <= deadline)
+    test_sleep_ms(1);
+  atomic_store(&opener->seen, gate_condition_holds(opener));
+  scripted_gate_open(opener->gate);
+  return NULL;
+}
+
+void test_gate_opener_start(test_gate_opener_t *opener) {
+  atomic_store(&opener->seen, false);
+  assert_int_equal(pthread_create(&opener->thread, NULL, gate_opener_main, opener), 0);
+}
+
+void test_gate_opener_join(test_gate_opener_t *opener) {
+  pthread_join(opener->thread, NULL);
+  if (!atomic_load(&opener->seen)) {
+    if (opener->reg != NULL)
+      fail_msg("gate %u: fewer than %u thread(s) ever blocked in the registry", opener->gate,
+               opener->blocked);
+    fail_msg("gate %u: the cancel of tag %u never reached the driver", opener->gate, opener->tag);
+  }
+}
+
 void test_assert_no_violation(void) {
   scripted_counters_t c;
   scripted_counters_get(&c);

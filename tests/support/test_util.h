@@ -11,6 +11,8 @@
 #ifndef QREG_TESTS_TEST_UTIL_H
 #define QREG_TESTS_TEST_UTIL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -69,6 +71,27 @@ void test_wait_gate(unsigned gate, unsigned count);
    qreg_prune_expired or qreg_close on reg (qreg__registry_blocked_callers);
    returns the number seen. */
 unsigned test_wait_blocked_callers(qreg_t *reg, unsigned count);
+
+/* Until the cancel of the job tagged tag has reached the driver. */
+void test_wait_cancel_reached(unsigned tag);
+
+/* A thread that opens a scripted gate once something has happened, so the
+   main thread can make a call that blocks until then (qreg_cancel,
+   qreg_close). It opens the gate once the cancel of the job tagged tag has
+   reached the driver or, when reg is set, once at least blocked threads are
+   blocked in the registry. It never fails the test itself (cmocka asserts
+   belong to the main thread): after TEST_BOUND_MS it opens the gate anyway,
+   so nothing hangs, and test_gate_opener_join fails the test. */
+typedef struct test_gate_opener {
+  unsigned gate;
+  unsigned tag;     /* when reg is NULL */
+  qreg_t *reg;      /* else */
+  unsigned blocked; /* with reg */
+  pthread_t thread;
+  atomic_bool seen; /* the condition held when the gate opened */
+} test_gate_opener_t;
+void test_gate_opener_start(test_gate_opener_t *opener);
+void test_gate_opener_join(test_gate_opener_t *opener);
 
 /* Fails the test with the driver's message if it saw a contract violation. */
 void test_assert_no_violation(void);
