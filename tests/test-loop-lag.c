@@ -7,10 +7,10 @@
  *
  * How each test fails when the invariant breaks:
  *  - sqlite_long_statements: if SQLite stepping ran on the loop thread, the
- *    loop would be stuck inside an endless statement: no timer fires, so the
- *    1.2 s timeout never ends it (the bounded waits fail), or, if the step
- *    loop checked the clock itself, the watchdog sees the >= 1 s it held the
- *    loop. The 20 quick queries run beside it also need the loop to settle.
+ *    loop would be stuck inside the endless statement, and no tick would
+ *    come for LOOP_WATCHDOG_STALL_MS (the check made while it runs fails);
+ *    a statement that held the loop for a while and let go would show as
+ *    lag. The 20 quick queries run beside it also need the loop to settle.
  *  - scripted_worker_sleeps: the same 1 s operations run on workers; a core
  *    or driver that waited for them on the loop shows the 1 s as lag.
  *  - blocking_execute_is_caught, the positive control: a wrapped scripted
@@ -94,6 +94,9 @@ static void sqlite_long_statements(void **state) {
   qreg_id_t timed = test_execute_opts(reg, ENDLESS_SQL, 1200, 0, 0);
   qreg_id_t endless = test_execute(reg, ENDLESS_SQL, NULL);
   test_wait_status(reg, &timed, QREG_RUNNING);
+  /* While the first statement runs, the loop must still tick: a loop stuck
+     inside the statement fails here, after LOOP_WATCHDOG_STALL_MS. */
+  loop_watchdog_assert_responsive("sqlite: an endless statement started", 0);
   test_wait_status(reg, &endless, QREG_RUNNING);
   for (int i = 0; i < 20; i++) {
     qreg_id_t quick = test_execute(reg, "SELECT 1", NULL);

@@ -50,6 +50,11 @@
  */
 #define LOOP_WATCHDOG_LAG_BOUND_MS 250u
 
+/* A loop that has not ticked for this long is blocked right now: the
+   waits below fail at once rather than wait for the loop to come back
+   (a loop stuck for good would never report its lag). */
+#define LOOP_WATCHDOG_STALL_MS 5000u
+
 /* An execute() to put in the wrapped descriptor instead of the real one
    (the positive control's deliberately blocking execute). */
 typedef void (*loop_watchdog_execute_fn)(qreg_driver_conn_t *conn, qreg_job_t *job);
@@ -72,13 +77,14 @@ typedef struct loop_watchdog_report {
 } loop_watchdog_report_t;
 
 /* Waits (bounded) until the watchdog of the open watched registry has
-   ticked, then starts a new measurement. Fails the test if it never ticks
-   within TEST_BOUND_MS (a loop blocked that long) or no watched registry is
-   open. */
+   ticked, then starts a new measurement. Fails the test if it does not
+   tick within LOOP_WATCHDOG_STALL_MS (a loop blocked that long) or no
+   watched registry is open. */
 void loop_watchdog_reset(void);
 
-/* Waits (bounded) for a tick armed after this call, so a stall still under
-   way is measured to its end, then reports since the last reset. */
+/* Waits for a tick armed after this call, so a stall still under way is
+   measured to its end, then reports since the last reset. Fails the test
+   if no tick comes within LOOP_WATCHDOG_STALL_MS. */
 void loop_watchdog_report(loop_watchdog_report_t *out);
 
 /* Prints the report for what, then fails the test unless the lag stayed
