@@ -149,7 +149,7 @@ static void cancel_pending_during_connect(void **state) {
   assert_int_equal(status, QREG_CANCELED);
   scripted_counters_t c;
   scripted_counters_get(&c);
-  assert_int_equal(c.opened, 0); /* canceled without waiting for the connect */
+  assert_int_equal(c.opened, 0);                 /* canceled without waiting for the connect */
   assert_int_equal(scripted_gate_waiting(1), 1); /* it was still connecting */
   scripted_gate_open(1);
   test_wait_counter(test_counter_opened, 1, "opened");

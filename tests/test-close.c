@@ -267,13 +267,13 @@ static void blocked_callers_return_on_close(void **state) {
    and nothing crashes. */
 typedef struct racer {
   qreg_t *reg;
-  atomic_bool *closed;          /* set once qreg_close has returned */
-  _Atomic uint64_t *close_ns;   /* when qreg_close was called, 0 before */
+  atomic_bool *closed;        /* set once qreg_close has returned */
+  _Atomic uint64_t *close_ns; /* when qreg_close was called, 0 before */
   uint64_t seed;
-  _Atomic unsigned calls;       /* read by the main thread while it runs */
+  _Atomic unsigned calls; /* read by the main thread while it runs */
   unsigned eclosed;
   unsigned overlapping; /* calls begun before close was called, ended after */
-  int bad_rc; /* first unexpected code, 0 if none */
+  int bad_rc;           /* first unexpected code, 0 if none */
   int bad_op;
 } racer_t;
 
@@ -381,8 +381,8 @@ static void calls_racing_close(void **state) {
     for (int i = 0; i < 4; i++) {
       while (atomic_load(&racers[i].calls) < calls_before) {
         if (scripted_now_ns() / 1000000u > deadline)
-          fail_msg("round %u racer %d: %u calls in %u ms", round, i,
-                   atomic_load(&racers[i].calls), TEST_BOUND_MS);
+          fail_msg("round %u racer %d: %u calls in %u ms", round, i, atomic_load(&racers[i].calls),
+                   TEST_BOUND_MS);
         test_sleep_ms(1);
       }
     }

@@ -58,8 +58,8 @@
 #define SLOW_HOST "slow.qreg.test"
 #define SLOW_LOOKUP_MS 1500u
 
-typedef int (*getaddrinfo_fn)(const char *node, const char *service,
-                              const struct addrinfo *hints, struct addrinfo **res);
+typedef int (*getaddrinfo_fn)(const char *node, const char *service, const struct addrinfo *hints,
+                              struct addrinfo **res);
 
 static _Atomic(getaddrinfo_fn) real_getaddrinfo;
 static atomic_uint slow_lookups;         /* calls for SLOW_HOST */
@@ -166,8 +166,8 @@ static void silent_server_connects(void **state) {
   silent_server_t server;
   silent_server_start(&server);
   char conninfo[200];
-  snprintf(conninfo, sizeof conninfo,
-           "host=127.0.0.1 port=%d connect_timeout=2 user=x dbname=y", server.port);
+  snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d connect_timeout=2 user=x dbname=y",
+           server.port);
   qreg_t *reg = open_watched(conninfo, "qreg_t_lag_silent", 3);
   qreg_id_t ids[3];
   for (int i = 0; i < 3; i++)

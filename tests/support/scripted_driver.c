@@ -420,7 +420,7 @@ struct qreg_driver_conn {
   qreg_conn_request_t *request;   /* owned by the core */
   scripted_fault_t connect_fault; /* loop writes, worker reads */
   unsigned connect_ms;
-  unsigned connect_gate; /* loop writes, worker reads; SCRIPTED_MAX_GATES: none */
+  unsigned connect_gate;             /* loop writes, worker reads; SCRIPTED_MAX_GATES: none */
   qreg_driver_error_t connect_error; /* worker fills on failure */
 
   scripted_exec_t exec;
