@@ -57,6 +57,8 @@ static struct {
   atomic_bool thread_known;
   pthread_t loop_thread; /* written once before thread_known is set */
   _Atomic uint64_t ticks, max_lag_ns, max_raw_lag_ns;
+  _Atomic uint64_t max_lag_due_ns; /* when the worst tick was due */
+  _Atomic uint64_t reset_ns;       /* when the measurement began */
   atomic_bool cpu_wait_known;
   atomic_bool timer_failed;
   int slot; /* the wrapper that created it */
@@ -84,10 +86,14 @@ static uint64_t cpu_wait_ns(void) {
   return waiting;
 }
 
-static void raise_max(_Atomic uint64_t *max, uint64_t value) {
+/* Raises *max to value; true if it did. */
+static bool raise_max(_Atomic uint64_t *max, uint64_t value) {
   uint64_t seen = atomic_load(max);
-  while (value > seen && !atomic_compare_exchange_weak(max, &seen, value)) {
+  while (value > seen) {
+    if (atomic_compare_exchange_weak(max, &seen, value))
+      return true;
   }
+  return false;
 }
 
 static void watchdog_tick(qreg_timer_t *timer, void *arg);
@@ -113,7 +119,8 @@ static void watchdog_tick(qreg_timer_t *timer, void *arg) {
   uint64_t raw = now > watchdog.due_ns ? now - watchdog.due_ns : 0;
   uint64_t waited = cpu_wait > watchdog.cpu_wait_at_arm ? cpu_wait - watchdog.cpu_wait_at_arm : 0;
   raise_max(&watchdog.max_raw_lag_ns, raw);
-  raise_max(&watchdog.max_lag_ns, raw > waited ? raw - waited : 0);
+  if (raise_max(&watchdog.max_lag_ns, raw > waited ? raw - waited : 0))
+    atomic_store(&watchdog.max_lag_due_ns, watchdog.due_ns);
   atomic_fetch_add(&watchdog.ticks, 1);
   watchdog_arm(now, cpu_wait);
 }
@@ -167,6 +174,8 @@ void loop_watchdog_reset(void) {
   atomic_store(&watchdog.ticks, 0);
   atomic_store(&watchdog.max_lag_ns, 0);
   atomic_store(&watchdog.max_raw_lag_ns, 0);
+  atomic_store(&watchdog.max_lag_due_ns, 0);
+  atomic_store(&watchdog.reset_ns, now_ns());
 }
 
 void loop_watchdog_report(loop_watchdog_report_t *out) {
@@ -176,6 +185,8 @@ void loop_watchdog_report(loop_watchdog_report_t *out) {
   out->ticks = atomic_load(&watchdog.ticks);
   out->max_lag_ms = atomic_load(&watchdog.max_lag_ns) / 1000000u;
   out->max_raw_lag_ms = atomic_load(&watchdog.max_raw_lag_ns) / 1000000u;
+  uint64_t due = atomic_load(&watchdog.max_lag_due_ns), reset = atomic_load(&watchdog.reset_ns);
+  out->max_lag_after_ms = out->max_lag_ms > 0 && due > reset ? (due - reset) / 1000000u : 0;
   out->cpu_wait_known = atomic_load(&watchdog.cpu_wait_known);
 }
 
@@ -196,11 +207,11 @@ void loop_watchdog_assert_responsive(const char *what, uint64_t min_ticks) {
   loop_watchdog_report_t report;
   loop_watchdog_report(&report);
   uint64_t bound = loop_watchdog_lag_bound_ms();
-  print_message("%s: max loop lag %" PRIu64 " ms (%" PRIu64 " ms counting CPU waits%s), %" PRIu64
-                " ticks, bound %" PRIu64 " ms%s\n",
+  print_message("%s: max loop lag %" PRIu64 " ms (%" PRIu64 " ms counting CPU waits%s) at +%" PRIu64
+                " ms, %" PRIu64 " ticks, bound %" PRIu64 " ms%s\n",
                 what, report.max_lag_ms, report.max_raw_lag_ms,
-                report.cpu_wait_known ? "" : "; schedstat unreadable", report.ticks, bound,
-                under_valgrind() ? " (valgrind)" : "");
+                report.cpu_wait_known ? "" : "; schedstat unreadable", report.max_lag_after_ms,
+                report.ticks, bound, under_valgrind() ? " (valgrind)" : "");
   if (report.max_lag_ms >= bound)
     fail_msg("%s: the loop thread was blocked for %" PRIu64 " ms (bound %" PRIu64
              " ms): invariant 6",
@@ -271,6 +282,8 @@ static int wrapped_create(const qreg_driver_config_t *config, void **state_out, 
   atomic_store(&watchdog.ticks, 0);
   atomic_store(&watchdog.max_lag_ns, 0);
   atomic_store(&watchdog.max_raw_lag_ns, 0);
+  atomic_store(&watchdog.max_lag_due_ns, 0);
+  atomic_store(&watchdog.reset_ns, now_ns());
   atomic_store(&watchdog.timer_failed, false);
   atomic_store(&watchdog.active, true);
   /* create() runs before the loop does, on the opening thread: timers may

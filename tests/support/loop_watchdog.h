@@ -77,10 +77,11 @@ const qreg_driver_t *loop_watchdog_wrap(const qreg_driver_t *inner, const char *
                                         loop_watchdog_execute_fn execute);
 
 typedef struct loop_watchdog_report {
-  uint64_t ticks;          /* timer callbacks since the last reset */
-  uint64_t max_lag_ms;     /* the latest it fired, less waiting for a CPU */
-  uint64_t max_raw_lag_ms; /* the latest it fired, all counted */
-  bool cpu_wait_known;     /* schedstat was readable (else lag == raw lag) */
+  uint64_t ticks;            /* timer callbacks since the last reset */
+  uint64_t max_lag_ms;       /* the latest it fired, less waiting for a CPU */
+  uint64_t max_raw_lag_ms;   /* the latest it fired, all counted */
+  uint64_t max_lag_after_ms; /* when the worst tick was due, after the reset */
+  bool cpu_wait_known;       /* schedstat was readable (else lag == raw lag) */
 } loop_watchdog_report_t;
 
 /* Waits (bounded) until the watchdog of the open watched registry has
