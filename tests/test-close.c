@@ -9,7 +9,7 @@
  *
  * Interleavings are forced, not slept for: an operation "in flight during
  * close" is held at a scripted-driver gate that opens only once close has
- * reached it (its cancel arrived, or close is blocked waiting), and callers
+ * reached it (its cancel arrived, or the registry refuses calls), and callers
  * "blocked when close comes" are counted blocked with
  * qreg__registry_blocked_callers() first. Each test asserts that the
  * interleaving happened, so it fails if it did not.
@@ -127,7 +127,7 @@ static void slow_cancel_and_close_during_close(void **state) {
 
 /* A connect in flight when close starts: close waits for it and closes the
    connection it produced. The connect waits at gate 1, which opens only
-   once close is blocked waiting. */
+   once close has begun. */
 static void connect_in_flight_during_close(void **state) {
   (void)state;
   qreg_t *reg = test_open(NULL);
@@ -135,10 +135,10 @@ static void connect_in_flight_during_close(void **state) {
   qreg_id_t id = test_execute(reg, "rows=1;tag=1", NULL);
   test_wait_counter(connect_attempts, 1, "connect attempts");
   test_wait_gate(1, 1);
-  test_gate_opener_t opener = {.gate = 1, .reg = reg, .blocked = 1};
+  test_gate_opener_t opener = {.gate = 1, .closing = reg};
   test_gate_opener_start(&opener);
   assert_int_equal(qreg_close(reg), 0);
-  test_gate_opener_join(&opener); /* close was blocked while the connect was held */
+  test_gate_opener_join(&opener); /* close began while the connect was held */
   test_check_after_close(reg);
   scripted_counters_t c;
   scripted_counters_get(&c);

@@ -78,15 +78,15 @@ void test_wait_cancel_reached(unsigned tag);
 /* A thread that opens a scripted gate once something has happened, so the
    main thread can make a call that blocks until then (qreg_cancel,
    qreg_close). It opens the gate once the cancel of the job tagged tag has
-   reached the driver or, when reg is set, once at least blocked threads are
-   blocked in the registry. It never fails the test itself (cmocka asserts
-   belong to the main thread): after TEST_BOUND_MS it opens the gate anyway,
-   so nothing hangs, and test_gate_opener_join fails the test. */
+   reached the driver or, when closing is set, once the registry refuses
+   calls because qreg_close has begun. It never fails the test itself
+   (cmocka asserts belong to the main thread): after TEST_BOUND_MS it opens
+   the gate anyway, so nothing hangs, and test_gate_opener_join fails the
+   test. */
 typedef struct test_gate_opener {
   unsigned gate;
-  unsigned tag;     /* when reg is NULL */
-  qreg_t *reg;      /* else */
-  unsigned blocked; /* with reg */
+  unsigned tag;    /* unless closing is set */
+  qreg_t *closing; /* else: the registry whose close is awaited */
   pthread_t thread;
   atomic_bool seen; /* the condition held when the gate opened */
 } test_gate_opener_t;
