@@ -6,6 +6,13 @@
  * in flight (an ignored cancel, a slow cancel, a slow close, a slow connect)
  * are waited for; blocked callers return; calls after close, and calls
  * racing with it from other threads, get QREG_ECLOSED and never crash.
+ *
+ * Interleavings are forced, not slept for: an operation "in flight during
+ * close" is held at a scripted-driver gate that opens only once close has
+ * reached it (its cancel arrived, or the registry refuses calls), and callers
+ * "blocked when close comes" are counted blocked with
+ * qreg__registry_blocked_callers() first. Each test asserts that the
+ * interleaving happened, so it fails if it did not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,20 +76,25 @@ static void close_with_pending_running_finished(void **state) {
   qreg_destroy(reg);
 }
 
-/* A slow operation in flight: the job ignores the cancel and runs 400 ms;
-   qreg_close returns only after it returned and its connection closed. */
+/* A slow operation in flight: the job ignores the cancel and goes on until
+   gate 1 opens, once close's cancel has reached it; qreg_close returns only
+   after it returned and its connection closed. */
 static void slow_operation_during_close(void **state) {
   (void)state;
   qreg_t *reg = test_open(NULL);
-  qreg_id_t id = test_execute(reg, "sleep=400;ignore_cancel;tag=1", NULL);
+  qreg_id_t id = test_execute(reg, "gate=1;ignore_cancel;tag=1", NULL);
   test_wait_status(reg, &id, QREG_RUNNING);
   test_wait_counter(test_counter_executes, 1, "executes");
+  test_gate_opener_t opener = {.gate = 1, .tag = 1};
+  test_gate_opener_start(&opener);
   assert_int_equal(qreg_close(reg), 0);
   uint64_t returned_ns = scripted_now_ns();
+  test_gate_opener_join(&opener);
   test_check_after_close(reg);
   scripted_tag_info_t info;
   assert_true(scripted_tag_info_get(1, &info));
   assert_true(info.op_end_ns != 0 && info.op_end_ns <= returned_ns);
+  assert_true(info.cancel_ns != 0 && info.cancel_ns <= info.op_end_ns); /* in flight */
   expect_job(1, 1, QREG_JOB_OK);
   qreg_destroy(reg);
 }
@@ -97,12 +109,15 @@ static void slow_cancel_and_close_during_close(void **state) {
   scripted_fault_set(SCRIPTED_CLOSE, SCRIPTED_FAULT_STALL, 1, 0, 150);
   qreg_id_t a = test_execute(reg, "hang;cancel_sleep=150;tag=1", NULL);
   qreg_id_t b = test_execute(reg, "hang;cancel_fail;cancel_sleep=50;tag=2", NULL);
-  qreg_id_t c = test_execute(reg, "sleep=200;ignore_cancel;tag=3", NULL);
+  qreg_id_t c = test_execute(reg, "gate=1;ignore_cancel;tag=3", NULL);
   test_wait_status(reg, &a, QREG_RUNNING);
   test_wait_status(reg, &b, QREG_RUNNING);
   test_wait_status(reg, &c, QREG_RUNNING);
   test_wait_counter(test_counter_executes, 3, "executes");
+  test_gate_opener_t opener = {.gate = 1, .tag = 3}; /* once close's cancel reached it */
+  test_gate_opener_start(&opener);
   assert_int_equal(qreg_close(reg), 0);
+  test_gate_opener_join(&opener);
   test_check_after_close(reg);
   expect_job(1, 1, QREG_JOB_CANCELED);
   expect_job(2, 1, QREG_JOB_ERROR);
@@ -111,14 +126,19 @@ static void slow_cancel_and_close_during_close(void **state) {
 }
 
 /* A connect in flight when close starts: close waits for it and closes the
-   connection it produced. */
+   connection it produced. The connect waits at gate 1, which opens only
+   once close has begun. */
 static void connect_in_flight_during_close(void **state) {
   (void)state;
   qreg_t *reg = test_open(NULL);
-  scripted_fault_set(SCRIPTED_CONNECT, SCRIPTED_FAULT_STALL, 1, 1, 200);
+  scripted_set_connect_gate(1);
   qreg_id_t id = test_execute(reg, "rows=1;tag=1", NULL);
   test_wait_counter(connect_attempts, 1, "connect attempts");
+  test_wait_gate(1, 1);
+  test_gate_opener_t opener = {.gate = 1, .closing = reg};
+  test_gate_opener_start(&opener);
   assert_int_equal(qreg_close(reg), 0);
+  test_gate_opener_join(&opener); /* close began while the connect was held */
   test_check_after_close(reg);
   scripted_counters_t c;
   scripted_counters_get(&c);
@@ -192,6 +212,7 @@ typedef struct blocked_call {
   bool cancel;
   int rc;
   qreg_status_t status;
+  atomic_bool returned;
 } blocked_call_t;
 
 static void *blocked_call_main(void *arg) {
@@ -199,14 +220,19 @@ static void *blocked_call_main(void *arg) {
   b->status = QREG_PENDING;
   b->rc = b->cancel ? qreg_cancel(b->reg, b->id.str, &b->status)
                     : qreg_wait(b->reg, b->id.str, UINT64_MAX, &b->status);
+  atomic_store(&b->returned, true);
   return NULL;
 }
 
+/* The waiter's query hangs until canceled and the canceller's ignores the
+   cancel until gate 1 opens, so neither caller can return before close
+   comes: the test counts both blocked, then closes; the gate opens once
+   close has canceled the hanging query (close is under way). */
 static void blocked_callers_return_on_close(void **state) {
   (void)state;
   qreg_t *reg = test_open(NULL);
   qreg_id_t hang = test_execute(reg, "hang;tag=1", NULL);
-  qreg_id_t slow = test_execute(reg, "sleep=300;ignore_cancel;tag=2", NULL);
+  qreg_id_t slow = test_execute(reg, "gate=1;ignore_cancel;tag=2", NULL);
   test_wait_status(reg, &hang, QREG_RUNNING);
   test_wait_status(reg, &slow, QREG_RUNNING);
   blocked_call_t calls[2] = {{.reg = reg, .id = hang, .cancel = false},
@@ -214,8 +240,17 @@ static void blocked_callers_return_on_close(void **state) {
   pthread_t tids[2];
   for (int i = 0; i < 2; i++)
     assert_int_equal(pthread_create(&tids[i], NULL, blocked_call_main, &calls[i]), 0);
-  test_sleep_ms(30);
+  assert_int_equal(test_wait_blocked_callers(reg, 2), 2);
+  test_wait_cancel_reached(2);
+  for (int i = 0; i < 2; i++)
+    assert_false(atomic_load(&calls[i].returned));
+  scripted_tag_info_t info;
+  assert_true(scripted_tag_info_get(1, &info));
+  assert_int_equal(info.cancel_ns, 0); /* only close will cancel the hang */
+  test_gate_opener_t opener = {.gate = 1, .tag = 1};
+  test_gate_opener_start(&opener);
   assert_int_equal(qreg_close(reg), 0);
+  test_gate_opener_join(&opener);
   for (int i = 0; i < 2; i++) {
     pthread_join(tids[i], NULL);
     if (calls[i].rc == 0)
@@ -232,10 +267,13 @@ static void blocked_callers_return_on_close(void **state) {
    and nothing crashes. */
 typedef struct racer {
   qreg_t *reg;
-  atomic_bool *closed; /* set once qreg_close has returned */
+  atomic_bool *closed;        /* set once qreg_close has returned */
+  _Atomic uint64_t *close_ns; /* when qreg_close was called, 0 before */
   uint64_t seed;
-  unsigned calls, eclosed;
-  int bad_rc; /* first unexpected code, 0 if none */
+  _Atomic unsigned calls; /* read by the main thread while it runs */
+  unsigned eclosed;
+  unsigned overlapping; /* calls begun before close was called, ended after */
+  int bad_rc;           /* first unexpected code, 0 if none */
   int bad_op;
 } racer_t;
 
@@ -245,6 +283,7 @@ static void *racer_main(void *arg) {
   unsigned after_close = 0;
   while (after_close < 50) {
     bool was_closed = atomic_load(r->closed);
+    uint64_t began_ns = scripted_now_ns();
     int op = (int)(test_rand(&r->seed) % 7);
     int rc = 0;
     switch (op) {
@@ -285,7 +324,11 @@ static void *racer_main(void *arg) {
         rc = 0;
       break;
     }
-    r->calls++;
+    uint64_t ended_ns = scripted_now_ns();
+    uint64_t close_ns = atomic_load(r->close_ns);
+    if (close_ns != 0 && began_ns < close_ns && close_ns < ended_ns)
+      r->overlapping++;
+    atomic_fetch_add(&r->calls, 1);
     if (rc == QREG_ECLOSED)
       r->eclosed++;
     bool allowed = rc == 0 || rc == QREG_ECLOSED || rc == QREG_ENOTFOUND || rc == QREG_ENOTREADY ||
@@ -302,22 +345,49 @@ static void *racer_main(void *arg) {
   return NULL;
 }
 
+/* Before close, the racers must be running: each has made calls_before
+   calls (more each round), and one more caller is provably blocked in
+   qreg_wait on a hanging query - a call that cannot end before close does.
+   After close, the calls that began before it and ended after it are
+   counted: the blocked one always, and the racers' across the rounds. */
 static void calls_racing_close(void **state) {
   (void)state;
+  unsigned racers_overlapping = 0;
   for (unsigned round = 0; round < 5; round++) {
     qreg_config_t config;
     test_config(&config);
     config.max_connections = 3;
     qreg_t *reg = test_open(&config);
     atomic_bool closed = false;
+    _Atomic uint64_t close_ns = 0;
+    qreg_id_t hang = test_execute(reg, "hang;tag=1", NULL);
+    test_wait_status(reg, &hang, QREG_RUNNING);
+    blocked_call_t blocked = {.reg = reg, .id = hang, .cancel = false};
+    pthread_t blocked_tid;
+    assert_int_equal(pthread_create(&blocked_tid, NULL, blocked_call_main, &blocked), 0);
+    assert_int_equal(test_wait_blocked_callers(reg, 1), 1); /* before any racer runs */
+
     racer_t racers[4];
     pthread_t tids[4];
     for (int i = 0; i < 4; i++) {
-      racers[i] =
-          (racer_t){.reg = reg, .closed = &closed, .seed = 0xc105e000u + round * 8 + (unsigned)i};
+      racers[i] = (racer_t){.reg = reg,
+                            .closed = &closed,
+                            .close_ns = &close_ns,
+                            .seed = 0xc105e000u + round * 8 + (unsigned)i};
       assert_int_equal(pthread_create(&tids[i], NULL, racer_main, &racers[i]), 0);
     }
-    test_sleep_ms(20 + round * 10);
+    unsigned calls_before = 20 + round * 10;
+    uint64_t deadline = scripted_now_ns() / 1000000u + TEST_BOUND_MS;
+    for (int i = 0; i < 4; i++) {
+      while (atomic_load(&racers[i].calls) < calls_before) {
+        if (scripted_now_ns() / 1000000u > deadline)
+          fail_msg("round %u racer %d: %u calls in %u ms", round, i, atomic_load(&racers[i].calls),
+                   TEST_BOUND_MS);
+        test_sleep_ms(1);
+      }
+    }
+    assert_false(atomic_load(&blocked.returned));
+    atomic_store(&close_ns, scripted_now_ns());
     assert_int_equal(qreg_close(reg), 0);
     atomic_store(&closed, true);
     for (int i = 0; i < 4; i++) {
@@ -327,10 +397,22 @@ static void calls_racing_close(void **state) {
                  (unsigned long long)(0xc105e000u + round * 8 + (unsigned)i), racers[i].bad_op,
                  qreg_strerror(racers[i].bad_rc));
       assert_true(racers[i].eclosed >= 50);
+      racers_overlapping += racers[i].overlapping;
     }
+    pthread_join(blocked_tid, NULL);
+    if (blocked.rc == 0)
+      assert_int_equal(blocked.status, QREG_CANCELED);
+    else
+      assert_int_equal(blocked.rc, QREG_ECLOSED);
     test_check_after_close(reg);
     qreg_destroy(reg);
   }
+  print_message("calls racing close: %u racer calls were under way when close was called\n",
+                racers_overlapping);
+  /* Four threads calling without pause are inside a call nearly all the
+     time: five closes all falling between calls would mean they were not
+     running at all. */
+  assert_true(racers_overlapping >= 1);
 }
 
 /* qreg_destroy without qreg_close closes first: nothing left open. */

@@ -32,6 +32,7 @@
 #define SCRIPTED_HANG_CAP_MS 30000u
 #define SCRIPTED_MAX_COLS 64u
 #define SCRIPTED_NO_TAG ((unsigned)-1)
+#define SCRIPTED_NO_GATE ((unsigned)-1)
 
 /* --- process-wide records -------------------------------------------------- */
 
@@ -57,6 +58,11 @@ static unsigned start_order[SCRIPTED_MAX_START_ORDER];
 static size_t start_count;
 static char violation_text[512];
 static atomic_bool idle_dead;
+/* Gates, under records_lock; gate_cond is broadcast when one opens. */
+static bool gate_open[SCRIPTED_MAX_GATES];
+static unsigned gate_waiting[SCRIPTED_MAX_GATES];
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static _Atomic unsigned connect_gate = SCRIPTED_MAX_GATES; /* none */
 static _Atomic unsigned next_serial;
 
 uint64_t scripted_now_ns(void) {
@@ -111,6 +117,8 @@ void scripted_reset(void) {
     tag_infos[i] = (scripted_tag_info_t){.outcome = -1};
   start_count = 0;
   violation_text[0] = '\0';
+  memset(gate_open, 0, sizeof gate_open);
+  memset(gate_waiting, 0, sizeof gate_waiting);
   pthread_mutex_unlock(&records_lock);
   _Atomic uint64_t *all[] = {
       &counters.connect_attempts, &counters.connect_failures, &counters.opened,
@@ -122,6 +130,7 @@ void scripted_reset(void) {
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     atomic_store(all[i], 0);
   atomic_store(&idle_dead, false);
+  atomic_store(&connect_gate, SCRIPTED_MAX_GATES);
 }
 
 void scripted_fault_set(scripted_point_t point, scripted_fault_t fault, unsigned nth,
@@ -153,6 +162,37 @@ static scripted_fault_t fault_take(scripted_point_t point, unsigned *ms) {
   }
   pthread_mutex_unlock(&records_lock);
   return fault;
+}
+
+static void gate_set(unsigned gate, bool open) {
+  if (gate >= SCRIPTED_MAX_GATES)
+    return;
+  pthread_mutex_lock(&records_lock);
+  gate_open[gate] = open;
+  pthread_mutex_unlock(&records_lock);
+  if (open)
+    pthread_cond_broadcast(&gate_cond);
+}
+
+void scripted_gate_open(unsigned gate) {
+  gate_set(gate, true);
+}
+
+void scripted_gate_close(unsigned gate) {
+  gate_set(gate, false);
+}
+
+void scripted_set_connect_gate(unsigned gate) {
+  atomic_store(&connect_gate, gate < SCRIPTED_MAX_GATES ? gate : SCRIPTED_MAX_GATES);
+}
+
+unsigned scripted_gate_waiting(unsigned gate) {
+  if (gate >= SCRIPTED_MAX_GATES)
+    return 0;
+  pthread_mutex_lock(&records_lock);
+  unsigned waiting = gate_waiting[gate];
+  pthread_mutex_unlock(&records_lock);
+  return waiting;
 }
 
 void scripted_counters_get(scripted_counters_t *out) {
@@ -226,6 +266,7 @@ typedef struct script {
   size_t width;
   unsigned sleep_ms, start_sleep_ms, row_sleep_ms, finish_sleep_ms;
   unsigned cancel_sleep_ms;
+  unsigned gate; /* SCRIPTED_NO_GATE: none */
   bool hang, ignore_cancel, cancel_fail, not_reusable;
   script_fail_t fail;
   uint64_t fail_row; /* 1-based */
@@ -286,6 +327,8 @@ static bool parse_word(script_t *s, const char *word, size_t len) {
     s->finish_sleep_ms = (unsigned)n;
   else if (KEY_IS("cancel_sleep") && NUMBER(600000))
     s->cancel_sleep_ms = (unsigned)n;
+  else if (KEY_IS("gate") && NUMBER(SCRIPTED_MAX_GATES - 1))
+    s->gate = (unsigned)n;
   else if (KEY_IS("fail")) {
     if (value_len == 3 && memcmp(value, "now", 3) == 0)
       s->fail = SCRIPT_FAIL_NOW;
@@ -308,7 +351,7 @@ static bool parse_word(script_t *s, const char *word, size_t len) {
 
 /* Parses the whole SQL; on failure fills error and returns false. */
 static bool script_parse(script_t *s, const char *sql, size_t len, qreg_driver_error_t *error) {
-  *s = (script_t){.tag = SCRIPTED_NO_TAG, .rows = 1, .cols = 1};
+  *s = (script_t){.tag = SCRIPTED_NO_TAG, .rows = 1, .cols = 1, .gate = SCRIPTED_NO_GATE};
   size_t i = 0;
   while (i < len) {
     char c = sql[i];
@@ -377,6 +420,7 @@ struct qreg_driver_conn {
   qreg_conn_request_t *request;   /* owned by the core */
   scripted_fault_t connect_fault; /* loop writes, worker reads */
   unsigned connect_ms;
+  unsigned connect_gate;             /* loop writes, worker reads; SCRIPTED_MAX_GATES: none */
   qreg_driver_error_t connect_error; /* worker fills on failure */
 
   scripted_exec_t exec;
@@ -562,8 +606,12 @@ static void scripted_destroy(void *opaque) {
 
 /* --- vtable: connect ------------------------------------------------------- */
 
+static void gate_pass(unsigned gate, unsigned tag);
+
 static void connect_work(qreg_work_t *work) {
   qreg_driver_conn_t *conn = CONN_OF(work, connect_work);
+  if (conn->connect_gate < SCRIPTED_MAX_GATES)
+    gate_pass(conn->connect_gate, SCRIPTED_NO_TAG);
   if (conn->connect_fault == SCRIPTED_FAULT_STALL || conn->connect_fault == SCRIPTED_FAULT_LATE)
     sleep_plain(conn->connect_ms);
   if (conn->connect_fault == SCRIPTED_FAULT_FAIL)
@@ -617,6 +665,7 @@ static void scripted_connect(void *opaque, qreg_conn_request_t *request) {
   conn->request = request;
   conn->connect_fault = fault;
   conn->connect_ms = ms;
+  conn->connect_gate = atomic_load(&connect_gate);
   if (qreg_loop_work(state->loop, &conn->connect_work, connect_work, connect_done) != 0) {
     /* The loop is stopping: fail at once, still on the loop thread. */
     conn->connect_fault = SCRIPTED_FAULT_FAIL;
@@ -736,9 +785,33 @@ static step_t exec_rows(qreg_driver_conn_t *conn, qreg_result_t *result) {
   return step;
 }
 
-/* The statement, on a worker: start, the main sleep, rows, finish. */
+/* Waits until the test opens the gate (at most the hang cap). Worker
+   thread. gate_cond runs on CLOCK_REALTIME (its static initializer): a
+   clock step can only shorten or stretch the cap, never the test. */
+static void gate_pass(unsigned gate, unsigned tag) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += SCRIPTED_HANG_CAP_MS / 1000;
+  pthread_mutex_lock(&records_lock);
+  gate_waiting[gate]++;
+  while (!gate_open[gate]) {
+    if (pthread_cond_timedwait(&gate_cond, &records_lock, &deadline) == ETIMEDOUT) {
+      pthread_mutex_unlock(&records_lock);
+      violation("gate %u (tag %u) was never opened", gate, tag);
+      pthread_mutex_lock(&records_lock);
+      break;
+    }
+  }
+  gate_waiting[gate]--;
+  pthread_mutex_unlock(&records_lock);
+}
+
+/* The statement, on a worker: the gate, start, the main sleep, rows,
+   finish. */
 static void exec_run(qreg_driver_conn_t *conn) {
   const script_t *s = &conn->exec.script;
+  if (s->gate != SCRIPTED_NO_GATE)
+    gate_pass(s->gate, s->tag);
   if (stall_at(conn, SCRIPTED_START, s->start_sleep_ms) || s->fail == SCRIPT_FAIL_START) {
     exec_fail(conn, "start");
     return;

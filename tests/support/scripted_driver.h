@@ -30,6 +30,14 @@
  *   cancel_fail     the server-side cancel fails (on a worker): the driver then
  *                   drops the job (ERROR, connection not reusable)
  *   cancel_sleep=MS the cancel takes MS on a worker before it reaches the job
+ *   gate=G          before anything else the statement waits, on its worker,
+ *                   until the test opens gate G (scripted_gate_open): a job in
+ *                   flight for exactly as long as the test needs, so a test
+ *                   forces an interleaving instead of sleeping and hoping. A
+ *                   cancel does not end the wait: it is noted and takes effect
+ *                   at the next point where the job checks (ignore_cancel
+ *                   still applies); a gate never opened ends after the hang
+ *                   cap, as a violation
  *   not_reusable    a clean OK still says the connection may not be pooled
  *
  * An unknown word fails the job at once with a "database" error naming it.
@@ -67,6 +75,7 @@
 #include "drivers/driver.h"
 
 #define SCRIPTED_MAX_TAGS 4096
+#define SCRIPTED_MAX_GATES 16
 #define SCRIPTED_MAX_START_ORDER 65536
 
 extern const qreg_driver_t scripted_driver;
@@ -152,6 +161,19 @@ bool scripted_tag_info_get(unsigned tag, scripted_tag_info_t *out);
 /* Copies up to max tags in the order their jobs were started; returns how
    many jobs started in all (may exceed max). */
 size_t scripted_start_order(unsigned *tags, size_t max);
+
+/* Gates (the script word gate=G, G < SCRIPTED_MAX_GATES). All start closed,
+   and scripted_reset() closes them. Opening lets every job waiting at the
+   gate go on, and later ones pass at once; closing holds the next arrivals
+   again. Any thread. */
+void scripted_gate_open(unsigned gate);
+void scripted_gate_close(unsigned gate);
+/* Jobs (and connects) waiting at the gate right now. */
+unsigned scripted_gate_waiting(unsigned gate);
+/* Makes every connect() from now on wait at gate (on its worker, before it
+   reports) - a connect in flight for as long as the test needs; a gate of
+   SCRIPTED_MAX_GATES or more stops it. scripted_reset() stops it too. */
+void scripted_set_connect_gate(unsigned gate);
 
 /* The driver's monotonic clock, nanoseconds (to compare with its records). */
 uint64_t scripted_now_ns(void);

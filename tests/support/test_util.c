@@ -11,6 +11,8 @@
 
 #include "support/test_util.h"
 
+#include "core/registry.h"
+
 #include <errno.h>
 #include <dirent.h>
 #include <inttypes.h>
@@ -161,6 +163,86 @@ void test_wait_counter(test_counter_fn counter, uint64_t value, const char *what
       fail_msg("driver %s: %" PRIu64 " after %u ms, expected at least %" PRIu64, what, seen,
                TEST_BOUND_MS, value);
     test_sleep_ms(1);
+  }
+}
+
+void test_wait_gate(unsigned gate, unsigned count) {
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  for (;;) {
+    unsigned seen = scripted_gate_waiting(gate);
+    if (seen >= count)
+      return;
+    if (now_ms() > deadline)
+      fail_msg("gate %u: %u job(s) waiting after %u ms, expected at least %u", gate, seen,
+               TEST_BOUND_MS, count);
+    test_sleep_ms(1);
+  }
+}
+
+unsigned test_wait_blocked_callers(qreg_t *reg, unsigned count) {
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  for (;;) {
+    unsigned seen = qreg__registry_blocked_callers(reg);
+    if (seen >= count)
+      return seen;
+    if (now_ms() > deadline)
+      fail_msg("%u thread(s) blocked in the registry after %u ms, expected at least %u", seen,
+               TEST_BOUND_MS, count);
+    test_sleep_ms(1);
+  }
+}
+
+static bool cancel_reached(unsigned tag) {
+  scripted_tag_info_t info;
+  return scripted_tag_info_get(tag, &info) && info.cancel_ns != 0;
+}
+
+void test_wait_cancel_reached(unsigned tag) {
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  while (!cancel_reached(tag)) {
+    if (now_ms() > deadline)
+      fail_msg("the cancel of tag %u did not reach the driver in %u ms", tag, TEST_BOUND_MS);
+    test_sleep_ms(1);
+  }
+}
+
+/* Whether qreg_close has begun: from then on every call but qreg_stats
+   answers QREG_ECLOSED. qreg_list creates nothing and needs no id. */
+static bool registry_closing(qreg_t *reg) {
+  qreg_list_filter_t filter = {.limit = 1};
+  qreg_list_t *list = NULL;
+  int rc = qreg_list(reg, &filter, &list);
+  qreg_list_free(list);
+  return rc == QREG_ECLOSED;
+}
+
+static bool gate_condition_holds(test_gate_opener_t *opener) {
+  if (opener->closing != NULL)
+    return registry_closing(opener->closing);
+  return cancel_reached(opener->tag);
+}
+
+static void *gate_opener_main(void *arg) {
+  test_gate_opener_t *opener = arg;
+  uint64_t deadline = now_ms() + TEST_BOUND_MS;
+  while (!gate_condition_holds(opener) && now_ms() <= deadline)
+    test_sleep_ms(1);
+  atomic_store(&opener->seen, gate_condition_holds(opener));
+  scripted_gate_open(opener->gate);
+  return NULL;
+}
+
+void test_gate_opener_start(test_gate_opener_t *opener) {
+  atomic_store(&opener->seen, false);
+  assert_int_equal(pthread_create(&opener->thread, NULL, gate_opener_main, opener), 0);
+}
+
+void test_gate_opener_join(test_gate_opener_t *opener) {
+  pthread_join(opener->thread, NULL);
+  if (!atomic_load(&opener->seen)) {
+    if (opener->closing != NULL)
+      fail_msg("gate %u: qreg_close never began", opener->gate);
+    fail_msg("gate %u: the cancel of tag %u never reached the driver", opener->gate, opener->tag);
   }
 }
 

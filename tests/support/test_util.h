@@ -11,6 +11,8 @@
 #ifndef QREG_TESTS_TEST_UTIL_H
 #define QREG_TESTS_TEST_UTIL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +62,36 @@ uint64_t test_counter_executes(const scripted_counters_t *c);
 uint64_t test_counter_closed(const scripted_counters_t *c);
 uint64_t test_counter_opened(const scripted_counters_t *c);
 uint64_t test_counter_completions(const scripted_counters_t *c);
+
+/* Forced interleavings, instead of sleeping and hoping another thread got
+   there first. Each polls (1 ms) and fails the test after TEST_BOUND_MS. */
+/* Until at least count jobs wait at the scripted driver's gate. */
+void test_wait_gate(unsigned gate, unsigned count);
+/* Until at least count threads are blocked in qreg_wait, qreg_cancel,
+   qreg_prune_expired or qreg_close on reg (qreg__registry_blocked_callers);
+   returns the number seen. */
+unsigned test_wait_blocked_callers(qreg_t *reg, unsigned count);
+
+/* Until the cancel of the job tagged tag has reached the driver. */
+void test_wait_cancel_reached(unsigned tag);
+
+/* A thread that opens a scripted gate once something has happened, so the
+   main thread can make a call that blocks until then (qreg_cancel,
+   qreg_close). It opens the gate once the cancel of the job tagged tag has
+   reached the driver or, when closing is set, once the registry refuses
+   calls because qreg_close has begun. It never fails the test itself
+   (cmocka asserts belong to the main thread): after TEST_BOUND_MS it opens
+   the gate anyway, so nothing hangs, and test_gate_opener_join fails the
+   test. */
+typedef struct test_gate_opener {
+  unsigned gate;
+  unsigned tag;    /* unless closing is set */
+  qreg_t *closing; /* else: the registry whose close is awaited */
+  pthread_t thread;
+  atomic_bool seen; /* the condition held when the gate opened */
+} test_gate_opener_t;
+void test_gate_opener_start(test_gate_opener_t *opener);
+void test_gate_opener_join(test_gate_opener_t *opener);
 
 /* Fails the test with the driver's message if it saw a contract violation. */
 void test_assert_no_violation(void);
