@@ -466,6 +466,13 @@ int qreg_redacted_url(qreg_t *reg, char **out);
    (qreg_last_error() then says so, as QREG_ECLOSED would). */
 const char *qreg_driver_name(qreg_t *reg);
 
+/* Every database URL form this process accepts and each driver's options,
+   as text for a --help ("  sqlite:PATH\n      ?busy_timeout_ms=N ..."), from
+   the drivers' descriptors: front ends name no database. Built on the first
+   call (which must not race with qreg_driver_register in tests); a static
+   string, never NULL. */
+const char *qreg_drivers_help(void);
+
 /* Formats epoch milliseconds as RFC 3339 UTC with milliseconds,
    "2026-11-27T19:41:56.123Z", into buf (at least 32 bytes). "" for 0. */
 void qreg_format_time(int64_t ms, char *buf, size_t size);

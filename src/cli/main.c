@@ -14,7 +14,7 @@ static void print_usage(FILE *out) {
   fputs("Usage: qreg COMMAND [ARGS...]\n"
         "\n"
         "qreg is an asynchronous SQL query registry: queries run in the background\n"
-        "against SQLite or PostgreSQL, are tracked by id, can be polled, paged,\n"
+        "against a database, are tracked by id, can be polled, paged,\n"
         "canceled and listed, and every database connection is released exactly once.\n"
         "\n"
         "Commands:\n"
@@ -27,11 +27,10 @@ static void print_usage(FILE *out) {
         "  -h, --help      show this help\n"
         "  -V, --version   print the version\n"
         "\n"
-        "Database URLs: sqlite:PATH, postgres://..., postgresql://..., or a libpq\n"
-        "conninfo such as \"host=localhost dbname=app\".\n"
-        "\n"
-        "Run 'qreg COMMAND --help' for the options of a command.\n",
+        "Database URLs, and each database's options:\n",
         out);
+  fputs(qreg_drivers_help(), out);
+  fputs("\nRun 'qreg COMMAND --help' for the options of a command.\n", out);
 }
 
 static int unknown_command(const char *name) {

@@ -55,10 +55,7 @@ void qreg_cli_query_usage(FILE *out) {
           "aligned table (or JSON with --json).\n"
           "\n"
           "Options:\n"
-          "  --db URL         the database (required):\n"
-          "                     sqlite:PATH            an SQLite file\n"
-          "                     postgres://...         PostgreSQL (also postgresql://)\n"
-          "                     \"host=... dbname=...\"  PostgreSQL, as a libpq conninfo\n"
+          "  --db URL         the database (required), one of the forms below\n"
           "  --timeout S      give up after S seconds (a whole number, or with up to\n"
           "                   three decimals: 0.5); default %llu\n"
           "  --max-rows N     keep at most N rows (default %llu); a longer result is\n"
@@ -82,6 +79,8 @@ void qreg_cli_query_usage(FILE *out) {
           "  qreg query --db sqlite:build/demo.db \"SELECT name, population FROM cities\"\n",
           (unsigned long long)(defaults.default_timeout_ms / 1000),
           (unsigned long long)defaults.default_max_rows);
+  fputs("\nDatabase URLs, and each database's options:\n", out);
+  fputs(qreg_drivers_help(), out);
 }
 
 /* Prints "qreg query: MESSAGE" and a pointer to the help; returns 2. */

@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,4 +546,56 @@ void qreg_driver_error_clear(qreg_driver_error_t *error) {
   replace(&error->message, NULL);
   replace(&error->detail, NULL);
   replace(&error->hint, NULL);
+}
+
+/* --- help text ------------------------------------------------------------ */
+
+static const char *option_type_text(qreg_driver_option_type_t type) {
+  switch (type) {
+  case QREG_OPTION_INT:
+    return "N";
+  case QREG_OPTION_BOOL:
+    return "on|off";
+  case QREG_OPTION_DURATION:
+    return "MS";
+  case QREG_OPTION_TEXT:
+    break;
+  }
+  return "TEXT";
+}
+
+static void help_add_driver(const qreg_driver_t *driver, void *arg) {
+  FILE *out = arg;
+  fprintf(out, "  %s: %s\n", driver->name, driver->url_forms);
+  for (const qreg_driver_option_t *o = driver->options; o && o->name; o++) {
+    char left[64];
+    snprintf(left, sizeof left, "%s=%s", o->name, option_type_text(o->type));
+    fprintf(out, "      %-26s %s", left, o->doc ? o->doc : "");
+    if (o->default_value && !o->secret)
+      fprintf(out, " (default %s)", o->default_value);
+    fputc('\n', out);
+  }
+}
+
+static char *help_text;
+static pthread_once_t help_once = PTHREAD_ONCE_INIT;
+
+static void help_build(void) {
+  size_t size = 0;
+  FILE *out = open_memstream(&help_text, &size);
+  if (out == NULL)
+    return;
+  qreg_driver_foreach(help_add_driver, out);
+  fputs("  Options go in the URL (?name=value&..., or name=value in a conninfo)\n"
+        "  or in the registry's driver_options; passwords never in logs.\n",
+        out);
+  if (fclose(out) != 0) {
+    free(help_text);
+    help_text = NULL;
+  }
+}
+
+const char *qreg_drivers_help(void) {
+  pthread_once(&help_once, help_build);
+  return help_text ? help_text : "  (out of memory describing the drivers)\n";
 }

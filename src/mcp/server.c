@@ -101,8 +101,8 @@ static void usage(FILE *out) {
           "list_queries, list_tables, describe_table.\n"
           "\n"
           "Options (each also from the environment variable shown; the command line wins):\n"
-          "  --db URL                  QREG_DB      sqlite:PATH, postgres://..., or a libpq\n"
-          "                            conninfo. Default: sqlite:$XDG_DATA_HOME/qreg/qreg.db\n"
+          "  --db URL                  QREG_DB      the database (forms below). Default:\n"
+          "                            sqlite:$XDG_DATA_HOME/qreg/qreg.db\n"
           "                            (~/.local/share/qreg/qreg.db), created empty if missing\n"
           "  --max-connections N       QREG_MAX_CONNECTIONS  database connections at once (%u)\n"
           "  --timeout S               QREG_TIMEOUT  default query timeout in seconds (%llu)\n"
@@ -126,6 +126,8 @@ static void usage(FILE *out) {
           (unsigned long long)(defaults.default_ttl_ms / 1000),
           (unsigned long long)defaults.default_max_rows, defaults.max_records,
           DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RESPONSE_BYTES);
+  fputs("\nDatabase URLs, and each database's options:\n", out);
+  fputs(qreg_drivers_help(), out);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
@@ -514,26 +516,20 @@ static void drain(runtime_t *rt) {
 
 /* --- final report ------------------------------------------------------------------------------ */
 
-/* Open descriptors of this process on the SQLite database (and its -wal,
-   -shm files), from /proc/self/fd; -1 when that cannot be read. After
-   qreg_close() it must be 0: proof that no SQLite connection leaked. */
-static long database_fds(const char *db_url) {
-  if (strncasecmp(db_url, "sqlite:", 7) != 0)
-    return -1;
-  const char *path = db_url + 7;
-  if (strncmp(path, "//", 2) == 0)
-    path += 2;
-  char real[PATH_MAX];
-  if (!realpath(path, real))
-    return -1;
-  size_t real_len = strlen(real);
+/* Descriptors this process has open on files and sockets (what database
+   connections hold), from /proc/self/fd; -1 when that cannot be read.
+   Pipes and anonymous inodes are left out: libuv keeps a pipe of its own
+   for the whole process once a first loop has run. Counted before the
+   registry opens and after it is destroyed, the difference is what the
+   registry's connections left open: it must be 0. */
+static long open_fds(void) {
   DIR *dir = opendir("/proc/self/fd");
   if (!dir)
     return -1;
   long count = 0;
   struct dirent *entry;
   while ((entry = readdir(dir)) != NULL) {
-    if (entry->d_name[0] == '.')
+    if (entry->d_name[0] == '.' || atoi(entry->d_name) == dirfd(dir))
       continue;
     char link[sizeof "/proc/self/fd/" + sizeof entry->d_name];
     char target[PATH_MAX];
@@ -542,29 +538,22 @@ static long database_fds(const char *db_url) {
     if (n <= 0)
       continue;
     target[n] = '\0';
-    if (strncmp(target, real, real_len) == 0 &&
-        (target[real_len] == '\0' || !strcmp(target + real_len, "-wal") ||
-         !strcmp(target + real_len, "-shm") || !strcmp(target + real_len, "-journal")))
-      count++;
+    count += strncmp(target, "pipe:", 5) != 0 && strncmp(target, "anon_inode:", 11) != 0;
   }
   closedir(dir);
   return count;
 }
 
-static void report_final_stats(runtime_t *rt) {
-  qreg_stats_t stats = QREG_STATS_INIT;
-  if (qreg_stats(rt->reg, &stats) < 0) {
-    fprintf(stderr, "qreg: closed: stats unavailable\n");
-    return;
-  }
+/* The closing line: what the registry opened and closed (counters taken
+   after qreg_close, before qreg_destroy) and the descriptors left open. */
+static void report_final_stats(const qreg_stats_t *stats, long fds_before, long fds_after) {
   char fds[48] = "";
-  long open_fds = database_fds(rt->db_url);
-  if (open_fds >= 0)
-    snprintf(fds, sizeof fds, " database_fds=%ld", open_fds);
+  if (fds_before >= 0 && fds_after >= 0)
+    snprintf(fds, sizeof fds, " leaked_fds=%ld", fds_after - fds_before);
   fprintf(stderr, "qreg: closed: connections opened=%llu closed=%llu connect_failures=%llu%s\n",
-          (unsigned long long)stats.connections_opened,
-          (unsigned long long)stats.connections_closed, (unsigned long long)stats.connect_failures,
-          fds);
+          (unsigned long long)stats->connections_opened,
+          (unsigned long long)stats->connections_closed,
+          (unsigned long long)stats->connect_failures, fds);
 }
 
 /* --- main ------------------------------------------------------------------------------------- */
@@ -585,6 +574,7 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
     config.max_records = (size_t)options->max_records;
   config.allow_writes = options->allow_writes;
   config.application_name = "qreg-mcp";
+  long fds_before = open_fds();
   int rc = qreg_open(&config, &rt->reg);
   if (rc < 0) {
     /* Not the URL: it may hold a password (the message never does). */
@@ -629,10 +619,13 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
   size_t stranded = mcp_server_parked(rt->server);
   if (stranded)
     fprintf(stderr, "qreg mcp: %zu requests still parked after the close\n", stranded);
-  report_final_stats(rt);
+  qreg_stats_t stats = QREG_STATS_INIT;
+  (void)qreg_stats(rt->reg, &stats); /* the final counters, until destroy */
   mcp_line_buffer_free(&rt->lines);
   mcp_server_free(rt->server);
   qreg_destroy(rt->reg);
+  rt->reg = NULL;
+  report_final_stats(&stats, fds_before, open_fds());
   return 0;
 }
 

@@ -60,11 +60,11 @@ export async function until(fn, timeoutMs = 60000, what = 'condition') {
   }
 }
 
-// "qreg: closed: connections opened=N closed=N ... database_fds=N" from stderr.
+// "qreg: closed: connections opened=N closed=N ... leaked_fds=N" from stderr.
 export function finalStats(stderr) {
-  const m = /qreg: closed: connections opened=(\d+) closed=(\d+)(?:.*database_fds=(\d+))?/.exec(stderr);
+  const m = /qreg: closed: connections opened=(\d+) closed=(\d+)(?:.*leaked_fds=(\d+))?/.exec(stderr);
   if (!m) return null;
-  return { opened: Number(m[1]), closed: Number(m[2]), databaseFds: m[3] === undefined ? null : Number(m[3]) };
+  return { opened: Number(m[1]), closed: Number(m[2]), leakedFds: m[3] === undefined ? null : Number(m[3]) };
 }
 
 // A sanitizer's report in a server's standard error (ASan, UBSan, LSan, TSan

@@ -29,7 +29,7 @@ async function closeClean(server) {
   const stats = finalStats(server.stderr);
   assert.ok(stats, server.stderr);
   assert.equal(stats.opened, stats.closed, server.stderr);
-  if (stats.databaseFds !== null) assert.equal(stats.databaseFds, 0);
+  if (stats.leakedFds !== null) assert.equal(stats.leakedFds, 0);
   return stats;
 }
 
@@ -263,6 +263,6 @@ test('SIGTERM mid-query: exit 0, every connection released', async () => {
   assert.equal(sanitizerReport(server.stderr), null);
   const stats = finalStats(server.stderr);
   assert.equal(stats.opened, stats.closed);
-  assert.equal(stats.databaseFds, 0);
+  assert.equal(stats.leakedFds, 0);
   assert.match(server.stderr, /signal 15/);
 });

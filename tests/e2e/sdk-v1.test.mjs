@@ -184,7 +184,7 @@ test(`sdk ${SDK_VERSION}: catalog, queries, paging, cancel, list`, async () => {
     const stats = await s.close();
     assert.ok(stats.opened > 0);
     assert.equal(stats.opened, stats.closed);
-    assert.equal(stats.databaseFds, 0);
+    assert.equal(stats.leakedFds, 0);
   }
 });
 

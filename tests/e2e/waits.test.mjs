@@ -98,7 +98,7 @@ test(`${WAITS} tasks/result waits held at once: at most ${MAX_THREADS} threads, 
   const stats = finalStats(server.stderr);
   assert.ok(stats, server.stderr.slice(-2000));
   assert.equal(stats.opened, stats.closed);
-  if (stats.databaseFds !== null) assert.equal(stats.databaseFds, 0);
+  if (stats.leakedFds !== null) assert.equal(stats.leakedFds, 0);
   await server.stdoutClosed;
   const closed = await Promise.all(results.slice(0, half));
   for (const reply of closed) assert.equal(reply.error?.code, -32603, JSON.stringify(reply));
