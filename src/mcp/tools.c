@@ -1,6 +1,7 @@
 /*
- * src/mcp/tools.c - the seven tools of `qreg mcp`: definitions, argument
- * checking, handlers, and the JSON forms of snapshots and result pages.
+ * src/mcp/tools.c - the seven tools of `qreg mcp`: argument checking,
+ * handlers, and the JSON forms of snapshots and result pages. Their
+ * definitions (schemas and descriptions) are tool_definitions.c.
  *
  * Every tool answers with a CallToolResult: structuredContent (matching the
  * tool's outputSchema) plus the same JSON as text for clients that only show
@@ -20,13 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows a page holds when the caller does not say (fetch and task results). */
+/* Rows a page holds when the caller does not say (fetch and task results);
+   the limits are in tools.h, shared with the definitions. */
 #define TOOLS_DEFAULT_PAGE_ROWS 100
-#define TOOLS_MAX_PAGE_ROWS 10000
 #define TOOLS_DEFAULT_LIST_LIMIT 20
-#define TOOLS_MAX_LIST_LIMIT 100
-/* SQL shown per query in list_queries: enough to recognise it. */
-#define TOOLS_LIST_SQL_BYTES 200
 /* Catalog queries (list_tables, describe_table) are short-lived bookkeeping:
    they give up sooner and are pruned sooner than user queries. */
 #define TOOLS_CATALOG_TIMEOUT_MS UINT64_C(30000)
@@ -34,202 +32,6 @@
 #define TOOLS_CATALOG_MAX_ROWS 10000
 /* timeout_seconds above a year is a typo, not a wish. */
 #define TOOLS_MAX_TIMEOUT_S 31536000.0
-
-/* --- JSON values ----------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *p, size_t n) {
-  unsigned c = p[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  unsigned min;
-  unsigned cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, min = 0x80, cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3, min = 0x800, cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, min = 0x10000, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xC0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
-/* A JSON string of text from the database. JSON text must be UTF-8, and a
-   database can hold anything: invalid bytes become U+FFFD rather than
-   making the whole answer fail. */
-json_t *mcp_json_text(const char *s, size_t len) {
-  json_t *value = json_stringn(s, len);
-  if (value)
-    return value;
-  char *clean = malloc(len * 3 + 1);
-  if (!clean)
-    return json_null();
-  size_t out = 0;
-  for (size_t i = 0; i < len;) {
-    size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
-    if (n == 0) {
-      memcpy(clean + out, "\xEF\xBF\xBD", 3);
-      out += 3;
-      i++;
-    } else {
-      memcpy(clean + out, s + i, n);
-      out += n;
-      i += n;
-    }
-  }
-  value = json_stringn(clean, out);
-  free(clean);
-  return value ? value : json_null();
-}
-
-/* Bytes as standard base64 with padding. */
-static json_t *base64_json(const unsigned char *bytes, size_t len) {
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t out_len = (len + 2) / 3 * 4;
-  char *out = malloc(out_len + 1);
-  if (!out)
-    return json_null();
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    unsigned b0 = bytes[i];
-    unsigned b1 = i + 1 < len ? bytes[i + 1] : 0;
-    unsigned b2 = i + 2 < len ? bytes[i + 2] : 0;
-    out[o++] = alphabet[b0 >> 2];
-    out[o++] = alphabet[((b0 & 3) << 4) | (b1 >> 4)];
-    out[o++] = i + 1 < len ? alphabet[((b1 & 15) << 2) | (b2 >> 6)] : '=';
-    out[o++] = i + 2 < len ? alphabet[b2 & 63] : '=';
-  }
-  json_t *value = json_stringn(out, o);
-  free(out);
-  return value;
-}
-
-static json_t *value_json(const qreg_value_t *v) {
-  switch (v->type) {
-  case QREG_TYPE_INT:
-    return json_integer((json_int_t)v->v.i);
-  case QREG_TYPE_FLOAT:
-    /* JSON has no infinities or NaN: name them. */
-    if (isnan(v->v.f))
-      return json_string("NaN");
-    if (isinf(v->v.f))
-      return json_string(v->v.f > 0 ? "Infinity" : "-Infinity");
-    return json_real(v->v.f);
-  case QREG_TYPE_BOOL:
-    return json_boolean(v->v.b);
-  case QREG_TYPE_TEXT:
-    return mcp_json_text(v->v.s.ptr, v->v.s.len);
-  case QREG_TYPE_BYTES:
-    return base64_json((const unsigned char *)v->v.s.ptr, v->v.s.len);
-  case QREG_TYPE_JSON: {
-    json_t *parsed = json_loadb(v->v.s.ptr, v->v.s.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return parsed ? parsed : mcp_json_text(v->v.s.ptr, v->v.s.len);
-  }
-  case QREG_TYPE_NULL:
-  default:
-    return json_null();
-  }
-}
-
-/* RFC 3339 time, or null when the event has not happened. */
-static json_t *time_json(int64_t ms) {
-  if (ms == 0)
-    return json_null();
-  char buf[40];
-  qreg_format_time(ms, buf, sizeof buf);
-  return json_string(buf);
-}
-
-static json_t *columns_json(const qreg_column_t *columns, size_t count) {
-  json_t *array = json_array();
-  for (size_t i = 0; i < count; i++)
-    json_array_append_new(
-        array,
-        json_pack("{s:o, s:o}", "name", mcp_json_text(columns[i].name, strlen(columns[i].name)),
-                  "type", mcp_json_text(columns[i].type_name, strlen(columns[i].type_name))));
-  return array;
-}
-
-static json_t *error_json(const qreg_snapshot_t *s) {
-  if (!s->has_error)
-    return json_null();
-  const qreg_error_t *e = &s->error;
-  json_t *error = json_pack("{s:s, s:o}", "type", e->type[0] ? e->type : "internal", "message",
-                            mcp_json_text(e->message, strlen(e->message)));
-  if (e->code[0])
-    json_object_set_new(error, "code", mcp_json_text(e->code, strlen(e->code)));
-  if (e->detail[0])
-    json_object_set_new(error, "detail", mcp_json_text(e->detail, strlen(e->detail)));
-  if (e->hint[0])
-    json_object_set_new(error, "hint", mcp_json_text(e->hint, strlen(e->hint)));
-  return error;
-}
-
-/* The longest prefix of s of at most max bytes that ends on a character boundary. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max) {
-  if (len <= max)
-    return len;
-  size_t cut = max;
-  while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-    cut--;
-  return cut;
-}
-
-/* A snapshot as get_query_status shows it (full) or list_queries lists it. */
-static json_t *snapshot_json(const qreg_snapshot_t *s, bool full) {
-  json_t *obj = json_object();
-  json_object_set_new(obj, "query_id", json_string(s->id.str));
-  json_object_set_new(obj, "status", json_string(qreg_status_name(s->status)));
-  size_t sql_len = strlen(s->sql);
-  if (full) {
-    json_object_set_new(obj, "sql", mcp_json_text(s->sql, sql_len));
-  } else {
-    size_t cut = utf8_prefix(s->sql, sql_len, TOOLS_LIST_SQL_BYTES);
-    json_t *sql = mcp_json_text(s->sql, cut);
-    if (cut < sql_len) {
-      char *shown = malloc(cut + 4);
-      if (shown) {
-        memcpy(shown, s->sql, cut);
-        memcpy(shown + cut, "\xE2\x80\xA6", 3); /* "…" */
-        json_decref(sql);
-        sql = mcp_json_text(shown, cut + 3);
-        free(shown);
-      }
-    }
-    json_object_set_new(obj, "sql", sql);
-  }
-  json_object_set_new(obj, "created_at", time_json(s->created_ms));
-  if (full) {
-    json_object_set_new(obj, "started_at", time_json(s->started_ms));
-  }
-  json_object_set_new(obj, "finished_at", time_json(s->finished_ms));
-  if (full) {
-    json_object_set_new(obj, "updated_at", time_json(s->updated_ms));
-    json_object_set_new(obj, "expires_at", time_json(s->expires_ms));
-  }
-  json_object_set_new(obj, "elapsed_ms", json_integer(s->elapsed_ms));
-  json_object_set_new(obj, "row_count", json_integer((json_int_t)s->row_count));
-  json_object_set_new(obj, "truncated", json_boolean(s->truncated));
-  if (full) {
-    json_object_set_new(obj, "columns", columns_json(s->columns, s->column_count));
-    json_object_set_new(obj, "backend_id",
-                        s->backend_id[0] ? json_string(s->backend_id) : json_null());
-  }
-  json_object_set_new(obj, "error", error_json(s));
-  return obj;
-}
 
 /* --- results ---------------------------------------------------------------------- */
 
@@ -370,7 +172,7 @@ static json_t *page_result(json_t *structured, const qreg_page_t *page, size_t b
   for (size_t r = 0; r < total; r++) {
     json_t *row = json_array();
     for (size_t c = 0; c < page->column_count; c++)
-      json_array_append_new(row, value_json(&page->values[r * page->column_count + c]));
+      json_array_append_new(row, mcp_json_value(&page->values[r * page->column_count + c]));
     if (sizes)
       sizes[r] = mcp_json_size(row) + 1;
     json_array_append_new(all_rows, row);
@@ -570,7 +372,7 @@ json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t b
                 qreg_status_name(snap->status), "elapsed_ms", (json_int_t)snap->elapsed_ms);
   json_t *result;
   if (snap->status == QREG_SUCCEEDED) {
-    json_object_set_new(structured, "columns", columns_json(snap->columns, snap->column_count));
+    json_object_set_new(structured, "columns", mcp_json_columns(snap->columns, snap->column_count));
     qreg_page_t *page = NULL;
     rc = qreg_fetch(call->server->reg, query_id, 0, TOOLS_DEFAULT_PAGE_ROWS, &page);
     if (rc == 0) {
@@ -581,7 +383,7 @@ json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t b
       result = registry_error(rc, "reading the result");
     }
   } else if (qreg_status_is_terminal(snap->status)) {
-    json_object_set_new(structured, "error", error_json(snap));
+    json_object_set_new(structured, "error", mcp_json_error(snap));
     result = ok_result(structured);
     json_object_set_new(result, "isError", json_true());
   } else {
@@ -615,7 +417,7 @@ static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
   int rc = qreg_snapshot(call->server->reg, id, &snap);
   if (rc < 0)
     return registry_error(rc, "get_query_status");
-  json_t *result = ok_result(snapshot_json(snap, true));
+  json_t *result = ok_result(mcp_json_snapshot(snap, true));
   qreg_snapshot_free(snap);
   return result;
 }
@@ -702,7 +504,7 @@ static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
   if (rc < 0)
     return registry_error(rc, "fetch_query_result");
   json_t *structured = json_pack("{s:s, s:o}", "query_id", id, "columns",
-                                 columns_json(page->columns, page->column_count));
+                                 mcp_json_columns(page->columns, page->column_count));
   json_t *result = page_result(structured, page, call->budget);
   qreg_page_free(page);
   return result;
@@ -744,7 +546,7 @@ static json_t *tool_list_queries(mcp_call_t *call, json_t *args) {
       return registry_error(rc, "list_queries");
     json_t *queries = json_array();
     for (size_t i = 0; i < list->count; i++)
-      json_array_append_new(queries, snapshot_json(list->items[i], false));
+      json_array_append_new(queries, mcp_json_snapshot(list->items[i], false));
     json_t *structured =
         json_pack("{s:o, s:o}", "queries", queries, "next_cursor",
                   list->next_cursor ? json_string(list->next_cursor) : json_null());
@@ -845,7 +647,7 @@ static qreg_page_t *run_catalog(mcp_call_t *call, const qreg_catalog_request_t *
 
 /* Text of a catalog value ("" for NULL). */
 static json_t *cell_json(const qreg_page_t *page, size_t row, size_t column) {
-  return value_json(&page->values[row * page->column_count + column]);
+  return mcp_json_value(&page->values[row * page->column_count + column]);
 }
 
 static bool cell_true(const qreg_page_t *page, size_t row, size_t column) {
@@ -979,256 +781,6 @@ static const tool_entry_t *find_tool(const char *name) {
 bool mcp_tools_task_capable(const char *name) {
   const tool_entry_t *tool = find_tool(name);
   return tool && tool->task_capable;
-}
-
-/* Schema pieces shared by several tools. */
-static json_t *schema_status(void) {
-  return json_pack("{s:s, s:[ssssss]}", "type", "string", "enum", "pending", "running", "succeeded",
-                   "failed", "canceled", "timeout");
-}
-static json_t *schema_columns(void) {
-  return json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}}, s:[ss]}}", "type", "array", "items", "type",
-                   "object", "properties", "name", "type", "string", "type", "type", "string",
-                   "required", "name", "type");
-}
-static json_t *schema_error(void) {
-  return json_pack("{s:[ss], s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:s}", "type",
-                   "object", "null", "properties", "type", "type", "string", "message", "type",
-                   "string", "code", "type", "string", "detail", "type", "string", "hint", "type",
-                   "string", "description",
-                   "null, or why the query did not succeed: type (database, connection, "
-                   "canceled, timeout, limit, internal), message, and code (the database's own "
-                   "error code, such as an SQLSTATE)");
-}
-static json_t *schema_time(void) {
-  return json_pack("{s:[ss]}", "type", "string", "null");
-}
-static json_t *schema_query_id(void) {
-  return json_pack("{s:s, s:s}", "type", "string", "description",
-                   "The id execute_query returned (a UUID).");
-}
-/* The members every page of rows carries (fetch_query_result, task results). */
-static void schema_add_page(json_t *properties) {
-  json_object_set_new(properties, "columns", schema_columns());
-  json_object_set_new(properties, "rows",
-                      json_pack("{s:s, s:{s:s}, s:s}", "type", "array", "items", "type", "array",
-                                "description",
-                                "Rows of this page, each an array in column order. Bytes are "
-                                "base64 strings; non-finite floats are \"NaN\", \"Infinity\"."));
-  json_object_set_new(properties, "offset", json_pack("{s:s}", "type", "integer"));
-  json_object_set_new(
-      properties, "row_count",
-      json_pack("{s:s, s:s}", "type", "integer", "description", "Rows in this page."));
-  json_object_set_new(properties, "total_rows",
-                      json_pack("{s:s, s:s}", "type", "integer", "description",
-                                "Rows stored for the whole result."));
-  json_object_set_new(properties, "has_more", json_pack("{s:s}", "type", "boolean"));
-  json_object_set_new(properties, "next_offset",
-                      json_pack("{s:[ss], s:s}", "type", "integer", "null", "description",
-                                "Offset to fetch next, null when there is no more. A page may "
-                                "stop before limit rows to stay within the response size limit."));
-  json_object_set_new(properties, "truncated",
-                      json_pack("{s:s, s:s}", "type", "boolean", "description",
-                                "The stored result itself was cut by max_rows or the server's "
-                                "memory budget: rows past total_rows were not kept."));
-}
-
-static json_t *object_schema(json_t *properties, const char *const *required) {
-  json_t *schema = json_pack("{s:s, s:o}", "type", "object", "properties", properties);
-  if (required) {
-    json_t *list = json_array();
-    for (const char *const *r = required; *r; r++)
-      json_array_append_new(list, json_string(*r));
-    json_object_set_new(schema, "required", list);
-  }
-  return schema;
-}
-
-static json_t *input_schema(json_t *properties, const char *const *required) {
-  json_t *schema = object_schema(properties, required);
-  json_object_set_new(schema, "additionalProperties", json_false());
-  return schema;
-}
-
-/* Behaviour hints for clients (annotations): only hints, but a client may ask
-   its user before a tool that is not read-only. */
-typedef struct tool_hints {
-  bool read_only;
-  bool destructive;
-  bool idempotent;
-} tool_hints_t;
-
-static json_t *define(const char *name, const char *title, const char *description, json_t *input,
-                      json_t *output, tool_hints_t hints) {
-  json_t *tool =
-      json_pack("{s:s, s:s, s:s, s:o, s:o, s:{s:s, s:b, s:b, s:b, s:b}}", "name", name, "title",
-                title, "description", description, "inputSchema", input, "outputSchema", output,
-                "annotations", "title", title, "readOnlyHint", hints.read_only, "destructiveHint",
-                hints.destructive, "idempotentHint", hints.idempotent, "openWorldHint", 0);
-  if (mcp_tools_task_capable(name))
-    json_object_set_new(tool, "execution", json_pack("{s:s}", "taskSupport", "optional"));
-  return tool;
-}
-
-json_t *mcp_tools_definitions(bool allow_writes) {
-  const tool_hints_t reader = {.read_only = true, .idempotent = true};
-  static const char *const sql_required[] = {"sql", NULL};
-  static const char *const id_required[] = {"query_id", NULL};
-  static const char *const table_required[] = {"table", NULL};
-  static const char *const execute_out_required[] = {"query_id", "status", NULL};
-  static const char *const page_out_required[] = {
-      "query_id",   "columns",  "rows",        "offset",    "row_count",
-      "total_rows", "has_more", "next_offset", "truncated", NULL};
-  static const char *const status_out_required[] = {
-      "query_id",  "sql",       "status",  "created_at", "elapsed_ms",
-      "row_count", "truncated", "columns", "error",      NULL};
-  static const char *const cancel_out_required[] = {"query_id", "canceled", "status", NULL};
-  static const char *const list_out_required[] = {"queries", "next_cursor", NULL};
-  static const char *const tables_out_required[] = {"database", "tables", "truncated", NULL};
-  static const char *const describe_out_required[] = {"schema", "table", "columns", NULL};
-  json_t *tools = json_array();
-
-  /* execute_query */
-  json_t *in = json_pack(
-      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type", "string",
-      "minLength", 1, "description",
-      "Exactly one SQL statement, in the dialect of the database (see list_tables). Read-only "
-      "unless the server was started with --allow-writes.",
-      "timeout_seconds", "type", "number", "exclusiveMinimum", 0, "description",
-      "Give up after this many seconds (counted from submission); default: the server's "
-      "--timeout.",
-      "max_rows", "type", "integer", "minimum", 1, "description",
-      "Keep at most this many rows; a longer result is kept cut and marked truncated. "
-      "Default: the server's --max-rows.");
-  json_t *out =
-      json_pack("{s:o, s:o, s:{s:s}, s:o}", "query_id", schema_query_id(), "status",
-                schema_status(), "elapsed_ms", "type", "integer", "error", schema_error());
-  schema_add_page(out);
-  json_array_append_new(
-      tools,
-      define("execute_query", "Run SQL in the background",
-             "Submit one SQL statement and return at once with its query_id and status "
-             "(pending or running). The query keeps running in the background: poll it with "
-             "get_query_status, read its rows with fetch_query_result once it has succeeded, "
-             "stop it with cancel_query. Use this for every query, short or long. Clients that "
-             "support MCP tasks may call it as a task instead: the task finishes with the "
-             "query, and its result carries the final status, the error if any, and the first "
-             "page of rows (columns, rows, has_more, next_offset).",
-             input_schema(in, sql_required), object_schema(out, execute_out_required),
-             (tool_hints_t){.read_only = !allow_writes, .destructive = allow_writes}));
-
-  /* get_query_status */
-  in = json_pack("{s:o}", "query_id", schema_query_id());
-  out = json_pack("{s:o, s:{s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, s:o, "
-                  "s:{s:[ss], s:s}, s:o}",
-                  "query_id", schema_query_id(), "sql", "type", "string", "status", schema_status(),
-                  "created_at", schema_time(), "started_at", schema_time(), "finished_at",
-                  schema_time(), "updated_at", schema_time(), "expires_at", schema_time(),
-                  "elapsed_ms", "type", "integer", "row_count", "type", "integer", "truncated",
-                  "type", "boolean", "columns", schema_columns(), "backend_id", "type", "string",
-                  "null", "description",
-                  "The database's own id for the statement (a backend process id, a "
-                  "connection serial, a query id: whatever the database names it by).",
-                  "error", schema_error());
-  json_array_append_new(
-      tools,
-      define("get_query_status", "Query status",
-             "Current state of a query: status (pending, running, succeeded, failed, canceled, "
-             "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated, and "
-             "the error (type, message, the database's error code) when it did not succeed. "
-             "Finished queries are kept until expires_at, then forgotten.",
-             input_schema(in, id_required), object_schema(out, status_out_required), reader));
-
-  /* fetch_query_result */
-  in = json_pack("{s:o, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}}", "query_id", schema_query_id(),
-                 "offset", "type", "integer", "minimum", 0, "description",
-                 "First row to return (0-based); use next_offset of the previous page. Default 0.",
-                 "limit", "type", "integer", "minimum", 1, "maximum", TOOLS_MAX_PAGE_ROWS,
-                 "description", "Rows to return at most. Default 100.");
-  out = json_pack("{s:o}", "query_id", schema_query_id());
-  schema_add_page(out);
-  json_array_append_new(
-      tools, define("fetch_query_result", "Fetch result rows",
-                    "Read a page of rows of a query that has succeeded: rows [offset, "
-                    "offset + row_count), with has_more and next_offset telling where to "
-                    "continue. A page stops early rather than exceed the server's response size "
-                    "limit. Fails with not_ready while the query runs.",
-                    input_schema(in, id_required), object_schema(out, page_out_required), reader));
-
-  /* cancel_query */
-  in = json_pack("{s:o}", "query_id", schema_query_id());
-  out = json_pack("{s:o, s:{s:s, s:s}, s:o}", "query_id", schema_query_id(), "canceled", "type",
-                  "boolean", "description",
-                  "true when this call stopped the query; false when it had already finished",
-                  "status", schema_status());
-  json_array_append_new(
-      tools, define("cancel_query", "Cancel a query",
-                    "Stop a pending or running query; it is stopped in the database and its "
-                    "connection released before this returns. A query that already finished is "
-                    "left as it is (canceled: false) and its status returned.",
-                    input_schema(in, id_required), object_schema(out, cancel_out_required),
-                    (tool_hints_t){.idempotent = true}));
-
-  /* list_queries */
-  json_t *status_filter = schema_status();
-  json_object_set_new(status_filter, "description",
-                      json_string("Only queries in this status (default: all)."));
-  in = json_pack("{s:o, s:{s:s, s:s}, s:{s:s, s:i, s:i, s:s}}", "status", status_filter, "cursor",
-                 "type", "string", "description",
-                 "next_cursor of the previous call, to continue the list.", "limit", "type",
-                 "integer", "minimum", 1, "maximum", TOOLS_MAX_LIST_LIMIT, "description",
-                 "Queries per page at most. Default 20.");
-  out = json_pack("{s:{s:s, s:{s:s, s:{s:o, s:o, s:{s:s}, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, "
-                  "s:o}}}, s:{s:[ss]}}",
-                  "queries", "type", "array", "items", "type", "object", "properties", "query_id",
-                  schema_query_id(), "status", schema_status(), "sql", "type", "string",
-                  "created_at", schema_time(), "finished_at", schema_time(), "elapsed_ms", "type",
-                  "integer", "row_count", "type", "integer", "truncated", "type", "boolean",
-                  "error", schema_error(), "next_cursor", "type", "string", "null");
-  json_array_append_new(
-      tools, define("list_queries", "List queries",
-                    "List the queries this server knows, newest first, with status, SQL (cut to "
-                    "200 bytes), times, row_count and error. Pages: pass next_cursor back as "
-                    "cursor until it is null.",
-                    input_schema(in, NULL), object_schema(out, list_out_required), reader));
-
-  /* list_tables */
-  in = json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "description",
-                 "Only this schema, as list_tables names them. Default: every user schema.");
-  out = json_pack("{s:{s:s, s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[ss]}, "
-                  "s:{s:[ss]}}}}, s:{s:s}}",
-                  "database", "type", "string", "description",
-                  "The database's kind (its driver's name): the SQL dialect to write.", "tables",
-                  "type", "array", "items", "type", "object", "properties", "schema", "type",
-                  "string", "name", "type", "string", "type", "type", "string", "comment", "type",
-                  "string", "null", "row_estimate", "type", "integer", "null", "truncated", "type",
-                  "boolean");
-  json_array_append_new(
-      tools, define("list_tables", "List tables",
-                    "List the tables and views of the database (schema, name, type, comment, "
-                    "estimated row count where the database keeps one) and say which kind of "
-                    "database it is, i.e. which SQL dialect to write. Start here to find what "
-                    "to query.",
-                    input_schema(in, NULL), object_schema(out, tables_out_required), reader));
-
-  /* describe_table */
-  in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}}", "table", "type", "string", "minLength", 1,
-                 "description", "A table or view name, as list_tables gives it.", "schema", "type",
-                 "string", "description",
-                 "Its schema (default: the one the database finds for the bare name).");
-  out = json_pack("{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{}, "
-                  "s:{s:s}, s:{s:[ss]}}}}}",
-                  "schema", "type", "string", "null", "table", "type", "string", "columns", "type",
-                  "array", "items", "type", "object", "properties", "name", "type", "string",
-                  "type", "type", "string", "nullable", "type", "boolean", "default", "primary_key",
-                  "type", "boolean", "comment", "type", "string", "null");
-  json_array_append_new(
-      tools,
-      define("describe_table", "Describe a table",
-             "The columns of a table or view, in order: name, declared type, nullable, "
-             "default expression, whether it is part of the primary key, and its comment.",
-             input_schema(in, table_required), object_schema(out, describe_out_required), reader));
-  return tools;
 }
 
 /* --- dispatch -------------------------------------------------------------------------- */

@@ -12,9 +12,16 @@
 
 #include <jansson.h>
 
+#include "mcp/json_values.h"
 #include "mcp/protocol.h"
 
-/* Every tool definition, in the order tools/list gives them. allow_writes
+/* Rows a fetch_query_result page and queries a list_queries page hold at
+   most (the handlers enforce them, the schemas state them). */
+#define TOOLS_MAX_PAGE_ROWS 10000
+#define TOOLS_MAX_LIST_LIMIT 100
+
+/* Every tool definition, in the order tools/list gives them
+   (tool_definitions.c). allow_writes
    changes execute_query's hints (readOnlyHint, destructiveHint). */
 json_t *mcp_tools_definitions(bool allow_writes);
 
@@ -46,9 +53,6 @@ int mcp_tools_submit_query(mcp_call_t *call, json_t *arguments, uint64_t ttl_ms,
  * it succeeded. Used for task results. NULL after mcp_call_fail (unknown id).
  */
 json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t budget);
-
-/* A JSON string of len bytes of text; bytes that are not UTF-8 become U+FFFD. */
-json_t *mcp_json_text(const char *s, size_t len);
 
 /* A CallToolResult with isError and the error as JSON text. */
 json_t *mcp_tools_error_result(const char *type, const char *code, const char *message);

@@ -1,0 +1,213 @@
+/*
+ * src/mcp/json_values.c - the JSON forms of what the registry returns, as
+ * every MCP tool and task writes them: text (UTF-8, U+FFFD for what is not),
+ * result values (bytes as base64), times (RFC 3339), columns, errors and
+ * snapshots.
+ *
+ * Owns nothing: every JSON value returned belongs to the caller.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcp/json_values.h"
+
+/* SQL shown per query in list_queries: enough to recognise it. */
+#define LIST_SQL_BYTES 200
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t utf8_sequence(const unsigned char *p, size_t n) {
+  unsigned c = p[0];
+  if (c < 0x80)
+    return 1;
+  size_t len;
+  unsigned min;
+  unsigned cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2, min = 0x80, cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3, min = 0x800, cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4, min = 0x10000, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+/* A JSON string of text from the database. JSON text must be UTF-8, and a
+   database can hold anything: invalid bytes become U+FFFD rather than
+   making the whole answer fail. */
+json_t *mcp_json_text(const char *s, size_t len) {
+  json_t *value = json_stringn(s, len);
+  if (value)
+    return value;
+  char *clean = malloc(len * 3 + 1);
+  if (!clean)
+    return json_null();
+  size_t out = 0;
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+    if (n == 0) {
+      memcpy(clean + out, "\xEF\xBF\xBD", 3);
+      out += 3;
+      i++;
+    } else {
+      memcpy(clean + out, s + i, n);
+      out += n;
+      i += n;
+    }
+  }
+  value = json_stringn(clean, out);
+  free(clean);
+  return value ? value : json_null();
+}
+
+/* Bytes as standard base64 with padding. */
+static json_t *base64_json(const unsigned char *bytes, size_t len) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t out_len = (len + 2) / 3 * 4;
+  char *out = malloc(out_len + 1);
+  if (!out)
+    return json_null();
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 3) {
+    unsigned b0 = bytes[i];
+    unsigned b1 = i + 1 < len ? bytes[i + 1] : 0;
+    unsigned b2 = i + 2 < len ? bytes[i + 2] : 0;
+    out[o++] = alphabet[b0 >> 2];
+    out[o++] = alphabet[((b0 & 3) << 4) | (b1 >> 4)];
+    out[o++] = i + 1 < len ? alphabet[((b1 & 15) << 2) | (b2 >> 6)] : '=';
+    out[o++] = i + 2 < len ? alphabet[b2 & 63] : '=';
+  }
+  json_t *value = json_stringn(out, o);
+  free(out);
+  return value;
+}
+
+json_t *mcp_json_value(const qreg_value_t *v) {
+  switch (v->type) {
+  case QREG_TYPE_INT:
+    return json_integer((json_int_t)v->v.i);
+  case QREG_TYPE_FLOAT:
+    /* JSON has no infinities or NaN: name them. */
+    if (isnan(v->v.f))
+      return json_string("NaN");
+    if (isinf(v->v.f))
+      return json_string(v->v.f > 0 ? "Infinity" : "-Infinity");
+    return json_real(v->v.f);
+  case QREG_TYPE_BOOL:
+    return json_boolean(v->v.b);
+  case QREG_TYPE_TEXT:
+    return mcp_json_text(v->v.s.ptr, v->v.s.len);
+  case QREG_TYPE_BYTES:
+    return base64_json((const unsigned char *)v->v.s.ptr, v->v.s.len);
+  case QREG_TYPE_JSON: {
+    json_t *parsed = json_loadb(v->v.s.ptr, v->v.s.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    return parsed ? parsed : mcp_json_text(v->v.s.ptr, v->v.s.len);
+  }
+  case QREG_TYPE_NULL:
+  default:
+    return json_null();
+  }
+}
+
+/* RFC 3339 time, or null when the event has not happened. */
+static json_t *time_json(int64_t ms) {
+  if (ms == 0)
+    return json_null();
+  char buf[40];
+  qreg_format_time(ms, buf, sizeof buf);
+  return json_string(buf);
+}
+
+json_t *mcp_json_columns(const qreg_column_t *columns, size_t count) {
+  json_t *array = json_array();
+  for (size_t i = 0; i < count; i++)
+    json_array_append_new(
+        array,
+        json_pack("{s:o, s:o}", "name", mcp_json_text(columns[i].name, strlen(columns[i].name)),
+                  "type", mcp_json_text(columns[i].type_name, strlen(columns[i].type_name))));
+  return array;
+}
+
+json_t *mcp_json_error(const qreg_snapshot_t *s) {
+  if (!s->has_error)
+    return json_null();
+  const qreg_error_t *e = &s->error;
+  json_t *error = json_pack("{s:s, s:o}", "type", e->type[0] ? e->type : "internal", "message",
+                            mcp_json_text(e->message, strlen(e->message)));
+  if (e->code[0])
+    json_object_set_new(error, "code", mcp_json_text(e->code, strlen(e->code)));
+  if (e->detail[0])
+    json_object_set_new(error, "detail", mcp_json_text(e->detail, strlen(e->detail)));
+  if (e->hint[0])
+    json_object_set_new(error, "hint", mcp_json_text(e->hint, strlen(e->hint)));
+  return error;
+}
+
+/* The longest prefix of s of at most max bytes that ends on a character boundary. */
+static size_t utf8_prefix(const char *s, size_t len, size_t max) {
+  if (len <= max)
+    return len;
+  size_t cut = max;
+  while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+    cut--;
+  return cut;
+}
+
+/* A snapshot as get_query_status shows it (full) or list_queries lists it. */
+json_t *mcp_json_snapshot(const qreg_snapshot_t *s, bool full) {
+  json_t *obj = json_object();
+  json_object_set_new(obj, "query_id", json_string(s->id.str));
+  json_object_set_new(obj, "status", json_string(qreg_status_name(s->status)));
+  size_t sql_len = strlen(s->sql);
+  if (full) {
+    json_object_set_new(obj, "sql", mcp_json_text(s->sql, sql_len));
+  } else {
+    size_t cut = utf8_prefix(s->sql, sql_len, LIST_SQL_BYTES);
+    json_t *sql = mcp_json_text(s->sql, cut);
+    if (cut < sql_len) {
+      char *shown = malloc(cut + 4);
+      if (shown) {
+        memcpy(shown, s->sql, cut);
+        memcpy(shown + cut, "\xE2\x80\xA6", 3); /* "…" */
+        json_decref(sql);
+        sql = mcp_json_text(shown, cut + 3);
+        free(shown);
+      }
+    }
+    json_object_set_new(obj, "sql", sql);
+  }
+  json_object_set_new(obj, "created_at", time_json(s->created_ms));
+  if (full) {
+    json_object_set_new(obj, "started_at", time_json(s->started_ms));
+  }
+  json_object_set_new(obj, "finished_at", time_json(s->finished_ms));
+  if (full) {
+    json_object_set_new(obj, "updated_at", time_json(s->updated_ms));
+    json_object_set_new(obj, "expires_at", time_json(s->expires_ms));
+  }
+  json_object_set_new(obj, "elapsed_ms", json_integer(s->elapsed_ms));
+  json_object_set_new(obj, "row_count", json_integer((json_int_t)s->row_count));
+  json_object_set_new(obj, "truncated", json_boolean(s->truncated));
+  if (full) {
+    json_object_set_new(obj, "columns", mcp_json_columns(s->columns, s->column_count));
+    json_object_set_new(obj, "backend_id",
+                        s->backend_id[0] ? json_string(s->backend_id) : json_null());
+  }
+  json_object_set_new(obj, "error", mcp_json_error(s));
+  return obj;
+}

@@ -1,0 +1,33 @@
+/*
+ * src/mcp/json_values.h - the JSON forms of registry objects (json_values.c),
+ * shared by the tools and the tasks of the MCP server.
+ *
+ * Every function returns a new JSON value that belongs to the caller.
+ */
+#ifndef QREG_MCP_JSON_VALUES_H
+#define QREG_MCP_JSON_VALUES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "qreg.h"
+
+/* A JSON string of len bytes of text; bytes that are not UTF-8 become U+FFFD. */
+json_t *mcp_json_text(const char *s, size_t len);
+
+/* One result value: null, an integer, a real, a boolean, text, base64 bytes
+   or embedded JSON, as docs/mcp.md describes. */
+json_t *mcp_json_value(const qreg_value_t *v);
+
+/* [{name, type}, ...] */
+json_t *mcp_json_columns(const qreg_column_t *columns, size_t count);
+
+/* null, or {type, message, code, detail, hint} of the snapshot's error. */
+json_t *mcp_json_error(const qreg_snapshot_t *s);
+
+/* A snapshot as get_query_status shows it (full) or list_queries lists it
+   (the SQL cut to a prefix). */
+json_t *mcp_json_snapshot(const qreg_snapshot_t *s, bool full);
+
+#endif /* QREG_MCP_JSON_VALUES_H */

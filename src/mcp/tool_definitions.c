@@ -1,0 +1,262 @@
+/*
+ * src/mcp/tool_definitions.c - what tools/list says of each tool: its
+ * title and description (written for a model), its input and output JSON
+ * schemas and its annotations. The handlers are tools.c; these definitions
+ * are built once per server (mcp_tools_definitions) and copied per list.
+ *
+ * Owns nothing: every JSON value returned belongs to the caller.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mcp/tools.h"
+
+/* Schema pieces shared by several tools. */
+static json_t *schema_status(void) {
+  return json_pack("{s:s, s:[ssssss]}", "type", "string", "enum", "pending", "running", "succeeded",
+                   "failed", "canceled", "timeout");
+}
+static json_t *schema_columns(void) {
+  return json_pack("{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}}, s:[ss]}}", "type", "array", "items", "type",
+                   "object", "properties", "name", "type", "string", "type", "type", "string",
+                   "required", "name", "type");
+}
+static json_t *schema_error(void) {
+  return json_pack("{s:[ss], s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:s}", "type",
+                   "object", "null", "properties", "type", "type", "string", "message", "type",
+                   "string", "code", "type", "string", "detail", "type", "string", "hint", "type",
+                   "string", "description",
+                   "null, or why the query did not succeed: type (database, connection, "
+                   "canceled, timeout, limit, internal), message, and code (the database's own "
+                   "error code, such as an SQLSTATE)");
+}
+static json_t *schema_time(void) {
+  return json_pack("{s:[ss]}", "type", "string", "null");
+}
+static json_t *schema_query_id(void) {
+  return json_pack("{s:s, s:s}", "type", "string", "description",
+                   "The id execute_query returned (a UUID).");
+}
+/* The members every page of rows carries (fetch_query_result, task results). */
+static void schema_add_page(json_t *properties) {
+  json_object_set_new(properties, "columns", schema_columns());
+  json_object_set_new(properties, "rows",
+                      json_pack("{s:s, s:{s:s}, s:s}", "type", "array", "items", "type", "array",
+                                "description",
+                                "Rows of this page, each an array in column order. Bytes are "
+                                "base64 strings; non-finite floats are \"NaN\", \"Infinity\"."));
+  json_object_set_new(properties, "offset", json_pack("{s:s}", "type", "integer"));
+  json_object_set_new(
+      properties, "row_count",
+      json_pack("{s:s, s:s}", "type", "integer", "description", "Rows in this page."));
+  json_object_set_new(properties, "total_rows",
+                      json_pack("{s:s, s:s}", "type", "integer", "description",
+                                "Rows stored for the whole result."));
+  json_object_set_new(properties, "has_more", json_pack("{s:s}", "type", "boolean"));
+  json_object_set_new(properties, "next_offset",
+                      json_pack("{s:[ss], s:s}", "type", "integer", "null", "description",
+                                "Offset to fetch next, null when there is no more. A page may "
+                                "stop before limit rows to stay within the response size limit."));
+  json_object_set_new(properties, "truncated",
+                      json_pack("{s:s, s:s}", "type", "boolean", "description",
+                                "The stored result itself was cut by max_rows or the server's "
+                                "memory budget: rows past total_rows were not kept."));
+}
+
+static json_t *object_schema(json_t *properties, const char *const *required) {
+  json_t *schema = json_pack("{s:s, s:o}", "type", "object", "properties", properties);
+  if (required) {
+    json_t *list = json_array();
+    for (const char *const *r = required; *r; r++)
+      json_array_append_new(list, json_string(*r));
+    json_object_set_new(schema, "required", list);
+  }
+  return schema;
+}
+
+static json_t *input_schema(json_t *properties, const char *const *required) {
+  json_t *schema = object_schema(properties, required);
+  json_object_set_new(schema, "additionalProperties", json_false());
+  return schema;
+}
+
+/* Behaviour hints for clients (annotations): only hints, but a client may ask
+   its user before a tool that is not read-only. */
+typedef struct tool_hints {
+  bool read_only;
+  bool destructive;
+  bool idempotent;
+} tool_hints_t;
+
+static json_t *define(const char *name, const char *title, const char *description, json_t *input,
+                      json_t *output, tool_hints_t hints) {
+  json_t *tool =
+      json_pack("{s:s, s:s, s:s, s:o, s:o, s:{s:s, s:b, s:b, s:b, s:b}}", "name", name, "title",
+                title, "description", description, "inputSchema", input, "outputSchema", output,
+                "annotations", "title", title, "readOnlyHint", hints.read_only, "destructiveHint",
+                hints.destructive, "idempotentHint", hints.idempotent, "openWorldHint", 0);
+  if (mcp_tools_task_capable(name))
+    json_object_set_new(tool, "execution", json_pack("{s:s}", "taskSupport", "optional"));
+  return tool;
+}
+
+json_t *mcp_tools_definitions(bool allow_writes) {
+  const tool_hints_t reader = {.read_only = true, .idempotent = true};
+  static const char *const sql_required[] = {"sql", NULL};
+  static const char *const id_required[] = {"query_id", NULL};
+  static const char *const table_required[] = {"table", NULL};
+  static const char *const execute_out_required[] = {"query_id", "status", NULL};
+  static const char *const page_out_required[] = {
+      "query_id",   "columns",  "rows",        "offset",    "row_count",
+      "total_rows", "has_more", "next_offset", "truncated", NULL};
+  static const char *const status_out_required[] = {
+      "query_id",  "sql",       "status",  "created_at", "elapsed_ms",
+      "row_count", "truncated", "columns", "error",      NULL};
+  static const char *const cancel_out_required[] = {"query_id", "canceled", "status", NULL};
+  static const char *const list_out_required[] = {"queries", "next_cursor", NULL};
+  static const char *const tables_out_required[] = {"database", "tables", "truncated", NULL};
+  static const char *const describe_out_required[] = {"schema", "table", "columns", NULL};
+  json_t *tools = json_array();
+
+  /* execute_query */
+  json_t *in = json_pack(
+      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type", "string",
+      "minLength", 1, "description",
+      "Exactly one SQL statement, in the dialect of the database (see list_tables). Read-only "
+      "unless the server was started with --allow-writes.",
+      "timeout_seconds", "type", "number", "exclusiveMinimum", 0, "description",
+      "Give up after this many seconds (counted from submission); default: the server's "
+      "--timeout.",
+      "max_rows", "type", "integer", "minimum", 1, "description",
+      "Keep at most this many rows; a longer result is kept cut and marked truncated. "
+      "Default: the server's --max-rows.");
+  json_t *out =
+      json_pack("{s:o, s:o, s:{s:s}, s:o}", "query_id", schema_query_id(), "status",
+                schema_status(), "elapsed_ms", "type", "integer", "error", schema_error());
+  schema_add_page(out);
+  json_array_append_new(
+      tools,
+      define("execute_query", "Run SQL in the background",
+             "Submit one SQL statement and return at once with its query_id and status "
+             "(pending or running). The query keeps running in the background: poll it with "
+             "get_query_status, read its rows with fetch_query_result once it has succeeded, "
+             "stop it with cancel_query. Use this for every query, short or long. Clients that "
+             "support MCP tasks may call it as a task instead: the task finishes with the "
+             "query, and its result carries the final status, the error if any, and the first "
+             "page of rows (columns, rows, has_more, next_offset).",
+             input_schema(in, sql_required), object_schema(out, execute_out_required),
+             (tool_hints_t){.read_only = !allow_writes, .destructive = allow_writes}));
+
+  /* get_query_status */
+  in = json_pack("{s:o}", "query_id", schema_query_id());
+  out = json_pack("{s:o, s:{s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, s:o, "
+                  "s:{s:[ss], s:s}, s:o}",
+                  "query_id", schema_query_id(), "sql", "type", "string", "status", schema_status(),
+                  "created_at", schema_time(), "started_at", schema_time(), "finished_at",
+                  schema_time(), "updated_at", schema_time(), "expires_at", schema_time(),
+                  "elapsed_ms", "type", "integer", "row_count", "type", "integer", "truncated",
+                  "type", "boolean", "columns", schema_columns(), "backend_id", "type", "string",
+                  "null", "description",
+                  "The database's own id for the statement (a backend process id, a "
+                  "connection serial, a query id: whatever the database names it by).",
+                  "error", schema_error());
+  json_array_append_new(
+      tools,
+      define("get_query_status", "Query status",
+             "Current state of a query: status (pending, running, succeeded, failed, canceled, "
+             "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated, and "
+             "the error (type, message, the database's error code) when it did not succeed. "
+             "Finished queries are kept until expires_at, then forgotten.",
+             input_schema(in, id_required), object_schema(out, status_out_required), reader));
+
+  /* fetch_query_result */
+  in = json_pack("{s:o, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}}", "query_id", schema_query_id(),
+                 "offset", "type", "integer", "minimum", 0, "description",
+                 "First row to return (0-based); use next_offset of the previous page. Default 0.",
+                 "limit", "type", "integer", "minimum", 1, "maximum", TOOLS_MAX_PAGE_ROWS,
+                 "description", "Rows to return at most. Default 100.");
+  out = json_pack("{s:o}", "query_id", schema_query_id());
+  schema_add_page(out);
+  json_array_append_new(
+      tools, define("fetch_query_result", "Fetch result rows",
+                    "Read a page of rows of a query that has succeeded: rows [offset, "
+                    "offset + row_count), with has_more and next_offset telling where to "
+                    "continue. A page stops early rather than exceed the server's response size "
+                    "limit. Fails with not_ready while the query runs.",
+                    input_schema(in, id_required), object_schema(out, page_out_required), reader));
+
+  /* cancel_query */
+  in = json_pack("{s:o}", "query_id", schema_query_id());
+  out = json_pack("{s:o, s:{s:s, s:s}, s:o}", "query_id", schema_query_id(), "canceled", "type",
+                  "boolean", "description",
+                  "true when this call stopped the query; false when it had already finished",
+                  "status", schema_status());
+  json_array_append_new(
+      tools, define("cancel_query", "Cancel a query",
+                    "Stop a pending or running query; it is stopped in the database and its "
+                    "connection released before this returns. A query that already finished is "
+                    "left as it is (canceled: false) and its status returned.",
+                    input_schema(in, id_required), object_schema(out, cancel_out_required),
+                    (tool_hints_t){.idempotent = true}));
+
+  /* list_queries */
+  json_t *status_filter = schema_status();
+  json_object_set_new(status_filter, "description",
+                      json_string("Only queries in this status (default: all)."));
+  in = json_pack("{s:o, s:{s:s, s:s}, s:{s:s, s:i, s:i, s:s}}", "status", status_filter, "cursor",
+                 "type", "string", "description",
+                 "next_cursor of the previous call, to continue the list.", "limit", "type",
+                 "integer", "minimum", 1, "maximum", TOOLS_MAX_LIST_LIMIT, "description",
+                 "Queries per page at most. Default 20.");
+  out = json_pack("{s:{s:s, s:{s:s, s:{s:o, s:o, s:{s:s}, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, "
+                  "s:o}}}, s:{s:[ss]}}",
+                  "queries", "type", "array", "items", "type", "object", "properties", "query_id",
+                  schema_query_id(), "status", schema_status(), "sql", "type", "string",
+                  "created_at", schema_time(), "finished_at", schema_time(), "elapsed_ms", "type",
+                  "integer", "row_count", "type", "integer", "truncated", "type", "boolean",
+                  "error", schema_error(), "next_cursor", "type", "string", "null");
+  json_array_append_new(
+      tools, define("list_queries", "List queries",
+                    "List the queries this server knows, newest first, with status, SQL (cut to "
+                    "200 bytes), times, row_count and error. Pages: pass next_cursor back as "
+                    "cursor until it is null.",
+                    input_schema(in, NULL), object_schema(out, list_out_required), reader));
+
+  /* list_tables */
+  in = json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "description",
+                 "Only this schema, as list_tables names them. Default: every user schema.");
+  out = json_pack("{s:{s:s, s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[ss]}, "
+                  "s:{s:[ss]}}}}, s:{s:s}}",
+                  "database", "type", "string", "description",
+                  "The database's kind (its driver's name): the SQL dialect to write.", "tables",
+                  "type", "array", "items", "type", "object", "properties", "schema", "type",
+                  "string", "name", "type", "string", "type", "type", "string", "comment", "type",
+                  "string", "null", "row_estimate", "type", "integer", "null", "truncated", "type",
+                  "boolean");
+  json_array_append_new(
+      tools, define("list_tables", "List tables",
+                    "List the tables and views of the database (schema, name, type, comment, "
+                    "estimated row count where the database keeps one) and say which kind of "
+                    "database it is, i.e. which SQL dialect to write. Start here to find what "
+                    "to query.",
+                    input_schema(in, NULL), object_schema(out, tables_out_required), reader));
+
+  /* describe_table */
+  in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}}", "table", "type", "string", "minLength", 1,
+                 "description", "A table or view name, as list_tables gives it.", "schema", "type",
+                 "string", "description",
+                 "Its schema (default: the one the database finds for the bare name).");
+  out = json_pack("{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{}, "
+                  "s:{s:s}, s:{s:[ss]}}}}}",
+                  "schema", "type", "string", "null", "table", "type", "string", "columns", "type",
+                  "array", "items", "type", "object", "properties", "name", "type", "string",
+                  "type", "type", "string", "nullable", "type", "boolean", "default", "primary_key",
+                  "type", "boolean", "comment", "type", "string", "null");
+  json_array_append_new(
+      tools,
+      define("describe_table", "Describe a table",
+             "The columns of a table or view, in order: name, declared type, nullable, "
+             "default expression, whether it is part of the primary key, and its comment.",
+             input_schema(in, table_required), object_schema(out, describe_out_required), reader));
+  return tools;
+}
