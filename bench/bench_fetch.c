@@ -23,8 +23,8 @@
 
 #define POOL 2
 #define SELECT_ONE "SELECT 1"
-#define BIG_SQL                                                                            \
-  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) "        \
+#define BIG_SQL                                                                                    \
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) "               \
   "SELECT i, i * 2.5 AS f, 'row ' || i AS t, i % 2 = 0 AS b FROM n"
 
 typedef struct fetcher {
@@ -42,8 +42,7 @@ static void *fetcher_main(void *arg) {
     if (qreg_fetch(f->reg, f->big.str, 0, 10000, &page) != 0)
       bench_die("qreg_fetch of the 10,000-row result: %s", qreg_last_error());
     if (page->row_count != 10000)
-      bench_die("the big result has %llu rows, not 10,000",
-                (unsigned long long)page->row_count);
+      bench_die("the big result has %llu rows, not 10,000", (unsigned long long)page->row_count);
     qreg_page_free(page);
     f->pages++;
   }
@@ -95,9 +94,9 @@ void bench_fetch(const bench_context_t *ctx) {
   char title[96], n[32];
   snprintf(title, sizeof title, "completions/s, %s SELECT 1, a 10,000-row fetch looping",
            bench_count_text(count, n, sizeof n));
-  bench_figure_t *figure = bench_figure_new("9", title, "queries/s",
-                                            "the same stream, no fetcher (SQLite, pool 2)",
-                                            BENCH_GOAL_RATIO_AT_LEAST, 0.8);
+  bench_figure_t *figure =
+      bench_figure_new("9", title, "queries/s", "the same stream, no fetcher (SQLite, pool 2)",
+                       BENCH_GOAL_RATIO_AT_LEAST, 0.8);
   unsigned long pages_total = 0;
   for (unsigned round = 0; round < ctx->rounds; round++) {
     unsigned long pages = 0, none = 0;

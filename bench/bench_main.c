@@ -168,9 +168,8 @@ int main(int argc, char **argv) {
      at least in part. */
   bool want_postgres = false;
   for (size_t i = 0; i < BENCHMARK_COUNT; i++)
-    want_postgres =
-        want_postgres || (benchmarks[i].number != 8 && benchmarks[i].number != 9 &&
-                          selected(only, benchmarks[i].number));
+    want_postgres = want_postgres || (benchmarks[i].number != 8 && benchmarks[i].number != 9 &&
+                                      selected(only, benchmarks[i].number));
   if (want_postgres) {
     bench_progress("starting a private PostgreSQL server (tests/support/pg_fixture.c)");
     int rc = pg_fixture_start();

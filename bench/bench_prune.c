@@ -323,12 +323,13 @@ void bench_prune(const bench_context_t *ctx) {
   }
   qreg_stats_t stats = QREG_STATS_INIT;
   qreg_stats(reg, &stats);
-  bench_figure_note(figure,
-                    "%lu finished records held (%llu in the registry after the rounds); filling "
-                    "took %.1f s; a watch callback held the loop thread across T; the registry's threads "
-                    "run on one CPU, the caller on the other; %u round(s) repeated because the "
-                    "registry's timer pruned first.",
-                    total, (unsigned long long)stats.records, fill_seconds, repeats);
+  bench_figure_note(
+      figure,
+      "%lu finished records held (%llu in the registry after the rounds); filling "
+      "took %.1f s; a watch callback held the loop thread across T; the registry's threads "
+      "run on one CPU, the caller on the other; %u round(s) repeated because the "
+      "registry's timer pruned first.",
+      total, (unsigned long long)stats.records, fill_seconds, repeats);
   if (!pinned)
     bench_figure_note(figure, "(Fewer than 2 CPUs usable: the threads were not pinned apart.)");
   mini_free(&mini);

@@ -64,7 +64,7 @@ extern "C" {
 #define QREG_VERSION_PATCH 0
 #define QREG_VERSION_STRING "0.1.0"
 /* The version as one number: major * 10000 + minor * 100 + patch. */
-#define QREG_VERSION_HEX \
+#define QREG_VERSION_HEX                                                                           \
   (QREG_VERSION_MAJOR * 10000 + QREG_VERSION_MINOR * 100 + QREG_VERSION_PATCH)
 
 /* The version of the library actually loaded, at run time: "0.1.0". Compare
@@ -103,8 +103,8 @@ const char *qreg_last_error(void);
 
 /* Query statuses. pending -> running -> one terminal status; terminal is final. */
 typedef enum qreg_status {
-  QREG_PENDING = 0,  /* accepted, waiting for a connection */
-  QREG_RUNNING = 1,  /* running on a connection */
+  QREG_PENDING = 0, /* accepted, waiting for a connection */
+  QREG_RUNNING = 1, /* running on a connection */
   QREG_SUCCEEDED = 2,
   QREG_FAILED = 3,
   QREG_CANCELED = 4,
@@ -130,14 +130,14 @@ bool qreg_status_is_terminal(qreg_status_t status);
 
 /* Registry configuration. Start from qreg_config_init(), then set fields. */
 typedef struct qreg_config {
-  size_t struct_size;         /* sizeof(qreg_config_t), set by qreg_config_init */
+  size_t struct_size; /* sizeof(qreg_config_t), set by qreg_config_init */
   /* "sqlite:PATH", "postgres://...", "postgresql://..." or a libpq conninfo
      ("host=... dbname=..."). Required. Copied by qreg_open(). */
   const char *db_url;
-  unsigned max_connections;   /* connections at once (default 8, 1..10000) */
-  size_t max_records;         /* records kept at once (default 10000) */
-  size_t max_result_bytes;    /* bytes of results held by the registry (256 MiB) */
-  size_t max_sql_bytes;       /* longest SQL accepted (default 1 MiB) */
+  unsigned max_connections;     /* connections at once (default 8, 1..10000) */
+  size_t max_records;           /* records kept at once (default 10000) */
+  size_t max_result_bytes;      /* bytes of results held by the registry (256 MiB) */
+  size_t max_sql_bytes;         /* longest SQL accepted (default 1 MiB) */
   uint64_t default_timeout_ms;  /* per query, from submission (default 1 h) */
   uint64_t default_ttl_ms;      /* kept this long after the last change (1 h) */
   uint64_t default_max_rows;    /* rows stored per result (default 10000,
@@ -190,13 +190,12 @@ int qreg_open(const qreg_config_t *config, qreg_t **out);
  * Fails with QREG_EFULL when max_records records exist and none has finished
  * (otherwise the oldest finished record is evicted to make room).
  */
-int qreg_execute(qreg_t *reg, const char *sql, const qreg_options_t *options,
-                 qreg_id_t *id_out);
+int qreg_execute(qreg_t *reg, const char *sql, const qreg_options_t *options, qreg_id_t *id_out);
 
 /* The same for SQL of a known length, which may come from a protocol that
    allows NUL bytes inside a string: a NUL inside is refused (QREG_EINVAL). */
-int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len,
-                   const qreg_options_t *options, qreg_id_t *id_out);
+int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_options_t *options,
+                   qreg_id_t *id_out);
 
 /* A result column: its name and the database's name for its type ("" if none). */
 typedef struct qreg_column {
@@ -206,10 +205,10 @@ typedef struct qreg_column {
 
 /* A query's error. All strings are "" when absent, never NULL. */
 typedef struct qreg_error {
-  const char *type;    /* "database", "connection", "canceled", "timeout",
+  const char *type; /* "database", "connection", "canceled", "timeout",
                           "limit", "internal" */
   const char *message;
-  const char *code;    /* SQLSTATE (PostgreSQL) or driver code (SQLite name) */
+  const char *code; /* SQLSTATE (PostgreSQL) or driver code (SQLite name) */
   const char *detail;
   const char *hint;
 } qreg_error_t;
@@ -224,10 +223,10 @@ typedef struct qreg_snapshot {
   int64_t started_ms;
   int64_t finished_ms;
   int64_t updated_ms;
-  int64_t expires_ms;   /* when the record will be pruned */
-  int64_t elapsed_ms;   /* started (or created) to finished (or now) */
-  uint64_t row_count;   /* rows stored */
-  bool truncated;       /* rows or bytes were cut by max_rows / max_result_bytes */
+  int64_t expires_ms; /* when the record will be pruned */
+  int64_t elapsed_ms; /* started (or created) to finished (or now) */
+  uint64_t row_count; /* rows stored */
+  bool truncated;     /* rows or bytes were cut by max_rows / max_result_bytes */
   bool has_error;
   qreg_error_t error;
   size_t column_count;
@@ -273,10 +272,10 @@ typedef struct qreg_page {
   size_t column_count;
   const qreg_column_t *columns;
   uint64_t offset;
-  uint64_t row_count;     /* rows in this page */
-  uint64_t total_rows;    /* rows stored in the whole result */
-  bool has_more;          /* rows after this page */
-  bool truncated;         /* the stored result itself was cut */
+  uint64_t row_count;         /* rows in this page */
+  uint64_t total_rows;        /* rows stored in the whole result */
+  bool has_more;              /* rows after this page */
+  bool truncated;             /* the stored result itself was cut */
   const qreg_value_t *values; /* row_count * column_count, row-major */
 } qreg_page_t;
 
@@ -286,8 +285,7 @@ typedef struct qreg_page {
  * ended another way, QREG_ERANGE when offset > total_rows (offset == total_rows
  * gives an empty page). limit 0 means "all remaining rows".
  */
-int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit,
-               qreg_page_t **out);
+int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qreg_page_t **out);
 void qreg_page_free(qreg_page_t *page);
 
 /* Which records qreg_list returns, and in what order. */
@@ -314,8 +312,7 @@ void qreg_list_free(qreg_list_t *list);
  * timeout_ms passes (QREG_ETIMEDOUT; the query goes on). timeout_ms 0 checks
  * without blocking; UINT64_MAX waits for ever. *status_out may be NULL.
  */
-int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms,
-              qreg_status_t *status_out);
+int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms, qreg_status_t *status_out);
 
 /*
  * Asynchronous completion: calls cb exactly once when the query settles -
@@ -340,8 +337,8 @@ int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms,
  * the loop thread those fail with QREG_EINVAL instead of deadlocking - or
  * block for long: every other query's progress waits for it.
  */
-typedef void (*qreg_watch_cb)(qreg_t *reg, const qreg_id_t *id, int rc,
-                              qreg_status_t status, void *arg);
+typedef void (*qreg_watch_cb)(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t status,
+                              void *arg);
 int qreg_watch(qreg_t *reg, const char *id, qreg_watch_cb cb, void *arg);
 
 /*
@@ -378,15 +375,16 @@ typedef struct qreg_stats {
   unsigned connections_idle;    /* in the pool */
   unsigned connections_opening; /* being opened */
   uint64_t records_by_status[QREG_STATUS_COUNT];
-  uint64_t records;             /* held now */
-  uint64_t records_pruned;      /* ever, by TTL */
-  uint64_t records_evicted;     /* ever, by max_records */
-  uint64_t result_bytes;        /* held now */
-  uint64_t watches;             /* qreg_watch callbacks registered, not yet made */
-  uint64_t driver_violations;   /* completions a driver reported twice or
+  uint64_t records;           /* held now */
+  uint64_t records_pruned;    /* ever, by TTL */
+  uint64_t records_evicted;   /* ever, by max_records */
+  uint64_t result_bytes;      /* held now */
+  uint64_t watches;           /* qreg_watch callbacks registered, not yet made */
+  uint64_t driver_violations; /* completions a driver reported twice or
                                    unasked (a driver bug; ignored): 0 */
 } qreg_stats_t;
-#define QREG_STATS_INIT {.struct_size = sizeof(qreg_stats_t)}
+#define QREG_STATS_INIT                                                                            \
+  { .struct_size = sizeof(qreg_stats_t) }
 
 /* Current counters. Also works after qreg_close() (until qreg_destroy()): it
    then gives the final counters, so a caller can check that every connection
@@ -413,13 +411,13 @@ void qreg_destroy(qreg_t *reg);
    has its own catalog); the query runs through the registry like any other,
    read-only, bounded and cancellable, and its result is fetched as usual. */
 typedef enum qreg_catalog_op {
-  QREG_CATALOG_SCHEMAS = 0,   /* columns: schema_name */
-  QREG_CATALOG_TABLES = 1,    /* schema, name, type ("table"/"view"/...),
+  QREG_CATALOG_SCHEMAS = 0,        /* columns: schema_name */
+  QREG_CATALOG_TABLES = 1,         /* schema, name, type ("table"/"view"/...),
                                  comment, row_estimate (NULL when unknown) */
-  QREG_CATALOG_DESCRIBE = 2,  /* ordinal, name, type, nullable, default_value,
+  QREG_CATALOG_DESCRIBE = 2,       /* ordinal, name, type, nullable, default_value,
                                  comment, primary_key */
-  QREG_CATALOG_SAMPLE = 3,    /* the table's own columns, up to limit rows */
-  QREG_CATALOG_COLUMN_STATS = 4, /* one row: row_count, null_count,
+  QREG_CATALOG_SAMPLE = 3,         /* the table's own columns, up to limit rows */
+  QREG_CATALOG_COLUMN_STATS = 4,   /* one row: row_count, null_count,
                                     distinct_count, min_value, max_value */
   QREG_CATALOG_SEARCH_COLUMNS = 5, /* schema, table_name, column_name, type
                                       of columns whose name contains pattern */
@@ -427,7 +425,7 @@ typedef enum qreg_catalog_op {
 #define QREG_CATALOG_OP_COUNT 6
 
 typedef struct qreg_catalog_request {
-  size_t struct_size;  /* sizeof(qreg_catalog_request_t): qreg_catalog_init */
+  size_t struct_size; /* sizeof(qreg_catalog_request_t): qreg_catalog_init */
   qreg_catalog_op_t op;
   const char *schema;  /* NULL: the default schema, or every schema for
                           SCHEMAS/TABLES/SEARCH_COLUMNS */
@@ -450,8 +448,8 @@ const char *qreg_catalog_op_name(qreg_catalog_op_t op);
  * change the SQL's meaning. QREG_EINVAL for a missing or malformed argument
  * or an op the driver does not offer.
  */
-int qreg_catalog(qreg_t *reg, const qreg_catalog_request_t *request,
-                 const qreg_options_t *options, qreg_id_t *id_out);
+int qreg_catalog(qreg_t *reg, const qreg_catalog_request_t *request, const qreg_options_t *options,
+                 qreg_id_t *id_out);
 
 /* Quotes name as an identifier of the registry's database into a new string
    (*out, free() it): "a""b" for PostgreSQL and SQLite. */

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <arpa/inet.h>
@@ -123,7 +124,9 @@ static void cancel_races_completion(void **state) {
   (void)state;
   const char *app = "qreg_t_cancelrace";
   qreg_t *reg = pg_test_open(NULL, app, 8, false);
-  enum { N = 40 };
+  enum {
+    N = 40
+  };
   qreg_id_t ids[N];
   for (int i = 0; i < N; i++) {
     char sql[64];
@@ -165,10 +168,12 @@ static void cancel_right_away(void **state) {
 
 /* --- a TCP proxy in front of the server --------------------------------- */
 
-enum { PROXY_MAX_LINKS = 8 };
+enum {
+  PROXY_MAX_LINKS = 8
+};
 
 typedef struct proxy {
-  int listen_fd;                 /* closed by proxy_refuse() */
+  int listen_fd; /* closed by proxy_refuse() */
   int port;
   atomic_bool refusing;
   pthread_t acceptor;

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <arpa/inet.h>
@@ -200,8 +201,9 @@ static void wrong_password(void **state) {
 static void unknown_database(void **state) {
   (void)state;
   char url[200];
-  snprintf(url, sizeof url, "host=127.0.0.1 port=%d dbname=qreg_no_such_db user=qreg_test "
-                            "password=%s",
+  snprintf(url, sizeof url,
+           "host=127.0.0.1 port=%d dbname=qreg_no_such_db user=qreg_test "
+           "password=%s",
            pg_fixture_port(), WRONG_PASSWORD);
   qreg_t *reg;
   qreg_id_t id;
@@ -266,11 +268,15 @@ int main(void) {
   if (rc != 0)
     return rc == PG_FIXTURE_SKIP ? PG_FIXTURE_SKIP : 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(url_forms),        cmocka_unit_test(host_names),
+      cmocka_unit_test(url_forms),
+      cmocka_unit_test(host_names),
       cmocka_unit_test(environment_variables),
-      cmocka_unit_test(application_name), cmocka_unit_test(wrong_port),
-      cmocka_unit_test(wrong_password),   cmocka_unit_test(unknown_database),
-      cmocka_unit_test(connect_timeout),  cmocka_unit_test(malformed_urls),
+      cmocka_unit_test(application_name),
+      cmocka_unit_test(wrong_port),
+      cmocka_unit_test(wrong_password),
+      cmocka_unit_test(unknown_database),
+      cmocka_unit_test(connect_timeout),
+      cmocka_unit_test(malformed_urls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

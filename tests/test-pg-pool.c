@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <pthread.h>
@@ -29,7 +30,7 @@
 typedef struct sampler {
   const char *app;
   atomic_bool stop;
-  int max_seen;    /* written by the thread, read after join */
+  int max_seen; /* written by the thread, read after join */
   unsigned samples;
   bool failed;
 } sampler_t;

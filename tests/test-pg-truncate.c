@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -66,8 +67,8 @@ static void byte_budget_cuts(void **state) {
   config.application_name = app;
   config.max_result_bytes = 64 * 1024;
   qreg_t *reg = pg_test_open_config(&config);
-  qreg_id_t id = test_execute(reg, "SELECT generate_series(1, 1000000000) AS g, repeat('x', 1000)",
-                              NULL);
+  qreg_id_t id =
+      test_execute(reg, "SELECT generate_series(1, 1000000000) AS g, repeat('x', 1000)", NULL);
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
   qreg_snapshot_t *s = pg_test_snapshot(reg, &id);
   assert_true(s->truncated);

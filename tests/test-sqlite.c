@@ -32,8 +32,8 @@
 #define HANG_MS 20000u
 
 /* A statement that never ends on its own: only an interrupt stops it. */
-#define ENDLESS_SQL                                                            \
-  "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "           \
+#define ENDLESS_SQL                                                                                \
+  "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "                               \
   "SELECT count(*) FROM c"
 
 static char temp_dir[256];
@@ -47,8 +47,8 @@ static void sleep_ms(unsigned ms) {
 }
 
 /* Opens a registry on url with the given config tweaks applied. */
-static qreg_t *open_registry(const char *url, bool allow_writes,
-                             size_t max_result_bytes, unsigned max_connections) {
+static qreg_t *open_registry(const char *url, bool allow_writes, size_t max_result_bytes,
+                             unsigned max_connections) {
   qreg_config_t config;
   qreg_config_init(&config);
   config.db_url = url;
@@ -64,13 +64,11 @@ static qreg_t *open_registry(const char *url, bool allow_writes,
   return reg;
 }
 
-static qreg_id_t submit(qreg_t *reg, const char *sql,
-                        const qreg_options_t *options) {
+static qreg_id_t submit(qreg_t *reg, const char *sql, const qreg_options_t *options) {
   qreg_id_t id;
   int rc = qreg_execute(reg, sql, options, &id);
   if (rc != 0)
-    fail_msg("qreg_execute(%s): %s: %s", sql, qreg_strerror(rc),
-             qreg_last_error());
+    fail_msg("qreg_execute(%s): %s: %s", sql, qreg_strerror(rc), qreg_last_error());
   return id;
 }
 
@@ -86,8 +84,7 @@ static qreg_snapshot_t *finish(qreg_t *reg, const qreg_id_t *id) {
 }
 
 /* Submits, waits, returns the snapshot. */
-static qreg_snapshot_t *run(qreg_t *reg, const char *sql,
-                            const qreg_options_t *options) {
+static qreg_snapshot_t *run(qreg_t *reg, const char *sql, const qreg_options_t *options) {
   qreg_id_t id = submit(reg, sql, options);
   return finish(reg, &id);
 }
@@ -96,8 +93,8 @@ static qreg_snapshot_t *run(qreg_t *reg, const char *sql,
 static void run_ok(qreg_t *reg, const char *sql, const qreg_options_t *options) {
   qreg_snapshot_t *snap = run(reg, sql, options);
   if (snap->status != QREG_SUCCEEDED)
-    fail_msg("%s: %s: %s (%s)", sql, qreg_status_name(snap->status),
-             snap->error.message, snap->error.code);
+    fail_msg("%s: %s: %s (%s)", sql, qreg_status_name(snap->status), snap->error.message,
+             snap->error.code);
   qreg_snapshot_free(snap);
 }
 
@@ -150,8 +147,7 @@ static void wait_all_closed(qreg_t *reg) {
     qreg_stats_t stats = QREG_STATS_INIT;
     assert_int_equal(qreg_stats(reg, &stats), 0);
     assert_int_equal(stats.connections_idle, 0);
-    if (stats.connections_in_use == 0 &&
-        stats.connections_opened == stats.connections_closed)
+    if (stats.connections_in_use == 0 && stats.connections_opened == stats.connections_closed)
       return;
     assert_true(waited < HANG_MS);
     sleep_ms(5);
@@ -181,8 +177,7 @@ static int remove_tree(const char *path) {
 static int group_setup(void **state) {
   (void)state;
   const char *base = getenv("TMPDIR");
-  snprintf(temp_dir, sizeof temp_dir, "%s/qreg-test-sqlite-XXXXXX",
-           base && *base ? base : "/tmp");
+  snprintf(temp_dir, sizeof temp_dir, "%s/qreg-test-sqlite-XXXXXX", base && *base ? base : "/tmp");
   if (mkdtemp(temp_dir) == NULL)
     return -1;
   url_for(fixture_url, sizeof fixture_url, "fixture.db");
@@ -217,18 +212,18 @@ static int group_teardown(void **state) {
 static void test_values_and_types(void **state) {
   (void)state;
   qreg_t *reg = open_registry(fixture_url, false, 0, 0);
-  qreg_snapshot_t *snap =
-      run(reg, "SELECT i, f, s, b, d, v, u, i + 1 AS expr FROM kinds ORDER BY "
-               "rowid",
-          NULL);
+  qreg_snapshot_t *snap = run(reg,
+                              "SELECT i, f, s, b, d, v, u, i + 1 AS expr FROM kinds ORDER BY "
+                              "rowid",
+                              NULL);
   assert_int_equal(snap->status, QREG_SUCCEEDED);
   assert_int_equal(snap->row_count, 2);
   assert_false(snap->truncated);
   assert_string_equal(snap->backend_id, "sqlite-1");
 
   static const char *const names[] = {"i", "f", "s", "b", "d", "v", "u", "expr"};
-  static const char *const types[] = {"INTEGER", "REAL", "TEXT", "BLOB",
-                                      "NUMERIC(10,2)", "VARCHAR(20)", "", ""};
+  static const char *const types[] = {"INTEGER",       "REAL",        "TEXT", "BLOB",
+                                      "NUMERIC(10,2)", "VARCHAR(20)", "",     ""};
   assert_int_equal(snap->column_count, 8);
   for (size_t i = 0; i < 8; i++) {
     assert_string_equal(snap->columns[i].name, names[i]);
@@ -279,8 +274,7 @@ static void test_values_and_types(void **state) {
 static void test_nulls_and_expressions(void **state) {
   (void)state;
   qreg_t *reg = open_registry(fixture_url, false, 0, 0);
-  qreg_snapshot_t *snap =
-      run(reg, "SELECT NULL AS n, NULL + 1, CAST(NULL AS TEXT), 1.0 / 4", NULL);
+  qreg_snapshot_t *snap = run(reg, "SELECT NULL AS n, NULL + 1, CAST(NULL AS TEXT), 1.0 / 4", NULL);
   assert_int_equal(snap->status, QREG_SUCCEEDED);
   assert_int_equal(snap->column_count, 4);
   assert_string_equal(snap->columns[0].name, "n");
@@ -366,8 +360,7 @@ static void test_byte_budget_truncates(void **state) {
   close_registry(reg);
 }
 
-static void assert_failed_with(qreg_t *reg, const char *sql,
-                               const char *type, const char *code,
+static void assert_failed_with(qreg_t *reg, const char *sql, const char *type, const char *code,
                                const char *message_part) {
   qreg_snapshot_t *snap = run(reg, sql, NULL);
   assert_int_equal(snap->status, QREG_FAILED);
@@ -375,25 +368,23 @@ static void assert_failed_with(qreg_t *reg, const char *sql,
   assert_string_equal(snap->error.type, type);
   assert_string_equal(snap->error.code, code);
   if (strstr(snap->error.message, message_part) == NULL)
-    fail_msg("%s: message \"%s\" lacks \"%s\"", sql, snap->error.message,
-             message_part);
+    fail_msg("%s: message \"%s\" lacks \"%s\"", sql, snap->error.message, message_part);
   qreg_snapshot_free(snap);
 }
 
 static void test_one_statement_only(void **state) {
   (void)state;
   qreg_t *reg = open_registry(fixture_url, false, 0, 0);
-  assert_failed_with(reg, "SELECT 1; SELECT 2", "database",
-                     "QREG_MULTIPLE_STATEMENTS",
+  assert_failed_with(reg, "SELECT 1; SELECT 2", "database", "QREG_MULTIPLE_STATEMENTS",
                      "only one statement per query: found more after offset 9");
   /* A second statement that does not parse is still a second statement. */
-  assert_failed_with(reg, "SELECT 1;\nnot sql at all", "database",
-                     "QREG_MULTIPLE_STATEMENTS", "offset 9");
-  assert_failed_with(reg, "-- nothing here\n/* nor here */ ;", "database",
-                     "QREG_EMPTY_STATEMENT", "no statement");
+  assert_failed_with(reg, "SELECT 1;\nnot sql at all", "database", "QREG_MULTIPLE_STATEMENTS",
+                     "offset 9");
+  assert_failed_with(reg, "-- nothing here\n/* nor here */ ;", "database", "QREG_EMPTY_STATEMENT",
+                     "no statement");
   assert_failed_with(reg, "SELEC 1", "database", "SQLITE_ERROR", "syntax error");
-  assert_failed_with(reg, "SELECT * FROM no_such_table", "database",
-                     "SQLITE_ERROR", "no such table");
+  assert_failed_with(reg, "SELECT * FROM no_such_table", "database", "SQLITE_ERROR",
+                     "no such table");
 
   /* Trailing semicolons and comments are not a second statement. */
   qreg_snapshot_t *snap = run(reg, ";SELECT 1; -- done\n; /* end */", NULL);
@@ -416,21 +407,18 @@ static void test_read_only(void **state) {
   qreg_snapshot_free(snap);
   qreg_options_t options = writable_options();
   qreg_id_t id;
-  assert_int_equal(qreg_execute(reg, "CREATE TABLE w (x)", &options, &id),
-                   QREG_EINVAL);
+  assert_int_equal(qreg_execute(reg, "CREATE TABLE w (x)", &options, &id), QREG_EINVAL);
   close_registry(reg);
 
   /* A writable registry: only queries that ask may write. */
   reg = open_registry(url, true, 0, 1);
   run_ok(reg, "CREATE TABLE w (x)", &options);
   run_ok(reg, "INSERT INTO w VALUES (1)", &options);
-  assert_failed_with(reg, "INSERT INTO w VALUES (2)", "database",
-                     "SQLITE_READONLY", "readonly");
+  assert_failed_with(reg, "INSERT INTO w VALUES (2)", "database", "SQLITE_READONLY", "readonly");
   /* A read-only query that switches query_only off cannot leave the pooled
      connection writable for the next read-only query. */
   run_ok(reg, "PRAGMA query_only = 0", NULL);
-  assert_failed_with(reg, "DELETE FROM w", "database", "SQLITE_READONLY",
-                     "readonly");
+  assert_failed_with(reg, "DELETE FROM w", "database", "SQLITE_READONLY", "readonly");
   close_registry(reg);
 
   /* The rows are there, and a read-only registry cannot change them. */
@@ -442,8 +430,7 @@ static void test_read_only(void **state) {
   assert_int_equal(page->values[0].v.i, 1);
   qreg_page_free(page);
   qreg_snapshot_free(snap);
-  assert_failed_with(reg, "DROP TABLE w", "database", "SQLITE_READONLY",
-                     "readonly");
+  assert_failed_with(reg, "DROP TABLE w", "database", "SQLITE_READONLY", "readonly");
   close_registry(reg);
 }
 
@@ -644,8 +631,8 @@ static void test_no_descriptor_leaks(void **state) {
 }
 
 /* Opens a registry on url with driver options. */
-static qreg_t *open_with_options(const char *url, bool allow_writes,
-                                 const char *const *options, size_t count) {
+static qreg_t *open_with_options(const char *url, bool allow_writes, const char *const *options,
+                                 size_t count) {
   qreg_config_t config;
   qreg_config_init(&config);
   config.db_url = url;

@@ -178,8 +178,7 @@ static void sqlite_query(worker_t *w, char *sql, size_t size, qreg_options_t *op
     snprintf(sql, size, "SELECT x, x * 2.5, 'row ' || x FROM t WHERE x < %u", pick(w, 400));
     break;
   case 2:
-    snprintf(sql, size, "SELECT x, randomblob(%u) FROM t LIMIT %u", 1 + pick(w, 400),
-             pick(w, 300));
+    snprintf(sql, size, "SELECT x, randomblob(%u) FROM t LIMIT %u", 1 + pick(w, 400), pick(w, 300));
     break;
   case 3:
     snprintf(sql, size, "%s", ENDLESS_SQL);
@@ -407,8 +406,8 @@ static void run_stress(qreg_t *reg, uint64_t seed, make_query_fn make_query, boo
   if (after.connections_opened != after.connections_closed)
     fail_msg("seed 0x%" PRIx64 ": after close, opened %" PRIu64 " != closed %" PRIu64, seed,
              after.connections_opened, after.connections_closed);
-  print_message("stress: closed at %u ms; %" PRIu64 " calls; %" PRIu64 " connections opened; %" PRIu64
-                " pruned, %" PRIu64 " evicted\n",
+  print_message("stress: closed at %u ms; %" PRIu64 " calls; %" PRIu64
+                " connections opened; %" PRIu64 " pruned, %" PRIu64 " evicted\n",
                 close_at, calls, after.connections_opened, after.records_pruned,
                 after.records_evicted);
   assert_true(after.connections_opened > 0);
@@ -428,8 +427,9 @@ static void stress_scripted(void **state) {
     fail_msg("seed 0x%" PRIx64 ": driver contract violation: %s", seed,
              scripted_violation_message());
   test_check_after_close(reg);
-  print_message("stress (scripted): %" PRIu64 " executes, %" PRIu64 " connect failures, max %" PRIu64
-                " live; outcomes ok %" PRIu64 " error %" PRIu64 " canceled %" PRIu64 "\n",
+  print_message("stress (scripted): %" PRIu64 " executes, %" PRIu64
+                " connect failures, max %" PRIu64 " live; outcomes ok %" PRIu64 " error %" PRIu64
+                " canceled %" PRIu64 "\n",
                 c.executes, c.connect_failures, c.live_max, c.outcomes[QREG_JOB_OK],
                 c.outcomes[QREG_JOB_ERROR], c.outcomes[QREG_JOB_CANCELED]);
   assert_true(c.live_max <= config.max_connections);

@@ -16,7 +16,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,9 +34,9 @@ typedef struct seen {
   int rc;
   qreg_status_t status;
   pthread_t thread;
-  int snapshot_rc;        /* qreg_snapshot inside the callback */
+  int snapshot_rc; /* qreg_snapshot inside the callback */
   qreg_status_t snapshot_status;
-  int wait_rc;            /* qreg_wait with a timeout inside: refused */
+  int wait_rc; /* qreg_wait with a timeout inside: refused */
   qreg_id_t id;
 } seen_t;
 
@@ -79,14 +81,15 @@ static void watch_reports_each_ending_once(void **state) {
       {"hang", QREG_CANCELED},
       {"hang", QREG_TIMEOUT},
   };
-  enum { N = sizeof cases / sizeof cases[0] };
+  enum {
+    N = sizeof cases / sizeof cases[0]
+  };
   seen_t seen[N];
   memset(seen, 0, sizeof seen);
   qreg_id_t ids[N];
   for (size_t i = 0; i < N; i++) {
-    ids[i] = cases[i].status == QREG_TIMEOUT
-                 ? test_execute_opts(reg, cases[i].sql, 100, 0, 0)
-                 : test_execute(reg, cases[i].sql, NULL);
+    ids[i] = cases[i].status == QREG_TIMEOUT ? test_execute_opts(reg, cases[i].sql, 100, 0, 0)
+                                             : test_execute(reg, cases[i].sql, NULL);
     assert_int_equal(qreg_watch(reg, ids[i].str, on_settled, &seen[i]), 0);
   }
   qreg_status_t status;
@@ -151,7 +154,9 @@ static void close_calls_every_watch(void **state) {
   test_config(&config);
   config.max_connections = 2;
   qreg_t *reg = test_open(&config);
-  enum { N = 40 };
+  enum {
+    N = 40
+  };
   seen_t *seen = calloc(N, sizeof *seen);
   assert_non_null(seen);
   qreg_id_t done = test_execute(reg, "rows=1", NULL);
@@ -184,7 +189,9 @@ static void watch_exactly_once_under_races(void **state) {
   test_config(&config);
   config.max_connections = 4;
   qreg_t *reg = test_open(&config);
-  enum { N = 400 };
+  enum {
+    N = 400
+  };
   seen_t *seen = calloc(N, sizeof *seen);
   qreg_id_t *ids = calloc(N, sizeof *ids);
   assert_non_null(seen);
@@ -237,7 +244,8 @@ static void chain_next(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t s
     return;
   }
   qreg_id_t next;
-  if (qreg_execute(reg, "rows=2", NULL, &next) != 0 || qreg_watch(reg, next.str, chain_next, c) != 0)
+  if (qreg_execute(reg, "rows=2", NULL, &next) != 0 ||
+      qreg_watch(reg, next.str, chain_next, c) != 0)
     atomic_store(&c->done, 1);
 }
 
@@ -274,7 +282,9 @@ static int twice_create(const qreg_driver_config_t *config, void **state_out, ch
   *state_out = &twice_conn;
   return 0;
 }
-static void twice_destroy(void *state) { (void)state; }
+static void twice_destroy(void *state) {
+  (void)state;
+}
 static void twice_connect(void *state, qreg_conn_request_t *request) {
   (void)state;
   qreg_conn_request_done(request, &twice_conn, NULL);
@@ -294,8 +304,12 @@ static void twice_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), voi
   closed(arg);
   closed(arg); /* the bug again */
 }
-static bool twice_matches(const char *url) { return strncmp(url, "twice:", 6) == 0; }
-static char *twice_redact(const char *url) { return strdup(url); }
+static bool twice_matches(const char *url) {
+  return strncmp(url, "twice:", 6) == 0;
+}
+static char *twice_redact(const char *url) {
+  return strdup(url);
+}
 
 static const char *const twice_schemes[] = {"twice", NULL};
 static const qreg_driver_option_t twice_options[] = {{.name = NULL}};

@@ -293,8 +293,9 @@ static void conn_begin_close_locked(qreg_t *reg, conn_t *c, record_t *settles, b
 }
 
 static void close_idle_expired_locked(qreg_t *reg, uint64_t now, batch_t *batch) {
-  while (reg->idle_head != NULL && (reg->state != REG_OPEN ||
-                                    reg->idle_head->idle_since + reg->config.idle_timeout_ms <= now)) {
+  while (
+      reg->idle_head != NULL &&
+      (reg->state != REG_OPEN || reg->idle_head->idle_since + reg->config.idle_timeout_ms <= now)) {
     conn_t *c = reg->idle_head;
     idle_unlink(reg, c);
     conn_begin_close_locked(reg, c, NULL, batch);

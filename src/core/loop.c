@@ -437,7 +437,7 @@ static void on_poll(uv_poll_t *poll, int status, int uv_events) {
 }
 
 int qreg_poll_start(qreg_loop_t *loop, int fd, int events, qreg_poll_cb cb, void *arg,
-                     qreg_poll_t **out) {
+                    qreg_poll_t **out) {
   if (out != NULL)
     *out = NULL;
   if (loop == NULL || cb == NULL || out == NULL || fd < 0 ||

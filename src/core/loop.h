@@ -42,15 +42,17 @@ struct qreg_work {
  * QREG_ESYS if no worker thread could be started, QREG_EINVAL for NULL
  * arguments (in each case neither function will run).
  */
-int qreg_loop_work(qreg_loop_t *loop, qreg_work_t *work, qreg_work_fn fn,
-                   qreg_work_fn done);
+int qreg_loop_work(qreg_loop_t *loop, qreg_work_t *work, qreg_work_fn fn, qreg_work_fn done);
 
 /* Milliseconds of a monotonic clock, for measuring intervals. Any thread. */
 uint64_t qreg_loop_now_ms(void);
 
 /* --- socket readiness --------------------------------------------------- */
 
-enum { QREG_POLL_READ = 1, QREG_POLL_WRITE = 2 };
+enum {
+  QREG_POLL_READ = 1,
+  QREG_POLL_WRITE = 2
+};
 
 typedef struct qreg_poll qreg_poll_t;
 /* status is 0 or a negative errno-style code from the poller; events is the
@@ -59,12 +61,11 @@ typedef struct qreg_poll qreg_poll_t;
    more will be reported until qreg_poll_update() re-arms it, so treat the
    socket as broken - a driver that keeps waiting would wait for ever. The
    watch must still be closed with qreg_poll_close(). */
-typedef void (*qreg_poll_cb)(qreg_poll_t *watch, int status, int events,
-                              void *arg);
+typedef void (*qreg_poll_cb)(qreg_poll_t *watch, int status, int events, void *arg);
 
 /* Starts watching fd for events (QREG_POLL_* bits). Loop thread. */
-int qreg_poll_start(qreg_loop_t *loop, int fd, int events, qreg_poll_cb cb,
-                     void *arg, qreg_poll_t **out);
+int qreg_poll_start(qreg_loop_t *loop, int fd, int events, qreg_poll_cb cb, void *arg,
+                    qreg_poll_t **out);
 /* Changes the events watched; 0 pauses. Loop thread. */
 int qreg_poll_update(qreg_poll_t *watch, int events);
 /* Stops watching: cb is never called again; the watch is freed by the loop
@@ -78,8 +79,8 @@ typedef struct qreg_timer qreg_timer_t;
 typedef void (*qreg_timer_cb)(qreg_timer_t *timer, void *arg);
 
 /* Calls cb(arg) once, timeout_ms from now, on the loop thread. */
-int qreg_timer_start(qreg_loop_t *loop, uint64_t timeout_ms, qreg_timer_cb cb,
-                     void *arg, qreg_timer_t **out);
+int qreg_timer_start(qreg_loop_t *loop, uint64_t timeout_ms, qreg_timer_cb cb, void *arg,
+                     qreg_timer_t **out);
 /* Cancels (if it has not fired) and frees the timer; cb will not run after
    this. Also call it after the timer fired, to free it. Loop thread. */
 void qreg_timer_close(qreg_timer_t *timer);

@@ -30,7 +30,7 @@
 #define MAX_RECORDS_LIMIT ((size_t)100000000)
 #define MAX_SQL_BYTES_LIMIT ((size_t)1 << 30)
 #define MAX_DURATION_MS (366ull * 24 * 60 * 60 * 1000) /* a year and a day */
-#define MAX_ROWS_LIMIT ((uint64_t)UINT32_MAX) /* rows stored per query */
+#define MAX_ROWS_LIMIT ((uint64_t)UINT32_MAX)          /* rows stored per query */
 #define LIST_DEFAULT_LIMIT 100
 #define LIST_MAX_LIMIT 100000
 
@@ -140,8 +140,7 @@ int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
   pthread_condattr_destroy(&attr);
   reg->config = *config;
   reg->db_url = strdup(config->db_url);
-  reg->application_name =
-      strdup(config->application_name ? config->application_name : "qreg");
+  reg->application_name = strdup(config->application_name ? config->application_name : "qreg");
   reg->config.db_url = reg->db_url;
   reg->config.application_name = reg->application_name;
   size_t option_count = config->driver_options ? config->driver_option_count : 0;
@@ -299,8 +298,7 @@ static int check_sql(const qreg_t *reg, const char *sql, size_t len) {
                       reg->config.max_sql_bytes);
   const char *nul = memchr(sql, '\0', len);
   if (nul != NULL)
-    return qreg__fail(QREG_EINVAL, "sql: contains a NUL byte at offset %zu",
-                      (size_t)(nul - sql));
+    return qreg__fail(QREG_EINVAL, "sql: contains a NUL byte at offset %zu", (size_t)(nul - sql));
   if (qreg__is_blank(sql, len))
     return qreg__fail(QREG_EINVAL, "sql: empty");
   size_t bad = qreg__utf8_invalid_at(sql, len);
@@ -349,11 +347,11 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
     free(r);
     return rc;
   }
-  uint64_t timeout = options && options->timeout_ms ? options->timeout_ms
-                                                    : reg->config.default_timeout_ms;
+  uint64_t timeout =
+      options && options->timeout_ms ? options->timeout_ms : reg->config.default_timeout_ms;
   r->ttl_ms = options && options->ttl_ms ? options->ttl_ms : reg->config.default_ttl_ms;
-  r->max_rows = (uint32_t)(options && options->max_rows ? options->max_rows
-                                                         : reg->config.default_max_rows);
+  r->max_rows =
+      (uint32_t)(options && options->max_rows ? options->max_rows : reg->config.default_max_rows);
   r->allow_writes = options && options->allow_writes;
   r->status = QREG_PENDING;
   r->heap_index = RECORD_NOT_IN_HEAP;
@@ -422,8 +420,7 @@ static const char *pack(packer_t *p, const char *s) {
   return at;
 }
 
-static void snapshot_fill(const record_t *r, int64_t wall_offset, qreg_snapshot_t *s,
-                          packer_t *p) {
+static void snapshot_fill(const record_t *r, int64_t wall_offset, qreg_snapshot_t *s, packer_t *p) {
   const qreg_result_t *res = record_result(r);
   size_t ncols = res ? qreg_result_column_count(res) : 0;
   qreg_column_t *cols = NULL;
@@ -496,13 +493,16 @@ int qreg_snapshot(qreg_t *reg, const char *id, qreg_snapshot_t **out) {
   record_t *r;
   if (out == NULL)
     rc = qreg__fail(QREG_EINVAL, "out: NULL");
-  else if ((rc = find_locked(reg, id, &r)) == 0 && (*out = snapshot_new_locked(r, reg->wall_offset_ms)) == NULL)
+  else if ((rc = find_locked(reg, id, &r)) == 0 &&
+           (*out = snapshot_new_locked(r, reg->wall_offset_ms)) == NULL)
     rc = qreg__fail(QREG_ENOMEM, "out of memory");
   registry_unlock(reg);
   return rc;
 }
 
-void qreg_snapshot_free(qreg_snapshot_t *snapshot) { free(snapshot); }
+void qreg_snapshot_free(qreg_snapshot_t *snapshot) {
+  free(snapshot);
+}
 
 /* --- results -------------------------------------------------------------- */
 
@@ -547,7 +547,9 @@ int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qre
   return rc;
 }
 
-void qreg_page_free(qreg_page_t *page) { free(page); }
+void qreg_page_free(qreg_page_t *page) {
+  free(page);
+}
 
 /* --- listing -------------------------------------------------------------- */
 
@@ -688,8 +690,8 @@ int qreg_wait(qreg_t *reg, const char *id, uint64_t timeout_ms, qreg_status_t *s
   record_t *r;
   if ((rc = find_locked(reg, id, &r)) == 0) {
     uint64_t now = qreg__mono_ms();
-    uint64_t deadline = timeout_ms == UINT64_MAX || now + timeout_ms < now ? UINT64_MAX
-                                                                          : now + timeout_ms;
+    uint64_t deadline =
+        timeout_ms == UINT64_MAX || now + timeout_ms < now ? UINT64_MAX : now + timeout_ms;
     r->refs++;
     if (!wait_settled_locked(reg, r, deadline))
       rc = qreg__fail(QREG_ETIMEDOUT, "query %s is still %s", id, qreg_status_name(r->status));

@@ -32,9 +32,18 @@
 #include "core/util.h"
 #include "drivers/driver.h"
 
-typedef enum registry_state { REG_OPEN, REG_CLOSING, REG_CLOSED } registry_state_t;
+typedef enum registry_state {
+  REG_OPEN,
+  REG_CLOSING,
+  REG_CLOSED
+} registry_state_t;
 
-typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_BUSY, CONN_CLOSING } conn_state_t;
+typedef enum conn_state {
+  CONN_OPENING,
+  CONN_IDLE,
+  CONN_BUSY,
+  CONN_CLOSING
+} conn_state_t;
 
 /* A driver call decided under the lock, made after it is released. */
 typedef enum conn_action {
@@ -72,21 +81,21 @@ typedef struct conn {
   struct qreg_conn_request request;
   qreg_driver_conn_t *driver_conn; /* the driver's; set when opened */
   conn_state_t state;
-  record_t *record;  /* BUSY: the record it runs; CLOSING: the record that
+  record_t *record;    /* BUSY: the record it runs; CLOSING: the record that
                         settles when the close is done (or NULL) */
-  qreg_job_t job;    /* the statement it runs; lives as long as the
+  qreg_job_t job;      /* the statement it runs; lives as long as the
                         connection, so a second completion is caught */
-  bool job_running;  /* between execute() and qreg_job_complete() */
-  bool cancel_sent;  /* the driver's cancel() was asked for this job */
+  bool job_running;    /* between execute() and qreg_job_complete() */
+  bool cancel_sent;    /* the driver's cancel() was asked for this job */
   uint64_t idle_since; /* IDLE: monotonic ms */
   struct conn *idle_prev, *idle_next;
 
   conn_action_t action; /* batch membership */
   struct conn *action_next;
 
-  conn_event_t event;   /* queued completion */
-  qreg_job_outcome_t outcome;         /* EVENT_JOB_DONE */
-  qreg_driver_error_t connect_error;  /* EVENT_CONNECT_FAILED (owned) */
+  conn_event_t event;                /* queued completion */
+  qreg_job_outcome_t outcome;        /* EVENT_JOB_DONE */
+  qreg_driver_error_t connect_error; /* EVENT_CONNECT_FAILED (owned) */
   struct conn *event_next;
 } conn_t;
 
@@ -119,9 +128,9 @@ struct qreg {
 
   store_t store;
   uint64_t next_seq;
-  record_t *inbox;          /* records whose running job must be canceled */
+  record_t *inbox;                /* records whose running job must be canceled */
   watch_t *fire_head, *fire_tail; /* settled: callbacks to make */
-  uint64_t watch_count;     /* registered, not yet called */
+  uint64_t watch_count;           /* registered, not yet called */
 
   /* Loop thread only (no lock): completions queued by drivers, and whether
      lifecycle_run is on the stack (a completion inside a driver call is

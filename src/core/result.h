@@ -43,8 +43,7 @@ typedef struct qreg_result qreg_result_t;
  * stored byte to *budget_used, which may not exceed budget_limit (shared by all
  * results of one registry, updated atomically). Returns NULL on ENOMEM.
  */
-qreg_result_t *qreg_result_new(uint64_t max_rows, _Atomic size_t *budget_used,
-                               size_t budget_limit);
+qreg_result_t *qreg_result_new(uint64_t max_rows, _Atomic size_t *budget_used, size_t budget_limit);
 /* Frees the result and gives its bytes back to the budget. NULL is fine. */
 void qreg_result_free(qreg_result_t *result);
 
@@ -55,8 +54,8 @@ void qreg_result_reset(qreg_result_t *result);
 /* Writing (see the protocol above). Each returns 0, QREG_RESULT_FULL where
    documented, or QREG_ENOMEM / QREG_EINVAL (protocol misuse). */
 int qreg_result_set_columns(qreg_result_t *result, size_t count);
-int qreg_result_set_column(qreg_result_t *result, size_t index,
-                           const char *name, const char *type_name);
+int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name,
+                           const char *type_name);
 int qreg_result_row_begin(qreg_result_t *result);
 int qreg_result_put_null(qreg_result_t *result);
 int qreg_result_put_int(qreg_result_t *result, int64_t value);
@@ -83,7 +82,7 @@ size_t qreg_result_bytes(const qreg_result_t *result);
  * Copies rows [offset, offset + count) into a new qreg_page_t (one allocation,
  * independent of the result). offset + count must not exceed the row count.
  */
-int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset,
-                          uint64_t count, qreg_page_t **out);
+int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset, uint64_t count,
+                          qreg_page_t **out);
 
 #endif /* QREG_CORE_RESULT_H */

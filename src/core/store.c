@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { STORE_INITIAL_SLOTS = 64, STORE_INITIAL_HEAP = 64 };
+enum {
+  STORE_INITIAL_SLOTS = 64,
+  STORE_INITIAL_HEAP = 64
+};
 
 static size_t id_hash(const qreg__uuid_t *id) {
   /* The id is random already: its first bytes are as good as any hash. */

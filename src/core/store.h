@@ -21,33 +21,37 @@ struct conn;
 struct watch;
 
 /* Which of the two intrusive queues a record is on (never both). */
-typedef enum record_queue { RECORD_QUEUE_NONE, RECORD_QUEUE_PENDING, RECORD_QUEUE_FINISHED } record_queue_t;
+typedef enum record_queue {
+  RECORD_QUEUE_NONE,
+  RECORD_QUEUE_PENDING,
+  RECORD_QUEUE_FINISHED
+} record_queue_t;
 
 typedef struct record {
   qreg__uuid_t id;
-  uint64_t seq;   /* creation order, for listing and cursors */
+  uint64_t seq; /* creation order, for listing and cursors */
   qreg_status_t status;
 
   /* Terminal and no longer holding a connection: waiters may return. A
      record is decided (terminal status) possibly before it is settled: its
      connection is released only when the driver reports the job ended. */
   bool settled;
-  bool in_store;      /* findable by id; false once pruned, evicted or closed */
-  bool in_inbox;      /* queued for the loop thread (holds a reference) */
+  bool in_store; /* findable by id; false once pruned, evicted or closed */
+  bool in_inbox; /* queued for the loop thread (holds a reference) */
   bool allow_writes;
   record_queue_t queue;
-  unsigned refs;      /* store + running job + inbox + blocked callers */
+  unsigned refs; /* store + running job + inbox + blocked callers */
 
   /* Monotonic milliseconds (qreg__mono_ms), 0 for an event that has not
      happened. Users see wall-clock times: these plus the registry's
      wall-clock offset, taken once at qreg_open (one clock per record, not
      two, and no time going backwards in a snapshot). */
   uint64_t created_mono, started_mono, finished_mono, updated_mono;
-  uint64_t deadline_mono;  /* the timeout; the timeout itself is
+  uint64_t deadline_mono; /* the timeout; the timeout itself is
                               deadline_mono - created_mono */
   uint64_t ttl_ms;
-  uint32_t heap_index;     /* RECORD_NOT_IN_HEAP when not in the heap */
-  uint32_t max_rows;       /* rows to store (the API caps it at 2^32 - 1) */
+  uint32_t heap_index; /* RECORD_NOT_IN_HEAP when not in the heap */
+  uint32_t max_rows;   /* rows to store (the API caps it at 2^32 - 1) */
 
   /* While running: the connection it runs on (which holds the job).
      Touched on the loop thread only. */
@@ -62,13 +66,13 @@ typedef struct record {
     qreg_result_t *result;
     qreg_driver_error_t *error;
   } outcome;
-  char *backend_id;        /* the driver's id for the statement (owned, at
+  char *backend_id; /* the driver's id for the statement (owned, at
                               most QREG_BACKEND_ID_MAX bytes); NULL before */
 
   struct record *all_prev, *all_next;     /* creation order */
   struct record *queue_prev, *queue_next; /* pending FIFO or finished list */
   struct record *inbox_next;
-  char sql[];              /* the statement, NUL-terminated: allocated with the
+  char sql[]; /* the statement, NUL-terminated: allocated with the
                               record, one block per record */
 } record_t;
 
@@ -88,13 +92,13 @@ typedef struct record_list {
 } record_list_t;
 
 typedef struct store {
-  record_t **slots;  /* open addressing by id, linear probing */
-  size_t slot_mask;  /* capacity - 1 (power of two) */
-  size_t count;      /* records held */
-  record_list_t all;       /* by creation */
-  record_list_t pending;   /* FIFO */
-  record_list_t finished;  /* settled records by settle time: evict from head */
-  record_t **heap;         /* min-heap on store_record_due() */
+  record_t **slots;       /* open addressing by id, linear probing */
+  size_t slot_mask;       /* capacity - 1 (power of two) */
+  size_t count;           /* records held */
+  record_list_t all;      /* by creation */
+  record_list_t pending;  /* FIFO */
+  record_list_t finished; /* settled records by settle time: evict from head */
+  record_t **heap;        /* min-heap on store_record_due() */
   size_t heap_count, heap_cap;
   uint64_t count_by_status[QREG_STATUS_COUNT];
 } store_t;

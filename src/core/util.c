@@ -15,33 +15,56 @@
 
 static _Thread_local char last_error[512];
 
-const char *qreg_version(void) { return QREG_VERSION_STRING; }
+const char *qreg_version(void) {
+  return QREG_VERSION_STRING;
+}
 
-unsigned qreg_version_number(void) { return QREG_VERSION_HEX; }
+unsigned qreg_version_number(void) {
+  return QREG_VERSION_HEX;
+}
 
 const char *qreg_strerror(int code) {
   switch (code) {
-  case QREG_OK: return "success";
-  case QREG_EINVAL: return "invalid argument";
-  case QREG_ENOMEM: return "out of memory";
-  case QREG_ENOTFOUND: return "no such query";
-  case QREG_ECLOSED: return "registry closed";
-  case QREG_EFULL: return "too many queries";
-  case QREG_ETOOBIG: return "sql too large";
-  case QREG_ENOTREADY: return "query not finished";
-  case QREG_ENORESULT: return "query has no result";
-  case QREG_ERANGE: return "offset out of range";
-  case QREG_ETIMEDOUT: return "timed out";
-  case QREG_EURL: return "database url not understood";
-  case QREG_EDRIVER: return "driver error";
-  case QREG_ESYS: return "system error";
-  default: return "unknown error";
+  case QREG_OK:
+    return "success";
+  case QREG_EINVAL:
+    return "invalid argument";
+  case QREG_ENOMEM:
+    return "out of memory";
+  case QREG_ENOTFOUND:
+    return "no such query";
+  case QREG_ECLOSED:
+    return "registry closed";
+  case QREG_EFULL:
+    return "too many queries";
+  case QREG_ETOOBIG:
+    return "sql too large";
+  case QREG_ENOTREADY:
+    return "query not finished";
+  case QREG_ENORESULT:
+    return "query has no result";
+  case QREG_ERANGE:
+    return "offset out of range";
+  case QREG_ETIMEDOUT:
+    return "timed out";
+  case QREG_EURL:
+    return "database url not understood";
+  case QREG_EDRIVER:
+    return "driver error";
+  case QREG_ESYS:
+    return "system error";
+  default:
+    return "unknown error";
   }
 }
 
-const char *qreg_last_error(void) { return last_error; }
+const char *qreg_last_error(void) {
+  return last_error;
+}
 
-void qreg__clear_error(void) { last_error[0] = '\0'; }
+void qreg__clear_error(void) {
+  last_error[0] = '\0';
+}
 
 int qreg__fail(int code, const char *fmt, ...) {
   va_list ap;
@@ -73,9 +96,8 @@ void qreg_format_time(int64_t ms, char *buf, size_t size) {
   time_t seconds = (time_t)(ms / 1000);
   struct tm tm;
   gmtime_r(&seconds, &tm);
-  snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           (int)(ms % 1000));
+  snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 int qreg__uuid_random(qreg__uuid_t *out) {
@@ -179,10 +201,12 @@ bool qreg__is_blank(const char *text, size_t len) {
   return true;
 }
 
-char *qreg__strdup(const char *text) { return text ? strdup(text) : NULL; }
+char *qreg__strdup(const char *text) {
+  return text ? strdup(text) : NULL;
+}
 
-static const char *const status_names[QREG_STATUS_COUNT] = {
-    "pending", "running", "succeeded", "failed", "canceled", "timeout"};
+static const char *const status_names[QREG_STATUS_COUNT] = {"pending", "running",  "succeeded",
+                                                            "failed",  "canceled", "timeout"};
 
 const char *qreg_status_name(qreg_status_t status) {
   if ((unsigned)status >= QREG_STATUS_COUNT)
@@ -199,9 +223,8 @@ int qreg_status_parse(const char *name, qreg_status_t *out) {
       return 0;
     }
   }
-  return qreg__fail(QREG_EINVAL,
-                    "status: expected pending, running, succeeded, failed, "
-                    "canceled or timeout");
+  return qreg__fail(QREG_EINVAL, "status: expected pending, running, succeeded, failed, "
+                                 "canceled or timeout");
 }
 
 bool qreg_status_is_terminal(qreg_status_t status) {

@@ -14,8 +14,8 @@
 
 #include <ctype.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +38,8 @@ int qreg_driver_register(const qreg_driver_t *driver) {
       driver->connect == NULL || driver->execute == NULL || driver->cancel == NULL ||
       driver->close == NULL)
     return QREG_EINVAL;
-  const qreg_driver_t **grown = realloc(registered, (registered_count + 1) * sizeof(const qreg_driver_t *));
+  const qreg_driver_t **grown =
+      realloc(registered, (registered_count + 1) * sizeof(const qreg_driver_t *));
   if (grown == NULL)
     return QREG_ENOMEM;
   registered = grown;

@@ -52,8 +52,8 @@ typedef struct qreg_driver_conn qreg_driver_conn_t;
 /* An error a driver reports. Strings are heap copies owned by the holder
    (the job or the connect request); NULL when absent. */
 typedef struct qreg_driver_error {
-  char *type;    /* "database", "connection", "canceled", "limit", ... */
-  char *code;    /* SQLSTATE, or the SQLite result code name */
+  char *type; /* "database", "connection", "canceled", "limit", ... */
+  char *code; /* SQLSTATE, or the SQLite result code name */
   char *message;
   char *detail;
   char *hint;
@@ -62,13 +62,11 @@ typedef struct qreg_driver_error {
 /* Replaces the error's type, code (may be NULL) and message (printf-style).
    Never fails: on ENOMEM the strings stay NULL and the core reports a generic
    message. */
-void qreg_driver_error_set(qreg_driver_error_t *error, const char *type,
-                           const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void qreg_driver_error_set(qreg_driver_error_t *error, const char *type, const char *code,
+                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void qreg_driver_error_set_detail(qreg_driver_error_t *error, const char *detail);
 void qreg_driver_error_set_hint(qreg_driver_error_t *error, const char *hint);
 void qreg_driver_error_clear(qreg_driver_error_t *error);
-
 
 /* A request to open one connection. The core owns it; the driver reads
    nothing from it and reports once through qreg_conn_request_done(). */
@@ -76,8 +74,7 @@ typedef struct qreg_conn_request qreg_conn_request_t;
 
 /* Reports the outcome of connect(): conn on success, or NULL with error filled
    (the driver has already freed everything the failed attempt held). */
-void qreg_conn_request_done(qreg_conn_request_t *request,
-                            qreg_driver_conn_t *conn,
+void qreg_conn_request_done(qreg_conn_request_t *request, qreg_driver_conn_t *conn,
                             const qreg_driver_error_t *error);
 
 /* One statement to run on one connection. */
@@ -89,12 +86,12 @@ typedef enum qreg_job_outcome {
 
 typedef struct qreg_job {
   /* In: set by the core before execute(); the driver only reads them. */
-  const char *sql;      /* NUL-terminated, valid UTF-8, no NUL inside */
+  const char *sql; /* NUL-terminated, valid UTF-8, no NUL inside */
   size_t sql_len;
-  bool read_only;       /* the statement must not be able to write */
-  uint64_t timeout_ms;  /* time left before the core times the query out
+  bool read_only;        /* the statement must not be able to write */
+  uint64_t timeout_ms;   /* time left before the core times the query out
                            (0 = none): a server-side backstop may use it */
-  qreg_result_t *result;/* where columns and rows go */
+  qreg_result_t *result; /* where columns and rows go */
 
   /* Out: set by the driver before qreg_job_complete(). */
   qreg_driver_error_t error; /* for QREG_JOB_ERROR (and a failed cancel) */
@@ -163,11 +160,11 @@ typedef struct qreg_driver_config {
 struct qreg_catalog_request;
 
 typedef struct qreg_driver {
-  const char *name;                 /* "sqlite", "postgres" */
-  const char *const *schemes;       /* URL schemes, NULL-terminated, lower
+  const char *name;           /* "sqlite", "postgres" */
+  const char *const *schemes; /* URL schemes, NULL-terminated, lower
                                        case: "sqlite" serves "sqlite:..." and
                                        "SQLite://..." */
-  const char *url_forms;            /* for errors and --help:
+  const char *url_forms;      /* for errors and --help:
                                        "sqlite:PATH" */
   /* Whether this driver serves a URL with no scheme at all (a libpq
      conninfo string "host=... dbname=..."). NULL: only its schemes. */
@@ -258,8 +255,8 @@ void qreg_driver_foreach(void (*fn)(const qreg_driver_t *driver, void *arg), voi
 /* --- shared pieces for drivers ------------------------------------------ */
 
 /* The option of driver named name[0, len), or NULL. */
-const qreg_driver_option_t *qreg_driver_option_find(const qreg_driver_t *driver,
-                                                    const char *name, size_t len);
+const qreg_driver_option_t *qreg_driver_option_find(const qreg_driver_t *driver, const char *name,
+                                                    size_t len);
 
 /* Whether value is a valid value for option (by its type). */
 bool qreg_driver_option_valid(const qreg_driver_option_t *option, const char *value);
@@ -292,8 +289,8 @@ int qreg_driver_settings_from_query(qreg_driver_settings_t *settings, const char
 /* Sets one option from the URL (a driver that parses its URL itself). 0;
    1 when name is not an option; QREG_EURL (bad value) or QREG_ENOMEM with
    a malloc'd *message. */
-int qreg_driver_settings_set(qreg_driver_settings_t *settings, const char *name,
-                             const char *value, char **message);
+int qreg_driver_settings_set(qreg_driver_settings_t *settings, const char *name, const char *value,
+                             char **message);
 /* Reads config->options (checked by qreg_driver_resolve()); they replace
    what the URL said. 0, or QREG_EINVAL / QREG_ENOMEM with *message. */
 int qreg_driver_settings_from_config(qreg_driver_settings_t *settings,

@@ -166,9 +166,8 @@ static long decode_bytea(const char *text, size_t len, unsigned char *out) {
     } else if (i + 1 < len && text[i + 1] == '\\') {
       out[n++] = '\\';
       i += 2;
-    } else if (i + 3 < len && text[i + 1] >= '0' && text[i + 1] <= '3' &&
-               text[i + 2] >= '0' && text[i + 2] <= '7' && text[i + 3] >= '0' &&
-               text[i + 3] <= '7') {
+    } else if (i + 3 < len && text[i + 1] >= '0' && text[i + 1] <= '3' && text[i + 2] >= '0' &&
+               text[i + 2] <= '7' && text[i + 3] >= '0' && text[i + 3] <= '7') {
       out[n++] = (unsigned char)((text[i + 1] - '0') << 6 | (text[i + 2] - '0') << 3 |
                                  (text[i + 3] - '0'));
       i += 4;

@@ -73,13 +73,13 @@
 /* Per-registry state. Created by create() on the qreg_open() caller's thread,
    read by every connection, freed by destroy() after they are all closed. */
 typedef struct sqlite_state {
-  char *path;                  /* owned: the file name given to SQLite */
-  bool allow_writes;           /* from the registry config */
+  char *path;        /* owned: the file name given to SQLite */
+  bool allow_writes; /* from the registry config */
   /* From the options (URL, then config), checked by create(). */
-  unsigned busy_timeout_ms;    /* how long a statement waits for a lock */
-  unsigned cache_size_kib;     /* page cache per connection */
-  char journal_mode[16];       /* writable registries: one of journal_modes */
-  qreg_loop_t *loop;           /* borrowed from the registry */
+  unsigned busy_timeout_ms;     /* how long a statement waits for a lock */
+  unsigned cache_size_kib;      /* page cache per connection */
+  char journal_mode[16];        /* writable registries: one of journal_modes */
+  qreg_loop_t *loop;            /* borrowed from the registry */
   _Atomic uint64_t next_serial; /* backend ids "sqlite-<serial>", from 1 */
 } sqlite_state_t;
 
@@ -100,22 +100,21 @@ struct qreg_driver_conn {
      the job in flight (or by sqlite3_interrupt() from the loop thread while a
      job is in flight); closed by the close worker. */
   sqlite3 *db;
-  bool writable;                         /* opened read-write */
-  char backend_id[32];                   /* "sqlite-<serial>" once connected */
-  qreg_work_t work;                      /* the operation in flight */
-  qreg_conn_request_t *request;          /* connect: owned by the core */
-  qreg_driver_error_t connect_error;     /* connect: filled by the worker */
-  qreg_job_t *job;                       /* execute: in flight from execute()
+  bool writable;                     /* opened read-write */
+  char backend_id[32];               /* "sqlite-<serial>" once connected */
+  qreg_work_t work;                  /* the operation in flight */
+  qreg_conn_request_t *request;      /* connect: owned by the core */
+  qreg_driver_error_t connect_error; /* connect: filled by the worker */
+  qreg_job_t *job;                   /* execute: in flight from execute()
                                             until its done callback (loop) */
-  atomic_bool cancel_requested;          /* set by cancel(), read by the worker */
-  sqlite_job_end_t job_end;              /* written by the worker, read in done */
-  void (*closed)(void *arg);             /* close: the core's callback */
+  atomic_bool cancel_requested;      /* set by cancel(), read by the worker */
+  sqlite_job_end_t job_end;          /* written by the worker, read in done */
+  void (*closed)(void *arg);         /* close: the core's callback */
   void *closed_arg;
 };
 
-#define CONN_OF(work_ptr)                                                      \
-  ((qreg_driver_conn_t *)((char *)(work_ptr) -                                 \
-                          offsetof(qreg_driver_conn_t, work)))
+#define CONN_OF(work_ptr)                                                                          \
+  ((qreg_driver_conn_t *)((char *)(work_ptr)-offsetof(qreg_driver_conn_t, work)))
 
 /* --- result code names ------------------------------------------------- */
 
@@ -193,16 +192,13 @@ static const char *result_code_name(int code) {
    result code name, message sqlite3_errmsg(), and where in the SQL it failed
    when SQLite knows (its offset counts from the text last prepared, which
    starts at base in the job's SQL). Worker thread. */
-static void error_from_db(qreg_driver_error_t *error, sqlite3 *db,
-                          size_t base) {
-  qreg_driver_error_set(error, "database",
-                        result_code_name(sqlite3_extended_errcode(db)), "%s",
+static void error_from_db(qreg_driver_error_t *error, sqlite3 *db, size_t base) {
+  qreg_driver_error_set(error, "database", result_code_name(sqlite3_extended_errcode(db)), "%s",
                         sqlite3_errmsg(db));
   int offset = sqlite3_error_offset(db);
   if (offset >= 0) {
     char detail[64];
-    snprintf(detail, sizeof detail, "at byte offset %zu of the SQL",
-             base + (size_t)offset);
+    snprintf(detail, sizeof detail, "at byte offset %zu of the SQL", base + (size_t)offset);
     qreg_driver_error_set_detail(error, detail);
   }
 }
@@ -242,7 +238,9 @@ static const char *url_path(const char *url) {
 }
 
 /* Nothing in an SQLite URL is secret. */
-static char *sqlite_redact_url(const char *url) { return strdup(url); }
+static char *sqlite_redact_url(const char *url) {
+  return strdup(url);
+}
 
 /* Sets *message to a copy of text (NULL on ENOMEM) and returns code. */
 static int create_fail(char **message, int code, const char *text) {
@@ -284,14 +282,12 @@ static int apply_options(sqlite_state_t *state, const char *query,
 
 /* Parses "sqlite:PATH[?options]" / "sqlite://PATH[?options]". Does not touch
    the disk (see the file header). Caller's thread. */
-static int sqlite_create(const qreg_driver_config_t *config, void **state_out,
-                         char **message) {
+static int sqlite_create(const qreg_driver_config_t *config, void **state_out, char **message) {
   *state_out = NULL;
   *message = NULL;
   const char *path = url_path(config->url);
   if (path == NULL)
-    return create_fail(message, QREG_EURL,
-                       "sqlite: URL must start with \"sqlite:\"");
+    return create_fail(message, QREG_EURL, "sqlite: URL must start with \"sqlite:\"");
   size_t path_len = strcspn(path, "?");
   const char *query = path[path_len] == '?' ? path + path_len + 1 : NULL;
   if (path_len == 0)
@@ -368,15 +364,13 @@ static void connect_work(qreg_work_t *work) {
   /* NOMUTEX: one thread at a time uses the handle (the core never runs two
      operations on a connection at once); sqlite3_interrupt() needs no mutex. */
   int flags = SQLITE_OPEN_NOMUTEX |
-              (conn->writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                              : SQLITE_OPEN_READONLY);
+              (conn->writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
   sqlite3 *db = NULL;
   int rc = sqlite3_open_v2(state->path, &db, flags, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_handler(db, on_busy, conn);
-    sqlite3_progress_handler(db, SQLITE_DRIVER_PROGRESS_STEPS, on_progress,
-                             conn);
+    sqlite3_progress_handler(db, SQLITE_DRIVER_PROGRESS_STEPS, on_progress, conn);
     /* WAL (the default journal_mode) lets readers run beside the writer.
        Not fatal when it cannot be set (a file system without shared
        memory): the database still works. journal_mode is one of a fixed
@@ -402,18 +396,15 @@ static void connect_work(qreg_work_t *work) {
   int system_errno = db ? sqlite3_system_errno(db) : 0;
   if ((code & 0xff) == SQLITE_CANTOPEN && system_errno != 0) {
     /* "unable to open database file" alone does not say why. */
-    qreg_driver_error_set(&conn->connect_error, "connection",
-                          result_code_name(code),
-                          "cannot open database file '%s': %s%s",
-                          state->path, strerror(system_errno),
+    qreg_driver_error_set(&conn->connect_error, "connection", result_code_name(code),
+                          "cannot open database file '%s': %s%s", state->path,
+                          strerror(system_errno),
                           conn->writable ? ""
                                          : "; the registry is read-only, so "
                                            "the file is not created");
   } else {
-    qreg_driver_error_set(&conn->connect_error, "connection",
-                          result_code_name(code),
-                          "cannot open database file '%s': %s", state->path,
-                          reason);
+    qreg_driver_error_set(&conn->connect_error, "connection", result_code_name(code),
+                          "cannot open database file '%s': %s", state->path, reason);
   }
   sqlite3_close_v2(db); /* NULL is a no-op */
 }
@@ -425,8 +416,7 @@ static void connect_done(qreg_work_t *work) {
   conn->request = NULL;
   if (conn->db != NULL) {
     uint64_t serial = atomic_fetch_add(&conn->state->next_serial, 1);
-    snprintf(conn->backend_id, sizeof conn->backend_id, "sqlite-%llu",
-             (unsigned long long)serial);
+    snprintf(conn->backend_id, sizeof conn->backend_id, "sqlite-%llu", (unsigned long long)serial);
     qreg_conn_request_done(request, conn, NULL);
     return;
   }
@@ -443,8 +433,8 @@ static void sqlite_connect(void *state_ptr, qreg_conn_request_t *request) {
   qreg_driver_conn_t *conn = calloc(1, sizeof *conn);
   if (conn == NULL) {
     qreg_driver_error_t error = {0};
-    qreg_driver_error_set(&error, "connection", NULL,
-                          "sqlite: out of memory opening '%s'", state->path);
+    qreg_driver_error_set(&error, "connection", NULL, "sqlite: out of memory opening '%s'",
+                          state->path);
     qreg_conn_request_done(request, NULL, &error);
     qreg_driver_error_clear(&error);
     return;
@@ -453,12 +443,10 @@ static void sqlite_connect(void *state_ptr, qreg_conn_request_t *request) {
   conn->writable = state->allow_writes;
   conn->request = request;
   atomic_init(&conn->cancel_requested, false);
-  if (qreg_loop_work(state->loop, &conn->work, connect_work, connect_done) !=
-      0) {
+  if (qreg_loop_work(state->loop, &conn->work, connect_work, connect_done) != 0) {
     free(conn);
     qreg_driver_error_t error = {0};
-    qreg_driver_error_set(&error, "connection", NULL,
-                          "sqlite: the registry is closing");
+    qreg_driver_error_set(&error, "connection", NULL, "sqlite: the registry is closing");
     qreg_conn_request_done(request, NULL, &error);
     qreg_driver_error_clear(&error);
   }
@@ -475,8 +463,8 @@ static bool sqlite_alive(qreg_driver_conn_t *conn) {
    are lone semicolons; comments are white space to SQLite). *stmt is NULL when
    there is none. *tail points after what was consumed, or on failure at the
    start of the statement that failed. Worker thread. */
-static int prepare_next(sqlite3 *db, const char *sql, const char *end,
-                        sqlite3_stmt **stmt, const char **tail) {
+static int prepare_next(sqlite3 *db, const char *sql, const char *end, sqlite3_stmt **stmt,
+                        const char **tail) {
   *stmt = NULL;
   *tail = sql;
   while (*tail < end) {
@@ -526,8 +514,8 @@ static int put_cell(qreg_result_t *result, sqlite3_stmt *stmt, int column) {
 
 /* Fills the job's error for a result store failure. */
 static void error_from_result(qreg_driver_error_t *error, int code) {
-  qreg_driver_error_set(error, "internal", NULL,
-                        "storing the result failed: %s", qreg_strerror(code));
+  qreg_driver_error_set(error, "internal", NULL, "storing the result failed: %s",
+                        qreg_strerror(code));
 }
 
 /* Whether the worker should stop because cancel() asked. */
@@ -537,8 +525,7 @@ static bool cancel_asked(qreg_driver_conn_t *conn) {
 
 /* Runs the job's statement, storing columns and rows; returns the outcome.
    Worker thread. */
-static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn,
-                                        qreg_job_t *job) {
+static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn, qreg_job_t *job) {
   sqlite3 *db = conn->db;
   if (cancel_asked(conn))
     return QREG_JOB_CANCELED;
@@ -548,9 +535,7 @@ static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn,
     return QREG_JOB_ERROR;
   }
   if (conn->writable) {
-    int rc = sqlite3_exec(db,
-                          job->read_only ? "PRAGMA query_only = 1"
-                                         : "PRAGMA query_only = 0",
+    int rc = sqlite3_exec(db, job->read_only ? "PRAGMA query_only = 1" : "PRAGMA query_only = 0",
                           NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
       if (cancel_asked(conn))
@@ -581,8 +566,7 @@ static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn,
   const char *rest_tail = NULL;
   /* A tail that fails to prepare still holds something: a second statement
      with a syntax error is a second statement. */
-  if (prepare_next(db, tail, end, &more, &rest_tail) != SQLITE_OK ||
-      more != NULL) {
+  if (prepare_next(db, tail, end, &more, &rest_tail) != SQLITE_OK || more != NULL) {
     sqlite3_finalize(more);
     sqlite3_finalize(stmt);
     qreg_driver_error_set(&job->error, "database", "QREG_MULTIPLE_STATEMENTS",
@@ -602,8 +586,7 @@ static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn,
       put = QREG_ENOMEM;
       break;
     }
-    put = qreg_result_set_column(job->result, (size_t)i, name,
-                                 type ? type : "");
+    put = qreg_result_set_column(job->result, (size_t)i, name, type ? type : "");
   }
   if (put != 0) {
     error_from_result(&job->error, put);
@@ -653,8 +636,8 @@ static void execute_work(qreg_work_t *work) {
      interrupt may still be pending inside SQLite) makes the handle unfit for
      another query: the core then closes it, which rolls back. */
   conn->job_end.outcome = outcome;
-  conn->job_end.reusable = outcome == QREG_JOB_OK && !cancel_asked(conn) &&
-                           sqlite3_get_autocommit(conn->db) != 0;
+  conn->job_end.reusable =
+      outcome == QREG_JOB_OK && !cancel_asked(conn) && sqlite3_get_autocommit(conn->db) != 0;
 }
 
 /* Reports the job's end: the worker has returned, so nothing is in flight
@@ -674,11 +657,9 @@ static void sqlite_execute(qreg_driver_conn_t *conn, qreg_job_t *job) {
   qreg_job_set_backend_id(job, conn->backend_id);
   job->conn_reusable = false;
   atomic_store(&conn->cancel_requested, false);
-  if (qreg_loop_work(conn->state->loop, &conn->work, execute_work,
-                     execute_done) != 0) {
+  if (qreg_loop_work(conn->state->loop, &conn->work, execute_work, execute_done) != 0) {
     conn->job = NULL;
-    qreg_driver_error_set(&job->error, "internal", NULL,
-                          "sqlite: the registry is closing");
+    qreg_driver_error_set(&job->error, "internal", NULL, "sqlite: the registry is closing");
     qreg_job_complete(job, QREG_JOB_ERROR);
   }
 }
@@ -713,12 +694,10 @@ static void close_done(qreg_work_t *work) {
   closed(arg);
 }
 
-static void sqlite_close(qreg_driver_conn_t *conn, void (*closed)(void *arg),
-                         void *arg) {
+static void sqlite_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), void *arg) {
   conn->closed = closed;
   conn->closed_arg = arg;
-  if (qreg_loop_work(conn->state->loop, &conn->work, close_work, close_done) !=
-      0) {
+  if (qreg_loop_work(conn->state->loop, &conn->work, close_work, close_done) != 0) {
     /* The loop no longer runs work (shutting down). Closing here blocks the
        loop for one close, which is better than leaking the handle. */
     close_work(&conn->work);

@@ -54,8 +54,8 @@ static json_t *ok_result(json_t *structured) {
   }
   json_t *item = json_object();
   json_object_set_new_nocheck(item, "type", json_string_nocheck("text"));
-  json_object_set_new_nocheck(item, "text", text ? json_stringn_nocheck(text, len)
-                                                 : json_string_nocheck("{}"));
+  json_object_set_new_nocheck(item, "text",
+                              text ? json_stringn_nocheck(text, len) : json_string_nocheck("{}"));
   free(text);
   json_t *content = json_array();
   json_array_append_new(content, item);
@@ -597,8 +597,8 @@ static qreg_page_t *run_catalog(mcp_call_t *call, const qreg_catalog_request_t *
     options.max_rows = TOOLS_CATALOG_MAX_ROWS;
     rc = qreg_catalog(reg, request, &options, &id);
     if (rc < 0) {
-      *error = rc == QREG_EINVAL ? invalid_argument("%s", qreg_last_error())
-                                 : registry_error(rc, tool);
+      *error =
+          rc == QREG_EINVAL ? invalid_argument("%s", qreg_last_error()) : registry_error(rc, tool);
       return NULL;
     }
     if (!mcp_call_attach_query(call, id.str)) {
@@ -739,8 +739,8 @@ static json_t *tool_describe_table(mcp_call_t *call, json_t *args) {
     json_array_append_new(
         columns, json_pack("{s:o, s:o, s:b, s:o, s:b, s:o}", "name", cell_json(page, r, 1), "type",
                            cell_json(page, r, 2), "nullable", cell_true(page, r, 3), "default",
-                           cell_json(page, r, 4), "primary_key", cell_true(page, r, 6),
-                           "comment", cell_json(page, r, 5)));
+                           cell_json(page, r, 4), "primary_key", cell_true(page, r, 6), "comment",
+                           cell_json(page, r, 5)));
   qreg_page_free(page);
   /* Without a schema argument the database picked one by its search order;
      null says so rather than guess which. */

@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "support/pg_fixture.h"
@@ -59,20 +60,20 @@ struct pg_admin {
 };
 
 static struct {
-  int started;            /* 0 not yet, 1 running, <0 the failed result */
+  int started; /* 0 not yet, 1 running, <0 the failed result */
   char bindir[512];
-  char dir[256];          /* the temporary root; removed by the guardian */
+  char dir[256]; /* the temporary root; removed by the guardian */
   char data[300];
   char sock[300];
   char server_log[300];
   char command_log[300];
   int port;
   char conninfo[256];
-  uid_t run_uid;          /* the server user when we are root */
+  uid_t run_uid; /* the server user when we are root */
   gid_t run_gid;
   bool drop_privileges;
-  pid_t guardian;         /* 0 when none */
-  int guardian_fd;        /* write end of the guardian pipe; -1 when closed */
+  pid_t guardian;  /* 0 when none */
+  int guardian_fd; /* write end of the guardian pipe; -1 when closed */
   pg_admin_t *shared_admin;
 } fixture = {.guardian_fd = -1};
 
@@ -280,9 +281,8 @@ static int make_directories(void) {
     perror("pg_fixture: mkdir");
     return -1;
   }
-  if (fixture.drop_privileges &&
-      (chown(fixture.dir, fixture.run_uid, fixture.run_gid) != 0 ||
-       chown(fixture.sock, fixture.run_uid, fixture.run_gid) != 0)) {
+  if (fixture.drop_privileges && (chown(fixture.dir, fixture.run_uid, fixture.run_gid) != 0 ||
+                                  chown(fixture.sock, fixture.run_uid, fixture.run_gid) != 0)) {
     perror("pg_fixture: chown");
     return -1;
   }
@@ -292,9 +292,9 @@ static int make_directories(void) {
 static int run_initdb(void) {
   char path[600];
   snprintf(path, sizeof path, "%s/initdb", fixture.bindir);
-  char *argv[] = {path,       "-D",       fixture.data, "-A",        "trust",
-                  "-U",       SUPERUSER,  "--no-sync",  "-E",        "UTF8",
-                  "--locale=C", "--no-instructions", NULL};
+  char *argv[] = {path,      "-D",        fixture.data, "-A",   "trust",      "-U",
+                  SUPERUSER, "--no-sync", "-E",         "UTF8", "--locale=C", "--no-instructions",
+                  NULL};
   if (run_command(argv) != 0) {
     fprintf(stderr, "pg_fixture: initdb failed\n");
     dump_file(fixture.command_log, "commands.log");
@@ -309,11 +309,10 @@ static int run_initdb(void) {
     perror("pg_fixture: pg_hba.conf");
     return -1;
   }
-  fprintf(f,
-          "local all all trust\n"
-          "host all " PG_FIXTURE_PASSWORD_USER " 127.0.0.1/32 scram-sha-256\n"
-          "host all all 127.0.0.1/32 trust\n"
-          "host all all ::1/128 trust\n");
+  fprintf(f, "local all all trust\n"
+             "host all " PG_FIXTURE_PASSWORD_USER " 127.0.0.1/32 scram-sha-256\n"
+             "host all all 127.0.0.1/32 trust\n"
+             "host all all ::1/128 trust\n");
   fclose(f);
   return 0;
 }
@@ -326,8 +325,8 @@ static int pg_ctl_start(void) {
            "-c max_connections=300 -c shared_buffers=32MB -c full_page_writes=off "
            "-c synchronous_commit=off",
            fixture.port, fixture.sock);
-  char *argv[] = {path, "start", "-w", "-t", timeout, "-D", fixture.data,
-                  "-l", fixture.server_log, "-o", options, NULL};
+  char *argv[] = {path, "start", "-w", "-t", timeout, "-D", fixture.data, "-l", fixture.server_log,
+                  "-o", options, NULL};
   return run_command(argv);
 }
 
@@ -416,9 +415,15 @@ void pg_fixture_shutdown(void) {
   }
 }
 
-const char *pg_fixture_conninfo(void) { return fixture.conninfo; }
-int pg_fixture_port(void) { return fixture.port; }
-const char *pg_fixture_socket_dir(void) { return fixture.sock; }
+const char *pg_fixture_conninfo(void) {
+  return fixture.conninfo;
+}
+int pg_fixture_port(void) {
+  return fixture.port;
+}
+const char *pg_fixture_socket_dir(void) {
+  return fixture.sock;
+}
 
 int pg_fixture_server_stop(void) {
   if (fixture.shared_admin != NULL) {
@@ -650,10 +655,11 @@ void pg_test_assert_no_active(const char *app) {
 void pg_test_wait_active(const char *app, const char *query_part, int count) {
   long long deadline = now_ms() + TEST_BOUND_MS;
   for (;;) {
-    long long n = pg_admin_int(pg_admin(),
-                               "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
-                               "AND state = 'active' AND strpos(query, '%s') > 0",
-                               app, query_part);
+    long long n =
+        pg_admin_int(pg_admin(),
+                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s' "
+                     "AND state = 'active' AND strpos(query, '%s') > 0",
+                     app, query_part);
     if (n == count)
       return;
     if (now_ms() > deadline)
@@ -702,8 +708,8 @@ void pg_test_assert_failed(qreg_t *reg, const qreg_id_t *id, const char *code,
 
 void pg_test_assert_not_in_snapshot(qreg_t *reg, const qreg_id_t *id, const char *text) {
   qreg_snapshot_t *s = pg_test_snapshot(reg, id);
-  const char *fields[] = {s->error.type, s->error.message, s->error.code, s->error.detail,
-                          s->error.hint, s->backend_id};
+  const char *fields[] = {s->error.type,   s->error.message, s->error.code,
+                          s->error.detail, s->error.hint,    s->backend_id};
   bool found = false;
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     found = found || strstr(fields[i], text) != NULL;

@@ -77,8 +77,7 @@ void pg_admin_close(pg_admin_t *admin);
 pg_admin_t *pg_admin(void);
 
 /* Runs SQL (printf-style); 0, or -1 with the error on stderr. */
-int pg_admin_exec(pg_admin_t *admin, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int pg_admin_exec(pg_admin_t *admin, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Runs SQL whose first row's first column is an integer; returns it, or
    -1 on error / no row / NULL. */
 long long pg_admin_int(pg_admin_t *admin, const char *fmt, ...)
@@ -91,8 +90,8 @@ int pg_admin_sessions(pg_admin_t *admin, const char *app, const char *state);
 
 /* Polls pg_admin_sessions() every 10 ms until it returns expected or
    timeout_ms passed; returns the last count seen. */
-int pg_admin_wait_sessions(pg_admin_t *admin, const char *app, const char *state,
-                           int expected, unsigned timeout_ms);
+int pg_admin_wait_sessions(pg_admin_t *admin, const char *app, const char *state, int expected,
+                           unsigned timeout_ms);
 
 /* 1 when backend pid is active running a statement that contains
    query_part (NULL: any statement), 0 when not (or gone), -1 on error. */
@@ -117,8 +116,7 @@ int pg_admin_wait_pid_gone(pg_admin_t *admin, long pid, unsigned timeout_ms);
 
 /* Opens a registry on url (NULL: the fixture's conninfo) with the given
    application_name (NULL: the default) and max_connections (0: default). */
-qreg_t *pg_test_open(const char *url, const char *app, unsigned max_connections,
-                     bool allow_writes);
+qreg_t *pg_test_open(const char *url, const char *app, unsigned max_connections, bool allow_writes);
 
 /* The same from a prepared config (db_url NULL: the fixture's conninfo). */
 qreg_t *pg_test_open_config(qreg_config_t *config);

@@ -560,7 +560,9 @@ static const char *const scripted_schemes[] = {"script", NULL};
 /* No options: the script is the whole story. */
 static const qreg_driver_option_t scripted_options[] = {{.name = NULL}};
 
-static char *scripted_redact_url(const char *url) { return strdup(url); }
+static char *scripted_redact_url(const char *url) {
+  return strdup(url);
+}
 
 /* A catalog request becomes a script producing as many columns as the
    operation documents (qreg.h), in rows of the scripted form; the names

@@ -13,8 +13,8 @@
 
 #include "core/registry.h"
 
-#include <errno.h>
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
