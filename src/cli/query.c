@@ -365,7 +365,9 @@ static int fetch_all(qreg_t *reg, const char *id, query_signals_t *signals, quer
       return api_error("fetching the result", rc);
     if (pages->count == pages->cap) {
       size_t cap = pages->cap ? pages->cap * 2 : 8;
-      qreg_page_t **items = realloc(pages->items, cap * sizeof *items);
+      qreg_page_t **items =
+          realloc(pages->items,
+                  cap * sizeof *items); // NOLINT(bugprone-sizeof-expression): an array of pointers
       if (!items) {
         qreg_page_free(page);
         fputs("qreg query: out of memory\n", stderr);

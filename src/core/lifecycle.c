@@ -218,7 +218,9 @@ void record_stop_locked(qreg_t *reg, record_t *r, qreg_status_t status, const ch
 
 static void hold_add(record_hold_t *held, record_t *r) {
   if (held->count == held->cap) {
-    record_t **grown = realloc(held->items, (held->cap * 2 + 8) * sizeof *grown);
+    record_t **grown = realloc(
+        held->items, (held->cap * 2 + 8) *
+                         sizeof *grown); // NOLINT(bugprone-sizeof-expression): an array of pointers
     if (grown == NULL)
       return; /* the caller just does not wait for this one */
     held->items = grown;

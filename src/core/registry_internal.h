@@ -165,7 +165,7 @@ struct qreg {
 
 /* The loop's wake-up callback, and the one place loop-thread work happens:
    the inbox, deadlines, queued completions, starts, watch callbacks. */
-void lifecycle_run(void *reg);
+void lifecycle_run(void *arg);
 
 /* Every unlock goes through here: it wakes blocked callers if something
    they wait for happened, and the loop if a watch is due. */

@@ -135,7 +135,7 @@ static size_t result_alloc_size(void) {
 
 /* The first chunk, inside the result's own allocation. */
 static chunk_t *inline_chunk(const qreg_result_t *r) {
-  return (chunk_t *)(uintptr_t)r->tail;
+  return (chunk_t *)(void *)r->tail; /* the struct is const, not the rows */
 }
 
 /* --- budget ------------------------------------------------------------------ */
@@ -262,6 +262,7 @@ static unsigned char *columns_grow(qreg_result_t *r, size_t size) {
   chunk_t *head = inline_chunk(r);
   size_t old_used = r->columns_used;
   assert(head->used == 0 && r->last == head && size >= old_used);
+  assert(old_used == 0 || r->columns != NULL);
   if (size > UINT32_MAX)
     return NULL;
   if ((r->columns == NULL || r->columns_inline) && size <= INLINE_DATA) {

@@ -22,8 +22,10 @@ static size_t id_hash(const qreg__uuid_t *id) {
 
 int store_init(store_t *store) {
   memset(store, 0, sizeof *store);
-  store->slots = calloc(STORE_INITIAL_SLOTS, sizeof *store->slots);
-  store->heap = malloc(STORE_INITIAL_HEAP * sizeof *store->heap);
+  store->slots = calloc(STORE_INITIAL_SLOTS,
+                        sizeof *store->slots); // NOLINT(bugprone-sizeof-expression): pointers
+  store->heap = malloc(STORE_INITIAL_HEAP *
+                       sizeof *store->heap); // NOLINT(bugprone-sizeof-expression): pointers
   if (store->slots == NULL || store->heap == NULL) {
     free(store->slots);
     free(store->heap);
@@ -52,7 +54,8 @@ static void map_insert_slot(record_t **slots, size_t mask, record_t *record) {
 
 static int map_grow(store_t *store) {
   size_t capacity = (store->slot_mask + 1) * 2;
-  record_t **slots = calloc(capacity, sizeof *slots);
+  record_t **slots =
+      calloc(capacity, sizeof *slots); // NOLINT(bugprone-sizeof-expression): pointers
   if (slots == NULL)
     return QREG_ENOMEM;
   for (size_t i = 0; i <= store->slot_mask; i++) {
@@ -241,7 +244,9 @@ int store_add(store_t *store, record_t *r) {
   if ((store->count + 1) * 4 > (store->slot_mask + 1) * 3 && map_grow(store) != 0)
     return QREG_ENOMEM;
   if (store->heap_count == store->heap_cap) {
-    record_t **heap = realloc(store->heap, store->heap_cap * 2 * sizeof *heap);
+    record_t **heap =
+        realloc(store->heap,
+                store->heap_cap * 2 * sizeof *heap); // NOLINT(bugprone-sizeof-expression): pointers
     if (heap == NULL)
       return QREG_ENOMEM;
     store->heap = heap;

@@ -66,12 +66,12 @@ void qreg__clear_error(void) {
   last_error[0] = '\0';
 }
 
-int qreg__fail(int code, const char *fmt, ...) {
+int qreg__set_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(last_error, sizeof last_error, fmt, ap);
   va_end(ap);
-  return code;
+  return 0;
 }
 
 int64_t qreg__wall_ms(void) {

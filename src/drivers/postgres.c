@@ -559,10 +559,11 @@ static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
   default: /* PGRES_FATAL_ERROR and anything unexpected */
     if (step == STEP_USER)
       conn->user_done = true;
-    if (step == STEP_USER && conn->truncated) {
-      conn->unclean = true; /* most likely our own cancel of the rest */
-    } else if (step == STEP_TYPES || (step == STEP_CLEANUP && conn->essential_done)) {
-      conn->unclean = true; /* names stay unknown; or the session is not clean */
+    if ((step == STEP_USER && conn->truncated) || step == STEP_TYPES ||
+        (step == STEP_CLEANUP && conn->essential_done)) {
+      /* Most likely our own cancel of the rest; or type names stay
+         unknown; or the session is not clean. */
+      conn->unclean = true;
     } else {
       if (!conn->essential_done)
         job_error_from_result(conn, res);

@@ -121,7 +121,7 @@ static void scrub_secret(char **text, const char *secret) {
       n += mask_len;
       i += secret_len;
     } else {
-      out[n++] = src[i++];
+      out[n++] = src[i++]; // NOLINT(clang-analyzer-core.uninitialized.Assign): i < strlen(src)
     }
   }
   out[n] = '\0';

@@ -61,7 +61,7 @@ json_t *mcp_json_text(const char *s, size_t len) {
   for (size_t i = 0; i < len;) {
     size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
     if (n == 0) {
-      memcpy(clean + out, "\xEF\xBF\xBD", 3);
+      memcpy(clean + out, "\xEF\xBF\xBD", 3); // NOLINT(bugprone-not-null-terminated-result): bytes
       out += 3;
       i++;
     } else {
@@ -77,7 +77,8 @@ json_t *mcp_json_text(const char *s, size_t len) {
 
 /* Bytes as standard base64 with padding. */
 static json_t *base64_json(const unsigned char *bytes, size_t len) {
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
   size_t out_len = (len + 2) / 3 * 4;
   char *out = malloc(out_len + 1);
   if (!out)
@@ -89,8 +90,8 @@ static json_t *base64_json(const unsigned char *bytes, size_t len) {
     unsigned b2 = i + 2 < len ? bytes[i + 2] : 0;
     out[o++] = alphabet[b0 >> 2];
     out[o++] = alphabet[((b0 & 3) << 4) | (b1 >> 4)];
-    out[o++] = i + 1 < len ? alphabet[((b1 & 15) << 2) | (b2 >> 6)] : '=';
-    out[o++] = i + 2 < len ? alphabet[b2 & 63] : '=';
+    out[o++] = alphabet[i + 1 < len ? ((b1 & 15) << 2) | (b2 >> 6) : 64]; /* 64: '=' */
+    out[o++] = alphabet[i + 2 < len ? b2 & 63 : 64];
   }
   json_t *value = json_stringn(out, o);
   free(out);
@@ -183,7 +184,7 @@ json_t *mcp_json_snapshot(const qreg_snapshot_t *s, bool full) {
       char *shown = malloc(cut + 4);
       if (shown) {
         memcpy(shown, s->sql, cut);
-        memcpy(shown + cut, "\xE2\x80\xA6", 3); /* "…" */
+        memcpy(shown + cut, "\xE2\x80\xA6", 3); // NOLINT(bugprone-not-null-terminated-result): "…"
         json_decref(sql);
         sql = mcp_json_text(shown, cut + 3);
         free(shown);

@@ -115,10 +115,8 @@ int mcp_message_parse(const char *data, size_t len, mcp_message_t *msg, mcp_rpc_
       fail = "\"method\" must be a string";
     else if (json_object_get(root, "result") || json_object_get(root, "error"))
       fail = "a request carries no \"result\" or \"error\"";
-  } else if (!id) {
-    fail = "\"method\" is missing";
-  } else if (!json_object_get(root, "result") && !json_object_get(root, "error")) {
-    fail = "\"method\" is missing";
+  } else if (!id || (!json_object_get(root, "result") && !json_object_get(root, "error"))) {
+    fail = "\"method\" is missing"; /* neither a request nor a response */
   }
   if (fail) {
     mcp_rpc_error_set(err, MCP_INVALID_REQUEST, usable_id, "Invalid Request: %s", fail);

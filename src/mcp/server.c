@@ -529,7 +529,7 @@ static long open_fds(void) {
   long count = 0;
   struct dirent *entry;
   while ((entry = readdir(dir)) != NULL) {
-    if (entry->d_name[0] == '.' || atoi(entry->d_name) == dirfd(dir))
+    if (entry->d_name[0] == '.' || strtol(entry->d_name, NULL, 10) == dirfd(dir))
       continue;
     char link[sizeof "/proc/self/fd/" + sizeof entry->d_name];
     char target[PATH_MAX];

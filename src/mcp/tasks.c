@@ -408,8 +408,9 @@ json_t *mcp_tasks_get(mcp_call_t *call) {
   if (call->modern && strcmp(status, "completed") == 0) {
     /* 2026-07-28: a completed task carries its result (a CallToolResult,
        itself with resultType). */
-    size_t budget = call->budget > TASKS_ENVELOPE_BYTES * 2 ? call->budget - TASKS_ENVELOPE_BYTES
-                                                            : TASKS_ENVELOPE_BYTES;
+    size_t budget = call->budget > (size_t)TASKS_ENVELOPE_BYTES * 2
+                        ? call->budget - TASKS_ENVELOPE_BYTES
+                        : TASKS_ENVELOPE_BYTES;
     json_t *outcome = mcp_tools_query_outcome(call, id, budget);
     if (!outcome) {
       json_decref(result);

@@ -201,7 +201,8 @@ static json_t *page_result(json_t *structured, const qreg_page_t *page, size_t b
     json_object_set_new(structured, "row_count", json_integer((json_int_t)n));
     json_object_set_new(structured, "has_more", json_boolean(has_more));
     json_object_set_new(structured, "next_offset",
-                        has_more ? json_integer((json_int_t)(page->offset + n)) : json_null());
+                        has_more ? json_integer((json_int_t)page->offset + (json_int_t)n)
+                                 : json_null());
     result = ok_result(json_incref(structured));
     size_t size = mcp_json_size(result);
     if (size <= budget || n == 0)
@@ -409,7 +410,7 @@ static json_t *only_query_id(json_t *args, const char *tool, const char **id) {
 /* --- get_query_status, cancel_query, fetch_query_result, list_queries ------------------ */
 
 static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
-  const char *id;
+  const char *id = NULL;
   json_t *error = only_query_id(args, "get_query_status", &id);
   if (error)
     return error;
@@ -437,7 +438,7 @@ static json_t *cancel_query_resume(mcp_call_t *call, const char *id, int rc, qre
 }
 
 static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
-  const char *id;
+  const char *id = NULL;
   json_t *error = only_query_id(args, "cancel_query", &id);
   if (error)
     return error;

@@ -44,7 +44,7 @@ bool mcp_tools_task_capable(const char *name);
  * the registry default. Returns 0 with *id set; otherwise returns -1 and
  * *tool_error is the isError CallToolResult to give back.
  */
-int mcp_tools_submit_query(mcp_call_t *call, json_t *arguments, uint64_t ttl_ms, qreg_id_t *id,
+int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg_id_t *id,
                            json_t **tool_error);
 
 /*
