@@ -128,7 +128,7 @@ void qreg__uuid_format(const qreg__uuid_t *uuid, qreg_id_t *out) {
   *p = '\0';
 }
 
-static int hex_value(char c) {
+int qreg__hex_value(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
   if (c >= 'a' && c <= 'f')
@@ -149,7 +149,7 @@ bool qreg__uuid_parse(const char *text, qreg__uuid_t *out) {
       i++;
       continue;
     }
-    int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
+    int hi = qreg__hex_value(text[i]), lo = qreg__hex_value(text[i + 1]);
     if (hi < 0 || lo < 0)
       return false;
     out->bytes[byte++] = (uint8_t)(hi << 4 | lo);

@@ -24,6 +24,9 @@ static inline int qreg__with_code(int code, int recorded) {
   return code;
 }
 #define qreg__fail(code, ...) qreg__with_code((code), qreg__set_error(__VA_ARGS__))
+/* The value of a hexadecimal digit, -1 for any other character. */
+int qreg__hex_value(char c);
+
 /* Clears the thread's message: called on entry to each public function. */
 void qreg__clear_error(void);
 

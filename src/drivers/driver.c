@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/util.h"
+
 /* The drivers qreg is built with, tried in this order. */
 static const qreg_driver_t *const builtin_drivers[] = {
     &qreg_driver_sqlite,
@@ -431,16 +433,6 @@ void qreg_driver_settings_free(qreg_driver_settings_t *settings) {
 
 /* --- URL query parameters ------------------------------------------------ */
 
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* text[0, len) with %XX decoded ('+' stays '+', as libpq reads it; "%00"
    and malformed escapes stay as they are). */
 static char *percent_decode(const char *text, size_t len) {
@@ -450,8 +442,8 @@ static char *percent_decode(const char *text, size_t len) {
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {
     int hi = 0, lo = 0;
-    if (text[i] == '%' && i + 2 < len && (hi = hex_digit(text[i + 1])) >= 0 &&
-        (lo = hex_digit(text[i + 2])) >= 0 && (hi | lo) != 0) {
+    if (text[i] == '%' && i + 2 < len && (hi = qreg__hex_value(text[i + 1])) >= 0 &&
+        (lo = qreg__hex_value(text[i + 2])) >= 0 && (hi | lo) != 0) {
       out[n++] = (char)(hi * 16 + lo);
       i += 2;
     } else {
@@ -494,23 +486,28 @@ void qreg_url_param_clear(qreg_url_param_t *param) {
 
 /* --- quoting --------------------------------------------------------------- */
 
-char *qreg_driver_quote_double(const char *s) {
-  size_t len = strlen(s), quotes = 0;
+char *qreg_driver_quote(const char *s, const char *prefix, char quote, bool double_backslash) {
+  size_t len = strlen(s), plen = strlen(prefix), extra = 0;
   for (size_t i = 0; i < len; i++)
-    quotes += s[i] == '"';
-  char *out = malloc(len + quotes + 3);
+    extra += s[i] == quote || (double_backslash && s[i] == '\\');
+  char *out = malloc(plen + len + extra + 3);
   if (out == NULL)
     return NULL;
-  size_t n = 0;
-  out[n++] = '"';
+  memcpy(out, prefix, plen);
+  size_t n = plen;
+  out[n++] = quote;
   for (size_t i = 0; i < len; i++) {
-    if (s[i] == '"')
-      out[n++] = '"';
+    if (s[i] == quote || (double_backslash && s[i] == '\\'))
+      out[n++] = s[i];
     out[n++] = s[i];
   }
-  out[n++] = '"';
+  out[n++] = quote;
   out[n] = '\0';
   return out;
+}
+
+char *qreg_driver_quote_double(const char *s) {
+  return qreg_driver_quote(s, "", '"', false);
 }
 
 /* --- the error record drivers fill ---------------------------------------- */

@@ -317,4 +317,10 @@ void qreg_url_param_clear(qreg_url_param_t *param);
    on ENOMEM. The form SQLite and PostgreSQL share. */
 char *qreg_driver_quote_double(const char *s);
 
+/* s between two quote characters with every quote doubled, and every
+   backslash too when double_backslash, after prefix: the one routine behind
+   identifiers ("a""b"), SQL literals ('a''b') and PostgreSQL's E'' literals
+   (E'a''b\\\\c'). malloc'd, NULL on ENOMEM. */
+char *qreg_driver_quote(const char *s, const char *prefix, char quote, bool double_backslash);
+
 #endif /* QREG_DRIVERS_DRIVER_H */

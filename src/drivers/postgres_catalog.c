@@ -40,25 +40,10 @@
    User schemas cannot start with pg_: the server reserves the prefix. */
 #define USER_SCHEMAS "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
 
-/* s as an E'' literal: E'a''b\\c'. malloc'd; NULL on ENOMEM. */
+/* s as an E'' literal: E'a''b\\c', whose meaning does not depend on
+   standard_conforming_strings. malloc'd; NULL on ENOMEM. */
 static char *pg_literal(const char *s) {
-  size_t len = strlen(s), extra = 0;
-  for (size_t i = 0; i < len; i++)
-    extra += s[i] == '\'' || s[i] == '\\';
-  char *out = malloc(len + extra + 4);
-  if (out == NULL)
-    return NULL;
-  size_t n = 0;
-  out[n++] = 'E';
-  out[n++] = '\'';
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] == '\'' || s[i] == '\\')
-      out[n++] = s[i];
-    out[n++] = s[i];
-  }
-  out[n++] = '\'';
-  out[n] = '\0';
-  return out;
+  return qreg_driver_quote(s, "E", '\'', true);
 }
 
 /* The quoted and literal forms of the request's names, NULL when absent. */

@@ -135,16 +135,6 @@ const char *qreg__pg_builtin_type_name(qreg__pg_oid_t oid) {
   return NULL;
 }
 
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Decodes bytea output ("\x0a1b..." hex, or the old escape format) into out
    (at least len bytes). Returns the decoded length, or -1 if malformed. */
 static long decode_bytea(const char *text, size_t len, unsigned char *out) {
@@ -153,7 +143,7 @@ static long decode_bytea(const char *text, size_t len, unsigned char *out) {
     if ((len - 2) % 2 != 0)
       return -1;
     for (size_t i = 2; i < len; i += 2) {
-      int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
+      int hi = qreg__hex_value(text[i]), lo = qreg__hex_value(text[i + 1]);
       if (hi < 0 || lo < 0)
         return -1;
       out[n++] = (unsigned char)(hi << 4 | lo);

@@ -29,22 +29,7 @@
 
 /* s as a string literal: 'a''b'. malloc'd; NULL on ENOMEM. */
 static char *sqlite_literal(const char *s) {
-  size_t len = strlen(s), quotes = 0;
-  for (size_t i = 0; i < len; i++)
-    quotes += s[i] == '\'';
-  char *out = malloc(len + quotes + 3);
-  if (out == NULL)
-    return NULL;
-  size_t n = 0;
-  out[n++] = '\'';
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] == '\'')
-      out[n++] = '\'';
-    out[n++] = s[i];
-  }
-  out[n++] = '\'';
-  out[n] = '\0';
-  return out;
+  return qreg_driver_quote(s, "", '\'', false);
 }
 
 /* The quoted and literal forms of the request's names, NULL when absent. */
