@@ -510,6 +510,44 @@ char *qreg_driver_quote_double(const char *s) {
   return qreg_driver_quote(s, "", '"', false);
 }
 
+/* --- catalog names ------------------------------------------------------ */
+
+static char *quoted(const char *s, char *(*quote)(const char *), bool *failed) {
+  if (s == NULL)
+    return NULL;
+  char *out = quote(s);
+  *failed = *failed || out == NULL;
+  return out;
+}
+
+void qreg_catalog_names_make(qreg_catalog_names_t *n, const qreg_catalog_request_t *r,
+                             char *(*literal)(const char *s)) {
+  memset(n, 0, sizeof *n);
+  n->schema_literal = quoted(r->schema, literal, &n->failed);
+  n->schema_ident = quoted(r->schema, qreg_driver_quote_double, &n->failed);
+  n->table_literal = quoted(r->table, literal, &n->failed);
+  n->table_ident = quoted(r->table, qreg_driver_quote_double, &n->failed);
+  n->column_ident = quoted(r->column, qreg_driver_quote_double, &n->failed);
+  n->pattern_literal = quoted(r->pattern, literal, &n->failed);
+  if (!n->failed && n->table_ident != NULL &&
+      asprintf(&n->from, "%s%s%s", n->schema_ident ? n->schema_ident : "",
+               n->schema_ident ? "." : "", n->table_ident) < 0) {
+    n->from = NULL;
+    n->failed = true;
+  }
+}
+
+void qreg_catalog_names_free(qreg_catalog_names_t *n) {
+  free(n->schema_literal);
+  free(n->schema_ident);
+  free(n->table_literal);
+  free(n->table_ident);
+  free(n->column_ident);
+  free(n->pattern_literal);
+  free(n->from);
+  memset(n, 0, sizeof *n);
+}
+
 /* --- the error record drivers fill ---------------------------------------- */
 
 static void replace(char **slot, char *value) {

@@ -317,6 +317,24 @@ void qreg_url_param_clear(qreg_url_param_t *param);
    on ENOMEM. The form SQLite and PostgreSQL share. */
 char *qreg_driver_quote_double(const char *s);
 
+/* A catalog request's names, each quoted once the way its SQL needs it:
+   as identifiers ("s"."t") and as literals of the driver's dialect. NULL
+   where the request has no such name; failed after an allocation failed. */
+typedef struct qreg_catalog_names {
+  char *schema_literal, *schema_ident;
+  char *table_literal, *table_ident;
+  char *column_ident;
+  char *pattern_literal;
+  char *from; /* "schema"."table", or "table" alone, when a table is named */
+  bool failed;
+} qreg_catalog_names_t;
+
+/* Fills names from the request, literal() making the dialect's literals. */
+void qreg_catalog_names_make(qreg_catalog_names_t *names,
+                             const struct qreg_catalog_request *request,
+                             char *(*literal)(const char *s));
+void qreg_catalog_names_free(qreg_catalog_names_t *names);
+
 /* s between two quote characters with every quote doubled, and every
    backslash too when double_backslash, after prefix: the one routine behind
    identifiers ("a""b"), SQL literals ('a''b') and PostgreSQL's E'' literals

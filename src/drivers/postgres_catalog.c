@@ -48,24 +48,11 @@ static char *pg_literal(const char *s) {
 
 /* The quoted and literal forms of the request's names, NULL when absent. */
 typedef struct names {
-  char *schema_literal, *schema_ident;
-  char *table_literal, *table_ident;
-  char *column_ident;
-  char *pattern_literal;
-  char *schema_filter; /* "n.nspname = E'x'" or USER_SCHEMAS */
-  char *table_filter;  /* DESCRIBE: the relation by name, in its schema or
+  qreg_catalog_names_t q; /* the request's names, quoted */
+  char *schema_filter;    /* "n.nspname = E'x'" or USER_SCHEMAS */
+  char *table_filter;     /* DESCRIBE: the relation by name, in its schema or
                           the one the search_path finds */
-  char *from;          /* SAMPLE, COLUMN_STATS: "s"."t" or "t" */
-  bool failed;         /* ENOMEM */
 } names_t;
-
-static char *quoted(const char *s, char *(*quote)(const char *), bool *failed) {
-  if (s == NULL)
-    return NULL;
-  char *out = quote(s);
-  *failed = *failed || out == NULL;
-  return out;
-}
 
 static char *format(bool *failed, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static char *format(bool *failed, const char *fmt, ...) {
@@ -81,38 +68,25 @@ static char *format(bool *failed, const char *fmt, ...) {
 
 static void names_make(names_t *n, const qreg_catalog_request_t *r) {
   memset(n, 0, sizeof *n);
-  n->schema_literal = quoted(r->schema, pg_literal, &n->failed);
-  n->schema_ident = quoted(r->schema, qreg_driver_quote_double, &n->failed);
-  n->table_literal = quoted(r->table, pg_literal, &n->failed);
-  n->table_ident = quoted(r->table, qreg_driver_quote_double, &n->failed);
-  n->column_ident = quoted(r->column, qreg_driver_quote_double, &n->failed);
-  n->pattern_literal = quoted(r->pattern, pg_literal, &n->failed);
-  if (n->failed)
+  qreg_catalog_names_make(&n->q, r, pg_literal);
+  if (n->q.failed)
     return;
-  n->schema_filter = n->schema_literal ? format(&n->failed, "n.nspname = %s", n->schema_literal)
-                                       : format(&n->failed, "%s", USER_SCHEMAS);
-  if (n->table_literal != NULL) {
+  n->schema_filter = n->q.schema_literal
+                         ? format(&n->q.failed, "n.nspname = %s", n->q.schema_literal)
+                         : format(&n->q.failed, "%s", USER_SCHEMAS);
+  if (n->q.table_literal != NULL)
     n->table_filter =
-        n->schema_literal
-            ? format(&n->failed, "c.relname = %s AND n.nspname = %s", n->table_literal,
-                     n->schema_literal)
-            : format(&n->failed, "c.relname = %s AND pg_catalog.pg_table_is_visible(c.oid)",
-                     n->table_literal);
-    n->from = format(&n->failed, "%s%s%s", n->schema_ident ? n->schema_ident : "",
-                     n->schema_ident ? "." : "", n->table_ident);
-  }
+        n->q.schema_literal
+            ? format(&n->q.failed, "c.relname = %s AND n.nspname = %s", n->q.table_literal,
+                     n->q.schema_literal)
+            : format(&n->q.failed, "c.relname = %s AND pg_catalog.pg_table_is_visible(c.oid)",
+                     n->q.table_literal);
 }
 
 static void names_free(names_t *n) {
-  free(n->schema_literal);
-  free(n->schema_ident);
-  free(n->table_literal);
-  free(n->table_ident);
-  free(n->column_ident);
-  free(n->pattern_literal);
+  qreg_catalog_names_free(&n->q);
   free(n->schema_filter);
   free(n->table_filter);
-  free(n->from);
 }
 
 static char *schemas_sql(const names_t *n) {
@@ -159,7 +133,7 @@ static char *describe_sql(const names_t *n) {
 
 static char *sample_sql(const names_t *n, unsigned long long limit) {
   bool failed = false;
-  return format(&failed, "SELECT * FROM %s LIMIT %llu", n->from, limit);
+  return format(&failed, "SELECT * FROM %s LIMIT %llu", n->q.from, limit);
 }
 
 /* min and max in the column type's own order (not text order), as text:
@@ -167,7 +141,7 @@ static char *sample_sql(const names_t *n, unsigned long long limit) {
    which have no min(). */
 static char *column_stats_sql(const names_t *n) {
   bool failed = false;
-  const char *col = n->column_ident, *from = n->from;
+  const char *col = n->q.column_ident, *from = n->q.from;
   return format(&failed,
                 "SELECT s.row_count, s.null_count, s.distinct_count, "
                 "(SELECT t.%s::pg_catalog.text FROM %s AS t WHERE t.%s IS NOT NULL "
@@ -192,7 +166,7 @@ static char *search_columns_sql(const names_t *n, unsigned long long limit) {
                 "AND pg_catalog.strpos(pg_catalog.lower(a.attname::pg_catalog.text), "
                 "pg_catalog.lower(%s)) > 0 "
                 "ORDER BY 1, 2, a.attnum LIMIT %llu",
-                n->schema_filter, n->pattern_literal, limit);
+                n->schema_filter, n->q.pattern_literal, limit);
 }
 
 int qreg__pg_catalog_sql(const qreg_catalog_request_t *request, char **sql_out, char **message) {
@@ -203,7 +177,7 @@ int qreg__pg_catalog_sql(const qreg_catalog_request_t *request, char **sql_out, 
   unsigned long long limit = request->limit ? (unsigned long long)request->limit : DEFAULT_LIMIT;
   char *sql = NULL;
   bool known = true, missing = false;
-  if (!n.failed) {
+  if (!n.q.failed) {
     switch (request->op) {
     case QREG_CATALOG_SCHEMAS:
       sql = schemas_sql(&n);
@@ -216,15 +190,15 @@ int qreg__pg_catalog_sql(const qreg_catalog_request_t *request, char **sql_out, 
       sql = missing ? NULL : describe_sql(&n);
       break;
     case QREG_CATALOG_SAMPLE:
-      missing = n.from == NULL;
+      missing = n.q.from == NULL;
       sql = missing ? NULL : sample_sql(&n, limit);
       break;
     case QREG_CATALOG_COLUMN_STATS:
-      missing = n.from == NULL || n.column_ident == NULL;
+      missing = n.q.from == NULL || n.q.column_ident == NULL;
       sql = missing ? NULL : column_stats_sql(&n);
       break;
     case QREG_CATALOG_SEARCH_COLUMNS:
-      missing = n.pattern_literal == NULL;
+      missing = n.q.pattern_literal == NULL;
       sql = missing ? NULL : search_columns_sql(&n, limit);
       break;
     default:

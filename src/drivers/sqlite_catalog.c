@@ -32,60 +32,17 @@ static char *sqlite_literal(const char *s) {
   return qreg_driver_quote(s, "", '\'', false);
 }
 
-/* The quoted and literal forms of the request's names, NULL when absent. */
-typedef struct names {
-  char *schema_literal, *schema_ident;
-  char *table_literal, *table_ident;
-  char *column_ident;
-  char *pattern_literal;
-  bool failed; /* ENOMEM */
-} names_t;
-
-static char *quoted(const char *s, char *(*quote)(const char *), bool *failed) {
-  if (s == NULL)
-    return NULL;
-  char *out = quote(s);
-  *failed = *failed || out == NULL;
-  return out;
-}
-
-static void names_make(names_t *n, const qreg_catalog_request_t *r) {
-  memset(n, 0, sizeof *n);
-  n->schema_literal = quoted(r->schema, sqlite_literal, &n->failed);
-  n->schema_ident = quoted(r->schema, qreg_driver_quote_double, &n->failed);
-  n->table_literal = quoted(r->table, sqlite_literal, &n->failed);
-  n->table_ident = quoted(r->table, qreg_driver_quote_double, &n->failed);
-  n->column_ident = quoted(r->column, qreg_driver_quote_double, &n->failed);
-  n->pattern_literal = quoted(r->pattern, sqlite_literal, &n->failed);
-}
-
-static void names_free(names_t *n) {
-  free(n->schema_literal);
-  free(n->schema_ident);
-  free(n->table_literal);
-  free(n->table_ident);
-  free(n->column_ident);
-  free(n->pattern_literal);
-}
-
 /* User tables and views of pragma_table_list (alias l), not SQLite's own. */
 #define USER_TABLES                                                                                \
   "l.type IN ('table', 'view', 'virtual') AND l.name NOT LIKE 'sqlite\\_%%' ESCAPE '\\'"
-
-/* "schema"."table", or "table" alone: the FROM of SAMPLE and COLUMN_STATS. */
-static int table_ref(const names_t *n, char **out) {
-  return asprintf(out, "%s%s%s", n->schema_ident ? n->schema_ident : "", n->schema_ident ? "." : "",
-                  n->table_ident);
-}
 
 int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_out,
                              char **message) {
   *sql_out = NULL;
   *message = NULL;
-  names_t n;
-  names_make(&n, request);
+  qreg_catalog_names_t n;
+  qreg_catalog_names_make(&n, request, sqlite_literal);
   unsigned long long limit = request->limit ? (unsigned long long)request->limit : DEFAULT_LIMIT;
-  char *from = NULL;
   int rc = -1;
   if (n.failed) {
     rc = -1;
@@ -110,16 +67,14 @@ int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_o
                   n.table_literal, n.schema_literal ? ", " : "",
                   n.schema_literal ? n.schema_literal : "");
   } else if (request->op == QREG_CATALOG_SAMPLE) {
-    if (table_ref(&n, &from) >= 0)
-      rc = asprintf(sql_out, "SELECT * FROM %s LIMIT %llu", from, limit);
+    rc = asprintf(sql_out, "SELECT * FROM %s LIMIT %llu", n.from, limit);
   } else if (request->op == QREG_CATALOG_COLUMN_STATS) {
-    if (table_ref(&n, &from) >= 0)
-      rc = asprintf(sql_out,
-                    "SELECT count(*) AS row_count, count(*) - count(t.%s) AS null_count, "
-                    "count(DISTINCT t.%s) AS distinct_count, "
-                    "CAST(min(t.%s) AS TEXT) AS min_value, CAST(max(t.%s) AS TEXT) AS max_value "
-                    "FROM %s AS t",
-                    n.column_ident, n.column_ident, n.column_ident, n.column_ident, from);
+    rc = asprintf(sql_out,
+                  "SELECT count(*) AS row_count, count(*) - count(t.%s) AS null_count, "
+                  "count(DISTINCT t.%s) AS distinct_count, "
+                  "CAST(min(t.%s) AS TEXT) AS min_value, CAST(max(t.%s) AS TEXT) AS max_value "
+                  "FROM %s AS t",
+                  n.column_ident, n.column_ident, n.column_ident, n.column_ident, n.from);
   } else if (request->op == QREG_CATALOG_SEARCH_COLUMNS) {
     rc = asprintf(sql_out,
                   "SELECT l.schema AS schema, l.name AS table_name, c.name AS column_name, "
@@ -131,12 +86,11 @@ int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_o
                   n.pattern_literal, n.schema_literal ? " AND l.schema = " : "",
                   n.schema_literal ? n.schema_literal : "", limit);
   } else {
-    names_free(&n);
+    qreg_catalog_names_free(&n);
     *message = strdup("sqlite: no such catalog operation");
     return QREG_EINVAL;
   }
-  free(from);
-  names_free(&n);
+  qreg_catalog_names_free(&n);
   if (rc < 0) {
     *sql_out = NULL;
     *message = strdup("out of memory");
