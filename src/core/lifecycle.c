@@ -66,7 +66,8 @@ void record_unref(record_t *r) {
   if (--r->refs > 0)
     return;
   assert(!r->in_store && r->conn == NULL && r->watches == NULL);
-  free(r->backend_id);
+  if (r->backend_on_heap)
+    free(r->backend.heap);
   qreg_result_free(record_result(r));
   qreg_driver_error_t *error = record_error(r);
   if (error) {
@@ -464,10 +465,20 @@ void qreg_job_set_backend_id(qreg_job_t *job, const char *backend_id) {
     driver_violation(reg);
     return;
   }
-  char *copy = backend_id ? strndup(backend_id, QREG_BACKEND_ID_MAX) : NULL;
+  size_t len = backend_id ? strnlen(backend_id, QREG_BACKEND_ID_MAX) : 0;
+  record_t *r = c->record;
+  char *heap = NULL;
+  if (len >= sizeof r->backend.text && (heap = strndup(backend_id, len)) == NULL)
+    len = 0; /* out of memory: no id rather than none at all of the query */
   pthread_mutex_lock(&reg->lock);
-  char *old = c->record->backend_id;
-  c->record->backend_id = copy;
+  char *old = r->backend_on_heap ? r->backend.heap : NULL;
+  r->backend_on_heap = heap != NULL;
+  if (heap != NULL) {
+    r->backend.heap = heap;
+  } else {
+    memcpy(r->backend.text, backend_id ? backend_id : "", len);
+    r->backend.text[len] = '\0';
+  }
   pthread_mutex_unlock(&reg->lock);
   free(old);
 }

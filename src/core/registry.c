@@ -439,7 +439,7 @@ static void snapshot_fill(const record_t *r, int64_t wall_offset, qreg_snapshot_
   }
   const qreg_driver_error_t *e = record_error(r);
   const char *sql = pack(p, r->sql);
-  const char *backend = pack(p, r->backend_id);
+  const char *backend = pack(p, record_backend_id(r));
   const char *etype = pack(p, e ? e->type : NULL);
   const char *emsg = pack(p, e ? e->message : NULL);
   const char *ecode = pack(p, e ? e->code : NULL);

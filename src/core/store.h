@@ -39,6 +39,7 @@ typedef struct record {
   bool in_store; /* findable by id; false once pruned, evicted or closed */
   bool in_inbox; /* queued for the loop thread (holds a reference) */
   bool allow_writes;
+  bool backend_on_heap;
   record_queue_t queue;
   unsigned refs; /* store + running job + inbox + blocked callers */
 
@@ -66,8 +67,13 @@ typedef struct record {
     qreg_result_t *result;
     qreg_driver_error_t *error;
   } outcome;
-  char *backend_id; /* the driver's id for the statement (owned, at
-                              most QREG_BACKEND_ID_MAX bytes); NULL before */
+  /* The driver's id for the statement, at most QREG_BACKEND_ID_MAX bytes:
+     kept in the record when it fits (the usual "sqlite-12", a pid), else
+     on the heap (backend_on_heap; owned). Read it with record_backend_id(). */
+  union {
+    char text[16];
+    char *heap;
+  } backend;
 
   struct record *all_prev, *all_next;     /* creation order */
   struct record *queue_prev, *queue_next; /* pending FIFO or finished list */
@@ -77,6 +83,10 @@ typedef struct record {
 } record_t;
 
 #define RECORD_NOT_IN_HEAP UINT32_MAX
+
+static inline const char *record_backend_id(const record_t *r) {
+  return r->backend_on_heap ? r->backend.heap : r->backend.text;
+}
 
 static inline qreg_result_t *record_result(const record_t *r) {
   return r->status == QREG_SUCCEEDED ? r->outcome.result : NULL;
