@@ -140,7 +140,7 @@ static void fire_push_locked(qreg_t *reg, watch_t *w) {
 /* The one place a record settles: terminal, and holding no connection.
    Waiters may return; its watches become due. */
 static void record_settle_locked(qreg_t *reg, record_t *r) {
-  assert(qreg_status_is_terminal(r->status) && r->conn == NULL && !r->settled);
+  assert(qreg_status_is_terminal(r->status) && r->conn == NULL && !r->settled && !r->in_inbox);
   r->settled = true;
   if (r->in_store) {
     store_queue_push(&reg->store, r, RECORD_QUEUE_FINISHED);
@@ -210,6 +210,7 @@ void record_stop_locked(qreg_t *reg, record_t *r, qreg_status_t status, const ch
   if (!r->in_inbox) {
     r->in_inbox = true;
     r->refs++;
+    assert(r->queue == RECORD_QUEUE_NONE); /* running: inbox_next is free */
     r->inbox_next = reg->inbox;
     reg->inbox = r;
   }

@@ -129,7 +129,7 @@ static record_list_t *queue_list(store_t *store, record_queue_t queue) {
 }
 
 void store_queue_push(store_t *store, record_t *r, record_queue_t queue) {
-  assert(r->queue == RECORD_QUEUE_NONE && queue != RECORD_QUEUE_NONE);
+  assert(r->queue == RECORD_QUEUE_NONE && queue != RECORD_QUEUE_NONE && !r->in_inbox);
   record_list_t *list = queue_list(store, queue);
   r->queue_next = NULL;
   r->queue_prev = list->tail;

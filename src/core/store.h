@@ -40,7 +40,7 @@ typedef struct record {
   bool in_inbox; /* queued for the loop thread (holds a reference) */
   bool allow_writes;
   bool backend_on_heap;
-  record_queue_t queue;
+  uint8_t queue; /* record_queue_t, in a byte: records are many */
   unsigned refs; /* store + running job + inbox + blocked callers */
 
   /* Monotonic milliseconds (qreg__mono_ms), 0 for an event that has not
@@ -75,9 +75,17 @@ typedef struct record {
     char *heap;
   } backend;
 
-  struct record *all_prev, *all_next;     /* creation order */
-  struct record *queue_prev, *queue_next; /* pending FIFO or finished list */
-  struct record *inbox_next;
+  struct record *all_prev, *all_next; /* creation order */
+  struct record *queue_prev;
+  /* The next record of its queue (pending FIFO or finished list); or, while
+     it is in the registry's inbox - running, so on no queue - the next
+     record of the inbox. One place for both: a record leaves the inbox
+     before it can settle onto the finished list (lifecycle.c drains the
+     inbox before it handles completions, in the same hold of the lock). */
+  union {
+    struct record *queue_next;
+    struct record *inbox_next;
+  };
   char sql[]; /* the statement, NUL-terminated: allocated with the
                               record, one block per record */
 } record_t;
