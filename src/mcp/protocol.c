@@ -203,9 +203,13 @@ static void on_settled(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t s
     server->ready_tail = call;
     pthread_cond_broadcast(&server->ready_cond);
   }
+  /* Read under the lock: once it is released, a thread woken above may
+     answer the call and free the server before this function returns. */
+  mcp_wake_fn wake_fn = wake ? server->wake : NULL;
+  void *wake_ctx = server->wake_ctx;
   pthread_mutex_unlock(&server->ready_mutex);
-  if (wake && server->wake)
-    server->wake(server->wake_ctx);
+  if (wake_fn)
+    wake_fn(wake_ctx);
 }
 
 bool mcp_call_park(mcp_call_t *call, const char *query_id, mcp_resume_fn resume) {
