@@ -13,8 +13,9 @@
  * The registry's own timer would prune them at T on its loop thread before
  * our call could. So just before T the benchmark occupies the loop thread on
  * purpose: it watches (qreg_watch) one more record, cancels it, and the
- * watch callback - which runs on the loop thread - spins until the
- * benchmark's qreg_prune_expired, made after T, has returned. (A callback
+ * watch callback - which runs on the loop thread - sleeps on a condition
+ * variable (taking no CPU from the prune) until the benchmark's
+ * qreg_prune_expired, made after T, has returned. (A callback
  * must not block in real use: every other query waits for it; that is
  * exactly what is wanted here.) A round counts only if it removed exactly
  * 10,000 (otherwise it is repeated, and the note says how often that
@@ -30,8 +31,9 @@
  *
  * Owns, while it runs: the registry, the baseline's heap and hash.
  */
+#include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,8 +197,12 @@ static void add_finished(qreg_t *reg, const qreg_options_t *options) {
     bench_die("qreg_cancel of a pending query: %s", qreg_last_error());
 }
 
-/* The loop thread, held on purpose by a watch callback (see the top). */
-static atomic_bool loop_held, loop_release;
+/* The loop thread, held on purpose by a watch callback (see the top). It
+   sleeps on a condition rather than spin: a spinning loop thread would take
+   a CPU from the prune being measured. */
+static pthread_mutex_t hold_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static bool loop_held, loop_release;
 
 static void hold_loop(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t status, void *arg) {
   (void)reg;
@@ -204,22 +210,36 @@ static void hold_loop(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t st
   (void)rc;
   (void)status;
   (void)arg;
-  atomic_store(&loop_held, true);
-  while (!atomic_load(&loop_release)) {
-  }
+  pthread_mutex_lock(&hold_mutex);
+  loop_held = true;
+  pthread_cond_broadcast(&hold_cond);
+  while (!loop_release)
+    pthread_cond_wait(&hold_cond, &hold_mutex);
+  pthread_mutex_unlock(&hold_mutex);
 }
 
-/* Occupies the loop thread until loop_release is set. */
+/* Occupies the loop thread until hold_loop_end(). */
 static void hold_loop_start(qreg_t *reg) {
-  atomic_store(&loop_held, false);
-  atomic_store(&loop_release, false);
+  pthread_mutex_lock(&hold_mutex);
+  loop_held = false;
+  loop_release = false;
+  pthread_mutex_unlock(&hold_mutex);
   qreg_id_t id = bench_execute(reg, FILL_SQL, NULL); /* pending behind the blocker */
   if (qreg_watch(reg, id.str, hold_loop, NULL) != 0)
     bench_die("qreg_watch: %s", qreg_last_error());
   if (qreg_cancel_async(reg, id.str, NULL) != 0)
     bench_die("qreg_cancel_async: %s", qreg_last_error());
-  while (!atomic_load(&loop_held)) {
-  }
+  pthread_mutex_lock(&hold_mutex);
+  while (!loop_held)
+    pthread_cond_wait(&hold_cond, &hold_mutex);
+  pthread_mutex_unlock(&hold_mutex);
+}
+
+static void hold_loop_end(void) {
+  pthread_mutex_lock(&hold_mutex);
+  loop_release = true;
+  pthread_cond_broadcast(&hold_cond);
+  pthread_mutex_unlock(&hold_mutex);
 }
 
 /* One measured prune of `expiring` records; -1 when the loop thread's timer
@@ -246,7 +266,7 @@ static double qreg_prune_round(qreg_t *reg, unsigned long expiring) {
   uint64_t t0 = bench_now_ns();
   int pruned = qreg_prune_expired(reg);
   double ms = (double)(bench_now_ns() - t0) / 1e6;
-  atomic_store(&loop_release, true);
+  hold_loop_end();
   if (pruned < 0)
     bench_die("qreg_prune_expired: %s", qreg_last_error());
   if (getenv("QREG_BENCH_DEBUG"))
