@@ -414,11 +414,12 @@ static void test_read_only(void **state) {
   reg = open_registry(url, true, 0, 1);
   run_ok(reg, "CREATE TABLE w (x)", &options);
   run_ok(reg, "INSERT INTO w VALUES (1)", &options);
-  assert_failed_with(reg, "INSERT INTO w VALUES (2)", "database", "SQLITE_READONLY", "readonly");
-  /* A read-only query that switches query_only off cannot leave the pooled
-     connection writable for the next read-only query. */
-  run_ok(reg, "PRAGMA query_only = 0", NULL);
-  assert_failed_with(reg, "DELETE FROM w", "database", "SQLITE_READONLY", "readonly");
+  assert_failed_with(reg, "INSERT INTO w VALUES (2)", "database", "QREG_READ_ONLY", "read-only");
+  /* A read-only query cannot switch query_only off (and so cannot leave the
+     pooled connection writable for the next read-only query). */
+  assert_failed_with(reg, "PRAGMA query_only = 0", "database", "QREG_READ_ONLY",
+                     "PRAGMA query_only");
+  assert_failed_with(reg, "DELETE FROM w", "database", "QREG_READ_ONLY", "read-only");
   close_registry(reg);
 
   /* The rows are there, and a read-only registry cannot change them. */
@@ -430,7 +431,7 @@ static void test_read_only(void **state) {
   assert_int_equal(page->values[0].v.i, 1);
   qreg_page_free(page);
   qreg_snapshot_free(snap);
-  assert_failed_with(reg, "DROP TABLE w", "database", "SQLITE_READONLY", "readonly");
+  assert_failed_with(reg, "DROP TABLE w", "database", "QREG_READ_ONLY", "read-only");
   close_registry(reg);
 }
 

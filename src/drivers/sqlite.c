@@ -66,6 +66,7 @@
 #include "core/util.h"
 #include "drivers/driver.h"
 #include "drivers/sqlite_catalog.h"
+#include "drivers/sqlite_guard.h"
 
 /* VM instructions between two looks at the cancel flag. */
 #define SQLITE_DRIVER_PROGRESS_STEPS 1000
@@ -108,6 +109,8 @@ struct qreg_driver_conn {
   qreg_job_t *job;                   /* execute: in flight from execute()
                                             until its done callback (loop) */
   atomic_bool cancel_requested;      /* set by cancel(), read by the worker */
+  sqlite_guard_t guard;              /* the read-only authorizer's state
+                                        (sqlite_guard.h); the job's worker */
   sqlite_job_end_t job_end;          /* written by the worker, read in done */
   void (*closed)(void *arg);         /* close: the core's callback */
   void *closed_arg;
@@ -369,6 +372,13 @@ static void connect_work(qreg_work_t *work) {
   int rc = sqlite3_open_v2(state->path, &db, flags, NULL);
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(db, 1);
+    /* Read-only holds inside SQLite: the allow-list (sqlite_guard.c) for
+       every read-only job, no writes to the schema or shadow tables even
+       through a trusted-looking view, no extension loading. */
+    (void)sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    (void)sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    (void)sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+    sqlite3_set_authorizer(db, qreg__sqlite_authorize, &conn->guard);
     sqlite3_busy_handler(db, on_busy, conn);
     sqlite3_progress_handler(db, SQLITE_DRIVER_PROGRESS_STEPS, on_progress, conn);
     /* WAL (the default journal_mode) lets readers run beside the writer.
@@ -527,6 +537,7 @@ static bool cancel_asked(qreg_driver_conn_t *conn) {
    Worker thread. */
 static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn, qreg_job_t *job) {
   sqlite3 *db = conn->db;
+  conn->guard.on = false; /* the driver's own statements pass */
   if (cancel_asked(conn))
     return QREG_JOB_CANCELED;
   if (job->sql_len >= INT_MAX) {
@@ -548,11 +559,32 @@ static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn, qreg_job_t *jo
   const char *end = job->sql + job->sql_len;
   sqlite3_stmt *stmt = NULL;
   const char *tail = NULL;
+  conn->guard.on = job->read_only;
+  conn->guard.denied[0] = '\0';
+  conn->guard.read_pragma = false;
   int rc = prepare_next(db, job->sql, end, &stmt, &tail);
   if (rc != SQLITE_OK) {
+    conn->guard.on = false;
     if (cancel_asked(conn))
       return QREG_JOB_CANCELED;
+    if ((rc & 0xff) == SQLITE_AUTH && conn->guard.denied[0] != '\0') {
+      qreg_driver_error_set(&job->error, "database", "QREG_READ_ONLY",
+                            "read-only: %s is not allowed in a read-only query",
+                            conn->guard.denied);
+      qreg_driver_error_set_hint(&job->error, "qreg allows reads only: SELECT, WITH, and the "
+                                              "PRAGMAs that only read");
+      return QREG_JOB_ERROR;
+    }
     error_from_db(&job->error, db, (size_t)(tail - job->sql));
+    return QREG_JOB_ERROR;
+  }
+  if (stmt != NULL && job->read_only && !conn->guard.read_pragma && !sqlite3_stmt_readonly(stmt)) {
+    /* What the authorizer has no action code for (VACUUM INTO writes a
+       copy of the database anywhere). */
+    conn->guard.on = false;
+    sqlite3_finalize(stmt);
+    qreg_driver_error_set(&job->error, "database", "QREG_READ_ONLY",
+                          "read-only: this statement could write, and the query is read-only");
     return QREG_JOB_ERROR;
   }
   if (stmt == NULL) {
@@ -566,7 +598,11 @@ static qreg_job_outcome_t run_statement(qreg_driver_conn_t *conn, qreg_job_t *jo
   const char *rest_tail = NULL;
   /* A tail that fails to prepare still holds something: a second statement
      with a syntax error is a second statement. */
-  if (prepare_next(db, tail, end, &more, &rest_tail) != SQLITE_OK || more != NULL) {
+  bool more_found = prepare_next(db, tail, end, &more, &rest_tail) != SQLITE_OK || more != NULL;
+  /* Checked once, when prepared: what SQLite prepares again while stepping
+     (after a schema change) is the same statement. */
+  conn->guard.on = false;
+  if (more_found) {
     sqlite3_finalize(more);
     sqlite3_finalize(stmt);
     qreg_driver_error_set(&job->error, "database", "QREG_MULTIPLE_STATEMENTS",
