@@ -6,9 +6,8 @@
  *
  * Owns nothing: every JSON value returned belongs to the caller.
  */
-#include <inttypes.h>
-#include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,54 +74,24 @@ json_t *mcp_json_text(const char *s, size_t len) {
   return value ? value : json_null();
 }
 
-/* Bytes as standard base64 with padding. */
-static json_t *base64_json(const unsigned char *bytes, size_t len) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-  size_t out_len = (len + 2) / 3 * 4;
-  char *out = malloc(out_len + 1);
-  if (!out)
-    return json_null();
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    unsigned b0 = bytes[i];
-    unsigned b1 = i + 1 < len ? bytes[i + 1] : 0;
-    unsigned b2 = i + 2 < len ? bytes[i + 2] : 0;
-    out[o++] = alphabet[b0 >> 2];
-    out[o++] = alphabet[((b0 & 3) << 4) | (b1 >> 4)];
-    out[o++] = alphabet[i + 1 < len ? ((b1 & 15) << 2) | (b2 >> 6) : 64]; /* 64: '=' */
-    out[o++] = alphabet[i + 2 < len ? b2 & 63 : 64];
-  }
-  json_t *value = json_stringn(out, o);
-  free(out);
-  return value;
-}
-
+/* One result value: the library's encoder writes it (qreg_value_json), and
+   the tree carries that text as a raw fragment that mcp_out_json() writes
+   as it is, so MCP writes every value exactly as the CLI does, and JSON
+   from the database is never re-parsed into doubles. */
 json_t *mcp_json_value(const qreg_value_t *v) {
-  switch (v->type) {
-  case QREG_TYPE_INT:
-    return json_integer((json_int_t)v->v.i);
-  case QREG_TYPE_FLOAT:
-    /* JSON has no infinities or NaN: name them. */
-    if (isnan(v->v.f))
-      return json_string("NaN");
-    if (isinf(v->v.f))
-      return json_string(v->v.f > 0 ? "Infinity" : "-Infinity");
-    return json_real(v->v.f);
-  case QREG_TYPE_BOOL:
-    return json_boolean(v->v.b);
-  case QREG_TYPE_TEXT:
-    return mcp_json_text(v->v.s.ptr, v->v.s.len);
-  case QREG_TYPE_BYTES:
-    return base64_json((const unsigned char *)v->v.s.ptr, v->v.s.len);
-  case QREG_TYPE_JSON: {
-    json_t *parsed = json_loadb(v->v.s.ptr, v->v.s.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return parsed ? parsed : mcp_json_text(v->v.s.ptr, v->v.s.len);
-  }
-  case QREG_TYPE_NULL:
-  default:
+  char small[64];
+  small[0] = MCP_RAW_JSON_MARK;
+  size_t len = qreg_value_json(v, small + 1, sizeof small - 1);
+  if (len < sizeof small - 1)
+    return json_stringn_nocheck(small, len + 1);
+  char *big = len < SIZE_MAX - 2 ? malloc(len + 2) : NULL;
+  if (!big)
     return json_null();
-  }
+  big[0] = MCP_RAW_JSON_MARK;
+  qreg_value_json(v, big + 1, len + 1);
+  json_t *value = json_stringn_nocheck(big, len + 1);
+  free(big);
+  return value ? value : json_null();
 }
 
 /* RFC 3339 time, or null when the event has not happened. */
