@@ -368,6 +368,23 @@ static void cli_text_and_bytes(void **state) {
                  "[\"caf\xc3\xa9\",\"a\\n\\\"b\",\"AP8=\",\"\",null,1]");
 }
 
+/* SQLite JSON: the JSON functions' values and columns declared JSON are
+   embedded digit for digit; text that is not JSON stays a string; TEXT
+   that is not UTF-8 is text with U+FFFD. */
+static void cli_sqlite_json_and_text(void **state) {
+  (void)state;
+  expect_cli_row(NULL,
+                 "SELECT json('{\"n\" : 12345678901234567890, \"a\":[1.50, 2e400]}'), "
+                 "json_object('a', 1, 'a', 2), json_extract('[\"s\"]', '$[0]'), "
+                 "CAST(x'ff41' AS TEXT), '{\"x\":1}'",
+                 "[{\"n\":12345678901234567890,\"a\":[1.50,2e400]},{\"a\":1,\"a\":2},\"s\","
+                 "\"\xef\xbf\xbd"
+                 "A\",\"{\\\"x\\\":1}\"]");
+  expect_cli_row("CREATE TABLE t(j JSON, k json, t TEXT);"
+                 "INSERT INTO t VALUES('{\"a\": 1.50}', 'not json', '{\"a\":1}');",
+                 "SELECT j, k, t FROM t", "[{\"a\":1.50},\"not json\",\"{\\\"a\\\":1}\"]");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(integers),
@@ -382,6 +399,7 @@ int main(void) {
       cmocka_unit_test(buffer_contract),
       cmocka_unit_test(cli_numbers),
       cmocka_unit_test(cli_text_and_bytes),
+      cmocka_unit_test(cli_sqlite_json_and_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,8 +54,11 @@
 #include "core/result.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/util.h"
 
 #define ROW_INDEX_STRIDE 32u
 /* Data bytes of the first heap chunk, and of the largest chunk the arena
@@ -593,18 +596,58 @@ int qreg_result_put_bool(qreg_result_t *result, bool value) {
   return rc;
 }
 
-/* Text, bytes and JSON: tag, varint length, the bytes. */
+/* U+FFFD, which replaces each byte of text that does not start a valid
+   UTF-8 sequence. */
+static const char replacement_character[] = "\xef\xbf\xbd";
+
+/* Length of text once each invalid byte is replaced (2 bytes more each). */
+static size_t repaired_length(const char *text, size_t len) {
+  size_t out = 0;
+  size_t i = 0;
+  while (i < len) {
+    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
+    out += valid;
+    if (i + valid == len)
+      break;
+    out += sizeof replacement_character - 1;
+    i += valid + 1;
+  }
+  return out;
+}
+
+/* Copies text to out with each invalid byte replaced (repaired_length bytes). */
+static void copy_repaired(unsigned char *out, const char *text, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
+    memcpy(out, text + i, valid);
+    out += valid;
+    if (i + valid == len)
+      break;
+    memcpy(out, replacement_character, sizeof replacement_character - 1);
+    out += sizeof replacement_character - 1;
+    i += valid + 1;
+  }
+}
+
+/* Text, bytes and JSON: tag, varint length, the bytes. Text and JSON are
+   stored as UTF-8 whatever a driver hands over: each byte that does not
+   start a valid sequence becomes U+FFFD, here, once for every driver. */
 static int put_string(qreg_result_t *result, enum cell_tag tag, const void *bytes, size_t len) {
   if (bytes == NULL && len > 0)
     return QREG_EINVAL;
-  if (len > SIZE_MAX / 2)
+  if (len > SIZE_MAX / 8)
     return QREG_ENOMEM;
+  bool repair = tag != TAG_BYTES && len > 0 && qreg__utf8_invalid_at(bytes, len) != len;
+  size_t stored = repair ? repaired_length(bytes, len) : len;
   unsigned char *p;
-  int rc = cell_begin(result, 1 + varint_size(len) + len, &p);
+  int rc = cell_begin(result, 1 + varint_size(stored) + stored, &p);
   if (p != NULL) {
     p[0] = (unsigned char)tag;
-    p = varint_put(p + 1, len);
-    if (len > 0)
+    p = varint_put(p + 1, stored);
+    if (repair)
+      copy_repaired(p, bytes, len);
+    else if (len > 0)
       memcpy(p, bytes, len);
   }
   return rc;

@@ -61,6 +61,9 @@ int qreg_result_put_null(qreg_result_t *result);
 int qreg_result_put_int(qreg_result_t *result, int64_t value);
 int qreg_result_put_float(qreg_result_t *result, double value);
 int qreg_result_put_bool(qreg_result_t *result, bool value);
+/* Text and JSON that are not valid UTF-8 are stored with U+FFFD for each
+   byte that does not start a valid sequence: a driver hands over what the
+   database gave. */
 int qreg_result_put_text(qreg_result_t *result, const char *text, size_t len);
 int qreg_result_put_bytes(qreg_result_t *result, const void *bytes, size_t len);
 int qreg_result_put_json(qreg_result_t *result, const char *json, size_t len);

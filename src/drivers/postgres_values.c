@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
-
 /* Built-in type OIDs (pg_type.dat; stable across server versions). */
 enum {
   OID_BOOL = 16,
@@ -178,47 +176,10 @@ static long decode_bytea(const char *text, size_t len, unsigned char *out) {
   return (long)n;
 }
 
-/* Copies text with every byte that does not start a valid UTF-8 sequence
-   replaced by U+FFFD; *out_len gets the new length. NULL on ENOMEM. */
-static char *repair_utf8(const char *text, size_t len, size_t *out_len) {
-  static const char replacement[] = "\xef\xbf\xbd";
-  if (len > (SIZE_MAX - 1) / 3)
-    return NULL;
-  char *out = malloc(len * 3 + 1);
-  if (out == NULL)
-    return NULL;
-  size_t n = 0, i = 0;
-  while (i < len) {
-    size_t bad = i + qreg__utf8_invalid_at(text + i, len - i);
-    memcpy(out + n, text + i, bad - i);
-    n += bad - i;
-    if (bad == len)
-      break;
-    memcpy(out + n, replacement, 3);
-    n += 3;
-    i = bad + 1;
-  }
-  out[n] = '\0';
-  *out_len = n;
-  return out;
-}
-
-typedef int (*put_text_fn)(qreg_result_t *, const char *, size_t);
-
-static int put_utf8(qreg_result_t *result, put_text_fn put, const char *text, size_t len) {
-  if (qreg__utf8_invalid_at(text, len) == len)
-    return put(result, text, len);
-  size_t fixed_len;
-  char *fixed = repair_utf8(text, len, &fixed_len);
-  if (fixed == NULL)
-    return QREG_ENOMEM;
-  int rc = put(result, fixed, fixed_len);
-  free(fixed);
-  return rc;
-}
-
+/* Text as the server sent it: the result store repairs what is not UTF-8
+   (U+FFFD), for every driver alike. */
 static int put_text(qreg_result_t *result, const char *text, size_t len) {
-  return put_utf8(result, qreg_result_put_text, text, len);
+  return qreg_result_put_text(result, text, len);
 }
 
 /* "2024-01-02 03:04:05.6+00" -> "2024-01-02T03:04:05.6+00" (DateStyle ISO
@@ -274,7 +235,7 @@ int qreg__pg_put_value(qreg_result_t *result, qreg__pg_oid_t oid, const char *te
     return qreg_result_put_bool(result, len > 0 && text[0] == 't');
   case OID_JSON:
   case OID_JSONB:
-    return put_utf8(result, qreg_result_put_json, text, len);
+    return qreg_result_put_json(result, text, len);
   case OID_BYTEA:
     return put_bytea(result, text, len);
   case OID_TIMESTAMP:
