@@ -11,7 +11,7 @@
  * and client_encoding UTF8 on top) and PQconnectPoll driven by the socket
  * watch, under our own timer (libpq's connect_timeout is not honoured by
  * non-blocking connects). Then one query sets the session defaults
- * (DateStyle ISO, TimeZone UTC, hex bytea, exact floats, and on PostgreSQL
+ * (DateStyle ISO, TimeZone UTC, IntervalStyle iso_8601, hex bytea, exact floats, and on PostgreSQL
  * 14+ client_connection_check_interval so a backend notices an abandoned
  * connection), and the first connection of a registry loads the names of
  * user and extension types (the result store needs a column's type name
@@ -179,7 +179,7 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
 /* The session's defaults, set once per connection and again after every
    DISCARD ALL (a write job's cleanup, which resets them): values come out
    the same way on every server (postgres_values.c reads ISO dates, UTC, hex
-   bytea, exact floats) and, on PostgreSQL 14+, a backend running a long
+   bytea, exact floats, ISO 8601 intervals) and, on PostgreSQL 14+, a backend running a long
    statement notices within connection_check_interval_ms (1 s) that its
    client went away (an abandoned connection). A read-only job cannot change them for good: its transaction
    is rolled back, and a rolled-back SET is undone. Session-level SETs rather
@@ -190,7 +190,8 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
   "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "                                      \
   "pg_catalog.set_config('TimeZone', 'UTC', false), "                                              \
   "pg_catalog.set_config('bytea_output', 'hex', false), "                                          \
-  "pg_catalog.set_config('extra_float_digits', '3', false)"
+  "pg_catalog.set_config('extra_float_digits', '3', false), "                                      \
+  "pg_catalog.set_config('IntervalStyle', 'iso_8601', false)"
 
 char *qreg__pg_session_sql_14(uint64_t check_interval_ms) {
   char *sql = NULL;
