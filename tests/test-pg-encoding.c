@@ -242,14 +242,49 @@ static void times_whatever_the_role_says(void **state) {
   assert_int_equal(pg_admin_exec(admin, "ALTER ROLE qreg_test RESET ALL"), 0);
 }
 
+/* A SQL_ASCII database holds any bytes: the query succeeds (the server
+   would refuse to send 0xFF to a UTF8 client, 22021) and each byte that is
+   not UTF-8 reads U+FFFD, while valid UTF-8 text is kept. */
+static void sql_ascii_database(void **state) {
+  (void)state;
+  pg_admin_t *admin = pg_admin();
+  assert_int_equal(pg_admin_exec(admin, "CREATE DATABASE qreg_ascii ENCODING 'SQL_ASCII' "
+                                        "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"),
+                   0);
+  char url[512];
+  snprintf(url, sizeof url, "%s dbname=qreg_ascii", pg_fixture_conninfo());
+  qreg_t *reg = pg_test_open(url, APP, 2, false);
+  qreg_id_t id = test_execute(reg, "SELECT E'a\\xffb'::text, 'caf\xc3\xa9'::text", NULL);
+  qreg_status_t status = test_wait(reg, &id);
+  qreg_snapshot_t *snap = pg_test_snapshot(reg, &id);
+  if (status != QREG_SUCCEEDED)
+    fail_msg("%s", snap->error.message);
+  qreg_snapshot_free(snap);
+  qreg_page_t *page = NULL;
+  assert_int_equal(qreg_fetch(reg, id.str, 0, 0, &page), 0);
+  char json[64];
+  qreg_value_json(&page->values[0], json, sizeof json);
+  assert_string_equal(json, "\"a\xef\xbf\xbd"
+                            "b\"");
+  qreg_value_json(&page->values[1], json, sizeof json);
+  assert_string_equal(json, "\"caf\xc3\xa9\"");
+  qreg_page_free(page);
+  pg_test_close_checked(reg, APP);
+  assert_int_equal(pg_admin_exec(admin, "DROP DATABASE qreg_ascii"), 0);
+}
+
 int main(void) {
   int rc = pg_fixture_start();
   if (rc != 0)
     return rc == PG_FIXTURE_SKIP ? PG_FIXTURE_SKIP : 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(integers),        cmocka_unit_test(floats_and_numeric),
-      cmocka_unit_test(text_bytes_bool), cmocka_unit_test(json),
-      cmocka_unit_test(times),           cmocka_unit_test(times_whatever_the_role_says),
+      cmocka_unit_test(integers),
+      cmocka_unit_test(floats_and_numeric),
+      cmocka_unit_test(text_bytes_bool),
+      cmocka_unit_test(json),
+      cmocka_unit_test(times),
+      cmocka_unit_test(times_whatever_the_role_says),
+      cmocka_unit_test(sql_ascii_database),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -509,6 +509,40 @@ int qreg_result_set_columns(qreg_result_t *result, size_t count) {
   return 0;
 }
 
+/* U+FFFD, which replaces each byte of text that does not start a valid
+   UTF-8 sequence. */
+static const char replacement_character[] = "\xef\xbf\xbd";
+
+/* Length of text once each invalid byte is replaced (2 bytes more each). */
+static size_t repaired_length(const char *text, size_t len) {
+  size_t out = 0;
+  size_t i = 0;
+  while (i < len) {
+    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
+    out += valid;
+    if (i + valid == len)
+      break;
+    out += sizeof replacement_character - 1;
+    i += valid + 1;
+  }
+  return out;
+}
+
+/* Copies text to out with each invalid byte replaced (repaired_length bytes). */
+static void copy_repaired(unsigned char *out, const char *text, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
+    memcpy(out, text + i, valid);
+    out += valid;
+    if (i + valid == len)
+      break;
+    memcpy(out, replacement_character, sizeof replacement_character - 1);
+    out += sizeof replacement_character - 1;
+    i += valid + 1;
+  }
+}
+
 /* Bytes of a column's "name\0type\0" string. */
 static size_t column_size(const char *column) {
   size_t name_len = strlen(column);
@@ -523,8 +557,11 @@ int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name
     return QREG_EINVAL;
   if (type_name == NULL)
     type_name = "";
-  size_t name_len = strlen(name);
-  size_t type_len = strlen(type_name);
+  /* Names are UTF-8 whatever the database sent, like text values. */
+  size_t name_in = strlen(name);
+  size_t type_in = strlen(type_name);
+  size_t name_len = repaired_length(name, name_in);
+  size_t type_len = repaired_length(type_name, type_in);
   size_t offset = result->columns_used;
   if (name_len > UINT32_MAX / 2 || type_len > UINT32_MAX / 2)
     return QREG_ENOMEM; /* the block's offsets are 32-bit */
@@ -534,8 +571,10 @@ int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name
   unsigned char *column = columns_grow(result, offset + size);
   if (column == NULL)
     return QREG_ENOMEM;
-  memcpy(column, name, name_len + 1);
-  memcpy(column + name_len + 1, type_name, type_len + 1);
+  copy_repaired(column, name, name_in);
+  column[name_len] = '\0';
+  copy_repaired(column + name_len + 1, type_name, type_in);
+  column[name_len + 1 + type_len] = '\0';
   store_u32(result->columns + 4 + 4 * index, (uint32_t)offset);
   charge_sync(result);
   return 0;
@@ -594,40 +633,6 @@ int qreg_result_put_bool(qreg_result_t *result, bool value) {
   if (p != NULL)
     p[0] = value ? TAG_TRUE : TAG_FALSE;
   return rc;
-}
-
-/* U+FFFD, which replaces each byte of text that does not start a valid
-   UTF-8 sequence. */
-static const char replacement_character[] = "\xef\xbf\xbd";
-
-/* Length of text once each invalid byte is replaced (2 bytes more each). */
-static size_t repaired_length(const char *text, size_t len) {
-  size_t out = 0;
-  size_t i = 0;
-  while (i < len) {
-    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
-    out += valid;
-    if (i + valid == len)
-      break;
-    out += sizeof replacement_character - 1;
-    i += valid + 1;
-  }
-  return out;
-}
-
-/* Copies text to out with each invalid byte replaced (repaired_length bytes). */
-static void copy_repaired(unsigned char *out, const char *text, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
-    memcpy(out, text + i, valid);
-    out += valid;
-    if (i + valid == len)
-      break;
-    memcpy(out, replacement_character, sizeof replacement_character - 1);
-    out += sizeof replacement_character - 1;
-    i += valid + 1;
-  }
 }
 
 /* Text, bytes and JSON: tag, varint length, the bytes. Text and JSON are

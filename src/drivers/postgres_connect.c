@@ -185,13 +185,19 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
    is rolled back, and a rolled-back SET is undone. Session-level SETs rather
    than startup options: an option the server does not know (the check
    interval before 14) fails the connect, and ours would replace the user's
-   own options (URL, PGOPTIONS, service file). */
+   own options (URL, PGOPTIONS, service file). A SQL_ASCII database holds
+   any bytes and the server refuses to send those that are not UTF-8 to a
+   UTF8 client (22021): such a session reads SQL_ASCII, raw, and the result
+   store replaces what is not UTF-8 with U+FFFD. */
 #define SESSION_SQL                                                                                \
   "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "                                      \
   "pg_catalog.set_config('TimeZone', 'UTC', false), "                                              \
   "pg_catalog.set_config('bytea_output', 'hex', false), "                                          \
   "pg_catalog.set_config('extra_float_digits', '3', false), "                                      \
-  "pg_catalog.set_config('IntervalStyle', 'iso_8601', false)"
+  "pg_catalog.set_config('IntervalStyle', 'iso_8601', false), "                                    \
+  "pg_catalog.set_config('client_encoding', "                                                      \
+  "CASE pg_catalog.current_setting('server_encoding') WHEN 'SQL_ASCII' THEN 'SQL_ASCII' "          \
+  "ELSE 'UTF8' END, false)"
 
 char *qreg__pg_session_sql_14(uint64_t check_interval_ms) {
   char *sql = NULL;
