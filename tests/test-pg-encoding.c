@@ -242,6 +242,28 @@ static void times_whatever_the_role_says(void **state) {
   assert_int_equal(pg_admin_exec(admin, "ALTER ROLE qreg_test RESET ALL"), 0);
 }
 
+/* Column type names on a registry's very first query, for built-in types
+   outside the driver's own table too (multiranges, catalog row types). */
+static void type_names_on_the_first_query(void **state) {
+  (void)state;
+  qreg_t *reg = pg_test_open(NULL, APP, 1, false);
+  qreg_id_t id = test_execute(reg,
+                              "SELECT int4multirange(int4range(1, 3)) AS a, c AS b, "
+                              "'1'::xid8 AS c, pg_current_snapshot() AS d, "
+                              "'english'::regconfig AS e, '(1,2)'::point AS f "
+                              "FROM pg_catalog.pg_class c LIMIT 1",
+                              NULL);
+  assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
+  qreg_snapshot_t *snap = pg_test_snapshot(reg, &id);
+  static const char *const types[] = {"int4multirange", "pg_class",  "xid8",
+                                      "pg_snapshot",    "regconfig", "point"};
+  assert_int_equal(snap->column_count, 6);
+  for (size_t i = 0; i < 6; i++)
+    assert_string_equal(snap->columns[i].type_name, types[i]);
+  qreg_snapshot_free(snap);
+  pg_test_close_checked(reg, APP);
+}
+
 /* A SQL_ASCII database holds any bytes: the query succeeds (the server
    would refuse to send 0xFF to a UTF8 client, 22021) and each byte that is
    not UTF-8 reads U+FFFD, while valid UTF-8 text is kept. */
@@ -284,6 +306,7 @@ int main(void) {
       cmocka_unit_test(json),
       cmocka_unit_test(times),
       cmocka_unit_test(times_whatever_the_role_says),
+      cmocka_unit_test(type_names_on_the_first_query),
       cmocka_unit_test(sql_ascii_database),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -166,15 +166,18 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
     connect_fail(conn, PQsocket(conn->pg) < 0 ? NULL : "cannot watch the connection's socket");
 }
 
-/* The names of every type an extension or a user created (enums, domains,
-   ranges, extension types; not the row types of tables), loaded once per
-   registry by its first connection: the result store needs a column's type
-   name before the first row, so it must be known before the query runs. */
+/* The names of every built-in type outside postgres_values.c's table
+   (multiranges, the system catalogs' row types, ...: a few hundred) and of
+   every type an extension or a user created (enums, domains, ranges,
+   extension types; not the row types of tables, which can be many), loaded
+   once per registry by its first connection: the result store needs a
+   column's type name before the first row, so it must be known before the
+   query runs. */
 #define TYPE_PREFETCH_SQL                                                                          \
   "SELECT t.oid::pg_catalog.int8, pg_catalog.format_type(t.oid, NULL) "                            \
   "FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem "                 \
-  "WHERE t.oid >= 10000 AND t.typtype <> 'c' AND (e.oid IS NULL OR e.typtype <> 'c') "             \
-  "LIMIT 10000"
+  "WHERE t.oid < 10000 OR (t.typtype <> 'c' AND (e.oid IS NULL OR e.typtype <> 'c')) "             \
+  "LIMIT 20000"
 
 /* The session's defaults, set once per connection and again after every
    DISCARD ALL (a write job's cleanup, which resets them): values come out
