@@ -2,8 +2,9 @@
  * tests/test-pg-encoding.c - PostgreSQL values as every output writes them
  * (docs/values.md), on a real server (tests/support/pg_fixture): for each
  * type family, the exact JSON that qreg_value_json() writes for the value
- * the driver fetched, and the same row through the program,
- * `qreg query --json` (QREG_BIN, set by ctest). Times are RFC 3339 / ISO
+ * the driver fetched, and the same row through MCP (fetch_query_result's
+ * response line) and through the program, `qreg query --json` (QREG_BIN,
+ * set by ctest). Times are RFC 3339 / ISO
  * 8601 (Z offsets, expanded years for BC and after 9999, ISO 8601
  * intervals) whatever the role's own DateStyle, TimeZone or IntervalStyle.
  *
@@ -21,6 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "mcp/protocol.h"
 #include "support/pg_fixture.h"
 #include "support/test_util.h"
 
@@ -65,7 +69,62 @@ static char *row_of(const expectation_t *cases, size_t count) {
   return row;
 }
 
-/* Each value through the library's encoder. */
+/* One MCP request (2026-07-28, stateless) through the server's handler;
+   returns the response line (malloc'd). */
+static char *mcp_call(mcp_server_t *server, const char *tool, const char *arguments) {
+  char *line = NULL;
+  int n = asprintf(&line,
+                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                   "\"%s\",\"arguments\":%s,\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":"
+                   "\"2026-07-28\",\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+                   tool, arguments);
+  assert_true(n > 0);
+  size_t reply_len = 0;
+  char *reply = mcp_server_handle_message(server, line, strlen(line), &reply_len);
+  assert_non_null(reply);
+  free(line);
+  return reply;
+}
+
+/* The same row through MCP (execute_query, then fetch_query_result), read
+   byte for byte from the response line. */
+static void check_mcp(qreg_t *reg, const char *sql, const char *row) {
+  mcp_settings_t settings = {
+      .max_message_bytes = 1 << 20,
+      .max_response_bytes = 1 << 20,
+      .poll_interval_ms = 100,
+      .ttl_ms = 60000,
+      .timeout_ms = 60000,
+  };
+  mcp_server_t *server = NULL;
+  assert_int_equal(mcp_server_new(reg, &settings, &server), 0);
+  json_t *args = json_pack("{s:s}", "sql", sql);
+  char *args_text = json_dumps(args, JSON_COMPACT);
+  json_decref(args);
+  char *reply = mcp_call(server, "execute_query", args_text);
+  free(args_text);
+  const char *at = strstr(reply, "\"query_id\":\"");
+  assert_non_null(at);
+  qreg_id_t id;
+  memcpy(id.str, at + strlen("\"query_id\":\""), QREG_ID_LEN);
+  id.str[QREG_ID_LEN] = '\0';
+  free(reply);
+  assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
+  char fetch_args[128];
+  snprintf(fetch_args, sizeof fetch_args, "{\"query_id\":\"%s\"}", id.str);
+  reply = mcp_call(server, "fetch_query_result", fetch_args);
+  const char *structured = strstr(reply, "\"structuredContent\":");
+  assert_non_null(structured);
+  const char *rows = strstr(structured, "\"rows\":[");
+  assert_non_null(rows);
+  rows += strlen("\"rows\":[");
+  if (strncmp(rows, row, strlen(row)) != 0 || strncmp(rows + strlen(row), "],", 2) != 0)
+    fail_msg("MCP: got %.*s, want %s", (int)strlen(row) + 8, rows, row);
+  free(reply);
+  mcp_server_free(server);
+}
+
+/* Each value through the library's encoder, and the row through MCP. */
 static void check_encoder(const expectation_t *cases, size_t count) {
   char *sql = select_of(cases, count);
   qreg_t *reg = pg_test_open(NULL, APP, 2, false);
@@ -87,6 +146,9 @@ static void check_encoder(const expectation_t *cases, size_t count) {
       fail_msg("%s: got %s, want %s", cases[i].sql, json, cases[i].json);
   }
   qreg_page_free(page);
+  char *row = row_of(cases, count);
+  check_mcp(reg, sql, row);
+  free(row);
   pg_test_close_checked(reg, APP);
   free(sql);
 }
