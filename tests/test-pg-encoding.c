@@ -70,7 +70,7 @@ static char *row_of(const expectation_t *cases, size_t count) {
 }
 
 /* One MCP request (2026-07-28, stateless) through the server's handler;
-   returns the response line (malloc'd). */
+   returns the response line as a string (malloc'd). */
 static char *mcp_call(mcp_server_t *server, const char *tool, const char *arguments) {
   char *line = NULL;
   int n = asprintf(&line,
@@ -83,7 +83,12 @@ static char *mcp_call(mcp_server_t *server, const char *tool, const char *argume
   char *reply = mcp_server_handle_message(server, line, strlen(line), &reply_len);
   assert_non_null(reply);
   free(line);
-  return reply;
+  char *text = malloc(reply_len + 1); /* the line is not NUL-terminated */
+  assert_non_null(text);
+  memcpy(text, reply, reply_len);
+  text[reply_len] = '\0';
+  free(reply);
+  return text;
 }
 
 /* The same row through MCP (execute_query, then fetch_query_result), read
