@@ -310,7 +310,8 @@ static void times_whatever_the_role_says(void **state) {
 }
 
 /* Column type names on a registry's very first query, for built-in types
-   outside the driver's own table too (multiranges, catalog row types). */
+   outside the driver's own table too (multiranges, catalog row types), and
+   for a table's row type. */
 static void type_names_on_the_first_query(void **state) {
   (void)state;
   qreg_t *reg = pg_test_open(NULL, APP, 1, false);
@@ -329,6 +330,28 @@ static void type_names_on_the_first_query(void **state) {
     assert_string_equal(snap->columns[i].type_name, types[i]);
   qreg_snapshot_free(snap);
   pg_test_close_checked(reg, APP);
+
+  /* A table's row type is not loaded ahead (there can be many): it is
+     looked up after the statement, before the query completes. */
+  pg_admin_t *admin = pg_admin();
+  assert_int_equal(pg_admin_exec(admin, "CREATE TABLE qreg_row_type (a int)"), 0);
+  assert_int_equal(pg_admin_exec(admin, "INSERT INTO qreg_row_type VALUES (1), (2)"), 0);
+  reg = pg_test_open(NULL, APP, 1, false);
+  id = test_execute(reg, "SELECT t, 1 AS n FROM qreg_row_type t", NULL);
+  assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
+  snap = pg_test_snapshot(reg, &id);
+  assert_int_equal(snap->column_count, 2);
+  assert_string_equal(snap->columns[0].type_name, "qreg_row_type");
+  assert_string_equal(snap->columns[1].type_name, "integer");
+  assert_int_equal(snap->row_count, 2);
+  qreg_snapshot_free(snap);
+  qreg_page_t *page = NULL;
+  assert_int_equal(qreg_fetch(reg, id.str, 0, 0, &page), 0);
+  assert_string_equal(page->columns[0].type_name, "qreg_row_type");
+  assert_string_equal(page->columns[0].name, "t");
+  qreg_page_free(page);
+  pg_test_close_checked(reg, APP);
+  assert_int_equal(pg_admin_exec(admin, "DROP TABLE qreg_row_type"), 0);
 }
 
 /* A SQL_ASCII database holds any bytes: the query succeeds (the server

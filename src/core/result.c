@@ -254,6 +254,20 @@ static size_t columns_heap_capacity(size_t used) {
   return capacity;
 }
 
+/* Grows a heap column block to hold size bytes. false on ENOMEM. */
+static bool columns_heap_grow(qreg_result_t *r, size_t size) {
+  size_t old_capacity = columns_heap_capacity(r->columns_used);
+  size_t capacity = columns_heap_capacity(size);
+  if (capacity > old_capacity) {
+    unsigned char *block = realloc(r->columns, capacity);
+    if (block == NULL)
+      return false;
+    r->columns = block;
+    r->footprint += capacity - old_capacity;
+  }
+  return true;
+}
+
 /*
  * Makes the column block `size` bytes long (>= columns_used; the first
  * columns_used bytes are kept) and returns where its new bytes start. Inline
@@ -286,16 +300,31 @@ static unsigned char *columns_grow(qreg_result_t *r, size_t size) {
     r->columns_inline = 0;
     head->size = INLINE_DATA;
     r->footprint += capacity;
-  } else {
-    size_t old_capacity = columns_heap_capacity(old_used);
+  } else if (!columns_heap_grow(r, size)) {
+    return NULL;
+  }
+  r->columns_used = (uint32_t)size;
+  return r->columns + old_used;
+}
+
+/* The same once rows are stored (qreg_result_set_column_type): an inline
+   block moves to the heap, leaving its inline bytes unused. */
+static unsigned char *columns_grow_late(qreg_result_t *r, size_t size) {
+  size_t old_used = r->columns_used;
+  assert(r->columns != NULL && size >= old_used);
+  if (size > UINT32_MAX)
+    return NULL;
+  if (r->columns_inline) {
     size_t capacity = columns_heap_capacity(size);
-    if (capacity > old_capacity) {
-      unsigned char *block = realloc(r->columns, capacity);
-      if (block == NULL)
-        return NULL;
-      r->columns = block;
-      r->footprint += capacity - old_capacity;
-    }
+    unsigned char *block = malloc(capacity);
+    if (block == NULL)
+      return NULL;
+    memcpy(block, r->columns, old_used);
+    r->columns = block;
+    r->columns_inline = 0;
+    r->footprint += capacity;
+  } else if (!columns_heap_grow(r, size)) {
+    return NULL;
   }
   r->columns_used = (uint32_t)size;
   return r->columns + old_used;
@@ -575,6 +604,35 @@ int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name
   column[name_len] = '\0';
   copy_repaired(column + name_len + 1, type_name, type_in);
   column[name_len + 1 + type_len] = '\0';
+  store_u32(result->columns + 4 + 4 * index, (uint32_t)offset);
+  charge_sync(result);
+  return 0;
+}
+
+int qreg_result_set_column_type(qreg_result_t *result, size_t index, const char *type_name) {
+  if (result == NULL || !result->columns_set || index >= columns_count(result) || type_name == NULL)
+    return QREG_EINVAL;
+  const char *column = column_string(result, index);
+  size_t name_len = column != NULL ? strlen(column) : 0;
+  size_t type_in = strlen(type_name);
+  size_t type_len = repaired_length(type_name, type_in);
+  if (name_len > UINT32_MAX / 2 || type_len > UINT32_MAX / 2)
+    return QREG_ENOMEM;
+  size_t offset = result->columns_used;
+  size_t size = name_len + type_len + 2;
+  if (size > UINT32_MAX - offset)
+    return QREG_ENOMEM;
+  /* The old string stays where it is (unused): the name is copied from it
+     after the block has moved, by offset. */
+  uint32_t old_offset = load_u32(result->columns + 4 + 4 * index);
+  unsigned char *added = columns_grow_late(result, offset + size);
+  if (added == NULL)
+    return QREG_ENOMEM;
+  if (old_offset != 0)
+    memcpy(added, result->columns + old_offset, name_len);
+  added[name_len] = '\0';
+  copy_repaired(added + name_len + 1, type_name, type_in);
+  added[name_len + 1 + type_len] = '\0';
   store_u32(result->columns + 4 + 4 * index, (uint32_t)offset);
   charge_sync(result);
   return 0;
