@@ -1,8 +1,8 @@
 /*
  * src/mcp/json_values.c - the JSON forms of what the registry returns, as
  * every MCP tool and task writes them: text (UTF-8, U+FFFD for what is not),
- * result values (bytes as base64), times (RFC 3339), columns, errors and
- * snapshots.
+ * result values (as the library's encoder writes them, docs/values.md),
+ * times (RFC 3339), columns, errors and snapshots.
  *
  * Owns nothing: every JSON value returned belongs to the caller.
  */
@@ -17,59 +17,21 @@
 /* SQL shown per query in list_queries: enough to recognise it. */
 #define LIST_SQL_BYTES 200
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *p, size_t n) {
-  unsigned c = p[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  unsigned min;
-  unsigned cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, min = 0x80, cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3, min = 0x800, cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, min = 0x10000, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xC0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 /* A JSON string of text from the database. JSON text must be UTF-8, and a
-   database can hold anything: invalid bytes become U+FFFD rather than
-   making the whole answer fail. */
+   database can hold anything: invalid bytes become U+FFFD (the library's
+   encoder repairs them, as for values) rather than making the whole answer
+   fail. */
 json_t *mcp_json_text(const char *s, size_t len) {
   json_t *value = json_stringn(s, len);
   if (value)
     return value;
-  char *clean = malloc(len * 3 + 1);
+  qreg_value_t text = {.type = QREG_TYPE_TEXT, .v.s = {.ptr = s, .len = len}};
+  size_t clean_len = qreg_value_text(&text, NULL, 0);
+  char *clean = clean_len < SIZE_MAX ? malloc(clean_len + 1) : NULL;
   if (!clean)
     return json_null();
-  size_t out = 0;
-  for (size_t i = 0; i < len;) {
-    size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
-    if (n == 0) {
-      memcpy(clean + out, "\xEF\xBF\xBD", 3); // NOLINT(bugprone-not-null-terminated-result): bytes
-      out += 3;
-      i++;
-    } else {
-      memcpy(clean + out, s + i, n);
-      out += n;
-      i += n;
-    }
-  }
-  value = json_stringn(clean, out);
+  qreg_value_text(&text, clean, clean_len + 1);
+  value = json_stringn(clean, clean_len);
   free(clean);
   return value ? value : json_null();
 }
