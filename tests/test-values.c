@@ -192,6 +192,13 @@ static void bytes(void **state) {
   }
   qreg_value_t v = string_value(QREG_TYPE_BYTES, "\x00\xff", 2);
   expect_text(&v, "AP8=");
+  /* Empty values may carry no pointer at all. */
+  v = string_value(QREG_TYPE_BYTES, NULL, 0);
+  expect_json(&v, "\"\"");
+  v = string_value(QREG_TYPE_TEXT, NULL, 0);
+  expect_json(&v, "\"\"");
+  v = string_value(QREG_TYPE_JSON, NULL, 0);
+  expect_json(&v, "\"\"");
 }
 
 /* JSON is embedded as written: every digit, duplicate keys, escapes; only

@@ -39,6 +39,8 @@ typedef struct writer {
 } writer_t;
 
 static void put(writer_t *w, const char *bytes, size_t n) {
+  if (n == 0) /* bytes may be NULL then (an empty value) */
+    return;
   if (w->len < w->size) {
     size_t room = w->size - w->len;
     memcpy(w->buf + w->len, bytes, n < room ? n : room);
