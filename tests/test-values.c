@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "qreg.h"
 
 /* --- helpers ------------------------------------------------------------------ */
@@ -291,7 +293,7 @@ static void buffer_contract(void **state) {
 /* --- through the program: qreg query --json ------------------------------------------ */
 
 /* Runs `qreg query --json SQL` on a fresh SQLite file made with setup_sql
-   (through the sqlite3 command) and returns its standard output (malloc'd). */
+   and returns its standard output (malloc'd). */
 static char *cli_json(const char *setup_sql, const char *sql) {
   const char *bin = getenv("QREG_BIN");
   if (!bin) {
@@ -308,20 +310,15 @@ static char *cli_json(const char *setup_sql, const char *sql) {
   assert_non_null(f);
   fputs(sql, f);
   fclose(f);
+  /* The database file, made with the SQLite library (no sqlite3 program
+     needed): empty, or what setup_sql creates. */
+  sqlite3 *handle = NULL;
+  assert_int_equal(sqlite3_open(db, &handle), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(handle, setup_sql ? setup_sql : "PRAGMA user_version = 1", NULL, NULL, NULL),
+      SQLITE_OK);
+  assert_int_equal(sqlite3_close(handle), SQLITE_OK);
   char command[1024];
-  if (setup_sql) {
-    char setup[128];
-    snprintf(setup, sizeof setup, "%s/setup.sql", dir);
-    f = fopen(setup, "w");
-    assert_non_null(f);
-    fputs(setup_sql, f);
-    fclose(f);
-    snprintf(command, sizeof command, "sqlite3 %s < %s", db, setup);
-    assert_int_equal(system(command), 0);
-  } else {
-    snprintf(command, sizeof command, "sqlite3 %s 'select 1' > /dev/null", db);
-    assert_int_equal(system(command), 0);
-  }
   snprintf(command, sizeof command, "'%s' query --db sqlite:%s --json - < %s", bin, db, script);
   FILE *p = popen(command, "r");
   assert_non_null(p);
