@@ -267,6 +267,37 @@ typedef struct qreg_value {
   } v;
 } qreg_value_t;
 
+/*
+ * The one encoder of values: every output of qreg (qreg query --json and its
+ * table, MCP) writes values through these two, so the same value reads the
+ * same everywhere. docs/values.md is the table per type and database.
+ *
+ * qreg_value_json() writes value as one JSON value on one line:
+ *  - NULL: null; booleans: true/false.
+ *  - integers: a number within +-(2^53 - 1), the integers every JSON client
+ *    holds exactly; beyond, the digits as a string ("9223372036854775807").
+ *  - floats: the shortest number that reads back as the same double, always
+ *    with a fraction or an exponent ("3.0", "-0.0", "0.1", "5e-324"); NaN
+ *    and the infinities as the strings "NaN", "Infinity", "-Infinity".
+ *  - text: a string; each byte that is not valid UTF-8 becomes U+FFFD.
+ *  - bytes: a string of standard base64 with padding.
+ *  - JSON: embedded as the database wrote it (numbers digit for digit,
+ *    duplicate keys and escapes kept; white space between tokens dropped),
+ *    never re-parsed. Text that is not valid JSON, holds invalid UTF-8 or an
+ *    unpaired surrogate escape ("\ud800"), or nests deeper than 512, is
+ *    written as a string instead.
+ * qreg_value_text() writes the same value as plain text, for a table cell:
+ * the same as qreg_value_json() but strings without quotes or escapes (text,
+ * base64, JSON that cannot be embedded, big integers, NaN) and NULL as "".
+ *
+ * Both write into buf as snprintf does: at most size bytes, NUL-terminated
+ * when size > 0 (buf may be NULL when size is 0), and return the length of
+ * the whole encoding without the NUL; a result >= size means the output was
+ * cut: call again with a buffer of result + 1 bytes. They never fail.
+ */
+size_t qreg_value_json(const qreg_value_t *value, char *buf, size_t size);
+size_t qreg_value_text(const qreg_value_t *value, char *buf, size_t size);
+
 /* A page of a finished query's result: rows [offset, offset + row_count). */
 typedef struct qreg_page {
   size_t column_count;

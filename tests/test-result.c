@@ -165,6 +165,72 @@ static uint64_t add_int_rows(qreg_result_t *r, uint64_t rows, int *last_rc) {
 }
 
 /* max_rows rows are stored; the next row_begin says FULL and marks the cut. */
+/* Text, JSON, column names and type names are stored as UTF-8 whatever a
+   driver hands over: each byte that does not start a valid sequence becomes
+   U+FFFD; bytes are kept as they are. */
+static void invalid_utf8_is_repaired(void **state) {
+  (void)state;
+  _Atomic size_t budget = 0;
+  qreg_result_t *r = qreg_result_new(100, &budget, SIZE_MAX);
+  assert_non_null(r);
+  assert_int_equal(qreg_result_set_columns(r, 3), 0);
+  assert_int_equal(qreg_result_set_column(r, 0, "n\xff", "t\xc3"), 0);
+  assert_int_equal(qreg_result_set_column(r, 1, "ok \xc3\xa9", "JSON"), 0);
+  assert_int_equal(qreg_result_set_column(r, 2, "b", "BLOB"), 0);
+  assert_string_equal(qreg_result_column_name(r, 0), "n\xef\xbf\xbd");
+  assert_string_equal(qreg_result_column_type(r, 0), "t\xef\xbf\xbd");
+  assert_string_equal(qreg_result_column_name(r, 1), "ok \xc3\xa9");
+  assert_int_equal(qreg_result_row_begin(r), 0);
+  assert_int_equal(qreg_result_put_text(r, "a\xff\0b\xed\xa0\x80", 7), 0);
+  assert_int_equal(qreg_result_put_json(r, "\"\xfe\"", 3), 0);
+  assert_int_equal(qreg_result_put_bytes(r, "\xff\xfe", 2), 0);
+  assert_int_equal(qreg_result_row_end(r), 0);
+  qreg_page_t *page = copy_page(r, 0, 1);
+  assert_string_value(&page->values[0], QREG_TYPE_TEXT,
+                      "a\xef\xbf\xbd\0b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", 15);
+  assert_string_value(&page->values[1], QREG_TYPE_JSON, "\"\xef\xbf\xbd\"", 5);
+  assert_string_value(&page->values[2], QREG_TYPE_BYTES, "\xff\xfe", 2);
+  page_free(page);
+  qreg_result_free(r);
+}
+
+/* A column's type name set after rows are stored (a driver that learns it
+   late): names, other columns and rows are unchanged, and pages see it. */
+static void column_type_set_late(void **state) {
+  (void)state;
+  for (int wide = 0; wide < 2; wide++) {
+    _Atomic size_t budget = 0;
+    qreg_result_t *r = qreg_result_new(100, &budget, SIZE_MAX);
+    assert_non_null(r);
+    char long_name[300];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    assert_int_equal(qreg_result_set_columns(r, 2), 0);
+    assert_int_equal(qreg_result_set_column(r, 0, wide ? long_name : "a", ""), 0);
+    assert_int_equal(qreg_result_set_column(r, 1, "b", "int"), 0);
+    for (int64_t i = 0; i < 50; i++) {
+      assert_int_equal(qreg_result_row_begin(r), 0);
+      assert_int_equal(qreg_result_put_int(r, i), 0);
+      assert_int_equal(qreg_result_put_text(r, "row", 3), 0);
+      assert_int_equal(qreg_result_row_end(r), 0);
+    }
+    size_t before = budget;
+    assert_int_equal(qreg_result_set_column_type(r, 0, "my_row_type"), 0);
+    assert_true(budget >= before);
+    assert_string_equal(qreg_result_column_name(r, 0), wide ? long_name : "a");
+    assert_string_equal(qreg_result_column_type(r, 0), "my_row_type");
+    assert_string_equal(qreg_result_column_name(r, 1), "b");
+    assert_string_equal(qreg_result_column_type(r, 1), "int");
+    assert_int_equal(qreg_result_set_column_type(r, 2, "x"), QREG_EINVAL);
+    qreg_page_t *page = copy_page(r, 49, 1);
+    assert_string_equal(page->columns[0].type_name, "my_row_type");
+    assert_int_equal(page->values[0].v.i, 49);
+    page_free(page);
+    qreg_result_free(r);
+    assert_int_equal(budget, 0);
+  }
+}
+
 static void max_rows_truncates(void **state) {
   (void)state;
   _Atomic size_t budget = 0;
@@ -683,6 +749,8 @@ static void big_rows_and_reset_mid_row(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_type_round_trips),
+      cmocka_unit_test(invalid_utf8_is_repaired),
+      cmocka_unit_test(column_type_set_late),
       cmocka_unit_test(max_rows_truncates),
       cmocka_unit_test(budget_is_shared_and_given_back),
       cmocka_unit_test(pages_cross_chunk_boundaries),

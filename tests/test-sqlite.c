@@ -290,11 +290,29 @@ static void test_nulls_and_expressions(void **state) {
   qreg_page_free(page);
   qreg_snapshot_free(snap);
 
-  /* Text that is not UTF-8 comes back as bytes. */
-  snap = run(reg, "SELECT CAST(x'ff00fe' AS TEXT)", NULL);
+  /* Text that is not UTF-8 stays text, each bad byte U+FFFD (issue 13). */
+  snap = run(reg, "SELECT CAST(x'ff00fe41' AS TEXT)", NULL);
   assert_int_equal(snap->status, QREG_SUCCEEDED);
   assert_int_equal(qreg_fetch(reg, snap->id.str, 0, 0, &page), 0);
-  assert_int_equal(page->values[0].type, QREG_TYPE_BYTES);
+  assert_int_equal(page->values[0].type, QREG_TYPE_TEXT);
+  assert_int_equal(page->values[0].v.s.len, 8);
+  assert_memory_equal(page->values[0].v.s.ptr,
+                      "\xef\xbf\xbd\0\xef\xbf\xbd"
+                      "A",
+                      8);
+  qreg_page_free(page);
+  qreg_snapshot_free(snap);
+
+  /* JSON: what the JSON functions return and columns declared JSON. */
+  snap =
+      run(reg, "SELECT json('[1.50]'), json_object('a', 1), json_extract('[\"s\"]', '$[0]')", NULL);
+  assert_int_equal(snap->status, QREG_SUCCEEDED);
+  assert_int_equal(qreg_fetch(reg, snap->id.str, 0, 0, &page), 0);
+  assert_int_equal(page->values[0].type, QREG_TYPE_JSON);
+  assert_string_equal(page->values[0].v.s.ptr, "[1.50]");
+  assert_int_equal(page->values[1].type, QREG_TYPE_JSON);
+  assert_string_equal(page->values[1].v.s.ptr, "{\"a\":1}");
+  assert_int_equal(page->values[2].type, QREG_TYPE_TEXT);
   qreg_page_free(page);
   qreg_snapshot_free(snap);
   close_registry(reg);

@@ -5,7 +5,6 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -165,94 +164,41 @@ static void table_escape(text_buffer_t *out, const char *text, size_t len) {
   }
 }
 
-/* Appends text with each invalid UTF-8 sequence replaced by U+FFFD, so that
-   JSON (which must be valid UTF-8) can carry it. */
-static void utf8_sanitize(text_buffer_t *out, const char *text, size_t len) {
-  const unsigned char *bytes = (const unsigned char *)text;
-  size_t i = 0;
-  while (i < len) {
-    uint32_t cp;
-    size_t step = utf8_decode(bytes + i, len - i, &cp);
-    if (step == 0) {
-      buffer_append(out, "\xef\xbf\xbd", 3);
-      i++;
-    } else {
-      buffer_append(out, text + i, step);
-      i += step;
-    }
-  }
-}
-
 /* --- values -------------------------------------------------------------------- */
 
-/* The shortest "%g" form that reads back as the same double. */
-static void format_double(double value, char *buf, size_t size) {
-  if (isnan(value)) {
-    snprintf(buf, size, "NaN");
+/* Appends a value as the library's encoder writes it (json: qreg_value_json,
+   else qreg_value_text), so the CLI writes every value as MCP does. */
+static void append_value(text_buffer_t *out, const qreg_value_t *value, bool json) {
+  char small[64];
+  size_t len = json ? qreg_value_json(value, small, sizeof small)
+                    : qreg_value_text(value, small, sizeof small);
+  if (len < sizeof small) {
+    buffer_append(out, small, len);
     return;
   }
-  if (isinf(value)) {
-    snprintf(buf, size, "%s", value < 0 ? "-Infinity" : "Infinity");
+  char *big = len < SIZE_MAX ? malloc(len + 1) : NULL;
+  if (!big) {
+    out->failed = true;
     return;
   }
-  for (int precision = 15; precision < 17; precision++) {
-    snprintf(buf, size, "%.*g", precision, value);
-    if (strtod(buf, NULL) == value)
-      return;
-  }
-  snprintf(buf, size, "%.17g", value);
+  if (json)
+    qreg_value_json(value, big, len + 1);
+  else
+    qreg_value_text(value, big, len + 1);
+  buffer_append(out, big, len);
+  free(big);
 }
 
-static void append_base64(text_buffer_t *out, const unsigned char *bytes, size_t len) {
-  /* Index 64 is the padding. */
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-  for (size_t i = 0; i < len; i += 3) {
-    uint32_t group = (uint32_t)bytes[i] << 16;
-    if (i + 1 < len)
-      group |= (uint32_t)bytes[i + 1] << 8;
-    if (i + 2 < len)
-      group |= bytes[i + 2];
-    char quad[4] = {alphabet[(group >> 18) & 63], alphabet[(group >> 12) & 63],
-                    alphabet[i + 1 < len ? (group >> 6) & 63 : 64],
-                    alphabet[i + 2 < len ? group & 63 : 64]};
-    buffer_append(out, quad, sizeof quad);
-  }
-}
-
-/* Appends a value as a table cell shows it. */
+/* Appends a value as a table cell shows it: its plain text, with control
+   characters escaped. */
 static void table_cell(text_buffer_t *out, const qreg_value_t *value) {
-  char number[40];
-  switch (value->type) {
-  case QREG_TYPE_NULL:
-    break;
-  case QREG_TYPE_INT:
-    snprintf(number, sizeof number, "%" PRId64, value->v.i);
-    buffer_append_str(out, number);
-    break;
-  case QREG_TYPE_FLOAT:
-    format_double(value->v.f, number, sizeof number);
-    buffer_append_str(out, number);
-    break;
-  case QREG_TYPE_BOOL:
-    buffer_append_str(out, value->v.b ? "true" : "false");
-    break;
-  case QREG_TYPE_BYTES: {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *bytes = (const unsigned char *)value->v.s.ptr;
-    buffer_append_str(out, "\\x");
-    for (size_t i = 0; i < value->v.s.len; i++) {
-      char pair[2] = {hex[bytes[i] >> 4u], hex[bytes[i] & 15u]};
-      buffer_append(out, pair, 2);
-    }
-    break;
-  }
-  case QREG_TYPE_TEXT:
-  case QREG_TYPE_JSON:
-  default:
-    table_escape(out, value->v.s.ptr, value->v.s.len);
-    break;
-  }
+  text_buffer_t plain = {0};
+  append_value(&plain, value, false);
+  if (plain.failed)
+    out->failed = true;
+  else
+    table_escape(out, plain.data ? plain.data : "", plain.len);
+  free(plain.data);
 }
 
 static bool value_is_number(const qreg_value_t *value) {
@@ -379,10 +325,11 @@ done:
 
 /* --- JSON ------------------------------------------------------------------------ */
 
-/* A JSON string of text that may not be valid UTF-8. NULL when out of memory. */
+/* A JSON string of a name that may not be valid UTF-8. NULL when out of memory. */
 static json_t *json_text(const char *text, size_t len) {
+  qreg_value_t value = {.type = QREG_TYPE_TEXT, .v.s = {.ptr = text, .len = len}};
   text_buffer_t clean = {0};
-  utf8_sanitize(&clean, text, len);
+  append_value(&clean, &value, false);
   json_t *string = clean.failed ? NULL : json_stringn(clean.data ? clean.data : "", clean.len);
   free(clean.data);
   return string;
@@ -390,51 +337,13 @@ static json_t *json_text(const char *text, size_t len) {
 
 /* Prints one value as JSON. Returns 0, or -1 when out of memory. */
 static int print_json_value(FILE *out, const qreg_value_t *value) {
-  char number[40];
-  json_t *json = NULL;
-  switch (value->type) {
-  case QREG_TYPE_NULL:
-    fputs("null", out);
-    return 0;
-  case QREG_TYPE_INT:
-    fprintf(out, "%" PRId64, value->v.i);
-    return 0;
-  case QREG_TYPE_FLOAT:
-    /* Printed here rather than by jansson, which writes 17 digits (0.1 would
-       read 0.10000000000000001); JSON has no NaN or infinity: strings. */
-    format_double(value->v.f, number, sizeof number);
-    if (isfinite(value->v.f))
-      fputs(number, out);
-    else
-      fprintf(out, "\"%s\"", number);
-    return 0;
-  case QREG_TYPE_BOOL:
-    fputs(value->v.b ? "true" : "false", out);
-    return 0;
-  case QREG_TYPE_BYTES: {
-    text_buffer_t encoded = {0};
-    append_base64(&encoded, (const unsigned char *)value->v.s.ptr, value->v.s.len);
-    if (!encoded.failed)
-      json = json_stringn(encoded.data ? encoded.data : "", encoded.len);
-    free(encoded.data);
-    break;
-  }
-  case QREG_TYPE_JSON:
-    /* Embedded as JSON when it parses; as a string otherwise. */
-    json = json_loadb(value->v.s.ptr, value->v.s.len, JSON_DECODE_ANY, NULL);
-    if (!json)
-      json = json_text(value->v.s.ptr, value->v.s.len);
-    break;
-  case QREG_TYPE_TEXT:
-  default:
-    json = json_text(value->v.s.ptr, value->v.s.len);
-    break;
-  }
-  if (!json)
-    return -1;
-  int rc = json_dumpf(json, out, JSON_ENCODE_ANY | JSON_COMPACT);
-  json_decref(json);
-  return rc == 0 ? 0 : -1;
+  text_buffer_t encoded = {0};
+  append_value(&encoded, value, true);
+  int rc = encoded.failed ? -1 : 0;
+  if (rc == 0)
+    fwrite(encoded.data ? encoded.data : "", 1, encoded.len, out);
+  free(encoded.data);
+  return rc;
 }
 
 /* {"columns":[{"name":...,"type":...}, ...]} minus the braces. */

@@ -54,8 +54,11 @@
 #include "core/result.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/util.h"
 
 #define ROW_INDEX_STRIDE 32u
 /* Data bytes of the first heap chunk, and of the largest chunk the arena
@@ -251,6 +254,20 @@ static size_t columns_heap_capacity(size_t used) {
   return capacity;
 }
 
+/* Grows a heap column block to hold size bytes. false on ENOMEM. */
+static bool columns_heap_grow(qreg_result_t *r, size_t size) {
+  size_t old_capacity = columns_heap_capacity(r->columns_used);
+  size_t capacity = columns_heap_capacity(size);
+  if (capacity > old_capacity) {
+    unsigned char *block = realloc(r->columns, capacity);
+    if (block == NULL)
+      return false;
+    r->columns = block;
+    r->footprint += capacity - old_capacity;
+  }
+  return true;
+}
+
 /*
  * Makes the column block `size` bytes long (>= columns_used; the first
  * columns_used bytes are kept) and returns where its new bytes start. Inline
@@ -283,16 +300,31 @@ static unsigned char *columns_grow(qreg_result_t *r, size_t size) {
     r->columns_inline = 0;
     head->size = INLINE_DATA;
     r->footprint += capacity;
-  } else {
-    size_t old_capacity = columns_heap_capacity(old_used);
+  } else if (!columns_heap_grow(r, size)) {
+    return NULL;
+  }
+  r->columns_used = (uint32_t)size;
+  return r->columns + old_used;
+}
+
+/* The same once rows are stored (qreg_result_set_column_type): an inline
+   block moves to the heap, leaving its inline bytes unused. */
+static unsigned char *columns_grow_late(qreg_result_t *r, size_t size) {
+  size_t old_used = r->columns_used;
+  assert(r->columns != NULL && size >= old_used);
+  if (size > UINT32_MAX)
+    return NULL;
+  if (r->columns_inline) {
     size_t capacity = columns_heap_capacity(size);
-    if (capacity > old_capacity) {
-      unsigned char *block = realloc(r->columns, capacity);
-      if (block == NULL)
-        return NULL;
-      r->columns = block;
-      r->footprint += capacity - old_capacity;
-    }
+    unsigned char *block = malloc(capacity);
+    if (block == NULL)
+      return NULL;
+    memcpy(block, r->columns, old_used);
+    r->columns = block;
+    r->columns_inline = 0;
+    r->footprint += capacity;
+  } else if (!columns_heap_grow(r, size)) {
+    return NULL;
   }
   r->columns_used = (uint32_t)size;
   return r->columns + old_used;
@@ -506,6 +538,40 @@ int qreg_result_set_columns(qreg_result_t *result, size_t count) {
   return 0;
 }
 
+/* U+FFFD, which replaces each byte of text that does not start a valid
+   UTF-8 sequence. */
+static const char replacement_character[] = "\xef\xbf\xbd";
+
+/* Length of text once each invalid byte is replaced (2 bytes more each). */
+static size_t repaired_length(const char *text, size_t len) {
+  size_t out = 0;
+  size_t i = 0;
+  while (i < len) {
+    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
+    out += valid;
+    if (i + valid == len)
+      break;
+    out += sizeof replacement_character - 1;
+    i += valid + 1;
+  }
+  return out;
+}
+
+/* Copies text to out with each invalid byte replaced (repaired_length bytes). */
+static void copy_repaired(unsigned char *out, const char *text, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    size_t valid = qreg__utf8_invalid_at(text + i, len - i);
+    memcpy(out, text + i, valid);
+    out += valid;
+    if (i + valid == len)
+      break;
+    memcpy(out, replacement_character, sizeof replacement_character - 1);
+    out += sizeof replacement_character - 1;
+    i += valid + 1;
+  }
+}
+
 /* Bytes of a column's "name\0type\0" string. */
 static size_t column_size(const char *column) {
   size_t name_len = strlen(column);
@@ -520,8 +586,11 @@ int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name
     return QREG_EINVAL;
   if (type_name == NULL)
     type_name = "";
-  size_t name_len = strlen(name);
-  size_t type_len = strlen(type_name);
+  /* Names are UTF-8 whatever the database sent, like text values. */
+  size_t name_in = strlen(name);
+  size_t type_in = strlen(type_name);
+  size_t name_len = repaired_length(name, name_in);
+  size_t type_len = repaired_length(type_name, type_in);
   size_t offset = result->columns_used;
   if (name_len > UINT32_MAX / 2 || type_len > UINT32_MAX / 2)
     return QREG_ENOMEM; /* the block's offsets are 32-bit */
@@ -531,8 +600,39 @@ int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name
   unsigned char *column = columns_grow(result, offset + size);
   if (column == NULL)
     return QREG_ENOMEM;
-  memcpy(column, name, name_len + 1);
-  memcpy(column + name_len + 1, type_name, type_len + 1);
+  copy_repaired(column, name, name_in);
+  column[name_len] = '\0';
+  copy_repaired(column + name_len + 1, type_name, type_in);
+  column[name_len + 1 + type_len] = '\0';
+  store_u32(result->columns + 4 + 4 * index, (uint32_t)offset);
+  charge_sync(result);
+  return 0;
+}
+
+int qreg_result_set_column_type(qreg_result_t *result, size_t index, const char *type_name) {
+  if (result == NULL || !result->columns_set || index >= columns_count(result) || type_name == NULL)
+    return QREG_EINVAL;
+  const char *column = column_string(result, index);
+  size_t name_len = column != NULL ? strlen(column) : 0;
+  size_t type_in = strlen(type_name);
+  size_t type_len = repaired_length(type_name, type_in);
+  if (name_len > UINT32_MAX / 2 || type_len > UINT32_MAX / 2)
+    return QREG_ENOMEM;
+  size_t offset = result->columns_used;
+  size_t size = name_len + type_len + 2;
+  if (size > UINT32_MAX - offset)
+    return QREG_ENOMEM;
+  /* The old string stays where it is (unused): the name is copied from it
+     after the block has moved, by offset. */
+  uint32_t old_offset = load_u32(result->columns + 4 + 4 * index);
+  unsigned char *added = columns_grow_late(result, offset + size);
+  if (added == NULL)
+    return QREG_ENOMEM;
+  if (old_offset != 0)
+    memcpy(added, result->columns + old_offset, name_len);
+  added[name_len] = '\0';
+  copy_repaired(added + name_len + 1, type_name, type_in);
+  added[name_len + 1 + type_len] = '\0';
   store_u32(result->columns + 4 + 4 * index, (uint32_t)offset);
   charge_sync(result);
   return 0;
@@ -593,18 +693,24 @@ int qreg_result_put_bool(qreg_result_t *result, bool value) {
   return rc;
 }
 
-/* Text, bytes and JSON: tag, varint length, the bytes. */
+/* Text, bytes and JSON: tag, varint length, the bytes. Text and JSON are
+   stored as UTF-8 whatever a driver hands over: each byte that does not
+   start a valid sequence becomes U+FFFD, here, once for every driver. */
 static int put_string(qreg_result_t *result, enum cell_tag tag, const void *bytes, size_t len) {
   if (bytes == NULL && len > 0)
     return QREG_EINVAL;
-  if (len > SIZE_MAX / 2)
+  if (len > SIZE_MAX / 8)
     return QREG_ENOMEM;
+  bool repair = tag != TAG_BYTES && len > 0 && qreg__utf8_invalid_at(bytes, len) != len;
+  size_t stored = repair ? repaired_length(bytes, len) : len;
   unsigned char *p;
-  int rc = cell_begin(result, 1 + varint_size(len) + len, &p);
+  int rc = cell_begin(result, 1 + varint_size(stored) + stored, &p);
   if (p != NULL) {
     p[0] = (unsigned char)tag;
-    p = varint_put(p + 1, len);
-    if (len > 0)
+    p = varint_put(p + 1, stored);
+    if (repair)
+      copy_repaired(p, bytes, len);
+    else if (len > 0)
       memcpy(p, bytes, len);
   }
   return rc;

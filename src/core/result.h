@@ -56,11 +56,18 @@ void qreg_result_reset(qreg_result_t *result);
 int qreg_result_set_columns(qreg_result_t *result, size_t count);
 int qreg_result_set_column(qreg_result_t *result, size_t index, const char *name,
                            const char *type_name);
+/* Sets a column's type name later, rows stored or not (until the job
+   completes): for a driver that learns a type's name only after the
+   statement ran (PostgreSQL's row types of tables). */
+int qreg_result_set_column_type(qreg_result_t *result, size_t index, const char *type_name);
 int qreg_result_row_begin(qreg_result_t *result);
 int qreg_result_put_null(qreg_result_t *result);
 int qreg_result_put_int(qreg_result_t *result, int64_t value);
 int qreg_result_put_float(qreg_result_t *result, double value);
 int qreg_result_put_bool(qreg_result_t *result, bool value);
+/* Text and JSON that are not valid UTF-8 are stored with U+FFFD for each
+   byte that does not start a valid sequence: a driver hands over what the
+   database gave. */
 int qreg_result_put_text(qreg_result_t *result, const char *text, size_t len);
 int qreg_result_put_bytes(qreg_result_t *result, const void *bytes, size_t len);
 int qreg_result_put_json(qreg_result_t *result, const char *json, size_t len);

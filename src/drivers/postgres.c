@@ -473,9 +473,9 @@ static void job_lookup_types(qreg_driver_conn_t *conn) {
 }
 
 /* The statement's row description arrived: set up the columns. Their type
-   names must be known now (the store fixes columns at the first row): built
-   in, or cached from the prefetch or an earlier lookup; an unknown one shows
-   "" this time and is looked up for the next query. */
+   names are known when built in or cached (the prefetch, an earlier
+   lookup); an unknown one (a table's row type) is looked up right after the
+   statement, in the same pipeline, and set before the query completes. */
 static void job_columns(qreg_driver_conn_t *conn, const PGresult *res) {
   int count = PQnfields(res);
   conn->column_count = 0;
@@ -518,6 +518,19 @@ static void job_store_rows(qreg_driver_conn_t *conn, const PGresult *res) {
   }
 }
 
+/* The type names the lookup after the statement just learned, given to
+   the columns that showed "" (the query has not completed yet, so its
+   result still belongs to this job). */
+static void job_late_column_types(qreg_driver_conn_t *conn) {
+  qreg_result_t *result = conn->job->result;
+  for (int i = 0; i < conn->column_count; i++) {
+    const char *type = qreg__pg_cached_type_name(conn->state, conn->column_types[i]);
+    const char *shown = qreg_result_column_type(result, (size_t)i);
+    if (type != NULL && shown != NULL && shown[0] == '\0')
+      (void)qreg_result_set_column_type(result, (size_t)i, type); /* "" stays on ENOMEM */
+  }
+}
+
 /* One result of the current step. */
 static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
   ExecStatusType status = PQresultStatus(res);
@@ -530,6 +543,7 @@ static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
         conn->user_done = true;
     } else if (step == STEP_TYPES) {
       qreg__pg_learn_types(conn->state, res);
+      job_late_column_types(conn);
     } else if (step == STEP_CLEANUP && status == PGRES_TUPLES_OK) {
       conn->cleanup_left--;
     }

@@ -11,7 +11,7 @@
  * and client_encoding UTF8 on top) and PQconnectPoll driven by the socket
  * watch, under our own timer (libpq's connect_timeout is not honoured by
  * non-blocking connects). Then one query sets the session defaults
- * (DateStyle ISO, TimeZone UTC, hex bytea, exact floats, and on PostgreSQL
+ * (DateStyle ISO, TimeZone UTC, IntervalStyle iso_8601, hex bytea, exact floats, and on PostgreSQL
  * 14+ client_connection_check_interval so a backend notices an abandoned
  * connection), and the first connection of a registry loads the names of
  * user and extension types (the result store needs a column's type name
@@ -166,31 +166,41 @@ static void connect_wait(qreg_driver_conn_t *conn, PostgresPollingStatusType wan
     connect_fail(conn, PQsocket(conn->pg) < 0 ? NULL : "cannot watch the connection's socket");
 }
 
-/* The names of every type an extension or a user created (enums, domains,
-   ranges, extension types; not the row types of tables), loaded once per
-   registry by its first connection: the result store needs a column's type
-   name before the first row, so it must be known before the query runs. */
+/* The names of every built-in type outside postgres_values.c's table
+   (multiranges, the system catalogs' row types, ...: a few hundred) and of
+   every type an extension or a user created (enums, domains, ranges,
+   extension types; not the row types of tables, which can be many), loaded
+   once per registry by its first connection: the result store needs a
+   column's type name before the first row, so it must be known before the
+   query runs. */
 #define TYPE_PREFETCH_SQL                                                                          \
   "SELECT t.oid::pg_catalog.int8, pg_catalog.format_type(t.oid, NULL) "                            \
   "FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem "                 \
-  "WHERE t.oid >= 10000 AND t.typtype <> 'c' AND (e.oid IS NULL OR e.typtype <> 'c') "             \
-  "LIMIT 10000"
+  "WHERE t.oid < 10000 OR (t.typtype <> 'c' AND (e.oid IS NULL OR e.typtype <> 'c')) "             \
+  "LIMIT 20000"
 
 /* The session's defaults, set once per connection and again after every
    DISCARD ALL (a write job's cleanup, which resets them): values come out
    the same way on every server (postgres_values.c reads ISO dates, UTC, hex
-   bytea, exact floats) and, on PostgreSQL 14+, a backend running a long
+   bytea, exact floats, ISO 8601 intervals) and, on PostgreSQL 14+, a backend running a long
    statement notices within connection_check_interval_ms (1 s) that its
    client went away (an abandoned connection). A read-only job cannot change them for good: its transaction
    is rolled back, and a rolled-back SET is undone. Session-level SETs rather
    than startup options: an option the server does not know (the check
    interval before 14) fails the connect, and ours would replace the user's
-   own options (URL, PGOPTIONS, service file). */
+   own options (URL, PGOPTIONS, service file). A SQL_ASCII database holds
+   any bytes and the server refuses to send those that are not UTF-8 to a
+   UTF8 client (22021): such a session reads SQL_ASCII, raw, and the result
+   store replaces what is not UTF-8 with U+FFFD. */
 #define SESSION_SQL                                                                                \
   "SELECT pg_catalog.set_config('DateStyle', 'ISO', false), "                                      \
   "pg_catalog.set_config('TimeZone', 'UTC', false), "                                              \
   "pg_catalog.set_config('bytea_output', 'hex', false), "                                          \
-  "pg_catalog.set_config('extra_float_digits', '3', false)"
+  "pg_catalog.set_config('extra_float_digits', '3', false), "                                      \
+  "pg_catalog.set_config('IntervalStyle', 'iso_8601', false), "                                    \
+  "pg_catalog.set_config('client_encoding', "                                                      \
+  "CASE pg_catalog.current_setting('server_encoding') WHEN 'SQL_ASCII' THEN 'SQL_ASCII' "          \
+  "ELSE 'UTF8' END, false)"
 
 char *qreg__pg_session_sql_14(uint64_t check_interval_ms) {
   char *sql = NULL;

@@ -5,13 +5,13 @@
  */
 #include "drivers/postgres_values.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "core/util.h"
 
 /* Built-in type OIDs (pg_type.dat; stable across server versions). */
 enum {
@@ -23,8 +23,10 @@ enum {
   OID_JSON = 114,
   OID_FLOAT4 = 700,
   OID_FLOAT8 = 701,
+  OID_DATE = 1082,
   OID_TIMESTAMP = 1114,
   OID_TIMESTAMPTZ = 1184,
+  OID_TIMETZ = 1266,
   OID_JSONB = 3802,
 };
 
@@ -168,60 +170,108 @@ static long decode_bytea(const char *text, size_t len, unsigned char *out) {
   return (long)n;
 }
 
-/* Copies text with every byte that does not start a valid UTF-8 sequence
-   replaced by U+FFFD; *out_len gets the new length. NULL on ENOMEM. */
-static char *repair_utf8(const char *text, size_t len, size_t *out_len) {
-  static const char replacement[] = "\xef\xbf\xbd";
-  if (len > (SIZE_MAX - 1) / 3)
-    return NULL;
-  char *out = malloc(len * 3 + 1);
-  if (out == NULL)
-    return NULL;
-  size_t n = 0, i = 0;
-  while (i < len) {
-    size_t bad = i + qreg__utf8_invalid_at(text + i, len - i);
-    memcpy(out + n, text + i, bad - i);
-    n += bad - i;
-    if (bad == len)
-      break;
-    memcpy(out + n, replacement, 3);
-    n += 3;
-    i = bad + 1;
-  }
-  out[n] = '\0';
-  *out_len = n;
-  return out;
-}
-
-typedef int (*put_text_fn)(qreg_result_t *, const char *, size_t);
-
-static int put_utf8(qreg_result_t *result, put_text_fn put, const char *text, size_t len) {
-  if (qreg__utf8_invalid_at(text, len) == len)
-    return put(result, text, len);
-  size_t fixed_len;
-  char *fixed = repair_utf8(text, len, &fixed_len);
-  if (fixed == NULL)
-    return QREG_ENOMEM;
-  int rc = put(result, fixed, fixed_len);
-  free(fixed);
-  return rc;
-}
-
+/* Text as the server sent it: the result store repairs what is not UTF-8
+   (U+FFFD), for every driver alike. */
 static int put_text(qreg_result_t *result, const char *text, size_t len) {
-  return put_utf8(result, qreg_result_put_text, text, len);
+  return qreg_result_put_text(result, text, len);
 }
 
-/* "2024-01-02 03:04:05.6+00" -> "2024-01-02T03:04:05.6+00" (DateStyle ISO
-   prints a space there; ISO 8601 wants the T). Infinity, BC dates and the
-   like pass through unchanged. */
-static int put_timestamp(qreg_result_t *result, const char *text, size_t len) {
-  char local[64];
-  if (len < 11 || len >= sizeof local || text[4] != '-' || text[7] != '-' || text[10] != ' ')
+/* The kinds of date and time values whose text put_datetime rewrites. */
+typedef enum datetime_kind {
+  DATETIME_DATE,        /* "2024-01-02" */
+  DATETIME_TIMESTAMP,   /* "2024-01-02 03:04:05.6" */
+  DATETIME_TIMESTAMPTZ, /* "2024-01-02 03:04:05.6+00" */
+  DATETIME_TIMETZ,      /* "03:04:05.6+02" */
+} datetime_kind_t;
+
+/* Appends the UTC offset that ends text[0, len) (DateStyle ISO: "+HH",
+   "+HH:MM" or "+HH:MM:SS") to out in RFC 3339 form: "Z" for zero,
+   "+HH:MM" otherwise; an offset with seconds (only in zones before 1900)
+   is kept as it is. Returns the bytes of text before the offset, or 0 when
+   text does not end in one. */
+static size_t put_offset(const char *text, size_t len, char *out, size_t *out_len) {
+  size_t sign = len;
+  while (sign > 0 && text[sign - 1] != '+' && text[sign - 1] != '-')
+    sign--;
+  if (sign == 0)
+    return 0;
+  sign--;
+  const char *offset = text + sign;
+  size_t n = len - sign;
+  bool hours = n >= 3 && isdigit((unsigned char)offset[1]) && isdigit((unsigned char)offset[2]);
+  if (!hours || (n != 3 && n != 6 && n != 9))
+    return 0;
+  if ((n == 3 && memcmp(offset + 1, "00", 2) == 0) ||
+      (n == 6 && memcmp(offset + 1, "00:00", 5) == 0)) {
+    out[(*out_len)++] = 'Z';
+  } else {
+    memcpy(out + *out_len, offset, n);
+    *out_len += n;
+    if (n == 3) { /* "+05" -> "+05:00" */
+      out[(*out_len)++] = ':';
+      out[(*out_len)++] = '0';
+      out[(*out_len)++] = '0';
+    }
+  }
+  return sign;
+}
+
+/*
+ * Date and time values (DateStyle ISO, TimeZone UTC) in ISO 8601 / RFC 3339:
+ * "2024-01-02 03:04:05.6+00" -> "2024-01-02T03:04:05.6Z". Years outside
+ * 0000-9999 (after 9999, or BC: PostgreSQL's "0044-03-15 BC" is the
+ * astronomical year -43) take ISO 8601's expanded form with a sign and six
+ * digits, as JavaScript's Date reads it: "-000043-03-15",
+ * "+010000-01-01T00:00:00". "infinity" and "-infinity" pass unchanged, and
+ * so does anything not in the expected shape.
+ */
+static int put_datetime(qreg_result_t *result, datetime_kind_t kind, const char *text, size_t len) {
+  char out[96];
+  size_t out_len = 0;
+  if (len < 8 || len >= 64)
     return put_text(result, text, len);
-  memcpy(local, text, len);
-  local[10] = 'T';
-  local[len] = '\0';
-  return put_text(result, local, len);
+  if (kind == DATETIME_TIMETZ) {
+    char offset[16];
+    size_t offset_len = 0;
+    size_t time_len = put_offset(text, len, offset, &offset_len);
+    if (time_len == 0)
+      return put_text(result, text, len);
+    memcpy(out, text, time_len);
+    memcpy(out + time_len, offset, offset_len);
+    return put_text(result, out, time_len + offset_len);
+  }
+  bool bc = len > 3 && memcmp(text + len - 3, " BC", 3) == 0;
+  if (bc)
+    len -= 3;
+  size_t digits = 0;
+  long year = 0;
+  while (digits < len && isdigit((unsigned char)text[digits]) && digits < 7)
+    year = year * 10 + (text[digits++] - '0');
+  /* "-MM-DD" follows the year; then, for timestamps, " HH:MM:SS". */
+  if (digits < 4 || len < digits + 6 || text[digits] != '-' || text[digits + 3] != '-')
+    return put_text(result, text, bc ? len + 3 : len);
+  long astronomical = bc ? 1 - year : year;
+  if (astronomical >= 0 && astronomical <= 9999)
+    out_len = (size_t)snprintf(out, sizeof out, "%04ld", astronomical);
+  else
+    out_len = (size_t)snprintf(out, sizeof out, "%+07ld", astronomical);
+  const char *rest = text + digits;
+  size_t rest_len = len - digits;
+  size_t body_len = rest_len;
+  char offset[16];
+  size_t offset_len = 0;
+  if (kind == DATETIME_TIMESTAMPTZ) {
+    body_len = put_offset(rest, rest_len, offset, &offset_len);
+    if (body_len <= 6)
+      return put_text(result, text, bc ? len + 3 : len);
+  }
+  memcpy(out + out_len, rest, body_len);
+  if (kind != DATETIME_DATE && body_len > 6 && out[out_len + 6] == ' ')
+    out[out_len + 6] = 'T';
+  out_len += body_len;
+  memcpy(out + out_len, offset, offset_len);
+  out_len += offset_len;
+  return put_text(result, out, out_len);
 }
 
 static int put_bytea(qreg_result_t *result, const char *text, size_t len) {
@@ -264,12 +314,17 @@ int qreg__pg_put_value(qreg_result_t *result, qreg__pg_oid_t oid, const char *te
     return qreg_result_put_bool(result, len > 0 && text[0] == 't');
   case OID_JSON:
   case OID_JSONB:
-    return put_utf8(result, qreg_result_put_json, text, len);
+    return qreg_result_put_json(result, text, len);
   case OID_BYTEA:
     return put_bytea(result, text, len);
+  case OID_DATE:
+    return put_datetime(result, DATETIME_DATE, text, len);
   case OID_TIMESTAMP:
+    return put_datetime(result, DATETIME_TIMESTAMP, text, len);
   case OID_TIMESTAMPTZ:
-    return put_timestamp(result, text, len);
+    return put_datetime(result, DATETIME_TIMESTAMPTZ, text, len);
+  case OID_TIMETZ:
+    return put_datetime(result, DATETIME_TIMETZ, text, len);
   default:
     return put_text(result, text, len);
   }

@@ -494,6 +494,18 @@ static int prepare_next(sqlite3 *db, const char *sql, const char *end, sqlite3_s
   return SQLITE_OK;
 }
 
+/* SQLite's subtype for JSON text (ext/json: JSON_SUBTYPE). */
+#define SQLITE_JSON_SUBTYPE 74 /* 'J' */
+
+/* Whether the text in the column is JSON: a JSON function's value, or a
+   column declared JSON. */
+static bool is_json(sqlite3_stmt *stmt, int column) {
+  if (sqlite3_value_subtype(sqlite3_column_value(stmt, column)) == SQLITE_JSON_SUBTYPE)
+    return true;
+  const char *declared = sqlite3_column_decltype(stmt, column);
+  return declared != NULL && sqlite3_stricmp(declared, "JSON") == 0;
+}
+
 /* Stores one cell. Returns a qreg_result_put_* code. Worker thread. */
 static int put_cell(qreg_result_t *result, sqlite3_stmt *stmt, int column) {
   switch (sqlite3_column_type(stmt, column)) {
@@ -506,10 +518,12 @@ static int put_cell(qreg_result_t *result, sqlite3_stmt *stmt, int column) {
     size_t len = (size_t)sqlite3_column_bytes(stmt, column);
     if (text == NULL) /* out of memory converting */
       return QREG_ENOMEM;
-    /* SQLite stores whatever bytes it is given as TEXT; readers of a text
-       value (JSON front ends) need UTF-8, so anything else goes as bytes. */
-    if (qreg__utf8_invalid_at(text, len) != len)
-      return qreg_result_put_bytes(result, text, len);
+    /* SQLite stores whatever bytes it is given as TEXT: the result store
+       replaces what is not UTF-8 with U+FFFD. JSON is what json(),
+       json_object() and the like return (subtype 'J') and what a column
+       declared JSON holds; the encoder embeds it when it is valid. */
+    if (is_json(stmt, column))
+      return qreg_result_put_json(result, text, len);
     return qreg_result_put_text(result, text, len);
   }
   case SQLITE_BLOB: {

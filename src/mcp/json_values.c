@@ -1,14 +1,13 @@
 /*
  * src/mcp/json_values.c - the JSON forms of what the registry returns, as
  * every MCP tool and task writes them: text (UTF-8, U+FFFD for what is not),
- * result values (bytes as base64), times (RFC 3339), columns, errors and
- * snapshots.
+ * result values (as the library's encoder writes them, docs/values.md),
+ * times (RFC 3339), columns, errors and snapshots.
  *
  * Owns nothing: every JSON value returned belongs to the caller.
  */
-#include <inttypes.h>
-#include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,111 +17,43 @@
 /* SQL shown per query in list_queries: enough to recognise it. */
 #define LIST_SQL_BYTES 200
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *p, size_t n) {
-  unsigned c = p[0];
-  if (c < 0x80)
-    return 1;
-  size_t len;
-  unsigned min;
-  unsigned cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, min = 0x80, cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3, min = 0x800, cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, min = 0x10000, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xC0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
 /* A JSON string of text from the database. JSON text must be UTF-8, and a
-   database can hold anything: invalid bytes become U+FFFD rather than
-   making the whole answer fail. */
+   database can hold anything: invalid bytes become U+FFFD (the library's
+   encoder repairs them, as for values) rather than making the whole answer
+   fail. */
 json_t *mcp_json_text(const char *s, size_t len) {
   json_t *value = json_stringn(s, len);
   if (value)
     return value;
-  char *clean = malloc(len * 3 + 1);
+  qreg_value_t text = {.type = QREG_TYPE_TEXT, .v.s = {.ptr = s, .len = len}};
+  size_t clean_len = qreg_value_text(&text, NULL, 0);
+  char *clean = clean_len < SIZE_MAX ? malloc(clean_len + 1) : NULL;
   if (!clean)
     return json_null();
-  size_t out = 0;
-  for (size_t i = 0; i < len;) {
-    size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
-    if (n == 0) {
-      memcpy(clean + out, "\xEF\xBF\xBD", 3); // NOLINT(bugprone-not-null-terminated-result): bytes
-      out += 3;
-      i++;
-    } else {
-      memcpy(clean + out, s + i, n);
-      out += n;
-      i += n;
-    }
-  }
-  value = json_stringn(clean, out);
+  qreg_value_text(&text, clean, clean_len + 1);
+  value = json_stringn(clean, clean_len);
   free(clean);
   return value ? value : json_null();
 }
 
-/* Bytes as standard base64 with padding. */
-static json_t *base64_json(const unsigned char *bytes, size_t len) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-  size_t out_len = (len + 2) / 3 * 4;
-  char *out = malloc(out_len + 1);
-  if (!out)
-    return json_null();
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    unsigned b0 = bytes[i];
-    unsigned b1 = i + 1 < len ? bytes[i + 1] : 0;
-    unsigned b2 = i + 2 < len ? bytes[i + 2] : 0;
-    out[o++] = alphabet[b0 >> 2];
-    out[o++] = alphabet[((b0 & 3) << 4) | (b1 >> 4)];
-    out[o++] = alphabet[i + 1 < len ? ((b1 & 15) << 2) | (b2 >> 6) : 64]; /* 64: '=' */
-    out[o++] = alphabet[i + 2 < len ? b2 & 63 : 64];
-  }
-  json_t *value = json_stringn(out, o);
-  free(out);
-  return value;
-}
-
+/* One result value: the library's encoder writes it (qreg_value_json), and
+   the tree carries that text as a raw fragment that mcp_out_json() writes
+   as it is, so MCP writes every value exactly as the CLI does, and JSON
+   from the database is never re-parsed into doubles. */
 json_t *mcp_json_value(const qreg_value_t *v) {
-  switch (v->type) {
-  case QREG_TYPE_INT:
-    return json_integer((json_int_t)v->v.i);
-  case QREG_TYPE_FLOAT:
-    /* JSON has no infinities or NaN: name them. */
-    if (isnan(v->v.f))
-      return json_string("NaN");
-    if (isinf(v->v.f))
-      return json_string(v->v.f > 0 ? "Infinity" : "-Infinity");
-    return json_real(v->v.f);
-  case QREG_TYPE_BOOL:
-    return json_boolean(v->v.b);
-  case QREG_TYPE_TEXT:
-    return mcp_json_text(v->v.s.ptr, v->v.s.len);
-  case QREG_TYPE_BYTES:
-    return base64_json((const unsigned char *)v->v.s.ptr, v->v.s.len);
-  case QREG_TYPE_JSON: {
-    json_t *parsed = json_loadb(v->v.s.ptr, v->v.s.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return parsed ? parsed : mcp_json_text(v->v.s.ptr, v->v.s.len);
-  }
-  case QREG_TYPE_NULL:
-  default:
+  char small[64];
+  small[0] = MCP_RAW_JSON_MARK;
+  size_t len = qreg_value_json(v, small + 1, sizeof small - 1);
+  if (len < sizeof small - 1)
+    return json_stringn_nocheck(small, len + 1);
+  char *big = len < SIZE_MAX - 2 ? malloc(len + 2) : NULL;
+  if (!big)
     return json_null();
-  }
+  big[0] = MCP_RAW_JSON_MARK;
+  qreg_value_json(v, big + 1, len + 1);
+  json_t *value = json_stringn_nocheck(big, len + 1);
+  free(big);
+  return value ? value : json_null();
 }
 
 /* RFC 3339 time, or null when the event has not happened. */

@@ -11,13 +11,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mcp/jsonrpc.h"
 #include "qreg.h"
 
 /* A JSON string of len bytes of text; bytes that are not UTF-8 become U+FFFD. */
 json_t *mcp_json_text(const char *s, size_t len);
 
-/* One result value: null, an integer, a real, a boolean, text, base64 bytes
-   or embedded JSON, as docs/mcp.md describes. */
+/* One result value as qreg_value_json() writes it (docs/values.md): a raw
+   JSON fragment (jsonrpc.h, MCP_RAW_JSON_MARK) that only mcp_out_json()
+   and the functions built on it may serialize. */
 json_t *mcp_json_value(const qreg_value_t *v);
 
 /* [{name, type}, ...] */

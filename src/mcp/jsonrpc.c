@@ -165,7 +165,10 @@ json_t *mcp_jsonrpc_error(json_t *id, int code, const char *message, json_t *dat
 }
 
 size_t mcp_json_size(const json_t *value) {
-  return json_dumpb(value, NULL, 0, JSON_COMPACT);
+  mcp_out_t out = {0};
+  out.counting = true;
+  mcp_out_json(&out, value);
+  return out.len;
 }
 
 /* --- one-pass output ---------------------------------------------------------------- */
@@ -175,11 +178,16 @@ void mcp_out_init(mcp_out_t *out, size_t cap) {
   out->len = 0;
   out->cap = out->data ? (cap ? cap : 1) : 0;
   out->failed = out->data == NULL;
+  out->counting = false;
 }
 
 void mcp_out_append(mcp_out_t *out, const char *bytes, size_t n) {
   if (out->failed)
     return;
+  if (out->counting) {
+    out->len += n;
+    return;
+  }
   if (out->len + n > out->cap) {
     size_t cap = out->cap * 2;
     while (cap < out->len + n)
@@ -203,8 +211,50 @@ static int out_callback(const char *buffer, size_t size, void *data) {
 }
 
 void mcp_out_json(mcp_out_t *out, const json_t *value) {
-  if (!out->failed && json_dump_callback(value, out_callback, out, JSON_COMPACT) != 0)
-    out->failed = true;
+  if (out->failed)
+    return;
+  switch (json_typeof(value)) {
+  case JSON_OBJECT: {
+    const char *key;
+    json_t *member;
+    bool first = true;
+    mcp_out_append(out, "{", 1);
+    json_object_foreach((json_t *)value, key, member) {
+      if (!first)
+        mcp_out_append(out, ",", 1);
+      first = false;
+      mcp_out_json_string(out, key, strlen(key));
+      mcp_out_append(out, ":", 1);
+      mcp_out_json(out, member);
+    }
+    mcp_out_append(out, "}", 1);
+    break;
+  }
+  case JSON_ARRAY: {
+    mcp_out_append(out, "[", 1);
+    for (size_t i = 0; i < json_array_size(value); i++) {
+      if (i > 0)
+        mcp_out_append(out, ",", 1);
+      mcp_out_json(out, json_array_get(value, i));
+    }
+    mcp_out_append(out, "]", 1);
+    break;
+  }
+  case JSON_STRING: {
+    const char *text = json_string_value(value);
+    size_t len = json_string_length(value);
+    if (len > 0 && text[0] == MCP_RAW_JSON_MARK)
+      mcp_out_append(out, text + 1, len - 1);
+    else
+      mcp_out_json_string(out, text, len);
+    break;
+  }
+  default:
+    /* Numbers and literals: jansson's own text for them. */
+    if (json_dump_callback(value, out_callback, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+      out->failed = true;
+    break;
+  }
 }
 
 char *mcp_out_take(mcp_out_t *out, size_t *len) {

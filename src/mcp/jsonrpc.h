@@ -83,12 +83,22 @@ typedef struct mcp_out {
   char *data; /* owned */
   size_t len;
   size_t cap;
-  bool failed; /* out of memory: data is to be dropped */
+  bool failed;   /* out of memory: data is to be dropped */
+  bool counting; /* only counts the bytes (len); data stays NULL */
 } mcp_out_t;
+
+/* A raw JSON fragment in a tree: a string whose first byte is this one,
+   followed by JSON text that mcp_out_json() writes as it is (a result value
+   from qreg_value_json(), which no jansson value could hold exactly). 0xFF
+   never occurs in UTF-8, so no string jansson made or read starts with it;
+   such a node is made with json_stringn_nocheck() and must never reach
+   jansson's own serializer (json_dumps), which would refuse it. */
+#define MCP_RAW_JSON_MARK '\xff'
 
 void mcp_out_init(mcp_out_t *out, size_t cap);
 void mcp_out_append(mcp_out_t *out, const char *bytes, size_t n);
-/* Appends value in compact form. */
+/* Appends value in compact form: the bytes json_dumps(JSON_COMPACT) writes,
+   but raw fragments (MCP_RAW_JSON_MARK) written as the text they carry. */
 void mcp_out_json(mcp_out_t *out, const json_t *value);
 /* Appends len bytes of UTF-8 text as a JSON string, escaped exactly as
    jansson's compact output escapes it, so that a line written in parts is
@@ -101,7 +111,7 @@ void mcp_out_result_head(mcp_out_t *out, const json_t *id);
 /* Gives up the buffer to the caller (NULL after a failure, which frees it). */
 char *mcp_out_take(mcp_out_t *out, size_t *len);
 
-/* Bytes json_dumpb would write for value in compact form. */
+/* Bytes mcp_out_json() writes for value. */
 size_t mcp_json_size(const json_t *value);
 
 /* Reads lines out of a byte stream. A line longer than max_line bytes is

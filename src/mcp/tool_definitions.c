@@ -43,8 +43,12 @@ static void schema_add_page(json_t *properties) {
   json_object_set_new(properties, "rows",
                       json_pack("{s:s, s:{s:s}, s:s}", "type", "array", "items", "type", "array",
                                 "description",
-                                "Rows of this page, each an array in column order. Bytes are "
-                                "base64 strings; non-finite floats are \"NaN\", \"Infinity\"."));
+                                "Rows of this page, each an array in column order. Integers "
+                                "beyond +-(2^53-1) and numeric values are strings of their "
+                                "digits (the column type says which); floats always have a "
+                                "fraction or exponent, non-finite ones are \"NaN\", "
+                                "\"Infinity\", \"-Infinity\"; bytes are base64 strings; JSON "
+                                "columns are embedded JSON; times are ISO 8601 strings."));
   json_object_set_new(properties, "offset", json_pack("{s:s}", "type", "integer"));
   json_object_set_new(
       properties, "row_count",

@@ -362,10 +362,15 @@ static json_t *tool_execute_query(mcp_call_t *call, json_t *args) {
 json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t budget) {
   qreg_snapshot_t *snap = NULL;
   int rc = qreg_snapshot(call->server->reg, query_id, &snap);
+  if (rc == QREG_ENOTFOUND) {
+    mcp_call_fail(call, MCP_INVALID_PARAMS, NULL,
+                  "Failed to retrieve task: task not found (it expired or never existed)");
+    return NULL;
+  }
   if (rc < 0) {
-    mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Failed to retrieve task: %s",
-                  rc == QREG_ENOTFOUND ? "task not found (it expired or never existed)"
-                                       : qreg_strerror(rc));
+    /* Not the caller's mistake: the registry is closing (end of input, a
+       signal) or out of memory. */
+    mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: %s", qreg_strerror(rc));
     return NULL;
   }
   json_t *structured =

@@ -135,6 +135,29 @@ test('bad input gets JSON-RPC errors and the server keeps serving', async () => 
   }
 });
 
+// Values on the wire, byte for byte, as qreg_value_json() writes them (the
+// same bytes qreg query --json prints): a JSON.parse of the response would
+// hide 3.0 vs 3 and big integers.
+test('values on the wire: exact floats, big integers as strings, base64, embedded JSON', async () => {
+  const server = new RawServer(['--db', db.url]);
+  try {
+    await server.initialize('2025-06-18');
+    const started = sc(await server.tool('execute_query', {
+      sql: "SELECT 3.0, -0.0, 0.1, 4.9406564584124654e-324, 9007199254740993, 9007199254740991, "
+        + "1e308 * 10, x'00ff', 'caf\u00e9', NULL, json('{\"n\": 12345678901234567890, \"a\": [1.50, 2]}')",
+    }));
+    await waitStatus(server, started.query_id, (s) => TERMINAL.has(s));
+    const before = server.lines.length;
+    sc(await server.tool('fetch_query_result', { query_id: started.query_id }));
+    const line = server.lines.slice(before).find((l) => l.includes('"structuredContent"'));
+    const rows = line.slice(line.indexOf('"rows":', line.indexOf('"structuredContent"')));
+    assert.ok(rows.startsWith('"rows":[[3.0,-0.0,0.1,5e-324,"9007199254740993",9007199254740991,'
+      + '"Infinity","AP8=","caf\u00e9",null,{"n":12345678901234567890,"a":[1.50,2]}]]'), rows);
+  } finally {
+    await closeClean(server);
+  }
+});
+
 test('2025-06-18: no tasks, task params ignored', async () => {
   const server = new RawServer(['--db', db.url]);
   try {

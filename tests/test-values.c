@@ -1,0 +1,409 @@
+/*
+ * tests/test-values.c - the one value encoder (qreg_value_json,
+ * qreg_value_text), type family by type family: each value is compared with
+ * the exact text it must become, floats are read back and compared bit for
+ * bit, and embedded JSON is checked digit for digit. Then the same values
+ * through the program, `qreg query --json` on a SQLite file (QREG_BIN, set
+ * by ctest), so the CLI is held to the same bytes as the encoder.
+ *
+ * Owns a temporary directory per CLI test, removed at its end.
+ */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+
+#include "qreg.h"
+
+/* --- helpers ------------------------------------------------------------------ */
+
+/* value as JSON, checked against expected, and with the snprintf contract. */
+static void expect_json(const qreg_value_t *value, const char *expected) {
+  char buf[2048];
+  size_t len = qreg_value_json(value, buf, sizeof buf);
+  assert_true(len < sizeof buf);
+  assert_string_equal(buf, expected);
+  assert_int_equal(len, strlen(expected));
+  /* Measuring alone gives the same length. */
+  assert_int_equal(qreg_value_json(value, NULL, 0), len);
+}
+
+static void expect_text(const qreg_value_t *value, const char *expected) {
+  char buf[2048];
+  size_t len = qreg_value_text(value, buf, sizeof buf);
+  assert_true(len < sizeof buf);
+  assert_string_equal(buf, expected);
+}
+
+static qreg_value_t int_value(int64_t i) {
+  qreg_value_t v = {.type = QREG_TYPE_INT, .v.i = i};
+  return v;
+}
+
+static qreg_value_t float_value(double f) {
+  qreg_value_t v = {.type = QREG_TYPE_FLOAT, .v.f = f};
+  return v;
+}
+
+static qreg_value_t string_value(qreg_type_t type, const char *s, size_t len) {
+  qreg_value_t v = {.type = type, .v.s = {.ptr = s, .len = len}};
+  return v;
+}
+
+static qreg_value_t json_value(const char *s) {
+  return string_value(QREG_TYPE_JSON, s, strlen(s));
+}
+
+/* --- the encoder, family by family ------------------------------------------------ */
+
+static void integers(void **state) {
+  (void)state;
+  qreg_value_t v = int_value(0);
+  expect_json(&v, "0");
+  v = int_value(-42);
+  expect_json(&v, "-42");
+  /* The largest integers every JSON client holds exactly are numbers... */
+  v = int_value(INT64_C(9007199254740991));
+  expect_json(&v, "9007199254740991");
+  v = int_value(-INT64_C(9007199254740991));
+  expect_json(&v, "-9007199254740991");
+  /* ...and beyond them, strings with every digit. */
+  v = int_value(INT64_C(9007199254740992));
+  expect_json(&v, "\"9007199254740992\"");
+  v = int_value(INT64_MAX);
+  expect_json(&v, "\"9223372036854775807\"");
+  expect_text(&v, "9223372036854775807");
+  v = int_value(INT64_MIN);
+  expect_json(&v, "\"-9223372036854775808\"");
+}
+
+static void floats(void **state) {
+  (void)state;
+  static const struct {
+    double value;
+    const char *json;
+  } cases[] = {
+      {3.0, "3.0"},
+      {-0.0, "-0.0"},
+      {0.0, "0.0"},
+      {0.1, "0.1"},
+      {-2.5, "-2.5"},
+      {1.0 / 3.0, "0.3333333333333333"},
+      {5e-324, "5e-324"},
+      {1e300, "1e+300"},
+      {DBL_MAX, "1.7976931348623157e+308"},
+      {1e15, "1e+15"},
+      {123456.0, "123456.0"},
+      {2.2250738585072014e-308, "2.2250738585072014e-308"},
+      {(double)0.1f, "0.10000000149011612"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    qreg_value_t v = float_value(cases[i].value);
+    expect_json(&v, cases[i].json);
+    expect_text(&v, cases[i].json);
+  }
+  qreg_value_t v = float_value(NAN);
+  expect_json(&v, "\"NaN\"");
+  expect_text(&v, "NaN");
+  v = float_value(INFINITY);
+  expect_json(&v, "\"Infinity\"");
+  v = float_value(-INFINITY);
+  expect_json(&v, "\"-Infinity\"");
+}
+
+/* Every float reads back as the same bits and has a fraction or an
+   exponent (the fixed cases above hold the shortest form). */
+static void floats_round_trip(void **state) {
+  (void)state;
+  uint64_t bits = UINT64_C(0x9E3779B97F4A7C15);
+  for (int i = 0; i < 20000; i++) {
+    bits ^= bits << 13, bits ^= bits >> 7, bits ^= bits << 17; /* xorshift64 */
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    if (!isfinite(d))
+      continue;
+    qreg_value_t v = float_value(d);
+    char buf[64];
+    qreg_value_json(&v, buf, sizeof buf);
+    assert_non_null(strpbrk(buf, ".e"));
+    double back = strtod(buf, NULL);
+    assert_memory_equal(&back, &d, sizeof d);
+  }
+}
+
+static void booleans_and_null(void **state) {
+  (void)state;
+  qreg_value_t v = {.type = QREG_TYPE_BOOL, .v.b = true};
+  expect_json(&v, "true");
+  v.v.b = false;
+  expect_json(&v, "false");
+  qreg_value_t null = {.type = QREG_TYPE_NULL};
+  expect_json(&null, "null");
+  expect_text(&null, "");
+  expect_json(NULL, "null");
+}
+
+static void text(void **state) {
+  (void)state;
+  static const char plain[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 /";
+  qreg_value_t v = string_value(QREG_TYPE_TEXT, plain, strlen(plain));
+  expect_json(&v, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 /\"");
+  static const char escapes[] = "q\"b\\n\nt\tr\rc\x01\x1f\x7f";
+  v = string_value(QREG_TYPE_TEXT, escapes, sizeof escapes - 1);
+  expect_json(&v, "\"q\\\"b\\\\n\\nt\\tr\\rc\\u0001\\u001f\x7f\"");
+  expect_text(&v, escapes);
+  /* A NUL inside text is kept, escaped. */
+  v = string_value(QREG_TYPE_TEXT, "a\0b", 3);
+  expect_json(&v, "\"a\\u0000b\"");
+  /* Invalid UTF-8: each bad byte becomes U+FFFD, the rest is kept. */
+  static const char bad[] = "a\xff"
+                            "b\xc3(\xed\xa0\x80z\xe2\x82";
+  v = string_value(QREG_TYPE_TEXT, bad, sizeof bad - 1);
+  expect_json(&v, "\"a\xef\xbf\xbd"
+                  "b\xef\xbf\xbd(\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbd\"");
+  expect_text(&v, "a\xef\xbf\xbd"
+                  "b\xef\xbf\xbd(\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbd");
+}
+
+static void bytes(void **state) {
+  (void)state;
+  static const struct {
+    const char *bytes;
+    size_t len;
+    const char *base64;
+  } cases[] = {
+      {"", 0, "\"\""},
+      {"\x00", 1, "\"AA==\""},
+      {"\x00\xff", 2, "\"AP8=\""},
+      {"\xfb\xff\xbf", 3, "\"+/+/\""},
+      {"hello, world", 12, "\"aGVsbG8sIHdvcmxk\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    qreg_value_t v = string_value(QREG_TYPE_BYTES, cases[i].bytes, cases[i].len);
+    expect_json(&v, cases[i].base64);
+  }
+  qreg_value_t v = string_value(QREG_TYPE_BYTES, "\x00\xff", 2);
+  expect_text(&v, "AP8=");
+  /* Empty values may carry no pointer at all. */
+  v = string_value(QREG_TYPE_BYTES, NULL, 0);
+  expect_json(&v, "\"\"");
+  v = string_value(QREG_TYPE_TEXT, NULL, 0);
+  expect_json(&v, "\"\"");
+  v = string_value(QREG_TYPE_JSON, NULL, 0);
+  expect_json(&v, "\"\"");
+}
+
+/* JSON is embedded as written: every digit, duplicate keys, escapes; only
+   the white space between tokens goes, so a value stays on one line. */
+static void json_embedded(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    const char *out;
+  } cases[] = {
+      {"{\"n\":12345678901234567890}", "{\"n\":12345678901234567890}"},
+      {"[1e400, -0, 0.10000000000000000000001, 3.14159265358979323846264338327950288]",
+       "[1e400,-0,0.10000000000000000000001,3.14159265358979323846264338327950288]"},
+      {"{\"a\":1,\"a\":2}", "{\"a\":1,\"a\":2}"},
+      {"{\"z\":\"a\\u0000b\"}", "{\"z\":\"a\\u0000b\"}"},
+      {" {\n  \"k\" : [ true , false , null ] ,\"e\":{} ,\"l\":[]}\n",
+       "{\"k\":[true,false,null],\"e\":{},\"l\":[]}"},
+      {"\"\\ud83d\\ude00 \\/ \\\" \xc3\xa9\"", "\"\\ud83d\\ude00 \\/ \\\" \xc3\xa9\""},
+      {"42", "42"},
+      {"\"just a string\"", "\"just a string\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    qreg_value_t v = json_value(cases[i].in);
+    expect_json(&v, cases[i].out);
+    expect_text(&v, cases[i].out);
+  }
+}
+
+/* What cannot be embedded safely becomes a string of the text. */
+static void json_not_embeddable(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    const char *out;
+  } cases[] = {
+      {"", "\"\""},
+      {"{\"a\":1", "\"{\\\"a\\\":1\""},
+      {"[1,]", "\"[1,]\""},
+      {"{\"a\":1}x", "\"{\\\"a\\\":1}x\""},
+      {"[01]", "\"[01]\""},
+      {"[NaN]", "\"[NaN]\""},
+      {"\"\\ud800\"", "\"\\\"\\\\ud800\\\"\""},
+      {"\"\\udc00\\ud800\"", "\"\\\"\\\\udc00\\\\ud800\\\"\""},
+      {"\"tab\there\"", "\"\\\"tab\\there\\\"\""},
+      {"{'a':1}", "\"{'a':1}\""},
+      {"[1] [2]", "\"[1] [2]\""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    qreg_value_t v = json_value(cases[i].in);
+    expect_json(&v, cases[i].out);
+  }
+  /* Invalid UTF-8 inside: a string, with U+FFFD. */
+  qreg_value_t v = json_value("\"a\xff\"");
+  expect_json(&v, "\"\\\"a\xef\xbf\xbd\\\"\"");
+  expect_text(&v, "\"a\xef\xbf\xbd\"");
+}
+
+static void json_depth(void **state) {
+  (void)state;
+  char doc[2 * 513 + 2];
+  for (size_t depth = 512; depth <= 513; depth++) {
+    memset(doc, '[', depth);
+    memset(doc + depth, ']', depth);
+    doc[2 * depth] = '\0';
+    qreg_value_t v = json_value(doc);
+    char out[2 * 513 + 8];
+    qreg_value_json(&v, out, sizeof out);
+    if (depth == 512)
+      assert_string_equal(out, doc);
+    else
+      assert_true(out[0] == '"' && strncmp(out + 1, doc, 2 * depth) == 0);
+  }
+}
+
+/* snprintf's contract: cut output stays NUL-terminated and the return value
+   says how much room the whole needs. */
+static void buffer_contract(void **state) {
+  (void)state;
+  qreg_value_t v = string_value(QREG_TYPE_TEXT, "abcdef", 6);
+  char buf[4] = {'x', 'x', 'x', 'x'};
+  assert_int_equal(qreg_value_json(&v, buf, sizeof buf), 8);
+  assert_string_equal(buf, "\"ab");
+  assert_int_equal(qreg_value_json(&v, buf, 1), 8);
+  assert_string_equal(buf, "");
+  qreg_value_t j = json_value("[1, 2]");
+  assert_int_equal(qreg_value_json(&j, buf, sizeof buf), 5);
+  assert_string_equal(buf, "[1,");
+}
+
+/* --- through the program: qreg query --json ------------------------------------------ */
+
+/* Runs `qreg query --json SQL` on a fresh SQLite file made with setup_sql
+   and returns its standard output (malloc'd). */
+static char *cli_json(const char *setup_sql, const char *sql) {
+  const char *bin = getenv("QREG_BIN");
+  if (!bin) {
+    fail_msg("QREG_BIN is not set (ctest sets it to the qreg program)");
+    return NULL;
+  }
+  char dir[] = "/tmp/qreg-values-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char db[64];
+  snprintf(db, sizeof db, "%s/v.db", dir);
+  char script[128];
+  snprintf(script, sizeof script, "%s/query.sql", dir);
+  FILE *f = fopen(script, "w");
+  assert_non_null(f);
+  fputs(sql, f);
+  fclose(f);
+  /* The database file, made with the SQLite library (no sqlite3 program
+     needed): empty, or what setup_sql creates. */
+  sqlite3 *handle = NULL;
+  assert_int_equal(sqlite3_open(db, &handle), SQLITE_OK);
+  assert_int_equal(
+      sqlite3_exec(handle, setup_sql ? setup_sql : "PRAGMA user_version = 1", NULL, NULL, NULL),
+      SQLITE_OK);
+  assert_int_equal(sqlite3_close(handle), SQLITE_OK);
+  char command[1024];
+  snprintf(command, sizeof command, "'%s' query --db sqlite:%s --json - < %s", bin, db, script);
+  FILE *p = popen(command, "r");
+  assert_non_null(p);
+  size_t cap = 4096, len = 0;
+  char *out = malloc(cap);
+  assert_non_null(out);
+  size_t n;
+  while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
+    len += n;
+    if (cap - len < 2) {
+      cap *= 2;
+      out = realloc(out, cap);
+      assert_non_null(out);
+    }
+  }
+  out[len] = '\0';
+  assert_int_equal(pclose(p), 0);
+  snprintf(command, sizeof command, "rm -rf %s", dir);
+  assert_int_equal(system(command), 0);
+  return out;
+}
+
+/* The only row line of a --json output: "[...]" between the newlines. */
+static void expect_cli_row(const char *setup_sql, const char *sql, const char *row) {
+  char *out = cli_json(setup_sql, sql);
+  const char *start = strstr(out, "\"rows\":[\n");
+  assert_non_null(start);
+  start += strlen("\"rows\":[\n");
+  const char *end = strchr(start, '\n');
+  assert_non_null(end);
+  char *line = strndup(start, (size_t)(end - start));
+  assert_string_equal(line, row);
+  free(line);
+  free(out);
+}
+
+static void cli_numbers(void **state) {
+  (void)state;
+  expect_cli_row(NULL,
+                 "SELECT 3.0, -0.0, 0.1, 4.9406564584124654e-324, 1e308 * 10, -1e308 * 10, "
+                 "9007199254740991, 9007199254740992, -9223372036854775808, 1e20, 1.0 / 3",
+                 "[3.0,-0.0,0.1,5e-324,\"Infinity\",\"-Infinity\",9007199254740991,"
+                 "\"9007199254740992\",\"-9223372036854775808\",1e+20,0.3333333333333333]");
+}
+
+static void cli_text_and_bytes(void **state) {
+  (void)state;
+  expect_cli_row(NULL,
+                 "SELECT 'caf\xc3\xa9', 'a' || char(10) || '\"b', x'00ff', x'', NULL, "
+                 "1 = 1",
+                 "[\"caf\xc3\xa9\",\"a\\n\\\"b\",\"AP8=\",\"\",null,1]");
+}
+
+/* SQLite JSON: the JSON functions' values and columns declared JSON are
+   embedded digit for digit; text that is not JSON stays a string; TEXT
+   that is not UTF-8 is text with U+FFFD. */
+static void cli_sqlite_json_and_text(void **state) {
+  (void)state;
+  expect_cli_row(NULL,
+                 "SELECT json('{\"n\" : 12345678901234567890, \"a\":[1.50, 2e400]}'), "
+                 "json_object('a', 1, 'a', 2), json_extract('[\"s\"]', '$[0]'), "
+                 "CAST(x'ff41' AS TEXT), '{\"x\":1}'",
+                 "[{\"n\":12345678901234567890,\"a\":[1.50,2e400]},{\"a\":1,\"a\":2},\"s\","
+                 "\"\xef\xbf\xbd"
+                 "A\",\"{\\\"x\\\":1}\"]");
+  expect_cli_row("CREATE TABLE t(j JSON, k json, t TEXT);"
+                 "INSERT INTO t VALUES('{\"a\": 1.50}', 'not json', '{\"a\":1}');",
+                 "SELECT j, k, t FROM t", "[{\"a\":1.50},\"not json\",\"{\\\"a\\\":1}\"]");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(integers),
+      cmocka_unit_test(floats),
+      cmocka_unit_test(floats_round_trip),
+      cmocka_unit_test(booleans_and_null),
+      cmocka_unit_test(text),
+      cmocka_unit_test(bytes),
+      cmocka_unit_test(json_embedded),
+      cmocka_unit_test(json_not_embeddable),
+      cmocka_unit_test(json_depth),
+      cmocka_unit_test(buffer_contract),
+      cmocka_unit_test(cli_numbers),
+      cmocka_unit_test(cli_text_and_bytes),
+      cmocka_unit_test(cli_sqlite_json_and_text),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
