@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
+
 /* Built-in type OIDs (pg_type.dat; stable across server versions). */
 enum {
   OID_BOOL = 16,
