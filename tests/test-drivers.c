@@ -522,12 +522,41 @@ static void passwords_are_redacted(void **state) {
       "host=db password='hunter2",
       "host=db password",
       "host=db hunter2",
+      "host=db password='hunter2' user='alice",
+      "host=db password=\\'hunter2 dbname='x",
+      "host=db user=alice password = 'hun ter2\\",
+      "host=db password=hunter2 bogus",
+      "host=db password=hunter2 =x",
   };
   for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
     char *shown = qreg_driver_postgres.redact_url(malformed[i]);
     assert_non_null(shown);
     assert_lacks(shown, "hunter2");
+    assert_lacks(shown, "ter2");
     assert_contains(shown, "host=db");
+    free(shown);
+  }
+  /* URIs libpq refuses, or reads otherwise than their writer meant: the
+     password is hidden all the same. */
+  static const struct {
+    const char *url, *shown;
+  } bad_uris[] = {
+      {"postgresql://app:pa ss@host/db", "postgresql://app:***@host/db"},
+      {"postgresql://app:hunter2@[::1/db", "postgresql://app:***@[::1/db"},
+      {"postgresql://app:hunter2@host/db?x=%zz", "postgresql://app:***@host/db?x=%zz"},
+      {"postgresql://app:hunter2@host/db?password", "postgresql://app:***@host/db?password=***"},
+      {"postgresql://app:hun@ter2@host/db", "postgresql://***@host/db"},
+      {"postgresql://app:hun/ter2@host/db", "postgresql://***@host/db"},
+      {"POSTGRES://app:hunter2@host:port/db", "POSTGRES://app:***@host:port/db"},
+      {"postgresql://host/db?password=hunter2&password=hunter2",
+       "postgresql://host/db?password=***&password=***"},
+      {"postgresql://host/db?password=hun@ter2", "postgresql://***@ter2"},
+  };
+  for (size_t i = 0; i < sizeof bad_uris / sizeof bad_uris[0]; i++) {
+    char *shown = qreg_driver_postgres.redact_url(bad_uris[i].url);
+    assert_non_null(shown);
+    if (strcmp(shown, bad_uris[i].shown) != 0)
+      fail_msg("%s: shown as %s, expected %s", bad_uris[i].url, shown, bad_uris[i].shown);
     free(shown);
   }
   /* A password given as an option is never in the URL, and hidden from

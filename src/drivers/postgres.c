@@ -159,28 +159,25 @@ static void job_reset(qreg_driver_conn_t *conn) {
   conn->farewell_code[0] = conn->farewell_message[0] = '\0';
 }
 
-/* Records the job's error; the first one wins (the server's reason for
+/* Records the job's error, verbatim; the first one wins (the server's reason for
    dying comes before libpq's "server closed the connection"). */
 static void job_error(qreg_driver_conn_t *conn, const char *type, const char *code,
                       const char *message, const char *detail, const char *hint) {
   qreg_driver_error_t *error = &conn->job->error;
   if (error->type != NULL || error->message != NULL)
     return;
-  char *clean_message = qreg__pg_scrubbed_copy(conn->state, message);
-  char *clean_detail = qreg__pg_scrubbed_copy(conn->state, detail);
-  char *clean_hint = qreg__pg_scrubbed_copy(conn->state, hint);
-  qreg_driver_error_set(error, type, code, "%s", clean_message ? clean_message : "unknown error");
-  qreg_driver_error_set_detail(error, clean_detail);
-  qreg_driver_error_set_hint(error, clean_hint);
-  free(clean_message);
-  free(clean_detail);
-  free(clean_hint);
+  /* The server's words as it sent them. Masking the password inside them
+     would let a query that quotes its guesses in an error ("SELECT
+     'guess'::int") learn which guess was masked (docs/security.md). */
+  qreg_driver_error_set(error, type, code, "%s", message ? message : "unknown error");
+  qreg_driver_error_set_detail(error, detail);
+  qreg_driver_error_set_hint(error, hint);
 }
 
 /* Keeps libpq's message from the moment the connection failed. */
 static void job_note_lost_message(qreg_driver_conn_t *conn) {
   if (conn->lost_message == NULL)
-    conn->lost_message = qreg__pg_one_line_message(conn->state, PQerrorMessage(conn->pg));
+    conn->lost_message = qreg__pg_one_line(PQerrorMessage(conn->pg));
 }
 
 /* The job's error when the connection died. */
@@ -212,8 +209,7 @@ static void job_error_from_result(qreg_driver_conn_t *conn, const PGresult *res)
     return;
   }
   const char *raw = PQresultErrorMessage(res);
-  char *message =
-      qreg__pg_one_line_message(conn->state, raw && *raw ? raw : PQerrorMessage(conn->pg));
+  char *message = qreg__pg_one_line(raw && *raw ? raw : PQerrorMessage(conn->pg));
   job_error(conn, "database", NULL, message ? message : "unknown error", NULL, NULL);
   free(message);
 }

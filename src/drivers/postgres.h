@@ -49,8 +49,9 @@ typedef struct pg_state {
   char *password;                       /* owned: the password option; NULL: libpq
                                    finds it (URL, PGPASSWORD, .pgpass) */
   char *secrets[3];                     /* owned: the URL's password, PGPASSWORD and
-                                   the password option, removed from every
-                                   message we pass on */
+                                   the password option, removed from what
+                                   libpq says while connecting (never
+                                   from the server's error text) */
   uint64_t connect_timeout_ms;          /* 0: none */
   bool statement_timeout_backstop;      /* set statement_timeout per query */
   uint64_t statement_timeout_margin_ms; /* added to the core's timeout */
@@ -172,8 +173,12 @@ void qreg__pg_destroy(void *state);
 char *qreg__pg_redact_url(const char *url);
 /* A heap copy of text with the state's secrets removed; NULL for NULL. */
 char *qreg__pg_scrubbed_copy(const pg_state_t *state, const char *text);
-/* libpq's multi-line messages as one line, secrets removed. */
+/* libpq's multi-line messages as one line, secrets removed: only for what
+   libpq says while connecting or cancelling, built from the conninfo, which
+   no query can put words into. */
 char *qreg__pg_one_line_message(const pg_state_t *state, const char *raw);
+/* The same, verbatim: for everything said once the connection is up. */
+char *qreg__pg_one_line(const char *raw);
 
 /* --- postgres_catalog.c ---------------------------------------------------- */
 

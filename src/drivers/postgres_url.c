@@ -21,8 +21,11 @@
  *    application_name ("qreg", "qreg-mcp", ...). At most 63 bytes.
  *
  * Passwords: the URL's (user:pass@ or password=), PGPASSWORD and the
- * password option are scrubbed from every message the driver passes on;
- * redact_url shows the URL with them (and sslpassword) as "***".
+ * password option are scrubbed from what libpq says while connecting or
+ * cancelling (built from the conninfo); the server's error text is passed
+ * on verbatim, so that masking cannot confirm a guess (docs/security.md).
+ * redact_url shows the URL with them (and sslpassword) as "***", also a
+ * URL it cannot read.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -146,12 +149,8 @@ char *qreg__pg_scrubbed_copy(const pg_state_t *state, const char *text) {
   return copy;
 }
 
-/* libpq's multi-line messages ("...failed: FATAL:  password authentication
-   failed\n\tIs the server running...\n") as one line, secrets removed. */
-char *qreg__pg_one_line_message(const pg_state_t *state, const char *raw) {
-  char *text = qreg__pg_scrubbed_copy(state, raw != NULL && raw[0] != '\0' ? raw : "unknown error");
-  if (text == NULL)
-    return NULL;
+/* Collapses every run of white space in text to one space, in place. */
+static void collapse_space(char *text) {
   size_t n = 0;
   bool space = false;
   for (const char *p = text; *p != '\0'; p++) {
@@ -165,6 +164,24 @@ char *qreg__pg_one_line_message(const pg_state_t *state, const char *raw) {
     text[n++] = *p;
   }
   text[n] = '\0';
+}
+
+/* libpq's multi-line messages ("...failed: FATAL:  password authentication
+   failed\n\tIs the server running...\n") as one line, verbatim. */
+char *qreg__pg_one_line(const char *raw) {
+  char *text = strdup(raw != NULL && raw[0] != '\0' ? raw : "unknown error");
+  if (text != NULL)
+    collapse_space(text);
+  return text;
+}
+
+/* The same with the state's secrets removed: only for what libpq says
+   while connecting or cancelling, which quotes the conninfo (host, user,
+   dbname) and never a query's text, so masking there confirms no guess. */
+char *qreg__pg_one_line_message(const pg_state_t *state, const char *raw) {
+  char *text = qreg__pg_scrubbed_copy(state, raw != NULL && raw[0] != '\0' ? raw : "unknown error");
+  if (text != NULL)
+    collapse_space(text);
   return text;
 }
 
@@ -383,6 +400,15 @@ static char *redact_uri(const char *url) {
   text_put(&out, url, prefix);
   const char *rest = url + prefix;
   const char *user_end = userinfo_end(rest);
+  const char *last_at = strrchr(rest, '@');
+  if (last_at != NULL && last_at != user_end) {
+    /* More than one '@', or a '/' before it ("app:pa/ss@host",
+       "app:p@ss@host"): libpq reads it otherwise, but the writer may have
+       meant a password with those characters. Hide all of it. */
+    text_puts(&out, "***@");
+    rest = last_at + 1;
+    user_end = NULL;
+  }
   if (user_end != NULL) {
     const char *colon = memchr(rest, ':', (size_t)(user_end - rest));
     char *user = strndup(rest, (size_t)(user_end - rest));
