@@ -1,8 +1,9 @@
 /*
- * src/cli/args.c - the number parsers of args.h.
+ * src/cli/args.c - the number parsers of args.h, and what a refusal shows.
  */
 #include "cli/args.h"
 
+#include <stdio.h>
 #include <string.h>
 
 bool qreg_cli_parse_count(const char *text, uint64_t *out) {
@@ -47,4 +48,15 @@ bool qreg_cli_parse_seconds(const char *text, uint64_t *ms_out) {
     return false;
   *ms_out = ms;
   return true;
+}
+
+const char *qreg_cli_shown_argument(const char *arg, char *buf, size_t size) {
+  if (arg[strcspn(arg, ":@= \t\n\r\f\v")] == '\0')
+    return arg;
+  const char *eq = strchr(arg, '=');
+  size_t name_len = eq != NULL ? (size_t)(eq - arg) : 0;
+  if (arg[0] == '-' && eq != NULL && name_len == strcspn(arg, ":@= \t\n\r\f\v") && size > 0 &&
+      snprintf(buf, size, "%.*s=...", (int)name_len, arg) < (int)size)
+    return buf;
+  return "(not shown: it may hold a password)";
 }

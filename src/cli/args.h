@@ -1,12 +1,14 @@
 /*
  * src/cli/args.h - parsers for the numbers on qreg's command lines, shared by
  * every subcommand (`qreg query`, `qreg mcp`) so that they accept and refuse
- * exactly the same spellings. Pure functions; own nothing.
+ * exactly the same spellings, and how an argument they refuse is shown.
+ * Pure functions; own nothing.
  */
 #ifndef QREG_CLI_ARGS_H
 #define QREG_CLI_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The longest duration a command line accepts: a year, in seconds. */
@@ -19,5 +21,12 @@ bool qreg_cli_parse_count(const char *text, uint64_t *out);
    converted to milliseconds. false if malformed, zero or above
    QREG_CLI_MAX_SECONDS. */
 bool qreg_cli_parse_seconds(const char *text, uint64_t *ms_out);
+
+/* An argument a command refuses, as its error message may show it: a word
+   without ':', '@', '=' or white space as it is; anything else may be a
+   URL or conninfo with a password ("qreg mcp postgres://app:pw@host/db",
+   "--dbx=host=db password=pw") and is cut to its option name
+   ("--dbx=...", written into buf) or replaced by a note. Never NULL. */
+const char *qreg_cli_shown_argument(const char *arg, char *buf, size_t size);
 
 #endif /* QREG_CLI_ARGS_H */

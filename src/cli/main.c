@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "mcp/mcp.h"
 #include "qreg.h"
@@ -34,7 +35,9 @@ static void print_usage(FILE *out) {
 }
 
 static int unknown_command(const char *name) {
-  fprintf(stderr, "qreg: unknown command '%s'\nTry 'qreg --help'.\n", name);
+  char shown[64];
+  fprintf(stderr, "qreg: unknown command '%s'\nTry 'qreg --help'.\n",
+          qreg_cli_shown_argument(name, shown, sizeof shown));
   return QREG_CLI_EXIT_USAGE;
 }
 
@@ -76,7 +79,9 @@ int main(int argc, char **argv) {
   if (strcmp(command, "mcp") == 0)
     return qreg_mcp_main(argc - 1, argv + 1);
   if (command[0] == '-') {
-    fprintf(stderr, "qreg: unknown option '%s'\nTry 'qreg --help'.\n", command);
+    char shown[64];
+    fprintf(stderr, "qreg: unknown option '%s'\nTry 'qreg --help'.\n",
+            qreg_cli_shown_argument(command, shown, sizeof shown));
     return QREG_CLI_EXIT_USAGE;
   }
   return unknown_command(command);

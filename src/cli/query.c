@@ -157,7 +157,8 @@ static int parse_args(int argc, char **argv, query_args_t *args) {
       if (!qreg_cli_parse_count(value, &args->max_rows) || args->max_rows == 0)
         return usage_error("--max-rows: expected a whole number above 0, not '%s'", value);
     } else {
-      return usage_error("unknown option '%s'", arg);
+      char shown[64];
+      return usage_error("unknown option '%s'", qreg_cli_shown_argument(arg, shown, sizeof shown));
     }
   }
   if (args->help)

@@ -53,7 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/args.h" /* the program's number syntax, shared with qreg query */
+#include "cli/args.h" /* the program's number syntax and refusals, shared with qreg query */
 #include "mcp/mcp.h"
 #include "mcp/protocol.h"
 
@@ -251,8 +251,11 @@ static int parse_options(int argc, char **argv, mcp_options_t *options) {
         value = argv[++i];
       }
     }
-    if (!match)
-      return usage_error("unknown argument '%s'", arg);
+    if (!match) {
+      char shown[64];
+      return usage_error("unknown argument '%s'",
+                         qreg_cli_shown_argument(arg, shown, sizeof shown));
+    }
     int rc = set_value(options, match, value, match->flag);
     if (rc)
       return rc;
