@@ -9,7 +9,8 @@
  *                       worker, libpq's non-blocking connect, the session
  *                       defaults, the cache of type names
  *   postgres_url.c      the URL or conninfo: qreg's options, what goes to
- *                       libpq, redaction, messages without passwords; the
+ *                       libpq, redaction, connect messages without
+ *                       passwords (server errors pass verbatim); the
  *                       per-registry state (create, destroy)
  *   postgres_catalog.c  the catalog SQL (pg_catalog)
  *   postgres_values.c   text-format values as qreg values
