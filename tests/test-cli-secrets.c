@@ -69,6 +69,7 @@ static void password_never_printed(void **state) {
       "mcp --db 'postgresql://app:pa " SECRET "@127.0.0.1:1/app'",
       "mcp --db 'postgresql://app:p@" SECRET "@127.0.0.1:1/app'",
       "mcp --db 'postgresql://127.0.0.1:1/app?password=" SECRET "'",
+      "mcp --db 'postgresql://app:" SECRET "/app'",
       "mcp --db 'host=127.0.0.1 port=1 password = '\\''x " SECRET "'\\'''",
   };
   for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {

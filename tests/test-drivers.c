@@ -547,10 +547,15 @@ static void passwords_are_redacted(void **state) {
       {"postgresql://app:hunter2@host/db?password", "postgresql://app:***@host/db?password=***"},
       {"postgresql://app:hun@ter2@host/db", "postgresql://***@host/db"},
       {"postgresql://app:hun/ter2@host/db", "postgresql://***@host/db"},
-      {"POSTGRES://app:hunter2@host:port/db", "POSTGRES://app:***@host:port/db"},
+      {"POSTGRES://app:hunter2@host:port/db", "POSTGRES://app:***@host:***/db"},
       {"postgresql://host/db?password=hunter2&password=hunter2",
        "postgresql://host/db?password=***&password=***"},
       {"postgresql://host/db?password=hun@ter2", "postgresql://***@ter2"},
+      {"postgresql://app:hunter2/db", "postgresql://app:***/db"},
+      {"postgresql://app:hunter2", "postgresql://app:***"},
+      {"postgresql://h1:5432,app:hunter2,[::1]:5433/db?x=1",
+       "postgresql://h1:5432,app:***,[::1]:5433/db?x=1"},
+      {"postgresql://app:hunter2@h1:,h2/db", "postgresql://app:***@h1:,h2/db"},
   };
   for (size_t i = 0; i < sizeof bad_uris / sizeof bad_uris[0]; i++) {
     char *shown = qreg_driver_postgres.redact_url(bad_uris[i].url);

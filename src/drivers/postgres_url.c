@@ -394,6 +394,31 @@ static int split_conninfo(const char *url, text_t *out, qreg_driver_settings_t *
  * Redaction
  * ---------------------------------------------------------------------- */
 
+/* Puts a URI's host list hosts[0, len) into out, with every port that is
+   not digits as "***": "postgresql://app:s3cret/db" (the '@' forgotten)
+   reads as host "app", port "s3cret". */
+static void put_hosts(text_t *out, const char *hosts, size_t len) {
+  const char *end = hosts + len;
+  for (const char *entry = hosts; entry < end;) {
+    const char *entry_end = memchr(entry, ',', (size_t)(end - entry));
+    if (entry_end == NULL)
+      entry_end = end;
+    const char *colon = *entry == '[' ? NULL : memchr(entry, ':', (size_t)(entry_end - entry));
+    bool digits = true;
+    for (const char *p = colon ? colon + 1 : entry_end; p < entry_end; p++)
+      digits = digits && isdigit((unsigned char)*p);
+    if (digits) {
+      text_put(out, entry, (size_t)(entry_end - entry));
+    } else {
+      text_put(out, entry, (size_t)(colon - entry) + 1);
+      text_puts(out, "***");
+    }
+    if (entry_end < end)
+      text_puts(out, ",");
+    entry = entry_end + 1;
+  }
+}
+
 static char *redact_uri(const char *url) {
   text_t out = {0};
   size_t prefix = uri_prefix_length(url);
@@ -426,6 +451,9 @@ static char *redact_uri(const char *url) {
     text_puts(&out, "@");
     rest = user_end + 1;
   }
+  size_t hosts_len = strcspn(rest, "/?");
+  put_hosts(&out, rest, hosts_len);
+  rest += hosts_len;
   const char *query = strchr(rest, '?');
   if (query == NULL) {
     text_puts(&out, rest);
