@@ -44,7 +44,7 @@ static qreg_t *open_with(const char *url, const char *const *options, size_t cou
 static void guess_error(qreg_t *reg, const char *guess, const char *sql_format, char **message,
                         char **detail, char **hint) {
   char sql[200];
-  snprintf(sql, sizeof sql, sql_format, guess); // NOLINT(clang-diagnostic-format-nonliteral)
+  snprintf(sql, sizeof sql, sql_format, guess);
   qreg_id_t id = test_execute(reg, sql, NULL);
   assert_int_equal(test_wait(reg, &id), QREG_FAILED);
   qreg_snapshot_t *snap = pg_test_snapshot(reg, &id);
