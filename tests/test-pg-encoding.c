@@ -261,7 +261,9 @@ static void json(void **state) {
       {"'{\"a\":1,\"a\":2}'::json", "{\"a\":1,\"a\":2}"},
       {"'{\"z\":\"a\\u0000b\"}'::json", "{\"z\":\"a\\u0000b\"}"},
       {"'{\"b\": 2, \"a\": [1, 2]}'::jsonb", "{\"a\":[1,2],\"b\":2}"},
-      {"'\"\\ud800\"'::json", "\"\\\"\\\\ud800\\\"\""},
+      /* What cannot be embedded is in the one wrapper, with the reason. */
+      {"'\"\\ud800\"'::json", "{\"$unembedded_json\":{\"reason\":\"unpaired_surrogate\","
+                              "\"text\":\"\\\"\\\\ud800\\\"\"}}"},
   };
   CHECK(cases);
 }

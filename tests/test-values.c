@@ -200,7 +200,7 @@ static void bytes(void **state) {
   v = string_value(QREG_TYPE_TEXT, NULL, 0);
   expect_json(&v, "\"\"");
   v = string_value(QREG_TYPE_JSON, NULL, 0);
-  expect_json(&v, "\"\"");
+  expect_json(&v, "{\"$unembedded_json\":{\"reason\":\"invalid_json\",\"text\":\"\"}}");
 }
 
 /* JSON is embedded as written: every digit, duplicate keys, escapes; only
@@ -229,33 +229,63 @@ static void json_embedded(void **state) {
   }
 }
 
-/* What cannot be embedded safely becomes a string of the text. */
+/* What cannot be embedded safely is written in the one wrapper object,
+   {"$unembedded_json":{"reason":R,"text":T}}: T the text as a string, R why.
+   The table cell is the text as it is. */
+#define UNEMBEDDED(reason, text)                                                                   \
+  "{\"$unembedded_json\":{\"reason\":\"" reason "\",\"text\":" text "}}"
+
 static void json_not_embeddable(void **state) {
   (void)state;
   static const struct {
     const char *in;
     const char *out;
   } cases[] = {
-      {"", "\"\""},
-      {"{\"a\":1", "\"{\\\"a\\\":1\""},
-      {"[1,]", "\"[1,]\""},
-      {"{\"a\":1}x", "\"{\\\"a\\\":1}x\""},
-      {"[01]", "\"[01]\""},
-      {"[NaN]", "\"[NaN]\""},
-      {"\"\\ud800\"", "\"\\\"\\\\ud800\\\"\""},
-      {"\"\\udc00\\ud800\"", "\"\\\"\\\\udc00\\\\ud800\\\"\""},
-      {"\"tab\there\"", "\"\\\"tab\\there\\\"\""},
-      {"{'a':1}", "\"{'a':1}\""},
-      {"[1] [2]", "\"[1] [2]\""},
+      {"", UNEMBEDDED("invalid_json", "\"\"")},
+      {"{\"a\":1", UNEMBEDDED("invalid_json", "\"{\\\"a\\\":1\"")},
+      {"[1,]", UNEMBEDDED("invalid_json", "\"[1,]\"")},
+      {"{\"a\":1}x", UNEMBEDDED("invalid_json", "\"{\\\"a\\\":1}x\"")},
+      {"[01]", UNEMBEDDED("invalid_json", "\"[01]\"")},
+      {"[NaN]", UNEMBEDDED("invalid_json", "\"[NaN]\"")},
+      {"\"\\ud800\"", UNEMBEDDED("unpaired_surrogate", "\"\\\"\\\\ud800\\\"\"")},
+      {"\"\\udc00\\ud800\"", UNEMBEDDED("unpaired_surrogate", "\"\\\"\\\\udc00\\\\ud800\\\"\"")},
+      {"\"tab\there\"", UNEMBEDDED("invalid_json", "\"\\\"tab\\there\\\"\"")},
+      {"{'a':1}", UNEMBEDDED("invalid_json", "\"{'a':1}\"")},
+      {"[1] [2]", UNEMBEDDED("invalid_json", "\"[1] [2]\"")},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    qreg_value_t v = json_value(cases[i].in);
+    expect_json(&v, cases[i].out);
+    expect_text(&v, cases[i].in);
+  }
+  /* Invalid UTF-8 inside: the text with U+FFFD. */
+  qreg_value_t v = json_value("\"a\xff\"");
+  expect_json(&v, UNEMBEDDED("invalid_utf8", "\"\\\"a\xef\xbf\xbd\\\"\""));
+  expect_text(&v, "\"a\xef\xbf\xbd\"");
+}
+
+/* A valid document whose top level has the wrapper's key, however it is
+   spelled, is wrapped too: an object with that key is always the wrapper.
+   Deeper, or as a value, the key is ordinary. */
+static void json_wrapper_key_reserved(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    const char *out;
+  } cases[] = {
+      {"{\"$unembedded_json\":1}", UNEMBEDDED("reserved_key", "\"{\\\"$unembedded_json\\\":1}\"")},
+      {"{\"a\":1, \"\\u0024unembedded_json\":{}}",
+       UNEMBEDDED("reserved_key", "\"{\\\"a\\\":1, \\\"\\\\u0024unembedded_json\\\":{}}\"")},
+      {"{\"a\":{\"$unembedded_json\":1}}", "{\"a\":{\"$unembedded_json\":1}}"},
+      {"[{\"$unembedded_json\":1}]", "[{\"$unembedded_json\":1}]"},
+      {"{\"k\":\"$unembedded_json\"}", "{\"k\":\"$unembedded_json\"}"},
+      {"{\"$unembedded_jsonx\":1}", "{\"$unembedded_jsonx\":1}"},
+      {"{\"$unembedded_jso\":1}", "{\"$unembedded_jso\":1}"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     qreg_value_t v = json_value(cases[i].in);
     expect_json(&v, cases[i].out);
   }
-  /* Invalid UTF-8 inside: a string, with U+FFFD. */
-  qreg_value_t v = json_value("\"a\xff\"");
-  expect_json(&v, "\"\\\"a\xef\xbf\xbd\\\"\"");
-  expect_text(&v, "\"a\xef\xbf\xbd\"");
 }
 
 static void json_depth(void **state) {
@@ -266,12 +296,17 @@ static void json_depth(void **state) {
     memset(doc + depth, ']', depth);
     doc[2 * depth] = '\0';
     qreg_value_t v = json_value(doc);
-    char out[2 * 513 + 8];
+    char out[2 * 513 + 128];
     qreg_value_json(&v, out, sizeof out);
-    if (depth == 512)
+    if (depth == 512) {
       assert_string_equal(out, doc);
-    else
-      assert_true(out[0] == '"' && strncmp(out + 1, doc, 2 * depth) == 0);
+    } else {
+      const char *head = UNEMBEDDED("too_deep", "\"");
+      size_t head_len = strlen(head) - strlen("}}");
+      assert_memory_equal(out, head, head_len);
+      assert_memory_equal(out + head_len, doc, 2 * depth);
+      assert_string_equal(out + head_len + 2 * depth, "\"}}");
+    }
   }
 }
 
@@ -386,7 +421,17 @@ static void cli_sqlite_json_and_text(void **state) {
                  "A\",\"{\\\"x\\\":1}\"]");
   expect_cli_row("CREATE TABLE t(j JSON, k json, t TEXT);"
                  "INSERT INTO t VALUES('{\"a\": 1.50}', 'not json', '{\"a\":1}');",
-                 "SELECT j, k, t FROM t", "[{\"a\":1.50},\"not json\",\"{\\\"a\\\":1}\"]");
+                 "SELECT j, k, t FROM t",
+                 "[{\"a\":1.50}," UNEMBEDDED("invalid_json", "\"not json\"") ",\"{\\\"a\\\":1}\"]");
+  /* The wrapper's key at a document's top level: wrapped, so the wrapper is
+     never ambiguous; deeper it is data. */
+  expect_cli_row(
+      "CREATE TABLE t(j JSON);"
+      "INSERT INTO t VALUES('{\"$unembedded_json\": 1}');",
+      "SELECT j, json_object('x', json(j)) FROM t",
+      "[" UNEMBEDDED("reserved_key",
+                     "\"{\\\"$unembedded_json\\\": 1}\"") ","
+                                                          "{\"x\":{\"$unembedded_json\":1}}]");
 }
 
 int main(void) {
@@ -399,6 +444,7 @@ int main(void) {
       cmocka_unit_test(bytes),
       cmocka_unit_test(json_embedded),
       cmocka_unit_test(json_not_embeddable),
+      cmocka_unit_test(json_wrapper_key_reserved),
       cmocka_unit_test(json_depth),
       cmocka_unit_test(buffer_contract),
       cmocka_unit_test(cli_numbers),
