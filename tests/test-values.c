@@ -4,7 +4,9 @@
  * the exact text it must become, floats are read back and compared bit for
  * bit, and embedded JSON is checked digit for digit. Then the same values
  * through the program, `qreg query --json` on a SQLite file (QREG_BIN, set
- * by ctest), so the CLI is held to the same bytes as the encoder.
+ * by ctest), so the CLI is held to the same bytes as the encoder, and
+ * compared value by value with SQLite's own C API (cli_same_as_sqlite_c_api:
+ * the sqlite3 shell is not installed).
  *
  * Owns a temporary directory per CLI test, removed at its end.
  */
@@ -434,6 +436,178 @@ static void cli_sqlite_json_and_text(void **state) {
                                                           "{\"x\":{\"$unembedded_json\":1}}]");
 }
 
+/* --- the same values as SQLite's own C API holds them ------------------------------ */
+
+/*
+ * The sqlite3 shell is not installed (nor a build dependency), so the
+ * database's own client here is SQLite's C API: each expression is run
+ * with sqlite3_prepare/step on an in-memory database, and the value qreg
+ * query --json prints for it is read back and compared exactly with what
+ * the C API returns for its storage class: INTEGER with sqlite3_column_int64
+ * (a number, or beyond ±(2^53 − 1) a string of digits), REAL bit for bit
+ * with sqlite3_column_double (strtod of the number), TEXT byte for byte with
+ * sqlite3_column_text (the JSON string decoded; valid UTF-8 only: invalid
+ * UTF-8 becomes U+FFFD, checked in cli_sqlite_json_and_text), BLOB byte for
+ * byte with sqlite3_column_blob (base64 decoded), NULL as null.
+ */
+
+/* The next value of a --json row line at *at (a number, null, or a string,
+   quotes included); *at moves past it and its comma. */
+static char *next_token(const char **at) {
+  const char *start = *at, *p = start;
+  if (*p == '"') {
+    for (p++; *p != '"'; p++)
+      if (*p == '\\')
+        p++;
+    p++;
+  } else {
+    while (*p != ',' && *p != ']')
+      p++;
+  }
+  char *token = strndup(start, (size_t)(p - start));
+  assert_non_null(token);
+  *at = *p == ',' ? p + 1 : p;
+  return token;
+}
+
+/* A JSON string token decoded (escapes below U+0080 only: what the
+   encoder writes for valid UTF-8 text); its length in *len. */
+static char *decode_string(const char *token, size_t *len) {
+  assert_true(token[0] == '"');
+  char *out = malloc(strlen(token));
+  assert_non_null(out);
+  size_t n = 0;
+  for (const char *p = token + 1; *p != '"'; p++) {
+    if (*p != '\\') {
+      out[n++] = *p;
+      continue;
+    }
+    p++;
+    switch (*p) {
+    case 'n':
+      out[n++] = '\n';
+      break;
+    case 't':
+      out[n++] = '\t';
+      break;
+    case 'r':
+      out[n++] = '\r';
+      break;
+    case 'b':
+      out[n++] = '\b';
+      break;
+    case 'f':
+      out[n++] = '\f';
+      break;
+    case 'u': {
+      unsigned unit = (unsigned)strtoul((char[5]){p[1], p[2], p[3], p[4], '\0'}, NULL, 16);
+      assert_true(unit < 0x80);
+      out[n++] = (char)unit;
+      p += 4;
+      break;
+    }
+    default:
+      out[n++] = *p;
+      break;
+    }
+  }
+  *len = n;
+  return out;
+}
+
+/* Standard base64 with padding, decoded; its length in *len. */
+static unsigned char *decode_base64(const char *text, size_t text_len, size_t *len) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  unsigned char *out = malloc(text_len + 1);
+  assert_non_null(out);
+  unsigned bits = 0, nbits = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < text_len && text[i] != '='; i++) {
+    const char *digit = strchr(alphabet, text[i]);
+    assert_true(digit != NULL && text[i] != '\0');
+    bits = (bits << 6) | (unsigned)(digit - alphabet);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out[n++] = (unsigned char)(bits >> nbits);
+      bits &= (1u << nbits) - 1;
+    }
+  }
+  *len = n;
+  return out;
+}
+
+/* One qreg --json value compared with the C API's value of column i. */
+static void expect_same_as_c_api(sqlite3_stmt *stmt, int i, const char *token) {
+  const char *sql = sqlite3_column_name(stmt, i);
+  switch (sqlite3_column_type(stmt, i)) {
+  case SQLITE_INTEGER: {
+    const char *digits = token[0] == '"' ? token + 1 : token;
+    if (strtoll(digits, NULL, 10) != sqlite3_column_int64(stmt, i))
+      fail_msg("%s: qreg %s, SQLite %lld", sql, token, (long long)sqlite3_column_int64(stmt, i));
+    break;
+  }
+  case SQLITE_FLOAT: {
+    double want = sqlite3_column_double(stmt, i), got = strtod(token, NULL);
+    if (memcmp(&want, &got, sizeof got) != 0)
+      fail_msg("%s: qreg %s, SQLite %.17g", sql, token, want);
+    break;
+  }
+  case SQLITE_TEXT: {
+    size_t len = 0;
+    char *got = decode_string(token, &len);
+    if (len != (size_t)sqlite3_column_bytes(stmt, i) ||
+        memcmp(got, sqlite3_column_text(stmt, i), len) != 0)
+      fail_msg("%s: qreg %s, SQLite %s", sql, token, sqlite3_column_text(stmt, i));
+    free(got);
+    break;
+  }
+  case SQLITE_BLOB: {
+    size_t len = 0;
+    unsigned char *got = decode_base64(token + 1, strlen(token) - 2, &len);
+    const void *want = sqlite3_column_blob(stmt, i);
+    if (len != (size_t)sqlite3_column_bytes(stmt, i) || (len > 0 && memcmp(got, want, len) != 0))
+      fail_msg("%s: qreg %s differs from SQLite's blob", sql, token);
+    free(got);
+    break;
+  }
+  default:
+    assert_string_equal(token, "null");
+    break;
+  }
+}
+
+static void cli_same_as_sqlite_c_api(void **state) {
+  (void)state;
+  const char *sql =
+      "SELECT 0, -1, 9007199254740991, 9007199254740992, 9223372036854775807, "
+      "-9223372036854775808, 3.0, -0.0, 0.1, 1.0 / 3, 4.9406564584124654e-324, "
+      "1.7976931348623157e308, 1e20, 2.5e-7, 'caf\xc3\xa9', 'a' || char(10, 9, 1) || '\"\\b', "
+      "'', x'00ff7f80', x'', x'01', x'0102', NULL, 10 / 4, 10 / 4.0, CAST('12' AS REAL)";
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+  sqlite3_stmt *stmt = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+  char *out = cli_json(NULL, sql);
+  const char *at = strstr(out, "\"rows\":[\n");
+  assert_non_null(at);
+  at += strlen("\"rows\":[\n");
+  assert_true(*at == '[');
+  at++;
+  int count = sqlite3_column_count(stmt);
+  for (int i = 0; i < count; i++) {
+    assert_true(*at != ']');
+    char *token = next_token(&at);
+    expect_same_as_c_api(stmt, i, token);
+    free(token);
+  }
+  assert_true(*at == ']');
+  free(out);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(integers),
@@ -450,6 +624,7 @@ int main(void) {
       cmocka_unit_test(cli_numbers),
       cmocka_unit_test(cli_text_and_bytes),
       cmocka_unit_test(cli_sqlite_json_and_text),
+      cmocka_unit_test(cli_same_as_sqlite_c_api),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
