@@ -267,6 +267,10 @@ static void json(void **state) {
       /* What cannot be embedded is in the one wrapper, with the reason. */
       {"'\"\\ud800\"'::json", "{\"$unembedded_json\":{\"reason\":\"unpaired_surrogate\","
                               "\"text\":\"\\\"\\\\ud800\\\"\"}}"},
+      /* The wrapper's key at the top level: wrapped too; deeper, data. */
+      {"'{\"$unembedded_json\": 1}'::jsonb", "{\"$unembedded_json\":{\"reason\":\"reserved_key\","
+                                             "\"text\":\"{\\\"$unembedded_json\\\": 1}\"}}"},
+      {"'{\"a\": {\"$unembedded_json\": 1}}'::jsonb", "{\"a\":{\"$unembedded_json\":1}}"},
   };
   CHECK(cases);
 }
