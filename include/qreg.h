@@ -283,12 +283,16 @@ typedef struct qreg_value {
  *  - bytes: a string of standard base64 with padding.
  *  - JSON: embedded as the database wrote it (numbers digit for digit,
  *    duplicate keys and escapes kept; white space between tokens dropped),
- *    never re-parsed. Text that is not valid JSON, holds invalid UTF-8 or an
- *    unpaired surrogate escape ("\ud800"), or nests deeper than 512, is
- *    written as a string instead.
+ *    never re-parsed. Text that cannot be embedded (not valid JSON, invalid
+ *    UTF-8, an unpaired surrogate escape "\ud800", nesting deeper than 512,
+ *    or a valid document with the key "$unembedded_json" at its top level)
+ *    is written as {"$unembedded_json":{"reason":R,"text":T}}: T the text
+ *    as a JSON string, R one of "invalid_json", "invalid_utf8",
+ *    "unpaired_surrogate", "too_deep", "reserved_key" (docs/values.md).
  * qreg_value_text() writes the same value as plain text, for a table cell:
  * the same as qreg_value_json() but strings without quotes or escapes (text,
- * base64, JSON that cannot be embedded, big integers, NaN) and NULL as "".
+ * base64, big integers, NaN), JSON that cannot be embedded as its text
+ * without the wrapper, and NULL as "".
  *
  * Both write into buf as snprintf does: at most size bytes, NUL-terminated
  * when size > 0 (buf may be NULL when size is 0), and return the length of

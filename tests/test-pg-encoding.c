@@ -7,11 +7,14 @@
  * set by ctest). Times are RFC 3339 / ISO
  * 8601 (Z offsets, expanded years for BC and after 9999, ISO 8601
  * intervals) whatever the role's own DateStyle, TimeZone or IntervalStyle.
+ * same_as_psql compares qreg's text of each value with psql's, the server's
+ * own client, family by family (how, at psql_compare_t).
  *
  * Owns, in each test, the registry it opens; the fixture owns the server.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -261,7 +264,13 @@ static void json(void **state) {
       {"'{\"a\":1,\"a\":2}'::json", "{\"a\":1,\"a\":2}"},
       {"'{\"z\":\"a\\u0000b\"}'::json", "{\"z\":\"a\\u0000b\"}"},
       {"'{\"b\": 2, \"a\": [1, 2]}'::jsonb", "{\"a\":[1,2],\"b\":2}"},
-      {"'\"\\ud800\"'::json", "\"\\\"\\\\ud800\\\"\""},
+      /* What cannot be embedded is in the one wrapper, with the reason. */
+      {"'\"\\ud800\"'::json", "{\"$unembedded_json\":{\"reason\":\"unpaired_surrogate\","
+                              "\"text\":\"\\\"\\\\ud800\\\"\"}}"},
+      /* The wrapper's key at the top level: wrapped too; deeper, data. */
+      {"'{\"$unembedded_json\": 1}'::jsonb", "{\"$unembedded_json\":{\"reason\":\"reserved_key\","
+                                             "\"text\":\"{\\\"$unembedded_json\\\": 1}\"}}"},
+      {"'{\"a\": {\"$unembedded_json\": 1}}'::jsonb", "{\"a\":{\"$unembedded_json\":1}}"},
   };
   CHECK(cases);
 }
@@ -385,6 +394,241 @@ static void sql_ascii_database(void **state) {
   assert_int_equal(pg_admin_exec(admin, "DROP DATABASE qreg_ascii"), 0);
 }
 
+/* --- the same values as psql shows them ------------------------------------------- */
+
+/*
+ * How a psql value and qreg's text of it (qreg_value_text, the table cell;
+ * its JSON differs only by quoting) are compared. psql runs with the session
+ * settings qreg pins (PGOPTIONS: DateStyle ISO, TimeZone UTC, IntervalStyle
+ * iso_8601, bytea_output hex, extra_float_digits 3), so its text is the
+ * server's canonical text for each family:
+ *  - SAME: byte for byte: integers, numeric, money, text, char, name, uuid,
+ *    network types, bit strings, dates, times, intervals, arrays, ranges,
+ *    geometric types, NULL (both empty).
+ *  - FLOAT: both read back (strtod) as the same double; qreg always has a
+ *    fraction or an exponent ("3.0" for psql's "3").
+ *  - BOOL: psql's "t"/"f" is qreg's "true"/"false".
+ *  - BYTES: psql's "\x" hex and qreg's base64 decode to the same bytes.
+ *  - JSON: the same tokens: psql's text with the white space between tokens
+ *    dropped (qreg drops it so a value stays on one line).
+ *  - TIMESTAMP: RFC 3339 of psql's text: the space between date and time is
+ *    "T", a "+00" offset is "Z".
+ * Not compared here, because qreg deliberately writes them otherwise (see
+ * the times test above): BC and after-9999 years (ISO 8601 expanded years)
+ * and timetz offsets (±HH:MM).
+ */
+typedef enum {
+  SAME,
+  FLOAT,
+  BOOL,
+  BYTES,
+  JSON,
+  TIMESTAMP
+} psql_compare_t;
+
+typedef struct psql_case {
+  const char *sql;
+  psql_compare_t compare;
+} psql_case_t;
+
+/* Each value of one row as psql -At prints it: NUL-separated fields
+   (--field-separator-zero), the row ending with a newline. */
+static char **psql_row(const char *sql, size_t count, char **buffer) {
+  char script[] = "/tmp/qreg-pg-psql-XXXXXX";
+  int fd = mkstemp(script);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  assert_non_null(f);
+  fputs(sql, f);
+  fclose(f);
+  char command[2048];
+  snprintf(command, sizeof command,
+           "PGOPTIONS='-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=iso_8601 "
+           "-c bytea_output=hex -c extra_float_digits=3' '%s/psql' -X -q -At -z "
+           "-v ON_ERROR_STOP=1 -d '%s' -f %s",
+           pg_fixture_bindir(), pg_fixture_conninfo(), script);
+  FILE *p = popen(command, "r");
+  assert_non_null(p);
+  static char out[65536];
+  size_t len = fread(out, 1, sizeof out - 1, p);
+  assert_int_equal(pclose(p), 0);
+  unlink(script);
+  assert_true(len > 0 && out[len - 1] == '\n');
+  out[len - 1] = '\0';
+  char **fields = calloc(count, sizeof *fields);
+  assert_non_null(fields);
+  size_t at = 0;
+  for (size_t i = 0; i < count; i++) {
+    assert_true(at < len);
+    fields[i] = out + at;
+    at += strlen(out + at) + 1;
+  }
+  assert_int_equal(at, len);
+  *buffer = out;
+  return fields;
+}
+
+static int hex_digit(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int base64_digit(char c) {
+  const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const char *at = c ? strchr(alphabet, c) : NULL;
+  return at ? (int)(at - alphabet) : -1;
+}
+
+/* psql's "\x00ff" and qreg's "AP8=" hold the same bytes. */
+static bool same_bytes(const char *hex, const char *base64) {
+  if (strncmp(hex, "\\x", 2) != 0)
+    return false;
+  hex += 2;
+  unsigned char from_hex[256], from_base64[256];
+  size_t hex_len = 0, base64_len = 0;
+  for (; hex[0] && hex[1] && hex_len < sizeof from_hex; hex += 2)
+    from_hex[hex_len++] = (unsigned char)(hex_digit(hex[0]) * 16 + hex_digit(hex[1]));
+  unsigned bits = 0, nbits = 0;
+  for (; *base64 && *base64 != '=' && base64_len < sizeof from_base64; base64++) {
+    int d = base64_digit(*base64);
+    if (d < 0)
+      return false;
+    bits = (bits << 6) | (unsigned)d;
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      from_base64[base64_len++] = (unsigned char)(bits >> nbits);
+      bits &= (1u << nbits) - 1;
+    }
+  }
+  return hex_len == base64_len && memcmp(from_hex, from_base64, hex_len) == 0;
+}
+
+/* JSON text without the white space between tokens. */
+static void json_without_space(const char *in, char *out, size_t size) {
+  bool in_string = false;
+  size_t n = 0;
+  for (; *in && n + 1 < size; in++) {
+    if (in_string) {
+      if (*in == '\\' && in[1]) {
+        out[n++] = *in++;
+      } else if (*in == '"') {
+        in_string = false;
+      }
+    } else if (*in == ' ' || *in == '\n' || *in == '\t' || *in == '\r') {
+      continue;
+    } else if (*in == '"') {
+      in_string = true;
+    }
+    out[n++] = *in;
+  }
+  out[n] = '\0';
+}
+
+static bool psql_same(psql_compare_t compare, const char *psql, const char *qreg) {
+  char expected[512];
+  switch (compare) {
+  case FLOAT:
+    return strtod(psql, NULL) == strtod(qreg, NULL) && strpbrk(qreg, ".e") != NULL;
+  case BOOL:
+    return strcmp(qreg, strcmp(psql, "t") == 0 ? "true" : "false") == 0;
+  case BYTES:
+    return same_bytes(psql, qreg);
+  case JSON:
+    json_without_space(psql, expected, sizeof expected);
+    return strcmp(expected, qreg) == 0;
+  case TIMESTAMP: {
+    snprintf(expected, sizeof expected, "%s", psql);
+    char *space = strchr(expected, ' ');
+    if (space)
+      *space = 'T';
+    size_t len = strlen(expected);
+    if (len > 3 && strcmp(expected + len - 3, "+00") == 0)
+      strcpy(expected + len - 3, "Z");
+    return strcmp(expected, qreg) == 0;
+  }
+  case SAME:
+  default:
+    return strcmp(psql, qreg) == 0;
+  }
+}
+
+/* One row of expressions through psql and through qreg, compared value by
+   value as each case says. */
+static void check_psql(const psql_case_t *cases, size_t count) {
+  expectation_t *as_sql = calloc(count, sizeof *as_sql);
+  assert_non_null(as_sql);
+  for (size_t i = 0; i < count; i++)
+    as_sql[i].sql = cases[i].sql;
+  char *sql = select_of(as_sql, count);
+  free(as_sql);
+  char *buffer = NULL;
+  char **psql = psql_row(sql, count, &buffer);
+  qreg_t *reg = pg_test_open(NULL, APP, 1, false);
+  qreg_id_t id = test_execute(reg, sql, NULL);
+  assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);
+  qreg_page_t *page = NULL;
+  assert_int_equal(qreg_fetch(reg, id.str, 0, 0, &page), 0);
+  assert_int_equal(page->column_count, count);
+  for (size_t i = 0; i < count; i++) {
+    char text[512];
+    assert_true(qreg_value_text(&page->values[i], text, sizeof text) < sizeof text);
+    if (!psql_same(cases[i].compare, psql[i], text))
+      fail_msg("%s: psql %s, qreg %s", cases[i].sql, psql[i], text);
+  }
+  qreg_page_free(page);
+  pg_test_close_checked(reg, APP);
+  free(psql);
+  free(sql);
+}
+
+static void same_as_psql(void **state) {
+  (void)state;
+  static const psql_case_t cases[] = {
+      {"1::int2", SAME},
+      {"(-2147483648)::int4", SAME},
+      {"9223372036854775807::int8", SAME},
+      {"(-9223372036854775808)::int8", SAME},
+      {"123.4500::numeric", SAME},
+      {"12345678901234567890.123456789::numeric", SAME},
+      {"'NaN'::numeric", SAME},
+      {"1.5::money", SAME},
+      {"3::float8", FLOAT},
+      {"0.1::float8", FLOAT},
+      {"0.1::float4", FLOAT},
+      {"'4.9406564584124654e-324'::float8", FLOAT},
+      {"'1.7976931348623157e308'::float8", FLOAT},
+      {"'-0'::float8", FLOAT},
+      {"true", BOOL},
+      {"false", BOOL},
+      {"'h\xc3\xa9llo \"q\"'::text", SAME},
+      {"'c'::char(3)", SAME},
+      {"'n'::name", SAME},
+      {"'\\x00ff7f80'::bytea", BYTES},
+      {"'\\x'::bytea", BYTES},
+      {"'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid", SAME},
+      {"'192.168.0.1'::inet", SAME},
+      {"'10.0.0.0/8'::cidr", SAME},
+      {"'08:00:2b:01:02:03'::macaddr", SAME},
+      {"B'1010'", SAME},
+      {"'2024-07-01'::date", SAME},
+      {"'03:04:05.5'::time", SAME},
+      {"'1 day 2 hours'::interval", SAME},
+      {"'1 year -3 mons 4 days 00:00:01.5'::interval", SAME},
+      {"ARRAY[1, NULL]", SAME},
+      {"ARRAY['a b', 'c']", SAME},
+      {"int4range(1, 10)", SAME},
+      {"'(1,2)'::point", SAME},
+      {"'a fat cat'::tsvector", SAME},
+      {"NULL::int", SAME},
+      {"'{\"n\": 12345678901234567890, \"a\": [1.50, \"x y\"]}'::json", JSON},
+      {"'{\"b\": 2, \"a\": [1, 2]}'::jsonb", JSON},
+      {"'3.14159265358979323846264338327950288'::jsonb", JSON},
+      {"'2024-07-01 10:00'::timestamp", TIMESTAMP},
+      {"'2024-07-01 10:00:00.123456+02'::timestamptz", TIMESTAMP},
+  };
+  check_psql(cases, sizeof cases / sizeof cases[0]);
+}
+
 int main(void) {
   int rc = pg_fixture_start();
   if (rc != 0)
@@ -398,6 +642,7 @@ int main(void) {
       cmocka_unit_test(times_whatever_the_role_says),
       cmocka_unit_test(type_names_on_the_first_query),
       cmocka_unit_test(sql_ascii_database),
+      cmocka_unit_test(same_as_psql),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,9 @@
  * the exact text it must become, floats are read back and compared bit for
  * bit, and embedded JSON is checked digit for digit. Then the same values
  * through the program, `qreg query --json` on a SQLite file (QREG_BIN, set
- * by ctest), so the CLI is held to the same bytes as the encoder.
+ * by ctest), so the CLI is held to the same bytes as the encoder, and
+ * compared value by value with SQLite's own C API (cli_same_as_sqlite_c_api:
+ * the sqlite3 shell is not installed).
  *
  * Owns a temporary directory per CLI test, removed at its end.
  */
@@ -200,7 +202,7 @@ static void bytes(void **state) {
   v = string_value(QREG_TYPE_TEXT, NULL, 0);
   expect_json(&v, "\"\"");
   v = string_value(QREG_TYPE_JSON, NULL, 0);
-  expect_json(&v, "\"\"");
+  expect_json(&v, "{\"$unembedded_json\":{\"reason\":\"invalid_json\",\"text\":\"\"}}");
 }
 
 /* JSON is embedded as written: every digit, duplicate keys, escapes; only
@@ -229,33 +231,63 @@ static void json_embedded(void **state) {
   }
 }
 
-/* What cannot be embedded safely becomes a string of the text. */
+/* What cannot be embedded safely is written in the one wrapper object,
+   {"$unembedded_json":{"reason":R,"text":T}}: T the text as a string, R why.
+   The table cell is the text as it is. */
+#define UNEMBEDDED(reason, text)                                                                   \
+  "{\"$unembedded_json\":{\"reason\":\"" reason "\",\"text\":" text "}}"
+
 static void json_not_embeddable(void **state) {
   (void)state;
   static const struct {
     const char *in;
     const char *out;
   } cases[] = {
-      {"", "\"\""},
-      {"{\"a\":1", "\"{\\\"a\\\":1\""},
-      {"[1,]", "\"[1,]\""},
-      {"{\"a\":1}x", "\"{\\\"a\\\":1}x\""},
-      {"[01]", "\"[01]\""},
-      {"[NaN]", "\"[NaN]\""},
-      {"\"\\ud800\"", "\"\\\"\\\\ud800\\\"\""},
-      {"\"\\udc00\\ud800\"", "\"\\\"\\\\udc00\\\\ud800\\\"\""},
-      {"\"tab\there\"", "\"\\\"tab\\there\\\"\""},
-      {"{'a':1}", "\"{'a':1}\""},
-      {"[1] [2]", "\"[1] [2]\""},
+      {"", UNEMBEDDED("invalid_json", "\"\"")},
+      {"{\"a\":1", UNEMBEDDED("invalid_json", "\"{\\\"a\\\":1\"")},
+      {"[1,]", UNEMBEDDED("invalid_json", "\"[1,]\"")},
+      {"{\"a\":1}x", UNEMBEDDED("invalid_json", "\"{\\\"a\\\":1}x\"")},
+      {"[01]", UNEMBEDDED("invalid_json", "\"[01]\"")},
+      {"[NaN]", UNEMBEDDED("invalid_json", "\"[NaN]\"")},
+      {"\"\\ud800\"", UNEMBEDDED("unpaired_surrogate", "\"\\\"\\\\ud800\\\"\"")},
+      {"\"\\udc00\\ud800\"", UNEMBEDDED("unpaired_surrogate", "\"\\\"\\\\udc00\\\\ud800\\\"\"")},
+      {"\"tab\there\"", UNEMBEDDED("invalid_json", "\"\\\"tab\\there\\\"\"")},
+      {"{'a':1}", UNEMBEDDED("invalid_json", "\"{'a':1}\"")},
+      {"[1] [2]", UNEMBEDDED("invalid_json", "\"[1] [2]\"")},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    qreg_value_t v = json_value(cases[i].in);
+    expect_json(&v, cases[i].out);
+    expect_text(&v, cases[i].in);
+  }
+  /* Invalid UTF-8 inside: the text with U+FFFD. */
+  qreg_value_t v = json_value("\"a\xff\"");
+  expect_json(&v, UNEMBEDDED("invalid_utf8", "\"\\\"a\xef\xbf\xbd\\\"\""));
+  expect_text(&v, "\"a\xef\xbf\xbd\"");
+}
+
+/* A valid document whose top level has the wrapper's key, however it is
+   spelled, is wrapped too: an object with that key is always the wrapper.
+   Deeper, or as a value, the key is ordinary. */
+static void json_wrapper_key_reserved(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    const char *out;
+  } cases[] = {
+      {"{\"$unembedded_json\":1}", UNEMBEDDED("reserved_key", "\"{\\\"$unembedded_json\\\":1}\"")},
+      {"{\"a\":1, \"\\u0024unembedded_json\":{}}",
+       UNEMBEDDED("reserved_key", "\"{\\\"a\\\":1, \\\"\\\\u0024unembedded_json\\\":{}}\"")},
+      {"{\"a\":{\"$unembedded_json\":1}}", "{\"a\":{\"$unembedded_json\":1}}"},
+      {"[{\"$unembedded_json\":1}]", "[{\"$unembedded_json\":1}]"},
+      {"{\"k\":\"$unembedded_json\"}", "{\"k\":\"$unembedded_json\"}"},
+      {"{\"$unembedded_jsonx\":1}", "{\"$unembedded_jsonx\":1}"},
+      {"{\"$unembedded_jso\":1}", "{\"$unembedded_jso\":1}"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     qreg_value_t v = json_value(cases[i].in);
     expect_json(&v, cases[i].out);
   }
-  /* Invalid UTF-8 inside: a string, with U+FFFD. */
-  qreg_value_t v = json_value("\"a\xff\"");
-  expect_json(&v, "\"\\\"a\xef\xbf\xbd\\\"\"");
-  expect_text(&v, "\"a\xef\xbf\xbd\"");
 }
 
 static void json_depth(void **state) {
@@ -266,12 +298,17 @@ static void json_depth(void **state) {
     memset(doc + depth, ']', depth);
     doc[2 * depth] = '\0';
     qreg_value_t v = json_value(doc);
-    char out[2 * 513 + 8];
+    char out[2 * 513 + 128];
     qreg_value_json(&v, out, sizeof out);
-    if (depth == 512)
+    if (depth == 512) {
       assert_string_equal(out, doc);
-    else
-      assert_true(out[0] == '"' && strncmp(out + 1, doc, 2 * depth) == 0);
+    } else {
+      const char *head = UNEMBEDDED("too_deep", "\"");
+      size_t head_len = strlen(head) - strlen("}}");
+      assert_memory_equal(out, head, head_len);
+      assert_memory_equal(out + head_len, doc, 2 * depth);
+      assert_string_equal(out + head_len + 2 * depth, "\"}}");
+    }
   }
 }
 
@@ -386,7 +423,189 @@ static void cli_sqlite_json_and_text(void **state) {
                  "A\",\"{\\\"x\\\":1}\"]");
   expect_cli_row("CREATE TABLE t(j JSON, k json, t TEXT);"
                  "INSERT INTO t VALUES('{\"a\": 1.50}', 'not json', '{\"a\":1}');",
-                 "SELECT j, k, t FROM t", "[{\"a\":1.50},\"not json\",\"{\\\"a\\\":1}\"]");
+                 "SELECT j, k, t FROM t",
+                 "[{\"a\":1.50}," UNEMBEDDED("invalid_json", "\"not json\"") ",\"{\\\"a\\\":1}\"]");
+  /* The wrapper's key at a document's top level: wrapped, so the wrapper is
+     never ambiguous; deeper it is data. */
+  expect_cli_row(
+      "CREATE TABLE t(j JSON);"
+      "INSERT INTO t VALUES('{\"$unembedded_json\": 1}');",
+      "SELECT j, json_object('x', json(j)) FROM t",
+      "[" UNEMBEDDED("reserved_key",
+                     "\"{\\\"$unembedded_json\\\": 1}\"") ","
+                                                          "{\"x\":{\"$unembedded_json\":1}}]");
+}
+
+/* --- the same values as SQLite's own C API holds them ------------------------------ */
+
+/*
+ * The sqlite3 shell is not installed (nor a build dependency), so the
+ * database's own client here is SQLite's C API: each expression is run
+ * with sqlite3_prepare/step on an in-memory database, and the value qreg
+ * query --json prints for it is read back and compared exactly with what
+ * the C API returns for its storage class: INTEGER with sqlite3_column_int64
+ * (a number, or beyond ±(2^53 − 1) a string of digits), REAL bit for bit
+ * with sqlite3_column_double (strtod of the number), TEXT byte for byte with
+ * sqlite3_column_text (the JSON string decoded; valid UTF-8 only: invalid
+ * UTF-8 becomes U+FFFD, checked in cli_sqlite_json_and_text), BLOB byte for
+ * byte with sqlite3_column_blob (base64 decoded), NULL as null.
+ */
+
+/* The next value of a --json row line at *at (a number, null, or a string,
+   quotes included); *at moves past it and its comma. */
+static char *next_token(const char **at) {
+  const char *start = *at, *p = start;
+  if (*p == '"') {
+    for (p++; *p != '"'; p++)
+      if (*p == '\\')
+        p++;
+    p++;
+  } else {
+    while (*p != ',' && *p != ']')
+      p++;
+  }
+  char *token = strndup(start, (size_t)(p - start));
+  assert_non_null(token);
+  *at = *p == ',' ? p + 1 : p;
+  return token;
+}
+
+/* A JSON string token decoded (escapes below U+0080 only: what the
+   encoder writes for valid UTF-8 text); its length in *len. */
+static char *decode_string(const char *token, size_t *len) {
+  assert_true(token[0] == '"');
+  char *out = malloc(strlen(token));
+  assert_non_null(out);
+  size_t n = 0;
+  for (const char *p = token + 1; *p != '"'; p++) {
+    if (*p != '\\') {
+      out[n++] = *p;
+      continue;
+    }
+    p++;
+    switch (*p) {
+    case 'n':
+      out[n++] = '\n';
+      break;
+    case 't':
+      out[n++] = '\t';
+      break;
+    case 'r':
+      out[n++] = '\r';
+      break;
+    case 'b':
+      out[n++] = '\b';
+      break;
+    case 'f':
+      out[n++] = '\f';
+      break;
+    case 'u': {
+      unsigned unit = (unsigned)strtoul((char[5]){p[1], p[2], p[3], p[4], '\0'}, NULL, 16);
+      assert_true(unit < 0x80);
+      out[n++] = (char)unit;
+      p += 4;
+      break;
+    }
+    default:
+      out[n++] = *p;
+      break;
+    }
+  }
+  *len = n;
+  return out;
+}
+
+/* Standard base64 with padding, decoded; its length in *len. */
+static unsigned char *decode_base64(const char *text, size_t text_len, size_t *len) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  unsigned char *out = malloc(text_len + 1);
+  assert_non_null(out);
+  unsigned bits = 0, nbits = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < text_len && text[i] != '='; i++) {
+    const char *digit = strchr(alphabet, text[i]);
+    assert_true(digit != NULL && text[i] != '\0');
+    bits = (bits << 6) | (unsigned)(digit - alphabet);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out[n++] = (unsigned char)(bits >> nbits);
+      bits &= (1u << nbits) - 1;
+    }
+  }
+  *len = n;
+  return out;
+}
+
+/* One qreg --json value compared with the C API's value of column i. */
+static void expect_same_as_c_api(sqlite3_stmt *stmt, int i, const char *token) {
+  const char *sql = sqlite3_column_name(stmt, i);
+  switch (sqlite3_column_type(stmt, i)) {
+  case SQLITE_INTEGER: {
+    const char *digits = token[0] == '"' ? token + 1 : token;
+    if (strtoll(digits, NULL, 10) != sqlite3_column_int64(stmt, i))
+      fail_msg("%s: qreg %s, SQLite %lld", sql, token, (long long)sqlite3_column_int64(stmt, i));
+    break;
+  }
+  case SQLITE_FLOAT: {
+    double want = sqlite3_column_double(stmt, i), got = strtod(token, NULL);
+    if (memcmp(&want, &got, sizeof got) != 0)
+      fail_msg("%s: qreg %s, SQLite %.17g", sql, token, want);
+    break;
+  }
+  case SQLITE_TEXT: {
+    size_t len = 0;
+    char *got = decode_string(token, &len);
+    if (len != (size_t)sqlite3_column_bytes(stmt, i) ||
+        memcmp(got, sqlite3_column_text(stmt, i), len) != 0)
+      fail_msg("%s: qreg %s, SQLite %s", sql, token, sqlite3_column_text(stmt, i));
+    free(got);
+    break;
+  }
+  case SQLITE_BLOB: {
+    size_t len = 0;
+    unsigned char *got = decode_base64(token + 1, strlen(token) - 2, &len);
+    const void *want = sqlite3_column_blob(stmt, i);
+    if (len != (size_t)sqlite3_column_bytes(stmt, i) || (len > 0 && memcmp(got, want, len) != 0))
+      fail_msg("%s: qreg %s differs from SQLite's blob", sql, token);
+    free(got);
+    break;
+  }
+  default:
+    assert_string_equal(token, "null");
+    break;
+  }
+}
+
+static void cli_same_as_sqlite_c_api(void **state) {
+  (void)state;
+  const char *sql =
+      "SELECT 0, -1, 9007199254740991, 9007199254740992, 9223372036854775807, "
+      "-9223372036854775808, 3.0, -0.0, 0.1, 1.0 / 3, 4.9406564584124654e-324, "
+      "1.7976931348623157e308, 1e20, 2.5e-7, 'caf\xc3\xa9', 'a' || char(10, 9, 1) || '\"\\b', "
+      "'', x'00ff7f80', x'', x'01', x'0102', NULL, 10 / 4, 10 / 4.0, CAST('12' AS REAL)";
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+  sqlite3_stmt *stmt = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+  char *out = cli_json(NULL, sql);
+  const char *at = strstr(out, "\"rows\":[\n");
+  assert_non_null(at);
+  at += strlen("\"rows\":[\n");
+  assert_true(*at == '[');
+  at++;
+  int count = sqlite3_column_count(stmt);
+  for (int i = 0; i < count; i++) {
+    assert_true(*at != ']');
+    char *token = next_token(&at);
+    expect_same_as_c_api(stmt, i, token);
+    free(token);
+  }
+  assert_true(*at == ']');
+  free(out);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 int main(void) {
@@ -399,11 +618,13 @@ int main(void) {
       cmocka_unit_test(bytes),
       cmocka_unit_test(json_embedded),
       cmocka_unit_test(json_not_embeddable),
+      cmocka_unit_test(json_wrapper_key_reserved),
       cmocka_unit_test(json_depth),
       cmocka_unit_test(buffer_contract),
       cmocka_unit_test(cli_numbers),
       cmocka_unit_test(cli_text_and_bytes),
       cmocka_unit_test(cli_sqlite_json_and_text),
+      cmocka_unit_test(cli_same_as_sqlite_c_api),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,9 +9,10 @@
  * shortest text that reads back as the same double, always with a fraction
  * or an exponent; bytes are base64; JSON from the database is embedded as
  * written (only its insignificant white space dropped, so it stays on one
- * line), never re-parsed into doubles, and becomes a string when it is not
- * valid JSON or cannot be embedded safely; text that is not UTF-8 gets
- * U+FFFD for each bad byte.
+ * line), never re-parsed into doubles, and is written in the one wrapper
+ * {"$unembedded_json":{"reason":...,"text":...}} when it is not valid JSON
+ * or cannot be embedded safely; text that is not UTF-8 gets U+FFFD for each
+ * bad byte.
  *
  * Owns nothing: it writes into the caller's buffer, snprintf-style.
  */
@@ -28,6 +29,11 @@
    documents break common parsers (Python's json stops near 1000, jansson
    at 2048), and one value must never make a whole response unreadable. */
 #define VALUES_MAX_JSON_DEPTH 512
+/* The one key of the object that stands for JSON text that could not be
+   embedded: {"$unembedded_json":{"reason":"...","text":"..."}}. A valid
+   document with this key at its top level is wrapped too, so an object
+   with this key is always the wrapper (docs/values.md). */
+#define VALUES_UNEMBEDDED_KEY "$unembedded_json"
 /* Integers a JSON client reading numbers as doubles holds exactly. */
 #define VALUES_MAX_SAFE_INTEGER INT64_C(9007199254740991)
 
@@ -180,6 +186,9 @@ typedef struct json_reader {
   size_t len;
   size_t pos;
   writer_t *w;
+  /* Why the text cannot be embedded: the first reason found, or NULL for
+     "invalid_json" (not JSON, or JSON with a syntax error). */
+  const char *reason;
 } json_reader_t;
 
 static void skip_space(json_reader_t *r) {
@@ -228,8 +237,10 @@ static bool read_string(json_reader_t *r) {
     if (c >= 0x80) {
       /* One multi-byte sequence: its length by the lead byte, then checked. */
       size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-      if (r->len - r->pos < n || qreg__utf8_invalid_at(r->text + r->pos, n) != n)
+      if (r->len - r->pos < n || qreg__utf8_invalid_at(r->text + r->pos, n) != n) {
+        r->reason = "invalid_utf8";
         return false;
+      }
       r->pos += n;
       continue;
     }
@@ -242,12 +253,18 @@ static bool read_string(json_reader_t *r) {
     char e = r->text[r->pos + 1];
     if (e == 'u') {
       long unit = unicode_escape(r, r->pos);
-      if (unit < 0 || (unit >= 0xdc00 && unit <= 0xdfff))
+      if (unit < 0)
         return false;
+      if (unit >= 0xdc00 && unit <= 0xdfff) {
+        r->reason = "unpaired_surrogate";
+        return false;
+      }
       if (unit >= 0xd800 && unit <= 0xdbff) {
         long low = unicode_escape(r, r->pos + 6);
-        if (low < 0xdc00 || low > 0xdfff)
+        if (low < 0xdc00 || low > 0xdfff) {
+          r->reason = "unpaired_surrogate";
           return false;
+        }
         r->pos += 6;
       }
       r->pos += 6;
@@ -324,6 +341,58 @@ static bool read_scalar(json_reader_t *r) {
   }
 }
 
+/* Whether the string token text[start, end) (quotes included, already
+   validated) spells VALUES_UNEMBEDDED_KEY, escapes decoded: "\u0024..."
+   is the same key to a JSON client. */
+static bool is_unembedded_key(const char *text, size_t start, size_t end) {
+  const char *name = VALUES_UNEMBEDDED_KEY;
+  size_t matched = 0;
+  for (size_t k = start + 1; k + 1 < end;) {
+    long c = (unsigned char)text[k];
+    size_t step = 1;
+    if (c == '\\') {
+      char e = text[k + 1];
+      step = 2;
+      if (e == 'u') {
+        json_reader_t escape = {.text = text, .len = end, .pos = 0, .w = NULL, .reason = NULL};
+        c = unicode_escape(&escape, k);
+        step = 6;
+      } else {
+        c = e == 'b'   ? '\b'
+            : e == 'f' ? '\f'
+            : e == 'n' ? '\n'
+            : e == 'r' ? '\r'
+            : e == 't' ? '\t'
+                       : e;
+      }
+    }
+    if (name[matched] == '\0' || c != (unsigned char)name[matched])
+      return false;
+    matched++;
+    k += step;
+  }
+  return name[matched] == '\0';
+}
+
+/* A member's key and its colon; a top-level key that is the wrapper's
+   makes the document one to wrap (see VALUES_UNEMBEDDED_KEY). */
+static bool read_key(json_reader_t *r, size_t depth) {
+  skip_space(r);
+  size_t start = r->pos;
+  if (r->pos >= r->len || r->text[r->pos] != '"' || !read_string(r))
+    return false;
+  if (depth == 1 && is_unembedded_key(r->text, start, r->pos)) {
+    r->reason = "reserved_key";
+    return false;
+  }
+  skip_space(r);
+  if (r->pos >= r->len || r->text[r->pos] != ':')
+    return false;
+  put(r->w, ":", 1);
+  r->pos++;
+  return true;
+}
+
 /*
  * The whole text as one JSON value, iteratively (a stack of open containers,
  * '[' or '{'), so that depth costs no C stack. false when it is not exactly
@@ -339,8 +408,10 @@ static bool read_document(json_reader_t *r) {
       return false;
     char c = r->text[r->pos];
     if (c == '[' || c == '{') {
-      if (depth == VALUES_MAX_JSON_DEPTH)
+      if (depth == VALUES_MAX_JSON_DEPTH) {
+        r->reason = "too_deep";
         return false;
+      }
       open[depth++] = c;
       put(r->w, &c, 1);
       r->pos++;
@@ -352,13 +423,8 @@ static bool read_document(json_reader_t *r) {
         depth--;
       } else if (c == '{') {
         /* The first key. */
-        if (r->pos >= r->len || r->text[r->pos] != '"' || !read_string(r))
+        if (!read_key(r, depth))
           return false;
-        skip_space(r);
-        if (r->pos >= r->len || r->text[r->pos] != ':')
-          return false;
-        put(r->w, ":", 1);
-        r->pos++;
         continue;
       } else {
         continue;
@@ -385,31 +451,32 @@ static bool read_document(json_reader_t *r) {
         return false;
       put(r->w, ",", 1);
       r->pos++;
-      if (open[depth - 1] == '{') {
-        skip_space(r);
-        if (r->pos >= r->len || r->text[r->pos] != '"' || !read_string(r))
-          return false;
-        skip_space(r);
-        if (r->pos >= r->len || r->text[r->pos] != ':')
-          return false;
-        put(r->w, ":", 1);
-        r->pos++;
-      }
+      if (open[depth - 1] == '{' && !read_key(r, depth))
+        return false;
       break;
     }
   }
 }
 
 /* JSON text from the database, embedded when it is valid and safe; when it
-   is not, what was written is taken back and the text is written as a
-   string (json) or as it is. */
+   is not, what was written is taken back and the text is written in the
+   wrapper {"$unembedded_json":{"reason":"...","text":"..."}} (json), or as
+   it is (the plain form of a table cell). */
 static void put_json(writer_t *w, const char *text, size_t len, bool json) {
   size_t mark = w->len;
-  json_reader_t reader = {.text = text, .len = len, .pos = 0, .w = w};
+  json_reader_t reader = {.text = text, .len = len, .pos = 0, .w = w, .reason = NULL};
   if (read_document(&reader))
     return;
   w->len = mark;
-  put_text(w, text, len, json);
+  if (!json) {
+    put_text(w, text, len, false);
+    return;
+  }
+  put_str(w, "{\"" VALUES_UNEMBEDDED_KEY "\":{\"reason\":\"");
+  put_str(w, reader.reason ? reader.reason : "invalid_json");
+  put_str(w, "\",\"text\":");
+  put_text(w, text, len, true);
+  put_str(w, "}}");
 }
 
 /* --- the encoder ------------------------------------------------------------------- */

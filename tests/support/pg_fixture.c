@@ -418,6 +418,9 @@ void pg_fixture_shutdown(void) {
 const char *pg_fixture_conninfo(void) {
   return fixture.conninfo;
 }
+const char *pg_fixture_bindir(void) {
+  return fixture.bindir;
+}
 int pg_fixture_port(void) {
   return fixture.port;
 }

@@ -50,6 +50,9 @@ void pg_fixture_shutdown(void);
    "host=127.0.0.1 port=N dbname=postgres user=qreg_test". */
 const char *pg_fixture_conninfo(void);
 int pg_fixture_port(void);
+/* The directory of the PostgreSQL programs the fixture runs (initdb,
+   pg_ctl, and psql for the tests that compare with it). */
+const char *pg_fixture_bindir(void);
 /* The private directory holding the server's unix socket. */
 const char *pg_fixture_socket_dir(void);
 
