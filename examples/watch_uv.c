@@ -85,28 +85,21 @@ static void print_failure(FILE *out, const char *call, int rc) {
   fprintf(out, "%s: %s%s%s\n", call, qreg_strerror(rc), detail[0] ? ": " : "", detail);
 }
 
+/* One value as qreg writes it everywhere (qreg_value_text: the library's
+   one encoder, docs/values.md), into a small buffer, grown when it is cut. */
 static void print_value(const qreg_value_t *value) {
-  switch (value->type) {
-  case QREG_TYPE_NULL:
-    printf("NULL");
-    break;
-  case QREG_TYPE_INT:
-    printf("%" PRId64, value->v.i);
-    break;
-  case QREG_TYPE_FLOAT:
-    printf("%g", value->v.f);
-    break;
-  case QREG_TYPE_BOOL:
-    printf("%s", value->v.b ? "true" : "false");
-    break;
-  case QREG_TYPE_BYTES:
-    printf("<%zu bytes>", value->v.s.len);
-    break;
-  case QREG_TYPE_TEXT:
-  case QREG_TYPE_JSON:
-    printf("%.*s", (int)value->v.s.len, value->v.s.ptr);
-    break;
+  char small[64];
+  size_t len = qreg_value_text(value, small, sizeof small);
+  if (len < sizeof small) {
+    fputs(small, stdout);
+    return;
   }
+  char *big = malloc(len + 1);
+  if (big == NULL)
+    return;
+  qreg_value_text(value, big, len + 1);
+  fputs(big, stdout);
+  free(big);
 }
 
 /* Prints the first rows of a succeeded query. */

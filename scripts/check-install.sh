@@ -132,7 +132,7 @@ for program in watch_uv watch_uv_static; do
   expect "$out" "^qreg $version \\(built against $version\\)$"
   expect "$out" "^query 1: succeeded in [0-9]+ ms: SELECT name, price FROM fruit"
   expect "$out" "^  apple 1.5$"
-  expect "$out" "^  fig 4$"
+  expect "$out" "^  fig 4.0$"
   expect "$out" "^query 2: succeeded in [0-9]+ ms: "
   expect "$out" "^  3$"
   expect "$out" "^query 3: failed in [0-9]+ ms: "
