@@ -98,40 +98,6 @@ static void close_checked(qreg_t *reg) {
   qreg_destroy(reg);
 }
 
-/* Runs the request to its end; returns its snapshot (status any). */
-static qreg_snapshot_t *catalog_run(qreg_t *reg, const qreg_catalog_request_t *request) {
-  qreg_id_t id;
-  int rc = qreg_catalog(reg, request, NULL, &id);
-  if (rc != 0)
-    fail_msg("qreg_catalog(%s): %s: %s", qreg_catalog_op_name(request->op), qreg_strerror(rc),
-             qreg_last_error());
-  qreg_status_t status;
-  assert_int_equal(qreg_wait(reg, id.str, TEST_BOUND_MS, &status), 0);
-  qreg_snapshot_t *snap = NULL;
-  assert_int_equal(qreg_snapshot(reg, id.str, &snap), 0);
-  return snap;
-}
-
-/* Runs the request, which must succeed with exactly these column names;
-   returns all its rows. */
-static qreg_page_t *catalog_rows(qreg_t *reg, const qreg_catalog_request_t *request,
-                                 const char *const *columns) {
-  qreg_snapshot_t *snap = catalog_run(reg, request);
-  if (snap->status != QREG_SUCCEEDED)
-    fail_msg("%s: %s: %s", qreg_catalog_op_name(request->op), qreg_status_name(snap->status),
-             snap->error.message);
-  size_t count = 0;
-  while (columns[count] != NULL)
-    count++;
-  assert_int_equal(snap->column_count, count);
-  for (size_t i = 0; i < count; i++)
-    assert_string_equal(snap->columns[i].name, columns[i]);
-  qreg_page_t *page = NULL;
-  assert_int_equal(qreg_fetch(reg, snap->id.str, 0, 0, &page), 0);
-  qreg_snapshot_free(snap);
-  return page;
-}
-
 static const qreg_value_t *cell(const qreg_page_t *page, uint64_t row, size_t column) {
   assert_true(row < page->row_count && column < page->column_count);
   return &page->values[row * page->column_count + column];
@@ -185,7 +151,7 @@ static void schemas_and_tables(void **state) {
   qreg_catalog_request_t request;
   qreg_catalog_init(&request, QREG_CATALOG_SCHEMAS);
   static const char *const schema_columns[] = {"schema_name", NULL};
-  qreg_page_t *page = catalog_rows(reg, &request, schema_columns);
+  qreg_page_t *page = test_catalog_rows(reg, &request, schema_columns);
   assert_rows(page, 1, (const char *const[]){"main"});
   qreg_page_free(page);
 
@@ -194,18 +160,18 @@ static void schemas_and_tables(void **state) {
       "main", ODD_TABLE, "table", "NULL", "NULL", "main", "pair",  "table", "NULL", "NULL",
   };
   qreg_catalog_init(&request, QREG_CATALOG_TABLES);
-  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
   assert_rows(page, 4, all);
   qreg_page_free(page);
   request.schema = "main";
-  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
   assert_rows(page, 4, all);
   qreg_page_free(page);
   /* Hostile schemas are names of schemas that do not exist. */
   static const char *const hostile[] = {"nosuch", "main' OR '1'='1", "main'; --", "\"main\""};
   for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
     request.schema = hostile[i];
-    page = catalog_rows(reg, &request, TABLES_COLUMNS);
+    page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
     if (page->row_count != 0)
       fail_msg("schema %s: %llu tables", hostile[i], (unsigned long long)page->row_count);
     qreg_page_free(page);
@@ -225,11 +191,11 @@ static void describe(void **state) {
       "0", "'none'", "NULL",    "0",    "3",    "unit_price", "REAL", "1", "1.5",  "NULL",
       "0", "4",      "data",    "BLOB", "1",    "NULL",       "NULL", "0",
   };
-  qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  qreg_page_t *page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 4, items);
   qreg_page_free(page);
   request.schema = "main";
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 4, items);
   qreg_page_free(page);
 
@@ -239,12 +205,12 @@ static void describe(void **state) {
       "1",    "k1",   "INTEGER", "1", "NULL", "NULL", "1", "2",    "k2",   "TEXT", "1",
       "NULL", "NULL", "1",       "3", "v",    "TEXT", "1", "NULL", "NULL", "0",
   };
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 3, pair);
   qreg_page_free(page);
 
   request.table = "cheap";
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_int_equal(page->row_count, 2);
   assert_string_equal(text_of(page, 1, 1), "name");
   qreg_page_free(page);
@@ -254,14 +220,14 @@ static void describe(void **state) {
       "1", "a",        "INTEGER", "1", "NULL", "NULL", "1",
       "2", ODD_COLUMN, "TEXT",    "1", "NULL", "NULL", "0",
   };
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 2, odd);
   qreg_page_free(page);
 
   /* Not there (or elsewhere): no rows, not an error. */
   request.table = "items";
   request.schema = "temp";
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_int_equal(page->row_count, 0);
   qreg_page_free(page);
   close_checked(reg);
@@ -275,19 +241,19 @@ static void sample_rows(void **state) {
   request.table = "items";
   request.limit = 2;
   static const char *const columns[] = {"id", "name", "unit_price", "data", NULL};
-  qreg_page_t *page = catalog_rows(reg, &request, columns);
+  qreg_page_t *page = test_catalog_rows(reg, &request, columns);
   assert_int_equal(page->row_count, 2);
   qreg_page_free(page);
   request.limit = 0; /* 100 */
   request.schema = "main";
-  page = catalog_rows(reg, &request, columns);
+  page = test_catalog_rows(reg, &request, columns);
   assert_int_equal(page->row_count, 5);
   qreg_page_free(page);
 
   request.schema = NULL;
   request.table = ODD_TABLE;
   static const char *const odd_columns[] = {"a", ODD_COLUMN, NULL};
-  page = catalog_rows(reg, &request, odd_columns);
+  page = test_catalog_rows(reg, &request, odd_columns);
   assert_int_equal(page->row_count, 3);
   qreg_page_free(page);
   close_checked(reg);
@@ -300,13 +266,13 @@ static void column_stats(void **state) {
   qreg_catalog_init(&request, QREG_CATALOG_COLUMN_STATS);
   request.table = "items";
   request.column = "unit_price";
-  qreg_page_t *page = catalog_rows(reg, &request, STATS_COLUMNS);
+  qreg_page_t *page = test_catalog_rows(reg, &request, STATS_COLUMNS);
   assert_rows(page, 1, (const char *const[]){"5", "1", "3", "0.5", "9.75"});
   qreg_page_free(page);
 
   request.table = ODD_TABLE;
   request.column = ODD_COLUMN;
-  page = catalog_rows(reg, &request, STATS_COLUMNS);
+  page = test_catalog_rows(reg, &request, STATS_COLUMNS);
   assert_rows(page, 1, (const char *const[]){"3", "0", "2", "x", "y"});
   qreg_page_free(page);
 
@@ -314,7 +280,7 @@ static void column_stats(void **state) {
      name read as a string (SQLite's fallback for a bare "name"). */
   request.table = "items";
   request.column = "nosuch";
-  qreg_snapshot_t *snap = catalog_run(reg, &request);
+  qreg_snapshot_t *snap = test_catalog_run(reg, &request);
   assert_int_equal(snap->status, QREG_FAILED);
   assert_non_null(strstr(snap->error.message, "nosuch"));
   qreg_snapshot_free(snap);
@@ -327,27 +293,27 @@ static void search_columns(void **state) {
   qreg_catalog_request_t request;
   qreg_catalog_init(&request, QREG_CATALOG_SEARCH_COLUMNS);
   request.pattern = "NAME"; /* any case */
-  qreg_page_t *page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  qreg_page_t *page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_rows(
       page, 2,
       (const char *const[]){"main", "cheap", "name", "TEXT", "main", "items", "name", "TEXT"});
   qreg_page_free(page);
   /* A plain substring: '_' and '%' are themselves, not LIKE wildcards. */
   request.pattern = "_";
-  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_rows(page, 1, (const char *const[]){"main", "items", "unit_price", "REAL"});
   qreg_page_free(page);
   request.pattern = "%";
-  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_int_equal(page->row_count, 0);
   qreg_page_free(page);
   request.pattern = "'); DROP";
-  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_rows(page, 1, (const char *const[]){"main", ODD_TABLE, ODD_COLUMN, "TEXT"});
   qreg_page_free(page);
   request.pattern = "";
   request.limit = 3;
-  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_int_equal(page->row_count, 3);
   qreg_page_free(page);
   close_checked(reg);
@@ -378,7 +344,7 @@ static void injection_attempts_only_name_things(void **state) {
     qreg_catalog_request_t request;
     qreg_catalog_init(&request, QREG_CATALOG_DESCRIBE);
     request.table = attempts[i];
-    qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+    qreg_page_t *page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
     if (page->row_count != 0)
       fail_msg("describe %s: %llu rows", attempts[i], (unsigned long long)page->row_count);
     qreg_page_free(page);
@@ -388,7 +354,7 @@ static void injection_attempts_only_name_things(void **state) {
       qreg_catalog_init(&request, reading[op]);
       request.table = attempts[i];
       request.column = "id";
-      qreg_snapshot_t *snap = catalog_run(reg, &request);
+      qreg_snapshot_t *snap = test_catalog_run(reg, &request);
       if (snap->status != QREG_FAILED || strstr(snap->error.message, "no such table") == NULL)
         fail_msg("%s %s: %s %s", qreg_catalog_op_name(reading[op]), attempts[i],
                  qreg_status_name(snap->status), snap->error.message);
@@ -398,7 +364,7 @@ static void injection_attempts_only_name_things(void **state) {
     qreg_catalog_init(&request, QREG_CATALOG_COLUMN_STATS);
     request.table = "items";
     request.column = attempts[i];
-    qreg_snapshot_t *snap = catalog_run(reg, &request);
+    qreg_snapshot_t *snap = test_catalog_run(reg, &request);
     if (snap->status != QREG_FAILED || strstr(snap->error.message, "no such column") == NULL)
       fail_msg("column %s: %s %s", attempts[i], qreg_status_name(snap->status),
                snap->error.message);
@@ -409,7 +375,7 @@ static void injection_attempts_only_name_things(void **state) {
   qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
   request.table = "items";
   static const char *const columns[] = {"id", "name", "unit_price", "data", NULL};
-  qreg_page_t *page = catalog_rows(reg, &request, columns);
+  qreg_page_t *page = test_catalog_rows(reg, &request, columns);
   assert_int_equal(page->row_count, 5);
   qreg_page_free(page);
   close_checked(reg);

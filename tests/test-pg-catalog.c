@@ -59,35 +59,7 @@ static int group_setup(void **state) {
   return 0;
 }
 
-/* --- helpers (as in test-catalog.c, on the fixture) -------------------------------- */
-
-static qreg_snapshot_t *catalog_run(qreg_t *reg, const qreg_catalog_request_t *request) {
-  qreg_id_t id;
-  int rc = qreg_catalog(reg, request, NULL, &id);
-  if (rc != 0)
-    fail_msg("qreg_catalog(%s): %s: %s", qreg_catalog_op_name(request->op), qreg_strerror(rc),
-             qreg_last_error());
-  (void)test_wait(reg, &id);
-  return pg_test_snapshot(reg, &id);
-}
-
-static qreg_page_t *catalog_rows(qreg_t *reg, const qreg_catalog_request_t *request,
-                                 const char *const *columns) {
-  qreg_snapshot_t *snap = catalog_run(reg, request);
-  if (snap->status != QREG_SUCCEEDED)
-    fail_msg("%s: %s: %s", qreg_catalog_op_name(request->op), qreg_status_name(snap->status),
-             snap->error.message);
-  size_t count = 0;
-  while (columns[count] != NULL)
-    count++;
-  assert_int_equal(snap->column_count, count);
-  for (size_t i = 0; i < count; i++)
-    assert_string_equal(snap->columns[i].name, columns[i]);
-  qreg_page_t *page = NULL;
-  assert_int_equal(qreg_fetch(reg, snap->id.str, 0, 0, &page), 0);
-  qreg_snapshot_free(snap);
-  return page;
-}
+/* --- helpers (test_catalog_run/rows are in support/test_util.c) ------------------- */
 
 /* The cell as text: "NULL", digits, "t"/"f", or the text itself. */
 static const char *text_of(const qreg_page_t *page, uint64_t row, size_t column) {
@@ -147,7 +119,7 @@ static void schemas_and_tables(void **state) {
   qreg_catalog_request_t request;
   qreg_catalog_init(&request, QREG_CATALOG_SCHEMAS);
   static const char *const schema_columns[] = {"schema_name", NULL};
-  qreg_page_t *page = catalog_rows(reg, &request, schema_columns);
+  qreg_page_t *page = test_catalog_rows(reg, &request, schema_columns);
   assert_true(has_row(page, 0, "cat"));
   assert_true(has_row(page, 0, "public"));
   assert_true(has_row(page, 0, "evil'schema\\"));
@@ -158,7 +130,7 @@ static void schemas_and_tables(void **state) {
 
   qreg_catalog_init(&request, QREG_CATALOG_TABLES);
   request.schema = "cat";
-  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
   assert_rows(page, 4,
               (const char *const[]){
                   "cat", "cheap",   "view",  "NULL",           "NULL",
@@ -170,7 +142,7 @@ static void schemas_and_tables(void **state) {
 
   /* Every user schema; never the system's. */
   request.schema = NULL;
-  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
   assert_true(has_row(page, 1, "pubt"));
   assert_true(has_row(page, 0, "evil'schema\\"));
   assert_false(has_row(page, 0, "pg_catalog"));
@@ -179,13 +151,13 @@ static void schemas_and_tables(void **state) {
 
   /* A quote and a backslash in a schema name are the name's own. */
   request.schema = "evil'schema\\";
-  page = catalog_rows(reg, &request, TABLES_COLUMNS);
+  page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
   assert_rows(page, 1, (const char *const[]){"evil'schema\\", "t", "table", "NULL", "NULL"});
   qreg_page_free(page);
   static const char *const hostile[] = {"cat' OR 'x'='x", "cat\\' OR true --", "x'; --"};
   for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
     request.schema = hostile[i];
-    page = catalog_rows(reg, &request, TABLES_COLUMNS);
+    page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
     if (page->row_count != 0)
       fail_msg("schema %s: %llu tables", hostile[i], (unsigned long long)page->row_count);
     qreg_page_free(page);
@@ -200,7 +172,7 @@ static void describe(void **state) {
   qreg_catalog_init(&request, QREG_CATALOG_DESCRIBE);
   request.schema = "cat";
   request.table = "items";
-  qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  qreg_page_t *page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 5,
               (const char *const[]){
                   "1", "id",    "integer",      "f", "NULL",         "NULL",         "t",
@@ -212,7 +184,7 @@ static void describe(void **state) {
   qreg_page_free(page);
 
   request.table = "pair";
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 3,
               (const char *const[]){
                   "1",    "k1",   "integer", "f", "NULL", "NULL", "t", "2",    "k2",   "text", "f",
@@ -221,7 +193,7 @@ static void describe(void **state) {
   qreg_page_free(page);
 
   request.table = ODD_TABLE;
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 2,
               (const char *const[]){"1", "a", "integer", "f", "NULL", "NULL", "t", "2", ODD_COLUMN,
                                     "text", "t", "NULL", "NULL", "f"});
@@ -231,13 +203,13 @@ static void describe(void **state) {
      is not (cat is not on the path). */
   request.schema = NULL;
   request.table = "pubt";
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_rows(page, 2,
               (const char *const[]){"1", "x", "bigint", "f", "generated always as identity", "NULL",
                                     "f", "2", "y", "text", "t", "NULL", "NULL", "f"});
   qreg_page_free(page);
   request.table = "items";
-  page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
   assert_int_equal(page->row_count, 0);
   qreg_page_free(page);
   pg_test_close_checked(reg, APP);
@@ -252,13 +224,13 @@ static void sample_stats_search(void **state) {
   request.table = "items";
   request.limit = 3;
   static const char *const item_columns[] = {"id", "name", "price", "flag", "doc", NULL};
-  qreg_page_t *page = catalog_rows(reg, &request, item_columns);
+  qreg_page_t *page = test_catalog_rows(reg, &request, item_columns);
   assert_int_equal(page->row_count, 3);
   qreg_page_free(page);
   request.table = ODD_TABLE;
   request.limit = 0;
   static const char *const odd_columns[] = {"a", ODD_COLUMN, NULL};
-  page = catalog_rows(reg, &request, odd_columns);
+  page = test_catalog_rows(reg, &request, odd_columns);
   assert_int_equal(page->row_count, 3);
   qreg_page_free(page);
 
@@ -278,31 +250,31 @@ static void sample_stats_search(void **state) {
   };
   for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {
     request.column = stats[i].column;
-    page = catalog_rows(reg, &request, STATS_COLUMNS);
+    page = test_catalog_rows(reg, &request, STATS_COLUMNS);
     assert_rows(page, 1, stats[i].cells);
     qreg_page_free(page);
   }
   request.table = ODD_TABLE;
   request.column = ODD_COLUMN;
-  page = catalog_rows(reg, &request, STATS_COLUMNS);
+  page = test_catalog_rows(reg, &request, STATS_COLUMNS);
   assert_rows(page, 1, (const char *const[]){"3", "0", "2", "x", "y"});
   qreg_page_free(page);
 
   qreg_catalog_init(&request, QREG_CATALOG_SEARCH_COLUMNS);
   request.schema = "cat";
   request.pattern = "NAME";
-  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_rows(
       page, 2,
       (const char *const[]){"cat", "cheap", "name", "text", "cat", "items", "name", "text"});
   qreg_page_free(page);
   request.schema = NULL;
   request.pattern = "_"; /* a plain substring: no column has one */
-  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_int_equal(page->row_count, 0);
   qreg_page_free(page);
   request.pattern = "'); drop";
-  page = catalog_rows(reg, &request, SEARCH_COLUMNS);
+  page = test_catalog_rows(reg, &request, SEARCH_COLUMNS);
   assert_rows(page, 1, (const char *const[]){"cat", ODD_TABLE, ODD_COLUMN, "text"});
   qreg_page_free(page);
   pg_test_close_checked(reg, APP);
@@ -325,7 +297,7 @@ static void injection_attempts_only_name_things(void **state) {
     qreg_catalog_init(&request, QREG_CATALOG_DESCRIBE);
     request.schema = "cat";
     request.table = attempts[i];
-    qreg_page_t *page = catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+    qreg_page_t *page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
     if (page->row_count != 0)
       fail_msg("describe %s: %llu rows", attempts[i], (unsigned long long)page->row_count);
     qreg_page_free(page);
@@ -333,7 +305,7 @@ static void injection_attempts_only_name_things(void **state) {
     qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
     request.schema = "cat";
     request.table = attempts[i];
-    qreg_snapshot_t *snap = catalog_run(reg, &request);
+    qreg_snapshot_t *snap = test_catalog_run(reg, &request);
     if (snap->status != QREG_FAILED || strcmp(snap->error.code, "42P01") != 0)
       fail_msg("sample %s: %s %s %s", attempts[i], qreg_status_name(snap->status), snap->error.code,
                snap->error.message);
@@ -343,7 +315,7 @@ static void injection_attempts_only_name_things(void **state) {
     request.schema = "cat";
     request.table = "items";
     request.column = attempts[i];
-    snap = catalog_run(reg, &request);
+    snap = test_catalog_run(reg, &request);
     if (snap->status != QREG_FAILED || strcmp(snap->error.code, "42703") != 0)
       fail_msg("column %s: %s %s %s", attempts[i], qreg_status_name(snap->status), snap->error.code,
                snap->error.message);

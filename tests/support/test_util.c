@@ -310,3 +310,34 @@ size_t test_count_open_fds(void) {
   closedir(dir);
   return count - 1; /* the directory stream's own descriptor */
 }
+
+qreg_snapshot_t *test_catalog_run(qreg_t *reg, const qreg_catalog_request_t *request) {
+  qreg_id_t id;
+  int rc = qreg_catalog(reg, request, NULL, &id);
+  if (rc != 0)
+    fail_msg("qreg_catalog(%s): %s: %s", qreg_catalog_op_name(request->op), qreg_strerror(rc),
+             qreg_last_error());
+  qreg_status_t status;
+  assert_int_equal(qreg_wait(reg, id.str, TEST_BOUND_MS, &status), 0);
+  qreg_snapshot_t *snap = NULL;
+  assert_int_equal(qreg_snapshot(reg, id.str, &snap), 0);
+  return snap;
+}
+
+qreg_page_t *test_catalog_rows(qreg_t *reg, const qreg_catalog_request_t *request,
+                               const char *const *columns) {
+  qreg_snapshot_t *snap = test_catalog_run(reg, request);
+  if (snap->status != QREG_SUCCEEDED)
+    fail_msg("%s: %s: %s", qreg_catalog_op_name(request->op), qreg_status_name(snap->status),
+             snap->error.message);
+  size_t count = 0;
+  while (columns[count] != NULL)
+    count++;
+  assert_int_equal(snap->column_count, count);
+  for (size_t i = 0; i < count; i++)
+    assert_string_equal(snap->columns[i].name, columns[i]);
+  qreg_page_t *page = NULL;
+  assert_int_equal(qreg_fetch(reg, snap->id.str, 0, 0, &page), 0);
+  qreg_snapshot_free(snap);
+  return page;
+}

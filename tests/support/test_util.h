@@ -110,6 +110,15 @@ void test_check_after_close(qreg_t *reg);
    every execute completed exactly once, no violation; qreg_destroy. */
 void test_close_checked(qreg_t *reg);
 
+/* Runs the catalog request to its end (bounded); returns its snapshot,
+   whatever its status. */
+qreg_snapshot_t *test_catalog_run(qreg_t *reg, const qreg_catalog_request_t *request);
+
+/* Runs the request, which must succeed with exactly these column names
+   (NULL-terminated); returns all its rows. */
+qreg_page_t *test_catalog_rows(qreg_t *reg, const qreg_catalog_request_t *request,
+                               const char *const *columns);
+
 void test_sleep_ms(unsigned ms);
 
 /* A small deterministic generator (xorshift64*) for stress and races. */
