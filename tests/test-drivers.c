@@ -527,6 +527,7 @@ static void passwords_are_redacted(void **state) {
       "host=db user=alice password = 'hun ter2\\",
       "host=db password=hunter2 bogus",
       "host=db password=hunter2 =x",
+      "host=db user= password=hunter2", /* libpq: user is "password=hunter2" */
   };
   for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
     char *shown = qreg_driver_postgres.redact_url(malformed[i]);
@@ -550,7 +551,11 @@ static void passwords_are_redacted(void **state) {
       {"POSTGRES://app:hunter2@host:port/db", "POSTGRES://app:***@host:***/db"},
       {"postgresql://host/db?password=hunter2&password=hunter2",
        "postgresql://host/db?password=***&password=***"},
-      {"postgresql://host/db?password=hun@ter2", "postgresql://***@ter2"},
+      {"postgresql://host/db?password=hun@ter2", "postgresql://***"},
+      /* found by tests/fuzz/fuzz_url.c */
+      {"postgresql://u@host/db?x=postgresql://u:p@h/d&password=hunter2", "postgresql://***"},
+      {"postgresql://app:pw@h/d password=hunter2", "postgresql://app:***@h/d ***"},
+      {"postgresql://h/d?sslmode=disable password=hunter2", "postgresql://h/d?sslmode=disable ***"},
       {"postgresql://app:hunter2/db", "postgresql://app:***/db"},
       {"postgresql://app:hunter2", "postgresql://app:***"},
       {"postgresql://h1:5432,app:hunter2,[::1]:5433/db?x=1",

@@ -429,8 +429,13 @@ static char *redact_uri(const char *url) {
   if (last_at != NULL && last_at != user_end) {
     /* More than one '@', or a '/' before it ("app:pa/ss@host",
        "app:p@ss@host"): libpq reads it otherwise, but the writer may have
-       meant a password with those characters. Hide all of it. */
-    text_puts(&out, "***@");
+       meant a password with those characters. Hide all of it; and when a
+       query began before that '@' ("h/db?x=u@h2/d&password=..."), the
+       parameters cannot be told apart: hide everything. */
+    const char *query = memchr(rest, '?', (size_t)(last_at - rest));
+    text_puts(&out, query != NULL ? "***" : "***@");
+    if (query != NULL)
+      return out.s;
     rest = last_at + 1;
     user_end = NULL;
   }
@@ -493,11 +498,14 @@ static char *redact_conninfo(const char *url) {
     if (out.len > 0)
       text_puts(&out, " ");
     bool hide = secret_name(e.key, e.key_len);
-    if (!hide && e.key_len == 6 && strncmp(e.key, "dbname", 6) == 0) {
-      /* A dbname may be a whole URI or conninfo of its own. */
+    if (!hide) {
+      /* A dbname may be a whole URI or conninfo of its own; and "user=
+         password=x" gives user the value "password=x" (libpq skips the
+         space after '='), which the writer meant as a password. */
       char *value = conninfo_value(&e);
-      hide = value == NULL || strchr(value, '@') != NULL || strchr(value, '=') != NULL ||
-             strcasestr(value, "password") != NULL;
+      bool dbname = e.key_len == 6 && strncmp(e.key, "dbname", 6) == 0;
+      hide = value == NULL || strchr(value, '=') != NULL || strcasestr(value, "password") != NULL ||
+             (dbname && strchr(value, '@') != NULL);
       free(value);
     }
     if (hide) {
@@ -515,7 +523,25 @@ static char *redact_conninfo(const char *url) {
 }
 
 char *qreg__pg_redact_url(const char *url) {
-  return uri_prefix_length(url) > 0 ? redact_uri(url) : redact_conninfo(url);
+  if (uri_prefix_length(url) == 0)
+    return redact_conninfo(url);
+  /* A URI's path and query hold no white space; after some, the writer
+     went on in another form ("postgresql://h/db password=..."): hide what
+     follows. (A space in the user information is hidden with it.) */
+  const char *last_at = strrchr(url, '@');
+  const char *host = last_at != NULL ? last_at + 1 : url + uri_prefix_length(url);
+  const char *path = host + strcspn(host, "/?");
+  size_t uri_len = (size_t)(path - url) + strcspn(path, " \t\n\v\f\r");
+  if (url[uri_len] == '\0')
+    return redact_uri(url);
+  char *head = strndup(url, uri_len);
+  char *redacted = head != NULL ? redact_uri(head) : NULL;
+  free(head);
+  char *out = NULL;
+  if (redacted != NULL && asprintf(&out, "%s ***", redacted) < 0)
+    out = NULL;
+  free(redacted);
+  return out;
 }
 
 /* ------------------------------------------------------------------------
@@ -531,9 +557,14 @@ bool qreg__pg_matches(const char *url) {
 /* libpq's parse errors quote pieces of the string, which may be the
    password. Quoted pieces that are not a connection keyword (or a single
    character) are hidden - except in "invalid connection option", which
-   quotes the unknown keyword. */
-static char *safe_parse_error(const char *raw) {
+   quotes the unknown keyword. When the string itself holds a '"', the
+   quotes of the message no longer pair up: nothing after the first one is
+   kept. */
+static char *safe_parse_error(const char *raw, const char *url) {
   size_t len = strlen(raw);
+  bool cut = strchr(url, '"') != NULL && raw[strcspn(raw, "\"")] != '\0';
+  if (cut)
+    len = strcspn(raw, "\"");
   char *out = malloc(len * 2 + 32);
   if (out == NULL)
     return NULL;
@@ -547,7 +578,7 @@ static char *safe_parse_error(const char *raw) {
         out[n - 1] = ' ';
       continue;
     }
-    const char *end = strchr(raw + i + 1, '"');
+    const char *end = memchr(raw + i + 1, '"', len - i - 1);
     if (end == NULL) {
       out[n++] = raw[i++];
       continue;
@@ -568,6 +599,8 @@ static char *safe_parse_error(const char *raw) {
   while (n > 0 && isspace((unsigned char)out[n - 1]))
     n--;
   out[n] = '\0';
+  if (cut)
+    strcat(out, " ... (the rest is hidden)");
   PQconninfoFree(defaults);
   return out;
 }
@@ -714,10 +747,10 @@ int qreg__pg_create(const qreg_driver_config_t *config, void **state_out, char *
   PQconninfoOption *parsed = PQconninfoParse(libpq_url, &parse_error);
   if (parsed == NULL) {
     qreg_driver_settings_free(&settings);
+    char *safe = parse_error != NULL ? safe_parse_error(parse_error, libpq_url) : NULL;
     free(libpq_url);
     if (parse_error == NULL)
       return create_fail(message, QREG_ENOMEM, "out of memory");
-    char *safe = safe_parse_error(parse_error);
     PQfreemem(parse_error);
     if (safe != NULL && asprintf(message, "invalid connection string: %s", safe) < 0)
       *message = NULL;
