@@ -473,6 +473,9 @@ test('faults: 429 with Retry-After, 503, 500, malformed body, slow, on the step 
 
   const bad = await call(d.port, 'POST', '/_control/faults', { body: { action: 'explode' }, auth: null });
   assert.equal(bad.status, 400);
+  const badConfig = await call(d.port, 'POST', '/_control/config', { body: { partitionRows: 0 }, auth: null });
+  assert.equal(badConfig.status, 400);
+  assert.equal((await ctl('GET', 'config')).partitionRows, 2, 'a refused config changes nothing');
 });
 
 test('faults: connection reset before and after execution, and a stalled response', async () => {

@@ -39,6 +39,19 @@ export const DEFAULT_CONFIG = {
   maxGeneratorRows: 5000000,
 };
 
+// Throws on a config value the double cannot use.
+export function checkConfig(key, value) {
+  const count = (v) => Number.isSafeInteger(v) && v >= 1;
+  const nonNegative = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  const checks = {
+    partitionRows: count, maxGeneratorRows: count, typeCase: (v) => v === 'lower' || v === 'upper',
+    minRunMs: nonNegative, cancelDelayMs: nonNegative, syncWaitSeconds: nonNegative,
+    maxTokenAgeSeconds: (v) => v === null || nonNegative(v),
+  };
+  if (!(key in checks)) throw new Error(`unknown config key ${key}`);
+  if (!checks[key](value)) throw new Error(`bad value for ${key}: ${JSON.stringify(value)}`);
+}
+
 // --- the double ------------------------------------------------------------------
 // options: { publicKey (KeyObject), token, account, user, stateFile, config }
 export function createDouble(options) {
@@ -475,7 +488,9 @@ export function createDouble(options) {
         case 'POST /_control/config': {
           const body = await json();
           for (const [k, v] of Object.entries(body)) {
-            if (!(k in DEFAULT_CONFIG)) throw new Error(`unknown config key ${k}`);
+            checkConfig(k, v);
+          }
+          for (const [k, v] of Object.entries(body)) {
             config[k] = v;
           }
           return sendJson(res, 200, config);
@@ -512,7 +527,10 @@ export function createDouble(options) {
         accept: req.headers.accept ?? null, status: null, fault: null,
       };
       log.push(entry);
-      res.on('finish', () => { entry.status = res.statusCode; });
+      res.on('finish', () => {
+        entry.status = res.statusCode;
+        saveState();
+      });
       if (url.pathname.startsWith('/api/')) return await api(req, res, url, entry);
       return apiError(res, 404, '390404', `No such endpoint: ${url.pathname}`);
     } catch (e) {
@@ -586,15 +604,32 @@ async function main() {
       '[--type-case lower|upper] [--exit-with-stdin]\n');
     process.exit(2);
   }
-  const config = {};
-  if (args['partition-rows']) config.partitionRows = Number(args['partition-rows']);
-  if (args['type-case']) config.typeCase = args['type-case'];
-  const token = args['token-file'] ? readFileSync(args['token-file'], 'utf8').trim() : args.token;
-  const double = createDouble({
-    publicKey: createPublicKey(readFileSync(args['public-key'], 'utf8')),
-    token, account: args.account, user: args.user, stateFile: args['state-file'], config,
-  });
-  const port = await double.listen(Number(args.port ?? 0));
+  let double;
+  try {
+    const config = {};
+    if (args['partition-rows']) config.partitionRows = Number(args['partition-rows']);
+    if (args['type-case']) config.typeCase = args['type-case'];
+    for (const [k, v] of Object.entries(config)) checkConfig(k, v);
+    const token = args['token-file'] ? readFileSync(args['token-file'], 'utf8').trim() : args.token;
+    let publicKey;
+    try {
+      publicKey = createPublicKey(readFileSync(args['public-key'], 'utf8'));
+    } catch (e) {
+      throw new Error(`cannot read a public key from ${args['public-key']}: ${e.message}`);
+    }
+    if (publicKey.asymmetricKeyType !== 'rsa') throw new Error('the public key is not an RSA key');
+    double = createDouble({ publicKey, token, account: args.account, user: args.user, stateFile: args['state-file'], config });
+  } catch (e) {
+    process.stderr.write(`sqlapi-double: ${e.message}\n`);
+    process.exit(2);
+  }
+  let port;
+  try {
+    port = await double.listen(Number(args.port ?? 0));
+  } catch (e) {
+    process.stderr.write(`sqlapi-double: cannot listen on 127.0.0.1:${args.port ?? 0}: ${e.message}\n`);
+    process.exit(2);
+  }
   process.stdout.write(`listening ${port}\n`);
   const stop = async () => {
     await double.close();
