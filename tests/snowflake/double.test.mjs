@@ -10,7 +10,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,7 +37,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 function startDouble(extraArgs = []) {
   return new Promise((resolve, reject) => {
     const stateFile = path.join(dir, `state-${Date.now()}-${Math.random()}.json`);
-    const child = spawn(process.execPath, [DOUBLE, '--port', '0', '--public-key', publicKeyFile, '--token', TOKEN,
+    const keyArgs = extraArgs.includes('--generate-keys') ? [] : ['--public-key', publicKeyFile];
+    const child = spawn(process.execPath, [DOUBLE, '--port', '0', ...keyArgs, '--token', TOKEN,
       '--state-file', stateFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -531,6 +532,23 @@ test('catalog: SHOW SCHEMAS / TABLES / VIEWS, INFORMATION_SCHEMA.COLUMNS, DESCRI
   const write = await submit("INSERT INTO SALES.CITIES VALUES (4, 'Oslo', 'NO')");
   assert.deepEqual(write.json.data, [['1']]);
   assert.equal((await ctl('GET', 'stats')).stats.writes, 1);
+});
+
+test('--generate-keys writes a key pair (and an encrypted PKCS#8 copy) the double then accepts', async () => {
+  const keyDir = path.join(dir, 'generated');
+  const own = await startDouble(['--generate-keys', keyDir, '--key-passphrase', 'pass phrase']);
+  try {
+    const privateKey = createPrivateKey({ key: readFileSync(path.join(keyDir, 'rsa_key_encrypted.p8'), 'utf8'), passphrase: 'pass phrase' });
+    assert.equal(readFileSync(path.join(keyDir, 'rsa_key.p8'), 'utf8').split('\n')[0], '-----BEGIN PRIVATE KEY-----');
+    const token = signJwt({ account: ACCOUNT, user: USER, privateKey });
+    const headers = { authorization: `Bearer ${token}`, 'x-snowflake-authorization-token-type': 'KEYPAIR_JWT' };
+    const r = await call(own.port, 'POST', '/api/v2/statements', { body: { statement: 'SELECT 1' }, auth: null, headers });
+    assert.equal(r.status, 200, r.text);
+    const other = await call(own.port, 'POST', '/api/v2/statements', { body: { statement: 'SELECT 1' } });
+    assert.equal(other.status, 401, 'the test key pair is not the generated one');
+  } finally {
+    assert.equal(await stopDouble(own), 0);
+  }
 });
 
 test('the state file mirrors the counters; --type-case upper; SIGTERM exits 0', async () => {

@@ -4,7 +4,8 @@
 // loopback port, for tests that cannot reach Snowflake. Node's standard
 // library only.
 //
-//   node tests/snowflake/sqlapi-double.mjs --port 0 --public-key PEMFILE
+//   node tests/snowflake/sqlapi-double.mjs --port 0
+//        (--public-key PEMFILE | --generate-keys DIR [--key-passphrase P])
 //        [--token TOKEN | --token-file F] [--account A] [--user U]
 //        [--state-file F] [--partition-rows N] [--type-case lower|upper]
 //        [--exit-with-stdin]
@@ -14,9 +15,10 @@
 // fault queue and the request log; the SQL itself is engine.mjs's, the JWT
 // check jwt.mjs's. README.md documents the API, the SQL and /_control.
 import http from 'node:http';
-import { randomUUID, createPublicKey, timingSafeEqual } from 'node:crypto';
+import { randomUUID, createPublicKey, generateKeyPairSync, timingSafeEqual } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compile, SqlError } from './engine.mjs';
 import { verifyJwt } from './jwt.mjs';
@@ -580,6 +582,22 @@ function safeClaims(token) {
   }
 }
 
+// Writes a fresh RSA key pair into dir for a test that has no key tools:
+// rsa_key.p8 (PKCS#8 PEM), rsa_key.pub (SPKI PEM) and, with a passphrase,
+// rsa_key_encrypted.p8 (encrypted PKCS#8, AES-256-CBC). Returns the .pub path.
+function generateKeys(dir, passphrase) {
+  mkdirSync(dir, { recursive: true });
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(path.join(dir, 'rsa_key.p8'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  if (passphrase !== undefined) {
+    writeFileSync(path.join(dir, 'rsa_key_encrypted.p8'),
+      privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }), { mode: 0o600 });
+  }
+  const publicFile = path.join(dir, 'rsa_key.pub');
+  writeFileSync(publicFile, publicKey.export({ type: 'spki', format: 'pem' }));
+  return publicFile;
+}
+
 // --- command line ----------------------------------------------------------------------
 function parseArgs(argv) {
   const out = {};
@@ -597,9 +615,10 @@ async function main() {
   let args;
   try {
     args = parseArgs(process.argv.slice(2));
-    if (!args['public-key']) throw new Error('--public-key PEMFILE is required');
+    if (!args['public-key'] === !args['generate-keys']) throw new Error('one of --public-key PEMFILE and --generate-keys DIR is required');
   } catch (e) {
-    process.stderr.write(`sqlapi-double: ${e.message}\nusage: sqlapi-double.mjs --port N --public-key PEMFILE ` +
+    process.stderr.write(`sqlapi-double: ${e.message}\nusage: sqlapi-double.mjs --port N ` +
+      '(--public-key PEMFILE | --generate-keys DIR [--key-passphrase P]) ' +
       '[--token T | --token-file F] [--account A] [--user U] [--state-file F] [--partition-rows N] ' +
       '[--type-case lower|upper] [--exit-with-stdin]\n');
     process.exit(2);
@@ -611,6 +630,7 @@ async function main() {
     if (args['type-case']) config.typeCase = args['type-case'];
     for (const [k, v] of Object.entries(config)) checkConfig(k, v);
     const token = args['token-file'] ? readFileSync(args['token-file'], 'utf8').trim() : args.token;
+    if (args['generate-keys']) args['public-key'] = generateKeys(args['generate-keys'], args['key-passphrase']);
     let publicKey;
     try {
       publicKey = createPublicKey(readFileSync(args['public-key'], 'utf8'));
