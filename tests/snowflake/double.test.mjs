@@ -264,7 +264,7 @@ test('literals, casts and bindings give typed columns', async () => {
 test('async submit: 202 with 333334, then poll, partitions with gzip after the first', async () => {
   await ctl('POST', 'config', { partitionRows: 10, minRunMs: 50 });
   const requestId = '0b0e0e0e-0000-4000-8000-000000000001';
-  const r = await submit('SELECT SEQ4() AS N FROM TABLE(GENERATOR(ROWCOUNT => 25))', `?async=true&requestId=${requestId}`,
+  const r = await submit('SELECT SEQ4() AS N FROM TABLE(GENERATOR(ROWCOUNT => 25))', `?async=TRUE&requestId=${requestId}`,
     { parameters: { MULTI_STATEMENT_COUNT: '1', QUERY_TAG: 'qreg-test' } });
   assert.equal(r.status, 202);
   assert.equal(r.json.code, '333334');
@@ -518,6 +518,9 @@ test('catalog: SHOW SCHEMAS / TABLES / VIEWS, INFORMATION_SCHEMA.COLUMNS, DESCRI
   assert.deepEqual(schemas.json.data.map((r) => r[nameAt]), ['INFORMATION_SCHEMA', 'PUBLIC', 'SALES']);
   const tables = await submit('SHOW TABLES IN SCHEMA QREG_DB.SALES');
   assert.deepEqual(tables.json.data.map((r) => r[1]), ['CITIES', 'ORDERS']);
+  const all = await submit('SHOW TABLES', '', { schema: 'SALES' }); // the whole current database
+  assert.deepEqual(all.json.data.map((r) => `${r[3]}.${r[1]}`),
+    ['PUBLIC.REAL_SPECIALS', 'PUBLIC.TYPED_VALUES', 'SALES.CITIES', 'SALES.ORDERS']);
   const views = await submit("SHOW VIEWS LIKE 'big%' IN SCHEMA SALES");
   assert.deepEqual(views.json.data.map((r) => r[1]), ['BIG_ORDERS']);
   const columns = await submit("SELECT COLUMN_NAME, DATA_TYPE, NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'SALES' AND TABLE_NAME = 'ORDERS' ORDER BY ORDINAL_POSITION");

@@ -641,7 +641,8 @@ function objects(database) {
   for (const [schema, tables] of Object.entries(SCHEMAS)) {
     for (const [name, table] of Object.entries(tables)) list.push({ database, schema, name, table });
   }
-  return list;
+  // SHOW lists by schema, then name.
+  return list.sort((a, b) => (a.schema + '.' + a.name < b.schema + '.' + b.name ? -1 : 1));
 }
 
 function informationSchema(database) {
@@ -688,13 +689,14 @@ function show(cur, ctx) {
   let like = null;
   if (cur.acceptWord('LIKE')) like = likeRegex(literalText(cur), true);
   const database = (ctx.database ?? DEFAULT_DATABASE).toUpperCase();
-  let scope = { database, schema: ['TABLES', 'VIEWS', 'OBJECTS'].includes(what) ? (ctx.schema ?? DEFAULT_SCHEMA).toUpperCase() : null };
+  // Without IN, Snowflake's SHOW looks at the whole current database.
+  let scope = { database, schema: null };
   if (cur.acceptWord('IN')) {
     if (cur.acceptWord('ACCOUNT')) scope = { database: null, schema: null };
     else if (cur.acceptWord('DATABASE')) scope = { database: cur.atEnd() || cur.isWord('LIMIT') ? database : cur.identifier().toUpperCase(), schema: null };
     else {
       cur.acceptWord('SCHEMA');
-      const parts = cur.atEnd() || cur.isWord('LIMIT') ? [scope.schema ?? DEFAULT_SCHEMA] : cur.qualifiedName().map((p) => p.toUpperCase());
+      const parts = cur.atEnd() || cur.isWord('LIMIT') ? [ctx.schema] : cur.qualifiedName().map((p) => p.toUpperCase());
       scope = parts.length === 2 ? { database: parts[0], schema: parts[1] } : { database, schema: parts[0] };
     }
   }

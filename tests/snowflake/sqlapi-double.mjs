@@ -145,10 +145,14 @@ export function createDouble(options) {
     }
     if (plan.write) stats.writes++;
     const runMs = Math.max(config.minRunMs, plan.waitSeconds * 1000);
-    s.runTimer = setTimeout(() => {
-      if (plan.error) end(s, 'failed', { error: plan.error });
-      else end(s, 'succeeded', { result: buildResult(plan, s) });
-    }, runMs);
+    // A run longer than the timeout never finishes (and setTimeout cannot
+    // wait past 2^31 ms: the timeout, at most 7 days, always can).
+    if (runMs < timeout * 1000) {
+      s.runTimer = setTimeout(() => {
+        if (plan.error) end(s, 'failed', { error: plan.error });
+        else end(s, 'succeeded', { result: buildResult(plan, s) });
+      }, runMs);
+    }
     s.timeoutTimer = setTimeout(() => end(s, 'timedout'), timeout * 1000);
     saveState();
     return s;
@@ -431,10 +435,11 @@ export function createDouble(options) {
     entry.multiStatementCount = parameters.multi_statement_count;
     stats.submits++;
     const q = url.searchParams;
-    const requestId = q.get('requestId') ?? randomUUID();
-    const retry = q.get('retry') === 'true';
-    const isAsync = q.get('async') === 'true';
-    const nullable = q.get('nullable') !== 'false';
+    const requestId = q.get('requestId') || randomUUID();
+    const flag = (name) => q.get(name)?.toLowerCase();
+    const retry = flag('retry') === 'true';
+    const isAsync = flag('async') === 'true';
+    const nullable = flag('nullable') !== 'false';
 
     let s;
     const earlier = byRequestId.get(requestId);
