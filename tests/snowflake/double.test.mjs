@@ -207,6 +207,21 @@ test('authentication: key-pair JWT verified for real, tokens compared, 401 bodie
   assert.equal(log.requests[1].auth.tokenType, 'PROGRAMMATIC_ACCESS_TOKEN');
 });
 
+test('maxTokenAgeSeconds refuses older tokens, so a driver\'s renewal shows', async () => {
+  await ctl('POST', 'config', { maxTokenAgeSeconds: 30 });
+  const now = Math.floor(Date.now() / 1000);
+  const old = signJwt({ account: ACCOUNT, user: USER, privateKey: keys.privateKey, nowSeconds: now - 120 });
+  const headers = { authorization: `Bearer ${old}`, 'x-snowflake-authorization-token-type': 'KEYPAIR_JWT' };
+  const r = await submit('SELECT 1', '', {}, { auth: null, headers });
+  assert.equal(r.status, 401);
+  assert.match(r.json.message, /older than 30 s/);
+  assert.equal((await submit('SELECT 1')).status, 200, 'a fresh token passes');
+  const ms = signJwt({ account: ACCOUNT, user: USER, privateKey: keys.privateKey, nowSeconds: Date.now() });
+  const inMs = await submit('SELECT 1', '', {}, { auth: null,
+    headers: { authorization: `Bearer ${ms}`, 'x-snowflake-authorization-token-type': 'KEYPAIR_JWT' } });
+  assert.equal(inMs.status, 401, 'iat in milliseconds is refused');
+});
+
 test('every type of the typed table, encoded as Snowflake documents', async () => {
   const r = await submit('SELECT * FROM QREG_DB.PUBLIC.TYPED_VALUES ORDER BY ID');
   assert.equal(r.status, 200, r.text);
@@ -472,6 +487,14 @@ test('faults: 429 with Retry-After, 503, 500, malformed body, slow, on the step 
   assert.equal((await get(r.json.statementHandle, 1)).status, 503);
   assert.equal((await get(r.json.statementHandle, 1)).status, 200);
 
+  // A fault for one statement leaves the others alone; 403 as injected.
+  const other = await submit('SELECT 3');
+  await ctl('POST', 'faults', { on: 'status', action: 403, handle: r.json.statementHandle });
+  assert.equal((await get(other.json.statementHandle)).status, 200);
+  const forbidden = await get(r.json.statementHandle);
+  assert.equal(forbidden.status, 403);
+  assert.equal(typeof forbidden.json.message, 'string');
+
   const bad = await call(d.port, 'POST', '/_control/faults', { body: { action: 'explode' }, auth: null });
   assert.equal(bad.status, 400);
   const badConfig = await call(d.port, 'POST', '/_control/config', { body: { partitionRows: 0 }, auth: null });
@@ -535,6 +558,15 @@ test('catalog: SHOW SCHEMAS / TABLES / VIEWS, INFORMATION_SCHEMA.COLUMNS, DESCRI
   const write = await submit("INSERT INTO SALES.CITIES VALUES (4, 'Oslo', 'NO')");
   assert.deepEqual(write.json.data, [['1']]);
   assert.equal((await ctl('GET', 'stats')).stats.writes, 1);
+});
+
+test('--exit-with-stdin: the double exits 0 when its stdin closes', async () => {
+  const child = spawn(process.execPath, [DOUBLE, '--port', '0', '--public-key', publicKeyFile, '--exit-with-stdin'],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  child.stdin.end();
+  assert.equal(await exited, 0);
 });
 
 test('--generate-keys writes a key pair (and an encrypted PKCS#8 copy) the double then accepts', async () => {

@@ -82,7 +82,9 @@ export function verifyJwt(token, publicKey, { nowSeconds, expected = {}, maxAgeS
   if (claims === null || typeof claims !== 'object') return { ok: false, reason: 'claims are not an object' };
   const { iss, sub, iat, exp } = claims;
   if (typeof iss !== 'string' || typeof sub !== 'string') return { ok: false, reason: 'iss or sub missing' };
-  if (!Number.isInteger(iat) || !Number.isInteger(exp)) return { ok: false, reason: 'iat or exp missing or not integers' };
+  // NumericDate (RFC 7519): seconds, possibly fractional. A time in
+  // milliseconds is caught below as an iat in the future.
+  if (!Number.isFinite(iat) || !Number.isFinite(exp)) return { ok: false, reason: 'iat or exp missing or not numbers' };
   const dot = sub.indexOf('.');
   if (dot <= 0 || dot === sub.length - 1) return { ok: false, reason: 'sub is not ACCOUNT.USER' };
   if (sub !== sub.toUpperCase()) return { ok: false, reason: 'sub is not upper case' };
