@@ -358,8 +358,15 @@ static void dispatch_locked(qreg_t *reg, batch_t *batch) {
   size_t wanted = reg->store.pending.count;
   while (wanted > reg->conns_opening && conns_total(reg) < reg->config.max_connections) {
     conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
-      break; /* retried at the next run */
+    if (c == NULL) {
+      /* Retried at the next run - but with no connection in flight no
+         completion will make one, and the query would wait for ever: it
+         fails instead. */
+      if (conns_total(reg) == 0)
+        record_fail_unstarted_locked(reg, reg->store.pending.head, NULL, "internal",
+                                     "out of memory opening a connection");
+      break;
+    }
     c->reg = reg;
     c->request.conn = c;
     c->state = CONN_OPENING;
