@@ -147,6 +147,8 @@ typedef struct scenario {
   const char *app;      /* PostgreSQL: our application_name; else NULL */
   const char *rows_sql; /* exactly rows_expected rows */
   uint64_t rows_expected;
+  const char *big_sql; /* BIG_ROWS rows of some 200 bytes: the result
+                          grows chunk by chunk */
   const char *error_sql;     /* fails in the database */
   const char *endless_sql;   /* runs until stopped */
   const char *catalog_table; /* a table to describe */
@@ -187,6 +189,8 @@ static void count_watch(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t 
   run_t *run = arg;
   atomic_fetch_add(&run->watch_calls, 1);
 }
+
+#define BIG_ROWS 300
 
 /* Bound on waits: a query that does not settle by then is a hang. */
 #define RUN_WAIT_MS 10000u
@@ -290,6 +294,7 @@ static void run_scenario(run_t *run) {
 
   /* Rows, an error, a result looked at every way. */
   run_query(run, reg, sc->rows_sql, sc->rows_expected);
+  run_query(run, reg, sc->big_sql, BIG_ROWS);
   run_query(run, reg, sc->error_sql, UINT64_MAX);
   run_list(run, reg);
 
@@ -426,6 +431,7 @@ static void scripted(void **state) {
       .url = "script:",
       .rows_sql = "rows=7;cols=3",
       .rows_expected = 7,
+      .big_sql = "rows=300;cols=2;width=200",
       .error_sql = "rows=4;fail=row:2",
       .endless_sql = "hang",
   };
@@ -465,6 +471,8 @@ static void sqlite(void **state) {
       .url = url,
       .rows_sql = "SELECT x, name, data, x * 1.5, NULL FROM t",
       .rows_expected = 9,
+      .big_sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300) "
+                 "SELECT x, printf('%0200d', x) FROM c",
       .error_sql = "SELECT * FROM missing_table",
       .endless_sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
                      "SELECT count(*) FROM c",
@@ -499,6 +507,7 @@ static void postgres(void **state) {
       .app = "qreg_t_alloc_fail",
       .rows_sql = "SELECT x, name, data, doc, at, x * 1.5 AS f, NULL AS n FROM alloc_t",
       .rows_expected = 9,
+      .big_sql = "SELECT n, repeat('x', 200) FROM generate_series(1, 300) n",
       .error_sql = "SELECT 1 / (x - 5) FROM alloc_t",
       .endless_sql = "SELECT pg_sleep(30)",
       .catalog_table = "alloc_t",

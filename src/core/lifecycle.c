@@ -400,10 +400,15 @@ static void rearm_timer_locked(qreg_t *reg) {
   if (due == UINT64_MAX)
     return;
   uint64_t now = qreg__mono_ms();
-  if (qreg_timer_start(reg->loop, due > now ? due - now : 0, timer_fired, reg, &reg->timer) == 0)
+  if (qreg_timer_start(reg->loop, due > now ? due - now : 0, timer_fired, reg, &reg->timer) == 0) {
     reg->timer_due = due;
-  else
-    reg->timer = NULL; /* retried at the next run */
+  } else {
+    /* Out of memory. Retried at the next run - which, with nothing else
+       going on, only this timer would have made: a running query would
+       never time out. The loop is woken to run again at once. */
+    reg->timer = NULL;
+    qreg_loop_wake(reg->loop);
+  }
 }
 
 static void timer_fired(qreg_timer_t *timer, void *arg) {
