@@ -269,12 +269,23 @@ static void run_list(run_t *run, qreg_t *reg) {
   qreg_list_free(list);
 }
 
-/* Runs sql to its end and looks at it every way. */
+/* Runs sql to its end and looks at it every way. Without a failure
+   injected (the counting run) a query with rows must succeed with all of
+   them: the scenario does what it says. */
 static void run_query(run_t *run, qreg_t *reg, const char *sql, uint64_t rows_expected) {
   qreg_id_t id;
   if (!run_execute(run, reg, sql, NULL, &id))
     return;
   qreg_status_t status = run_wait(run, reg, &id);
+  if (run->index == 0 && rows_expected != UINT64_MAX) {
+    qreg_snapshot_t *s = NULL;
+    if (qreg_snapshot(reg, id.str, &s) == 0 &&
+        (s->status != QREG_SUCCEEDED || s->row_count != rows_expected || s->truncated))
+      run_fail(run, "%s: %s with %" PRIu64 " rows%s (%s), expected %" PRIu64 " rows", sql,
+               qreg_status_name(s->status), s->row_count, s->truncated ? ", truncated" : "",
+               s->error.message ? s->error.message : "", rows_expected);
+    qreg_snapshot_free(s);
+  }
   run_snapshot(run, reg, &id, status, rows_expected);
   run_fetch(run, reg, &id, status);
 }
