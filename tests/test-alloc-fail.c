@@ -147,7 +147,7 @@ typedef struct scenario {
   const char *app;      /* PostgreSQL: our application_name; else NULL */
   const char *rows_sql; /* exactly rows_expected rows */
   uint64_t rows_expected;
-  const char *big_sql; /* BIG_ROWS rows of some 200 bytes: the result
+  const char *big_sql;       /* BIG_ROWS rows of some 200 bytes: the result
                           grows chunk by chunk */
   const char *error_sql;     /* fails in the database */
   const char *endless_sql;   /* runs until stopped */

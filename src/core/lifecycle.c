@@ -362,7 +362,7 @@ static void dispatch_locked(qreg_t *reg, batch_t *batch) {
       /* Retried at the next run - but with no connection in flight no
          completion will make one, and the query would wait for ever: it
          fails instead. */
-      if (conns_total(reg) == 0)
+      if (conns_total(reg) == 0 && reg->store.pending.head != NULL)
         record_fail_unstarted_locked(reg, reg->store.pending.head, NULL, "internal",
                                      "out of memory opening a connection");
       break;
