@@ -108,12 +108,14 @@ tsan: deps e2e-deps
 	ctest --test-dir build-tsan --output-on-failure
 
 # Node and shell scripts are not run under valgrind: the e2e and script labels
-# are left out. A valgrind error or a definite/indirect leak makes the test
+# are left out, and so are the heavy tests (the allocation-failure sweeps and
+# the PostgreSQL chaos run, a minute or more each natively; ASan and TSan run
+# them). A valgrind error or a definite/indirect leak makes the test
 # exit 1, so ctest fails; the valgrind logs of the failed runs are printed.
 valgrind: deps e2e-deps
 	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(VALGRIND_TEST_TIMEOUT))
 	@rm -f build/Testing/Temporary/MemoryChecker.*.log
-	@ctest --test-dir build -T memcheck -LE 'e2e|script' --output-on-failure || { \
+	@ctest --test-dir build -T memcheck -LE 'e2e|script|heavy' --output-on-failure || { \
 	  for log in build/Testing/Temporary/MemoryChecker.*.log; do \
 	    if grep -qE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]|indirectly lost: [1-9]' "$$log"; then \
 	      echo "=== $$log"; cat "$$log"; \

@@ -358,8 +358,15 @@ static void dispatch_locked(qreg_t *reg, batch_t *batch) {
   size_t wanted = reg->store.pending.count;
   while (wanted > reg->conns_opening && conns_total(reg) < reg->config.max_connections) {
     conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
-      break; /* retried at the next run */
+    if (c == NULL) {
+      /* Retried at the next run - but with no connection in flight no
+         completion will make one, and the query would wait for ever: it
+         fails instead. */
+      if (conns_total(reg) == 0 && reg->store.pending.head != NULL)
+        record_fail_unstarted_locked(reg, reg->store.pending.head, NULL, "internal",
+                                     "out of memory opening a connection");
+      break;
+    }
     c->reg = reg;
     c->request.conn = c;
     c->state = CONN_OPENING;
@@ -393,10 +400,15 @@ static void rearm_timer_locked(qreg_t *reg) {
   if (due == UINT64_MAX)
     return;
   uint64_t now = qreg__mono_ms();
-  if (qreg_timer_start(reg->loop, due > now ? due - now : 0, timer_fired, reg, &reg->timer) == 0)
+  if (qreg_timer_start(reg->loop, due > now ? due - now : 0, timer_fired, reg, &reg->timer) == 0) {
     reg->timer_due = due;
-  else
-    reg->timer = NULL; /* retried at the next run */
+  } else {
+    /* Out of memory. Retried at the next run - which, with nothing else
+       going on, only this timer would have made: a running query would
+       never time out. The loop is woken to run again at once. */
+    reg->timer = NULL;
+    qreg_loop_wake(reg->loop);
+  }
 }
 
 static void timer_fired(qreg_timer_t *timer, void *arg) {

@@ -29,6 +29,8 @@ int store_init(store_t *store) {
   if (store->slots == NULL || store->heap == NULL) {
     free(store->slots);
     free(store->heap);
+    /* Empty again: qreg_open's cleanup calls store_destroy() on it. */
+    memset(store, 0, sizeof *store);
     return QREG_ENOMEM;
   }
   store->slot_mask = STORE_INITIAL_SLOTS - 1;

@@ -653,6 +653,13 @@ static void job_read(qreg_driver_conn_t *conn) {
    connection before it returns. */
 static void job_settle(qreg_driver_conn_t *conn) {
   qreg_job_t *job = conn->job;
+  /* libpq closes its socket in whichever call finds the connection dead
+     (PQconsumeInput, PQflush): the watch goes now, before the loop can give
+     that fd number to a new connection - not when the job ends, which may
+     wait seconds for a cancel request in flight. A watch left on a closed
+     fd makes every connect that gets the number fail ("file exists"). */
+  if (job != NULL)
+    watch_check_socket(conn);
   if (job == NULL || conn->cancel_in_flight)
     return;
   /* A cancelled or truncated job's connection is closed, never reused: once

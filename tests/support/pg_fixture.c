@@ -317,7 +317,8 @@ static int run_initdb(void) {
   return 0;
 }
 
-static int pg_ctl_start(void) {
+/* pg_ctl start, or restart -m immediate (every backend killed at once). */
+static int pg_ctl_start_mode(bool restart) {
   char path[600], options[800], timeout[] = "60";
   snprintf(path, sizeof path, "%s/pg_ctl", fixture.bindir);
   snprintf(options, sizeof options,
@@ -325,9 +326,16 @@ static int pg_ctl_start(void) {
            "-c max_connections=300 -c shared_buffers=32MB -c full_page_writes=off "
            "-c synchronous_commit=off",
            fixture.port, fixture.sock);
-  char *argv[] = {path, "start", "-w", "-t", timeout, "-D", fixture.data, "-l", fixture.server_log,
-                  "-o", options, NULL};
-  return run_command(argv);
+  char *start_argv[] = {
+      path, "start", "-w", "-t", timeout, "-D", fixture.data, "-l", fixture.server_log,
+      "-o", options, NULL};
+  char *restart_argv[] = {path, "restart",    "-m", "immediate",        "-w", "-t",    timeout,
+                          "-D", fixture.data, "-l", fixture.server_log, "-o", options, NULL};
+  return run_command(restart ? restart_argv : start_argv);
+}
+
+static int pg_ctl_start(void) {
+  return pg_ctl_start_mode(false);
 }
 
 static int start_server_on_some_port(void) {
@@ -444,6 +452,20 @@ int pg_fixture_server_stop(void) {
 int pg_fixture_server_start(void) {
   if (pg_ctl_start() != 0) {
     fprintf(stderr, "pg_fixture: pg_ctl start (restart) failed\n");
+    dump_file(fixture.server_log, "server.log");
+    return -1;
+  }
+  return 0;
+}
+
+int pg_fixture_server_restart(void) {
+  if (fixture.shared_admin != NULL) {
+    pg_admin_close(fixture.shared_admin);
+    fixture.shared_admin = NULL;
+  }
+  if (pg_ctl_start_mode(true) != 0) {
+    fprintf(stderr, "pg_fixture: pg_ctl restart -m immediate failed\n");
+    dump_file(fixture.command_log, "commands.log");
     dump_file(fixture.server_log, "server.log");
     return -1;
   }

@@ -65,6 +65,11 @@ int pg_fixture_server_stop(void);
 /* Starts it again on the same port and directory; waits until it accepts
    connections. 0 or -1. */
 int pg_fixture_server_start(void);
+/* pg_ctl restart -m immediate: every backend killed with its query, the
+   server started again on the same port; waits until it accepts
+   connections. Main thread (it drops the shared admin connection). 0 or
+   -1. */
+int pg_fixture_server_restart(void);
 
 /* --- admin connections (blocking libpq) ------------------------------- */
 
