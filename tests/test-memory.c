@@ -14,6 +14,8 @@
  *  - eviction order: results read to their end first, then the oldest; an
  *    evicted record keeps its status and counts and says so, and fetching
  *    it fails with a message that says why;
+ *  - `qreg query` prints the reason (--json "truncated_by", the table's
+ *    "(truncated: REASON)");
  *  - qreg_forget: record and bytes gone at once (result_bytes back to its
  *    baseline), a running or pending query canceled and forgotten, whoever
  *    waited for it answered cleanly.
@@ -401,7 +403,19 @@ static void forget_frees_at_once(void **state) {
   test_close_checked(reg);
 }
 
-/* SQLite: a value larger than the query may store, as a blob and as text. */
+/* Runs `qreg query --db url ARGS` and reads its standard output. */
+static void run_cli(const char *bin, const char *url, const char *args, char *out, size_t size) {
+  char command[1024];
+  snprintf(command, sizeof command, "'%s' query --db '%s' %s", bin, url, args);
+  FILE *pipe = popen(command, "r");
+  assert_non_null(pipe);
+  size_t len = fread(out, 1, size - 1, pipe);
+  out[len] = '\0';
+  assert_int_equal(pclose(pipe), 0);
+}
+
+/* SQLite: a value larger than the query may store, as a blob and as text;
+   and how `qreg query` shows a cut. */
 static void sqlite_value_too_large(void **state) {
   (void)state;
   char dir[] = "/tmp/qreg-memory-XXXXXX";
@@ -432,6 +446,20 @@ static void sqlite_value_too_large(void **state) {
   expect_cut(reg, &fits, QREG_TRUNCATED_NONE, 1);
   assert_int_equal(qreg_close(reg), 0);
   qreg_destroy(reg);
+
+  /* qreg query says it too, in JSON and under its table. */
+  const char *bin = getenv("QREG_BIN");
+  if (bin != NULL) {
+    char output[4096];
+    run_cli(bin, url, "--json --max-result-bytes 1000000 'SELECT zeroblob(2000000) AS z'", output,
+            sizeof output);
+    assert_non_null(strstr(output, "\"row_count\":0,\"truncated\":true,"
+                                   "\"truncated_by\":\"value_too_large\"}"));
+    run_cli(bin, url, "--json 'SELECT 1 AS one'", output, sizeof output);
+    assert_non_null(strstr(output, "\"truncated\":false,\"truncated_by\":null}"));
+    run_cli(bin, url, "--max-rows 1 'SELECT 1 UNION ALL SELECT 2'", output, sizeof output);
+    assert_non_null(strstr(output, "(1 row)\n(truncated: max_rows)\n"));
+  }
   unlink(path);
   rmdir(dir);
 }
