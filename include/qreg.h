@@ -185,7 +185,8 @@ void qreg_config_init(qreg_config_t *config);
 typedef struct qreg_options {
   size_t struct_size;  /* sizeof(qreg_options_t), set by qreg_options_init */
   uint64_t timeout_ms; /* give up (status timeout) this long after submission */
-  uint64_t max_rows;   /* store at most this many rows; more -> truncated */
+  uint64_t max_rows;   /* store at most this many rows; more -> truncated
+                          (truncated_by QREG_TRUNCATED_MAX_ROWS) */
   uint64_t ttl_ms;     /* keep the record this long after its last change */
   bool allow_writes;   /* ask for a writable query; refused unless the
                           registry has allow_writes */
@@ -280,7 +281,7 @@ typedef struct qreg_snapshot {
   int64_t expires_ms; /* when the record will be pruned */
   int64_t elapsed_ms; /* started (or created) to finished (or now) */
   uint64_t row_count; /* rows stored */
-  bool truncated;     /* rows or bytes were cut by max_rows / max_result_bytes */
+  bool truncated;     /* the result was cut: truncated_by says why */
   bool has_error;
   qreg_error_t error;
   size_t column_count;
