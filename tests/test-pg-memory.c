@@ -6,6 +6,7 @@
  *    reason named (their own cap, or what the registry could lend), settled
  *    results are evicted as needed, and then a 5,000-row query returns all
  *    5,000 rows, not truncated; the figures are printed;
+ *  - with the default budget, a 1 GB query, then the same 5,000 rows;
  *  - two large queries at once each keep at least their share;
  *  - SELECT repeat('z', 2000000) with a 1 MiB cap: succeeded, 0 rows,
  *    truncated_by value_too_large - and a value under the cap is whole;
@@ -119,6 +120,32 @@ static void small_query_after_huge_ones(void **state) {
   pg_test_close_checked(reg, app);
 }
 
+/* The same with the defaults (256 MiB, 8 connections): a 1 GB query, then
+   5,000 rows. */
+static void default_budget_after_1gb(void **state) {
+  (void)state;
+  const char *app = "qreg_t_memory_1gb";
+  qreg_config_t defaults;
+  qreg_config_init(&defaults);
+  qreg_t *reg = open_budget(app, defaults.max_result_bytes, defaults.max_connections);
+  qreg_id_t huge =
+      run(reg, "SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 1000000) g", 0);
+  qreg_snapshot_t *s = expect_cut(reg, &huge, QREG_TRUNCATED_MAX_RESULT_BYTES, UINT64_MAX);
+  assert_int_equal(s->max_result_bytes, 64 * MIB); /* a quarter of 256 MiB */
+  uint64_t huge_rows = s->row_count;
+  qreg_snapshot_free(s);
+  uint64_t held = result_bytes(reg, NULL);
+  qreg_id_t small = run(
+      reg, "SELECT g, md5(g::text) AS h, repeat('y', 100) AS pad FROM generate_series(1, 5000) g",
+      0);
+  qreg_snapshot_free(expect_cut(reg, &small, QREG_TRUNCATED_NONE, 5000));
+  print_message("PostgreSQL, default budget 256 MiB: the 1 GB query kept %llu rows (%llu bytes, "
+                "max_result_bytes); then 5000 of 5000 rows, result_bytes %llu\n",
+                (unsigned long long)huge_rows, (unsigned long long)held,
+                (unsigned long long)result_bytes(reg, NULL));
+  pg_test_close_checked(reg, app);
+}
+
 static void two_large_queries_share(void **state) {
   (void)state;
   const char *app = "qreg_t_memory_two";
@@ -184,9 +211,8 @@ int main(void) {
   if (rc != 0)
     return rc == PG_FIXTURE_SKIP ? PG_FIXTURE_SKIP : 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(small_query_after_huge_ones),
-      cmocka_unit_test(two_large_queries_share),
-      cmocka_unit_test(value_too_large),
+      cmocka_unit_test(small_query_after_huge_ones), cmocka_unit_test(default_budget_after_1gb),
+      cmocka_unit_test(two_large_queries_share),     cmocka_unit_test(value_too_large),
       cmocka_unit_test(forget_gives_bytes_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
