@@ -126,7 +126,7 @@ static void each_cut_says_why(void **state) {
   expect_cut(reg, &capped, QREG_TRUNCATED_MAX_RESULT_BYTES, UINT64_MAX);
   s = snap(reg, &capped);
   assert_int_equal(s->max_result_bytes, 64 * 1024);
-  assert_true(s->row_count > 10 && s->row_count < 64);
+  assert_true(s->row_count > 10 && s->row_count <= 64);
   qreg_snapshot_free(s);
 
   /* One value of 3 MB, more than the 2 MiB the query may hold: no row, and
@@ -136,6 +136,10 @@ static void each_cut_says_why(void **state) {
   expect_cut(reg, &too_large, QREG_TRUNCATED_VALUE_TOO_LARGE, 0);
   qreg_id_t one_fits = run_bytes(reg, "rows=3;cols=2;width=600000", MIB);
   expect_cut(reg, &one_fits, QREG_TRUNCATED_MAX_RESULT_BYTES, 1);
+  /* A row that fits the cap is stored even when its chunk's usual doubling
+     would not (3 values of 300 KB under 1 MiB). */
+  qreg_id_t snug = run_bytes(reg, "rows=2;cols=4;width=300000", MIB);
+  expect_cut(reg, &snug, QREG_TRUNCATED_MAX_RESULT_BYTES, 1);
   qreg_id_t value_over_cap = run_bytes(reg, "rows=3;cols=2;width=600000", 512 * 1024);
   expect_cut(reg, &value_over_cap, QREG_TRUNCATED_VALUE_TOO_LARGE, 0);
   test_close_checked(reg);

@@ -473,12 +473,16 @@ static int arena_reserve(qreg_result_t *r, size_t size) {
     size_t new_size = (size_t)last->size * 2 > need ? (size_t)last->size * 2 : need;
     if (new_size > UINT32_MAX)
       new_size = UINT32_MAX;
-    size_t growth = new_size - last->size;
-    qreg_truncation_t cut = budget_grow(r, r->footprint + growth, false);
+    qreg_truncation_t cut = budget_grow(r, r->footprint + (new_size - last->size), false);
+    if (cut != QREG_TRUNCATED_NONE && new_size > need) {
+      new_size = need; /* near a limit: no slack, only what the row needs */
+      cut = budget_grow(r, r->footprint + (new_size - last->size), false);
+    }
     if (cut != QREG_TRUNCATED_NONE) {
       row_over(r, cut);
       return 0;
     }
+    size_t growth = new_size - last->size;
     chunk_t *grown = realloc(last, chunk_alloc_size(new_size));
     if (grown == NULL)
       return QREG_ENOMEM;
@@ -496,6 +500,10 @@ static int arena_reserve(qreg_result_t *r, size_t size) {
   if (next_size < need)
     next_size = need;
   qreg_truncation_t cut = budget_grow(r, r->footprint + chunk_alloc_size(next_size), false);
+  if (cut != QREG_TRUNCATED_NONE && next_size > need) {
+    next_size = need; /* near a limit: a chunk just for this row */
+    cut = budget_grow(r, r->footprint + chunk_alloc_size(next_size), false);
+  }
   if (cut != QREG_TRUNCATED_NONE) {
     row_over(r, cut);
     return 0;
