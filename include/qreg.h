@@ -136,7 +136,8 @@ typedef struct qreg_config {
   const char *db_url;
   unsigned max_connections;     /* connections at once (default 8, 1..10000) */
   size_t max_records;           /* records kept at once (default 10000) */
-  size_t max_result_bytes;      /* bytes of results held by the registry (256 MiB) */
+  size_t max_result_bytes;      /* bytes of results held by the registry (256 MiB):
+                                   shared fairly, see "Result memory" below */
   size_t max_sql_bytes;         /* longest SQL accepted (default 1 MiB) */
   uint64_t default_timeout_ms;  /* per query, from submission (default 1 h) */
   uint64_t default_ttl_ms;      /* kept this long after the last change (1 h) */
@@ -155,14 +156,44 @@ typedef struct qreg_config {
 /* Fills *config with the defaults above, struct_size and db_url = NULL. */
 void qreg_config_init(qreg_config_t *config);
 
+/*
+ * Result memory. The registry's max_result_bytes (B) bounds the bytes every
+ * stored result holds together (qreg_stats.result_bytes), and is shared so
+ * that one query cannot take it from the others:
+ *  - Each query stores at most its own max_result_bytes (qreg_options_t):
+ *    by default qreg_default_result_bytes(), a quarter of B (but never less
+ *    than the share below); settable per query up to B.
+ *  - Half of B is reserved: each of the max_connections queries that can run
+ *    at once is guaranteed a share of B / (2 * max_connections) (16 MiB with
+ *    the defaults). The other half is lent, first come first served, to
+ *    running queries that outgrow their share. So a query that starts always
+ *    finds at least its share, however much the others took.
+ *  - Finished results stay in memory until their TTL, qreg_forget(), or
+ *    eviction: whenever a running query needs bytes that finished results
+ *    hold, they are evicted - first those read to their end by qreg_fetch()
+ *    (oldest first), then the oldest. An evicted record keeps its status,
+ *    row count and columns (snapshot result_evicted); qreg_fetch() then fails
+ *    with QREG_ENORESULT. A running query is cut (truncated_by
+ *    QREG_TRUNCATED_REGISTRY_BUDGET) only when its own share and what can be
+ *    lent to it are used up.
+ *  - A result that is cut says why (qreg_truncation_t). A row holding one
+ *    value larger than the query may ever store is not stored, nor anything
+ *    after it: truncated_by QREG_TRUNCATED_VALUE_TOO_LARGE.
+ */
+
 /* Per-query options. Start from qreg_options_init(); 0 means "registry default". */
 typedef struct qreg_options {
   size_t struct_size;  /* sizeof(qreg_options_t), set by qreg_options_init */
   uint64_t timeout_ms; /* give up (status timeout) this long after submission */
-  uint64_t max_rows;   /* store at most this many rows; more -> truncated */
+  uint64_t max_rows;   /* store at most this many rows; more -> truncated
+                          (truncated_by QREG_TRUNCATED_MAX_ROWS) */
   uint64_t ttl_ms;     /* keep the record this long after its last change */
   bool allow_writes;   /* ask for a writable query; refused unless the
                           registry has allow_writes */
+  /* Added in 0.1 (struct_size tells): */
+  size_t max_result_bytes; /* bytes the result may hold, at most the
+                              registry's max_result_bytes; 0: the default,
+                              qreg_default_result_bytes() */
 } qreg_options_t;
 
 void qreg_options_init(qreg_options_t *options);
@@ -174,6 +205,11 @@ typedef struct qreg qreg_t;
 typedef struct qreg_id {
   char str[QREG_ID_LEN + 1];
 } qreg_id_t;
+
+/* The per-query result byte cap a query gets when its options do not set
+   max_result_bytes: max(B / 4, B / (2 * max_connections)) for the
+   registry's max_result_bytes B. 0 for a NULL or closed registry. */
+size_t qreg_default_result_bytes(qreg_t *reg);
 
 /*
  * Opens a registry: validates the configuration, sets up the driver named by
@@ -213,6 +249,25 @@ typedef struct qreg_error {
   const char *hint;
 } qreg_error_t;
 
+/* Why a stored result was cut (QREG_TRUNCATED_NONE: it was not). */
+typedef enum qreg_truncation {
+  QREG_TRUNCATED_NONE = 0,
+  QREG_TRUNCATED_MAX_ROWS = 1,         /* max_rows rows were stored */
+  QREG_TRUNCATED_MAX_RESULT_BYTES = 2, /* the query's own max_result_bytes */
+  QREG_TRUNCATED_REGISTRY_BUDGET = 3,  /* the registry's shared budget: the
+                                          query's share and what could be
+                                          lent to it were used up */
+  QREG_TRUNCATED_VALUE_TOO_LARGE = 4,  /* one value was larger than the
+                                          query may ever store: its row and
+                                          the rest were not stored */
+  QREG_TRUNCATED_DRIVER = 5,           /* the driver cut it itself */
+} qreg_truncation_t;
+#define QREG_TRUNCATION_COUNT 6
+
+/* "none", "max_rows", "max_result_bytes", "registry_budget",
+   "value_too_large", "driver"; "unknown" for any other value. */
+const char *qreg_truncation_name(qreg_truncation_t reason);
+
 /* An immutable copy of a record's public state. Times are milliseconds since
    the Unix epoch, 0 when the event has not happened. */
 typedef struct qreg_snapshot {
@@ -226,7 +281,7 @@ typedef struct qreg_snapshot {
   int64_t expires_ms; /* when the record will be pruned */
   int64_t elapsed_ms; /* started (or created) to finished (or now) */
   uint64_t row_count; /* rows stored */
-  bool truncated;     /* rows or bytes were cut by max_rows / max_result_bytes */
+  bool truncated;     /* the result was cut: truncated_by says why */
   bool has_error;
   qreg_error_t error;
   size_t column_count;
@@ -235,6 +290,12 @@ typedef struct qreg_snapshot {
                              by the driver when it starts (PostgreSQL backend
                              pid, SQLite connection serial, a Snowflake query
                              id): at most QREG_BACKEND_ID_MAX bytes, "" before */
+  /* Added in 0.1 (result memory): */
+  qreg_truncation_t truncated_by; /* why the result was cut; NONE when not */
+  bool result_evicted;            /* succeeded, but its rows were freed under
+                                     memory pressure: qreg_fetch fails */
+  uint64_t result_bytes;          /* bytes its stored result holds now */
+  uint64_t max_result_bytes;      /* the query's cap on them */
 } qreg_snapshot_t;
 
 #define QREG_BACKEND_ID_MAX 64
@@ -307,18 +368,21 @@ typedef struct qreg_page {
   size_t column_count;
   const qreg_column_t *columns;
   uint64_t offset;
-  uint64_t row_count;         /* rows in this page */
-  uint64_t total_rows;        /* rows stored in the whole result */
-  bool has_more;              /* rows after this page */
-  bool truncated;             /* the stored result itself was cut */
-  const qreg_value_t *values; /* row_count * column_count, row-major */
+  uint64_t row_count;             /* rows in this page */
+  uint64_t total_rows;            /* rows stored in the whole result */
+  bool has_more;                  /* rows after this page */
+  bool truncated;                 /* the stored result itself was cut */
+  const qreg_value_t *values;     /* row_count * column_count, row-major */
+  qreg_truncation_t truncated_by; /* why (added in 0.1) */
 } qreg_page_t;
 
 /*
  * Copies up to limit rows starting at offset out of a succeeded query's result.
  * QREG_ENOTREADY while the query is pending or running, QREG_ENORESULT when it
- * ended another way, QREG_ERANGE when offset > total_rows (offset == total_rows
- * gives an empty page). limit 0 means "all remaining rows".
+ * ended another way or its result was evicted (snapshot result_evicted),
+ * QREG_ERANGE when offset > total_rows (offset == total_rows gives an empty
+ * page). limit 0 means "all remaining rows". A page that reaches the last
+ * row marks the result as read: it is then evicted before unread ones.
  */
 int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qreg_page_t **out);
 void qreg_page_free(qreg_page_t *page);
@@ -395,6 +459,17 @@ int qreg_cancel_async(qreg_t *reg, const char *id, qreg_status_t *status_out);
 int qreg_cancel(qreg_t *reg, const char *id, qreg_status_t *status_out);
 
 /*
+ * Forgets a query now: its record and result are freed (qreg_stats
+ * result_bytes drops at once) and its id is unknown from then on
+ * (QREG_ENOTFOUND). A query that has not finished is canceled first, as
+ * qreg_cancel_async() would, and forgotten at once: its result is freed
+ * when the database has stopped it. Whoever waits for it meanwhile (a
+ * blocked qreg_wait, a qreg_watch) is answered as for a cancel: rc 0,
+ * status canceled. QREG_ENOTFOUND for an unknown (or already forgotten) id.
+ */
+int qreg_forget(qreg_t *reg, const char *id);
+
+/*
  * Removes every record whose TTL has passed; a running one is stopped first
  * and its connection released before this returns. Returns the number
  * removed. A timer on the loop thread does the same at each expiry.
@@ -417,6 +492,8 @@ typedef struct qreg_stats {
   uint64_t watches;           /* qreg_watch callbacks registered, not yet made */
   uint64_t driver_violations; /* completions a driver reported twice or
                                    unasked (a driver bug; ignored): 0 */
+  uint64_t records_forgotten; /* ever, by qreg_forget */
+  uint64_t results_evicted;   /* ever: results freed under memory pressure */
 } qreg_stats_t;
 #define QREG_STATS_INIT                                                                            \
   { .struct_size = sizeof(qreg_stats_t) }

@@ -32,10 +32,11 @@ void qreg_cli_query_usage(FILE *out);
  *
  * The table is aligned for a terminal: control characters and invalid UTF-8
  * are escaped (\n, \xNN), bytes print as \x<hex>, NULL as nothing, then a
- * "(N rows)" line and "(truncated)" when the stored result was cut.
+ * "(N rows)" line and "(truncated: REASON)" when the stored result was cut
+ * (REASON as qreg_truncation_name: max_rows, max_result_bytes, ...).
  *
  * The JSON is one object: {"columns":[{"name","type"}],"rows":[[...]],
- * "row_count":N,"truncated":bool}; bytes are base64 strings, JSON values are
+ * "row_count":N,"truncated":bool,"truncated_by":null or "REASON"}; bytes are base64 strings, JSON values are
  * embedded as JSON, invalid UTF-8 becomes U+FFFD, non-finite reals are the
  * strings "NaN", "Infinity" and "-Infinity".
  */

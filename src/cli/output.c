@@ -236,10 +236,10 @@ static void print_table_line(FILE *out, size_t column_count, const size_t *width
   fputc('\n', out);
 }
 
-static void print_row_count(FILE *out, uint64_t rows, bool truncated) {
+static void print_row_count(FILE *out, uint64_t rows, const qreg_page_t *last) {
   fprintf(out, "(%" PRIu64 " row%s)\n", rows, rows == 1 ? "" : "s");
-  if (truncated)
-    fputs("(truncated)\n", out);
+  if (last->truncated)
+    fprintf(out, "(truncated: %s)\n", qreg_truncation_name(last->truncated_by));
 }
 
 int qreg_cli_print_table(FILE *out, qreg_page_t *const *pages, size_t page_count) {
@@ -307,7 +307,7 @@ int qreg_cli_print_table(FILE *out, qreg_page_t *const *pages, size_t page_count
       rows++;
     }
   }
-  print_row_count(out, rows, pages[page_count - 1]->truncated);
+  print_row_count(out, rows, pages[page_count - 1]);
   rc = 0;
   for (size_t c = 0; c < column_count; c++)
     if (cells[c].failed)
@@ -400,7 +400,12 @@ int qreg_cli_print_json(FILE *out, qreg_page_t *const *pages, size_t page_count)
     }
   }
   bool truncated = page_count ? pages[page_count - 1]->truncated : false;
-  fprintf(out, "%s],\"row_count\":%" PRIu64 ",\"truncated\":%s}\n", rows ? "\n" : "", rows,
-          truncated ? "true" : "false");
+  qreg_truncation_t by = page_count ? pages[page_count - 1]->truncated_by : QREG_TRUNCATED_NONE;
+  fprintf(out, "%s],\"row_count\":%" PRIu64 ",\"truncated\":%s,\"truncated_by\":", rows ? "\n" : "",
+          rows, truncated ? "true" : "false");
+  if (by == QREG_TRUNCATED_NONE)
+    fputs("null}\n", out);
+  else
+    fprintf(out, "\"%s\"}\n", qreg_truncation_name(by));
   return 0;
 }

@@ -34,10 +34,11 @@
 #define QUERY_STOP_SIGNAL SIGUSR1
 
 typedef struct query_args {
-  const char *db_url;  /* borrowed from argv */
-  const char *sql;     /* borrowed from argv; "-" means standard input */
-  uint64_t timeout_ms; /* 0: registry default */
-  uint64_t max_rows;   /* 0: registry default */
+  const char *db_url;        /* borrowed from argv */
+  const char *sql;           /* borrowed from argv; "-" means standard input */
+  uint64_t timeout_ms;       /* 0: registry default */
+  uint64_t max_rows;         /* 0: registry default */
+  uint64_t max_result_bytes; /* 0: the registry's whole budget */
   bool allow_writes;
   bool json;
   bool help;
@@ -59,11 +60,16 @@ void qreg_cli_query_usage(FILE *out) {
           "  --timeout S      give up after S seconds (a whole number, or with up to\n"
           "                   three decimals: 0.5); default %llu\n"
           "  --max-rows N     keep at most N rows (default %llu); a longer result is\n"
-          "                   cut and marked \"(truncated)\"\n"
+          "                   cut and marked \"(truncated: max_rows)\"\n"
+          "  --max-result-bytes N  keep at most N bytes of result in memory (default\n"
+          "                   %llu); a larger result is cut and marked\n"
+          "                   \"(truncated: max_result_bytes)\"\n"
           "  --allow-writes   allow a statement that writes (default: read-only)\n"
           "  --json           print {\"columns\":[{\"name\",\"type\"}],\"rows\":[[...]],\n"
-          "                   \"row_count\":N,\"truncated\":BOOL}; values as in\n"
-          "                   docs/values.md (big integers as strings, bytes base64)\n"
+          "                   \"row_count\":N,\"truncated\":BOOL,\"truncated_by\":REASON};\n"
+          "                   REASON null or max_rows, max_result_bytes, value_too_large\n"
+          "                   (docs/mcp.md); values as in docs/values.md (big\n"
+          "                   integers as strings, bytes base64)\n"
           "  -h, --help       show this help\n"
           "\n"
           "SQL is exactly one statement; \"-\" reads it from standard input. Options may\n"
@@ -79,7 +85,8 @@ void qreg_cli_query_usage(FILE *out) {
           "Example:\n"
           "  qreg query --db sqlite:build/demo.db \"SELECT name, population FROM cities\"\n",
           (unsigned long long)(defaults.default_timeout_ms / 1000),
-          (unsigned long long)defaults.default_max_rows);
+          (unsigned long long)defaults.default_max_rows,
+          (unsigned long long)defaults.max_result_bytes);
   fputs("\nDatabase URLs, and each database's options:\n", out);
   fputs(qreg_drivers_help(), out);
 }
@@ -156,6 +163,12 @@ static int parse_args(int argc, char **argv, query_args_t *args) {
         return QREG_CLI_EXIT_USAGE;
       if (!qreg_cli_parse_count(value, &args->max_rows) || args->max_rows == 0)
         return usage_error("--max-rows: expected a whole number above 0, not '%s'", value);
+    } else if ((found = option_value(argc, argv, &i, "--max-result-bytes", &value)) != 0) {
+      if (found < 0)
+        return QREG_CLI_EXIT_USAGE;
+      if (!qreg_cli_parse_count(value, &args->max_result_bytes) || args->max_result_bytes == 0 ||
+          args->max_result_bytes > SIZE_MAX / 2)
+        return usage_error("--max-result-bytes: expected a whole number above 0, not '%s'", value);
     } else {
       char shown[64];
       return usage_error("unknown option '%s'", qreg_cli_shown_argument(arg, shown, sizeof shown));
@@ -411,6 +424,13 @@ static int run_query(qreg_t *reg, const query_args_t *args, const char *sql, siz
   options.timeout_ms = args->timeout_ms;
   options.max_rows = args->max_rows;
   options.allow_writes = args->allow_writes;
+  /* One statement: it may have the registry's whole budget. */
+  options.max_result_bytes = (size_t)args->max_result_bytes;
+  if (options.max_result_bytes == 0) {
+    qreg_config_t defaults;
+    qreg_config_init(&defaults);
+    options.max_result_bytes = defaults.max_result_bytes;
+  }
 
   qreg_id_t id;
   int rc = qreg_execute_n(reg, sql, sql_len, &options, &id);
@@ -469,6 +489,8 @@ int qreg_cli_query_main(int argc, char **argv) {
   qreg_config_init(&config);
   config.db_url = args.db_url;
   config.max_connections = 1; /* one statement */
+  if (args.max_result_bytes > config.max_result_bytes)
+    config.max_result_bytes = (size_t)args.max_result_bytes;
   config.allow_writes = args.allow_writes;
 
   assert(args.sql); /* parse_args insists on it */

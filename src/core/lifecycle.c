@@ -309,8 +309,7 @@ static void close_idle_expired_locked(qreg_t *reg, uint64_t now, batch_t *batch)
 /* Lends c to the oldest pending record and asks the driver to run it. */
 static void start_record_locked(qreg_t *reg, record_t *r, conn_t *c, batch_t *batch) {
   store_queue_unlink(&reg->store, r);
-  qreg_result_t *result =
-      qreg_result_new(r->max_rows, &reg->result_bytes, reg->config.max_result_bytes);
+  qreg_result_t *result = qreg_result_new(r->max_rows, &reg->budget, record_max_bytes(r));
   if (result == NULL) {
     record_fail_unstarted_locked(reg, r, NULL, "internal", "out of memory starting the query");
     idle_push(reg, c);
@@ -511,6 +510,9 @@ static void handle_job_done_locked(qreg_t *reg, conn_t *c, batch_t *batch) {
   record_t *r = c->record;
   qreg_job_t *job = &c->job;
   bool decided_here = false;
+  /* The driver is done with the result: what it borrowed beyond its share
+     goes back to the pool for the queries still running. */
+  qreg_result_settle(job->result);
   switch (c->outcome) {
   case QREG_JOB_OK:
     if ((decided_here = record_decide_locked(reg, r, QREG_SUCCEEDED))) {

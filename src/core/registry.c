@@ -100,8 +100,58 @@ static void registry_free(qreg_t *reg) {
 /* The first published layouts end here: a struct_size below is a caller
    that did not use the *_init() function. */
 #define CONFIG_SIZE_V1 offsetof(qreg_config_t, driver_options)
-#define OPTIONS_SIZE_V1 sizeof(qreg_options_t)
+#define OPTIONS_SIZE_V1 offsetof(qreg_options_t, max_result_bytes)
 #define STATS_SIZE_V1 offsetof(qreg_stats_t, watches)
+
+/* The per-query result cap of a query whose options do not set one. */
+static size_t default_result_bytes(const qreg_t *reg) {
+  size_t quarter = reg->config.max_result_bytes / 4;
+  return quarter > reg->budget.share ? quarter : reg->budget.share;
+}
+
+size_t qreg_default_result_bytes(qreg_t *reg) {
+  qreg__clear_error();
+  if (reg == NULL || atomic_load(&reg->refusing)) {
+    qreg__fail(reg == NULL ? QREG_EINVAL : QREG_ECLOSED,
+               reg == NULL ? "registry: NULL" : "the registry is closed");
+    return 0;
+  }
+  return default_result_bytes(reg);
+}
+
+/* A result is "read" when a page reached its last row: such results go
+   first, so that what a client still wants to read stays longest. */
+static bool evictable(const record_t *r, bool read_only) {
+  const qreg_result_t *res = record_result(r);
+  /* refs > 1: someone copies a page of it right now, without the lock. */
+  return res != NULL && !qreg_result_evicted(res) && r->refs == 1 && (!read_only || r->fetched_all);
+}
+
+/*
+ * The budget's reclaim (result.h): frees the rows of settled results until
+ * need bytes are back - first results read to their end, oldest first, then
+ * the oldest - and returns the bytes freed (0: nothing left to free). Called
+ * by a result's writer (a worker, or the loop thread inside a driver call),
+ * which holds no lock; it takes the registry's.
+ */
+static size_t registry_reclaim(void *arg, size_t need) {
+  qreg_t *reg = arg;
+  size_t freed = 0;
+  pthread_mutex_lock(&reg->lock);
+  for (int pass = 0; pass < 2 && freed < need; pass++) {
+    for (record_t *r = reg->store.finished.head; r != NULL && freed < need; r = r->queue_next) {
+      if (!evictable(r, pass == 0))
+        continue;
+      size_t bytes = qreg_result_evict(record_result(r));
+      if (bytes > 0) {
+        freed += bytes;
+        reg->results_evicted++;
+      }
+    }
+  }
+  pthread_mutex_unlock(&reg->lock);
+  return freed;
+}
 
 int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
   qreg__clear_error();
@@ -157,6 +207,9 @@ int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
   bool options_ok = reg->config.driver_option_count == option_count;
   reg->driver = driver;
   reg->timer_due = UINT64_MAX;
+  qreg_budget_init(&reg->budget, config->max_result_bytes, config->max_connections);
+  reg->budget.reclaim = registry_reclaim;
+  reg->budget.reclaim_arg = reg;
   reg->wall_offset_ms = qreg__wall_ms() - (int64_t)qreg__mono_ms();
   if (reg->db_url == NULL || reg->application_name == NULL || !options_ok ||
       store_init(&reg->store) != 0) {
@@ -307,12 +360,25 @@ static int check_sql(const qreg_t *reg, const char *sql, size_t len) {
   return 0;
 }
 
+/* The options' max_result_bytes, or 0 when the caller's struct predates it. */
+static size_t option_result_bytes(const qreg_options_t *o) {
+  if (o == NULL || o->struct_size < offsetof(qreg_options_t, max_result_bytes) + sizeof(size_t))
+    return 0;
+  return o->max_result_bytes;
+}
+
 static int check_options(const qreg_t *reg, const qreg_options_t *o) {
   int rc;
   if (o == NULL)
     return 0;
   if (o->struct_size < OPTIONS_SIZE_V1)
     return qreg__fail(QREG_EINVAL, "options: struct_size not set (start from qreg_options_init)");
+  size_t max_bytes = option_result_bytes(o);
+  if (max_bytes > reg->config.max_result_bytes)
+    return qreg__fail(QREG_EINVAL,
+                      "max_result_bytes: %zu is more than the registry holds for all results "
+                      "(its max_result_bytes, %zu)",
+                      max_bytes, reg->config.max_result_bytes);
   if ((o->timeout_ms && (rc = check_range("timeout_ms", o->timeout_ms, 1, MAX_DURATION_MS))) ||
       (o->ttl_ms && (rc = check_range("ttl_ms", o->ttl_ms, 1, MAX_DURATION_MS))) ||
       (o->max_rows && (rc = check_range("max_rows", o->max_rows, 1, MAX_ROWS_LIMIT))))
@@ -352,6 +418,8 @@ int qreg_execute_n(qreg_t *reg, const char *sql, size_t sql_len, const qreg_opti
   r->ttl_ms = options && options->ttl_ms ? options->ttl_ms : reg->config.default_ttl_ms;
   r->max_rows =
       (uint32_t)(options && options->max_rows ? options->max_rows : reg->config.default_max_rows);
+  size_t max_bytes = option_result_bytes(options);
+  r->max_bytes = record_pack_bytes(max_bytes ? max_bytes : default_result_bytes(reg));
   r->allow_writes = options && options->allow_writes;
   r->status = QREG_PENDING;
   r->heap_index = RECORD_NOT_IN_HEAP;
@@ -462,6 +530,10 @@ static void snapshot_fill(const record_t *r, int64_t wall_offset, qreg_snapshot_
   s->elapsed_ms = to > from ? (int64_t)(to - from) : 0;
   s->row_count = res ? qreg_result_row_count(res) : 0;
   s->truncated = res ? qreg_result_truncated(res) : false;
+  s->truncated_by = qreg_result_truncated_by(res);
+  s->result_evicted = qreg_result_evicted(res);
+  s->result_bytes = qreg_result_bytes(res);
+  s->max_result_bytes = record_max_bytes(r);
   s->has_error = e != NULL && e->message != NULL;
   s->error = (qreg_error_t){etype, emsg, ecode, edetail, ehint};
   s->column_count = ncols;
@@ -522,6 +594,12 @@ int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qre
     } else if (record_result(r) == NULL) {
       rc = qreg__fail(QREG_ENORESULT, "query %s %s: it has no result", id,
                       qreg_status_name(r->status));
+    } else if (qreg_result_evicted(record_result(r))) {
+      rc = qreg__fail(QREG_ENORESULT,
+                      "query %s succeeded, but its result (%" PRIu64
+                      " rows) was evicted under memory pressure: run it again (forget results "
+                      "you no longer need to keep others)",
+                      id, qreg_result_row_count(record_result(r)));
     } else {
       uint64_t total = qreg_result_row_count(record_result(r));
       if (offset > total) {
@@ -537,6 +615,8 @@ int qreg_fetch(qreg_t *reg, const char *id, uint64_t offset, uint64_t limit, qre
         registry_unlock(reg);
         rc = qreg_result_copy_page(record_result(r), offset, count, out);
         pthread_mutex_lock(&reg->lock);
+        if (rc == 0 && offset + count == total)
+          r->fetched_all = true;
         record_unref(r);
         if (rc != 0)
           rc = qreg__fail(rc, "cannot copy the page: %s", qreg_strerror(rc));
@@ -767,6 +847,28 @@ int qreg_cancel(qreg_t *reg, const char *id, qreg_status_t *status_out) {
   return rc;
 }
 
+int qreg_forget(qreg_t *reg, const char *id) {
+  int rc = lock_open(reg);
+  if (rc != 0)
+    return rc;
+  record_t *r;
+  bool wake = false;
+  if ((rc = find_locked(reg, id, &r)) == 0) {
+    /* As a TTL prune does: a query still going is stopped (its job keeps a
+       reference until it settles, and whoever waits for it holds one),
+       then it leaves the store. A result being copied by qreg_fetch is
+       freed when the copy drops its reference. */
+    record_stop_locked(reg, r, QREG_CANCELED, "canceled", "canceled: the query was forgotten");
+    wake = r->in_inbox;
+    record_drop_locked(reg, r);
+    reg->forgotten++;
+  }
+  registry_unlock(reg);
+  if (wake)
+    qreg_loop_wake(reg->loop);
+  return rc;
+}
+
 int qreg_prune_expired(qreg_t *reg) {
   int rc = lock_open(reg);
   if (rc != 0)
@@ -814,9 +916,11 @@ int qreg_stats(qreg_t *reg, qreg_stats_t *out) {
   out->records = reg->store.count;
   out->records_pruned = reg->pruned;
   out->records_evicted = reg->evicted;
-  out->result_bytes = atomic_load(&reg->result_bytes);
+  out->result_bytes = atomic_load(&reg->budget.used);
   out->watches = reg->watch_count;
   out->driver_violations = reg->driver_violations;
+  out->records_forgotten = reg->forgotten;
+  out->results_evicted = reg->results_evicted;
   registry_unlock(reg);
   memcpy(caller_out, &full, caller_size);
   caller_out->struct_size = caller_size;

@@ -147,7 +147,8 @@ struct qreg {
   qreg_timer_t *timer;
   uint64_t timer_due; /* monotonic ms it fires at; UINT64_MAX none */
 
-  _Atomic size_t result_bytes; /* charged by results, see result.h */
+  qreg_budget_t budget; /* every result's bytes, shared fairly (result.h);
+                           reclaim is registry_reclaim (registry.c) */
 
   /* Threads blocked on settled_cond, and whether something they may wait
      for happened under the lock: the broadcast is made after unlocking, and
@@ -157,6 +158,7 @@ struct qreg {
 
   /* Counters for qreg_stats. */
   uint64_t opened, closed, connect_failures, pruned, evicted, driver_violations;
+  uint64_t forgotten, results_evicted;
 
   int64_t wall_offset_ms; /* wall clock minus monotonic clock at qreg_open */
 };

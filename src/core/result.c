@@ -4,8 +4,8 @@
  * budget applied while a driver writes.
  *
  * Owns: the column block, the arena chunks holding the rows and the row
- * index. Borrows: the registry's budget counter (*budget_used), to which it
- * charges every byte it holds and gives them all back when freed or reset.
+ * index. Borrows: the registry's budget (qreg_budget_t, result.h), to which
+ * it charges every byte it holds and gives them all back when freed or reset.
  *
  * Layout. Most results are tiny (one row, a column or two), and a finished
  * record keeps its result for its whole life, so a small result is ONE
@@ -46,7 +46,13 @@
  * the budget. Metadata is charged when it is set; row bytes when a row ends,
  * if the budget has room, else the row is dropped (and everything allocated
  * for it freed). qreg_result_bytes() reports `charged`, and free/reset give
- * back exactly `charged`.
+ * back exactly `charged`. "Room" is three limits (result.h, qreg_budget_t):
+ * the query's own max_bytes, what can be lent beyond its share, and the
+ * registry's limit - for which settled results are evicted (the reclaim
+ * callback) before a row is refused. Each cut records why (truncated_by),
+ * and a single cell larger than the result could ever hold is refused as
+ * value_too_large without trying. An evicted result keeps its struct, its
+ * column block and its counts; its chunks and index are freed.
  *
  * Threads: one writer at a time (see result.h); readers only read, so several
  * may copy pages at once once the result is frozen.
@@ -100,8 +106,8 @@ typedef struct row_pos {
 } row_pos_t;
 
 struct qreg_result {
-  _Atomic size_t *budget_used; /* borrowed from the registry; may be NULL */
-  size_t charged;              /* bytes charged to *budget_used */
+  qreg_budget_t *budget; /* borrowed from the registry; may be NULL */
+  size_t charged;        /* bytes charged to budget->used */
   uint64_t row_count;
   unsigned char *columns; /* the column block (see above): in the inline tail
                              (columns_inline) or owned on the heap; NULL until
@@ -111,7 +117,7 @@ struct qreg_result {
                              capacity index_capacity(row_count / STRIDE) */
 
   /* Writer state. */
-  size_t budget_limit;
+  size_t max_bytes; /* the query's own cap on `charged` */
   uint64_t max_rows;
   size_t footprint;      /* bytes held (see the accounting note above) */
   chunk_t *last;         /* the chunk rows are appended to (the inline one first) */
@@ -120,10 +126,13 @@ struct qreg_result {
   uint32_t row_cells;
   unsigned columns_set : 1; /* set_columns was called */
   unsigned columns_inline : 1;
-  unsigned truncated : 1;
+  unsigned truncated_by : 3; /* qreg_truncation_t; NONE: not cut */
   unsigned in_row : 1;
   unsigned row_over_budget : 1; /* a cell did not fit the budget: the row will be dropped */
+  unsigned row_cut_by : 3;      /* why (qreg_truncation_t), once row_over_budget */
   unsigned row_own_chunk : 1;   /* last was allocated for this row (freed if it is dropped) */
+  unsigned running : 1;         /* not settled: may hold its share of the budget */
+  unsigned evicted : 1;         /* its rows were freed (qreg_result_evict) */
 
   /* The inline chunk: a chunk_t and INLINE_DATA bytes (result_alloc_size). */
   _Alignas(chunk_t) unsigned char tail[];
@@ -143,39 +152,126 @@ static chunk_t *inline_chunk(const qreg_result_t *r) {
 
 /* --- budget ------------------------------------------------------------------ */
 
-/* Brings `charged` up or down to `footprint` whatever the limit: for metadata,
-   which a result cannot do without, and for giving bytes back. */
+void qreg_budget_init(qreg_budget_t *budget, size_t limit, unsigned slots) {
+  atomic_init(&budget->used, 0);
+  atomic_init(&budget->lent, 0);
+  budget->limit = limit;
+  budget->share = slots > 0 ? limit / 2 / slots : 0;
+  budget->pool = limit - budget->share * slots;
+  budget->reclaim = NULL;
+  budget->reclaim_arg = NULL;
+}
+
+/* Bytes of `charged` that a result holds beyond its share (charged to
+   budget->lent): none once settled. */
+static size_t lent_part(const qreg_result_t *r, size_t charged) {
+  if (r->budget == NULL || !r->running || charged <= r->budget->share)
+    return 0;
+  return charged - r->budget->share;
+}
+
+/* The most the result could ever hold: a value larger than this never fits. */
+static size_t max_storable(const qreg_result_t *r) {
+  size_t most = r->max_bytes;
+  if (r->budget != NULL) {
+    size_t reach = r->running ? r->budget->share + r->budget->pool : r->budget->limit;
+    if (reach < most)
+      most = reach;
+  }
+  return most;
+}
+
+/* Moves `charged` to `to` whatever the limits: for metadata, which a
+   result cannot do without, and for giving bytes back. */
+static void charge_to(qreg_result_t *r, size_t to) {
+  if (r->budget != NULL) {
+    size_t lent_before = lent_part(r, r->charged), lent_after = lent_part(r, to);
+    if (to > r->charged)
+      atomic_fetch_add(&r->budget->used, to - r->charged);
+    else if (to < r->charged)
+      atomic_fetch_sub(&r->budget->used, r->charged - to);
+    if (lent_after > lent_before)
+      atomic_fetch_add(&r->budget->lent, lent_after - lent_before);
+    else if (lent_after < lent_before)
+      atomic_fetch_sub(&r->budget->lent, lent_before - lent_after);
+  }
+  r->charged = to;
+}
+
 static void charge_sync(qreg_result_t *r) {
-  if (r->budget_used != NULL) {
-    if (r->footprint > r->charged)
-      atomic_fetch_add(r->budget_used, r->footprint - r->charged);
-    else if (r->footprint < r->charged)
-      atomic_fetch_sub(r->budget_used, r->charged - r->footprint);
-  }
-  r->charged = r->footprint;
+  charge_to(r, r->footprint);
 }
 
-/* Whether `extra` more bytes would fit the budget now (no reservation). */
-static bool budget_has_room(const qreg_result_t *r, size_t extra) {
-  if (r->budget_used == NULL)
-    return true;
-  size_t used = atomic_load(r->budget_used);
-  return extra <= r->budget_limit && used <= r->budget_limit - extra;
-}
-
-/* Charges footprint - charged (>= 0) if the budget has room, atomically
-   against the other results of the registry. */
-static bool charge_rows(qreg_result_t *r) {
-  size_t extra = r->footprint - r->charged;
-  if (r->budget_used != NULL && extra > 0) {
-    size_t used = atomic_load(r->budget_used);
-    do {
-      if (extra > r->budget_limit || used > r->budget_limit - extra)
-        return false;
-    } while (!atomic_compare_exchange_weak(r->budget_used, &used, used + extra));
-  }
-  r->charged = r->footprint;
+/* Adds extra to *counter if it stays at most limit, atomically. */
+static bool counter_add(_Atomic size_t *counter, size_t extra, size_t limit) {
+  size_t now = atomic_load(counter);
+  do {
+    if (extra > limit || now > limit - extra)
+      return false;
+  } while (!atomic_compare_exchange_weak(counter, &now, now + extra));
   return true;
+}
+
+/* Whether the budget's `used` can take extra more bytes, freeing settled
+   results (reclaim) when it is full. With take, they are charged. */
+static bool used_room(qreg_budget_t *b, size_t extra, bool take) {
+  for (;;) {
+    if (take ? counter_add(&b->used, extra, b->limit)
+             : extra <= b->limit && atomic_load(&b->used) <= b->limit - extra)
+      return true;
+    size_t used = atomic_load(&b->used);
+    size_t need = used + extra > b->limit ? used + extra - b->limit : 1;
+    if (b->reclaim == NULL || b->reclaim(b->reclaim_arg, need) == 0)
+      return false;
+  }
+}
+
+/*
+ * Whether the result may hold `to` (> charged) bytes: within its own cap,
+ * what it holds beyond its share within what can be lent, and room in the
+ * registry's budget (settled results are evicted to make it). With take the
+ * bytes are charged (all or nothing); without, it only checks (and may
+ * evict). Returns QREG_TRUNCATED_NONE, or why it may not.
+ */
+static qreg_truncation_t budget_grow(qreg_result_t *r, size_t to, bool take) {
+  if (to > r->max_bytes)
+    return QREG_TRUNCATED_MAX_RESULT_BYTES;
+  qreg_budget_t *b = r->budget;
+  if (b == NULL) {
+    if (take)
+      r->charged = to;
+    return QREG_TRUNCATED_NONE;
+  }
+  if (to <= r->charged) {
+    if (take)
+      charge_to(r, to);
+    return QREG_TRUNCATED_NONE;
+  }
+  size_t extra = to - r->charged;
+  size_t lent_extra = lent_part(r, to) - lent_part(r, r->charged);
+  if (lent_extra > 0) {
+    if (take ? !counter_add(&b->lent, lent_extra, b->pool)
+             : lent_extra > b->pool || atomic_load(&b->lent) > b->pool - lent_extra)
+      return QREG_TRUNCATED_REGISTRY_BUDGET;
+  }
+  if (!used_room(b, extra, take)) {
+    if (take && lent_extra > 0)
+      atomic_fetch_sub(&b->lent, lent_extra);
+    return QREG_TRUNCATED_REGISTRY_BUDGET;
+  }
+  if (take)
+    r->charged = to;
+  return QREG_TRUNCATED_NONE;
+}
+
+/* Charges footprint - charged (>= 0) if the budget allows, atomically
+   against the other results of the registry; else says why not. */
+static qreg_truncation_t charge_rows(qreg_result_t *r) {
+  if (r->footprint <= r->charged) {
+    charge_sync(r);
+    return QREG_TRUNCATED_NONE;
+  }
+  return budget_grow(r, r->footprint, true);
 }
 
 /* --- encoding ------------------------------------------------------------- */
@@ -339,6 +435,13 @@ static void columns_release(qreg_result_t *r) {
 
 /* --- writing: arena ------------------------------------------------------------ */
 
+/* The row being written will not be stored, for this reason. */
+static void row_over(qreg_result_t *r, qreg_truncation_t why) {
+  r->row_over_budget = 1;
+  if (r->row_cut_by == QREG_TRUNCATED_NONE)
+    r->row_cut_by = why;
+}
+
 static size_t chunk_alloc_size(size_t data_size) {
   return sizeof(chunk_t) + data_size;
 }
@@ -370,11 +473,16 @@ static int arena_reserve(qreg_result_t *r, size_t size) {
     size_t new_size = (size_t)last->size * 2 > need ? (size_t)last->size * 2 : need;
     if (new_size > UINT32_MAX)
       new_size = UINT32_MAX;
-    size_t growth = new_size - last->size;
-    if (!budget_has_room(r, r->footprint + growth - r->charged)) {
-      r->row_over_budget = 1;
+    qreg_truncation_t cut = budget_grow(r, r->footprint + (new_size - last->size), false);
+    if (cut != QREG_TRUNCATED_NONE && new_size > need) {
+      new_size = need; /* near a limit: no slack, only what the row needs */
+      cut = budget_grow(r, r->footprint + (new_size - last->size), false);
+    }
+    if (cut != QREG_TRUNCATED_NONE) {
+      row_over(r, cut);
       return 0;
     }
+    size_t growth = new_size - last->size;
     chunk_t *grown = realloc(last, chunk_alloc_size(new_size));
     if (grown == NULL)
       return QREG_ENOMEM;
@@ -391,8 +499,13 @@ static int arena_reserve(qreg_result_t *r, size_t size) {
     next_size = CHUNK_MAX;
   if (next_size < need)
     next_size = need;
-  if (!budget_has_room(r, r->footprint + chunk_alloc_size(next_size) - r->charged)) {
-    r->row_over_budget = 1;
+  qreg_truncation_t cut = budget_grow(r, r->footprint + chunk_alloc_size(next_size), false);
+  if (cut != QREG_TRUNCATED_NONE && next_size > need) {
+    next_size = need; /* near a limit: a chunk just for this row */
+    cut = budget_grow(r, r->footprint + chunk_alloc_size(next_size), false);
+  }
+  if (cut != QREG_TRUNCATED_NONE) {
+    row_over(r, cut);
     return 0;
   }
   chunk_t *chunk = malloc(chunk_alloc_size(next_size));
@@ -425,6 +538,7 @@ static void row_drop(qreg_result_t *r) {
   r->in_row = 0;
   r->row_own_chunk = 0;
   r->row_over_budget = 0;
+  r->row_cut_by = QREG_TRUNCATED_NONE;
 }
 
 /*
@@ -437,6 +551,10 @@ static int cell_begin(qreg_result_t *r, size_t size, unsigned char **out) {
   *out = NULL;
   if (r == NULL || !r->in_row || r->row_cells >= columns_count(r))
     return QREG_EINVAL;
+  /* A value that alone is more than the result may ever hold: the row can
+     never be stored, whatever is freed meanwhile. */
+  if (!r->row_over_budget && size > max_storable(r))
+    row_over(r, QREG_TRUNCATED_VALUE_TOO_LARGE);
   if (!r->row_over_budget) {
     int rc = arena_reserve(r, size);
     if (rc != 0)
@@ -468,22 +586,24 @@ static void result_init_empty(qreg_result_t *r) {
   r->row_cells = 0;
   r->columns_set = 0;
   r->columns_inline = 0;
-  r->truncated = 0;
+  r->truncated_by = QREG_TRUNCATED_NONE;
   r->in_row = 0;
   r->row_over_budget = 0;
+  r->row_cut_by = QREG_TRUNCATED_NONE;
   r->row_own_chunk = 0;
+  r->evicted = 0;
   r->footprint = result_alloc_size();
 }
 
-qreg_result_t *qreg_result_new(uint64_t max_rows, _Atomic size_t *budget_used,
-                               size_t budget_limit) {
+qreg_result_t *qreg_result_new(uint64_t max_rows, qreg_budget_t *budget, size_t max_bytes) {
   qreg_result_t *r = malloc(result_alloc_size());
   if (r == NULL)
     return NULL;
-  r->budget_used = budget_used;
-  r->budget_limit = budget_limit;
+  r->budget = budget;
+  r->max_bytes = max_bytes;
   r->max_rows = max_rows;
   r->charged = 0;
+  r->running = 1;
   result_init_empty(r);
   charge_sync(r);
   return r;
@@ -512,6 +632,42 @@ void qreg_result_free(qreg_result_t *result) {
   result->footprint = 0;
   charge_sync(result);
   free(result);
+}
+
+void qreg_result_settle(qreg_result_t *result) {
+  if (result == NULL || !result->running)
+    return;
+  size_t lent = lent_part(result, result->charged);
+  if (lent > 0)
+    atomic_fetch_sub(&result->budget->lent, lent);
+  result->running = 0;
+}
+
+size_t qreg_result_evict(qreg_result_t *result) {
+  if (result == NULL || result->running || result->in_row || result->evicted)
+    return 0;
+  size_t before = result->charged;
+  chunk_t *head = inline_chunk(result);
+  for (chunk_t *chunk = head->next; chunk != NULL;) {
+    chunk_t *next = chunk->next;
+    free(chunk);
+    chunk = next;
+  }
+  head->next = NULL;
+  result->last = head;
+  free(result->index);
+  result->index = NULL;
+  /* What is left: the one allocation and the column block. */
+  result->footprint = result_alloc_size();
+  if (result->columns != NULL && !result->columns_inline)
+    result->footprint += columns_heap_capacity(result->columns_used);
+  result->evicted = 1;
+  charge_sync(result);
+  return before - result->charged;
+}
+
+bool qreg_result_evicted(const qreg_result_t *result) {
+  return result != NULL && result->evicted;
 }
 
 void qreg_result_reset(qreg_result_t *result) {
@@ -642,15 +798,16 @@ int qreg_result_row_begin(qreg_result_t *result) {
   if (result == NULL || !result->columns_set || result->in_row)
     return QREG_EINVAL;
   /* Once cut, nothing more is stored: a result never has a gap. */
-  if (result->truncated)
+  if (result->truncated_by != QREG_TRUNCATED_NONE)
     return QREG_RESULT_FULL;
   if (result->row_count >= result->max_rows) {
-    result->truncated = 1;
+    result->truncated_by = QREG_TRUNCATED_MAX_ROWS;
     return QREG_RESULT_FULL;
   }
   result->in_row = 1;
   result->row_cells = 0;
   result->row_over_budget = 0;
+  result->row_cut_by = QREG_TRUNCATED_NONE;
   result->row_own_chunk = 0;
   result->row_start = result->last->used;
   return 0;
@@ -749,8 +906,8 @@ int qreg_result_row_end(qreg_result_t *result) {
     return QREG_EINVAL;
   }
   if (result->row_over_budget) {
+    result->truncated_by = result->row_cut_by;
     row_drop(result);
-    result->truncated = 1;
     return QREG_RESULT_FULL;
   }
   uint64_t row = result->row_count;
@@ -771,9 +928,10 @@ int qreg_result_row_end(qreg_result_t *result) {
     result->footprint += (new_capacity - capacity) * sizeof *index;
     result->index = index;
   }
-  if (!charge_rows(result)) {
+  qreg_truncation_t cut = charge_rows(result);
+  if (cut != QREG_TRUNCATED_NONE) {
     row_drop(result);
-    result->truncated = 1;
+    result->truncated_by = cut;
     return QREG_RESULT_FULL;
   }
   chunk_t *last = result->last;
@@ -790,9 +948,11 @@ int qreg_result_row_end(qreg_result_t *result) {
   return 0;
 }
 
-void qreg_result_mark_truncated(qreg_result_t *result) {
-  if (result != NULL)
-    result->truncated = 1;
+void qreg_result_mark_truncated(qreg_result_t *result, qreg_truncation_t reason) {
+  if (result != NULL && result->truncated_by == QREG_TRUNCATED_NONE)
+    result->truncated_by = reason != QREG_TRUNCATED_NONE && reason < QREG_TRUNCATION_COUNT
+                               ? reason
+                               : QREG_TRUNCATED_DRIVER;
 }
 
 /* --- reading ---------------------------------------------------------------- */
@@ -821,7 +981,11 @@ uint64_t qreg_result_row_count(const qreg_result_t *result) {
 }
 
 bool qreg_result_truncated(const qreg_result_t *result) {
-  return result != NULL && result->truncated;
+  return result != NULL && result->truncated_by != QREG_TRUNCATED_NONE;
+}
+
+qreg_truncation_t qreg_result_truncated_by(const qreg_result_t *result) {
+  return result != NULL ? (qreg_truncation_t)result->truncated_by : QREG_TRUNCATED_NONE;
 }
 
 size_t qreg_result_bytes(const qreg_result_t *result) {
@@ -932,6 +1096,8 @@ int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset, uint64_t
     *out = NULL;
   if (result == NULL || out == NULL)
     return QREG_EINVAL;
+  if (result->evicted)
+    return QREG_ENORESULT;
   if (offset > result->row_count || count > result->row_count - offset)
     return QREG_ERANGE;
   size_t columns = columns_count(result);
@@ -1012,7 +1178,8 @@ int qreg_result_copy_page(const qreg_result_t *result, uint64_t offset, uint64_t
   page->row_count = count;
   page->total_rows = result->row_count;
   page->has_more = offset + count < result->row_count;
-  page->truncated = result->truncated;
+  page->truncated = result->truncated_by != QREG_TRUNCATED_NONE;
+  page->truncated_by = (qreg_truncation_t)result->truncated_by;
   page->values = cells > 0 ? values : NULL;
   *out = page;
   return 0;

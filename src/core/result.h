@@ -21,7 +21,9 @@
  *     rc = qreg_result_row_end(r);     QREG_RESULT_FULL: row dropped, stop
  *
  * A FULL answer means the row was real but is not stored: the result is
- * marked truncated, and the driver should stop reading (and, for a server,
+ * marked truncated (with the reason: max_rows, its own byte cap, the
+ * registry's budget, or one value too large ever to fit), and the driver
+ * should stop reading (and, for a server,
  * cancel and drain the rest). Any QREG_ENOMEM means the job should fail.
  */
 #ifndef QREG_CORE_RESULT_H
@@ -39,15 +41,53 @@
 typedef struct qreg_result qreg_result_t;
 
 /*
- * Creates an empty result that stores at most max_rows rows and charges every
- * stored byte to *budget_used, which may not exceed budget_limit (shared by all
- * results of one registry, updated atomically). Returns NULL on ENOMEM.
+ * The byte budget the results of one registry share (qreg.h, "Result
+ * memory"). Every byte a result holds is charged to `used`, which stays at
+ * most `limit`. A result is "running" from qreg_result_new() until
+ * qreg_result_settle(): a running result may hold `share` bytes of its own;
+ * what it holds beyond is charged to `lent` as well, which stays at most
+ * `pool` = limit - slots * share. So when every slot is taken, each running
+ * result still finds its share, provided the bytes of settled results can be
+ * given back: when `used` would pass `limit`, the writer calls reclaim()
+ * (from its own thread, holding no lock) to free settled results; it
+ * returns the bytes it freed.
+ *
+ * A budget with 0 slots has share 0 and lends all of limit: first come,
+ * first served (what a result store used alone wants).
  */
-qreg_result_t *qreg_result_new(uint64_t max_rows, _Atomic size_t *budget_used, size_t budget_limit);
+typedef struct qreg_budget {
+  _Atomic size_t used; /* bytes every result holds (qreg_stats.result_bytes) */
+  _Atomic size_t lent; /* bytes running results hold beyond their share */
+  size_t limit;
+  size_t share;
+  size_t pool;
+  size_t (*reclaim)(void *arg, size_t need);
+  void *reclaim_arg;
+} qreg_budget_t;
+
+/* limit > 0; slots: results running at once at most (0: no shares). */
+void qreg_budget_init(qreg_budget_t *budget, size_t limit, unsigned slots);
+
+/*
+ * Creates an empty, running result that stores at most max_rows rows and
+ * max_bytes bytes (its own cap), charging every byte to budget (NULL: no
+ * accounting). Returns NULL on ENOMEM.
+ */
+qreg_result_t *qreg_result_new(uint64_t max_rows, qreg_budget_t *budget, size_t max_bytes);
 /* Frees the result and gives its bytes back to the budget. NULL is fine. */
 void qreg_result_free(qreg_result_t *result);
 
-/* Empties the result (columns, rows, truncated flag) and gives its bytes back,
+/* The writer is done (the job ended): what the result holds beyond its
+   share goes back to the pool (it stays charged to `used`). Once only. */
+void qreg_result_settle(qreg_result_t *result);
+
+/* Frees the rows of a settled result, keeping its columns, row count and
+   truncation; qreg_result_copy_page() then fails with QREG_ENORESULT.
+   Returns the bytes given back to the budget. */
+size_t qreg_result_evict(qreg_result_t *result);
+bool qreg_result_evicted(const qreg_result_t *result);
+
+/* Empties the result (columns, rows, truncation) and gives its bytes back,
    so a driver can start over. */
 void qreg_result_reset(qreg_result_t *result);
 
@@ -73,8 +113,9 @@ int qreg_result_put_bytes(qreg_result_t *result, const void *bytes, size_t len);
 int qreg_result_put_json(qreg_result_t *result, const char *json, size_t len);
 int qreg_result_row_end(qreg_result_t *result);
 
-/* Marks the result truncated (for a driver that detects a cut itself). */
-void qreg_result_mark_truncated(qreg_result_t *result);
+/* Marks the result truncated (for a driver that detects a cut itself),
+   unless it already is: the first reason stays. */
+void qreg_result_mark_truncated(qreg_result_t *result, qreg_truncation_t reason);
 
 /* Reading (frozen results only). */
 size_t qreg_result_column_count(const qreg_result_t *result);
@@ -82,6 +123,7 @@ const char *qreg_result_column_name(const qreg_result_t *result, size_t index);
 const char *qreg_result_column_type(const qreg_result_t *result, size_t index);
 uint64_t qreg_result_row_count(const qreg_result_t *result);
 bool qreg_result_truncated(const qreg_result_t *result);
+qreg_truncation_t qreg_result_truncated_by(const qreg_result_t *result);
 /* Bytes this result holds (what it charged to the budget). */
 size_t qreg_result_bytes(const qreg_result_t *result);
 

@@ -29,8 +29,8 @@ typedef enum record_queue {
 
 typedef struct record {
   qreg__uuid_t id;
-  uint64_t seq; /* creation order, for listing and cursors */
-  qreg_status_t status;
+  uint64_t seq;   /* creation order, for listing and cursors */
+  uint8_t status; /* qreg_status_t, in a byte: records are many */
 
   /* Terminal and no longer holding a connection: waiters may return. A
      record is decided (terminal status) possibly before it is settled: its
@@ -40,8 +40,12 @@ typedef struct record {
   bool in_inbox; /* queued for the loop thread (holds a reference) */
   bool allow_writes;
   bool backend_on_heap;
-  uint8_t queue; /* record_queue_t, in a byte: records are many */
-  unsigned refs; /* store + running job + inbox + blocked callers */
+  uint8_t queue;      /* record_queue_t, in a byte: records are many */
+  bool fetched_all;   /* a qreg_fetch page reached its last row: evicted
+                        before results not read to the end */
+  uint32_t max_bytes; /* the query's result byte cap, packed (record_max_bytes) */
+  unsigned refs;      /* store + running job + inbox + blocked callers
+                         (and a qreg_fetch copying its result) */
 
   /* Monotonic milliseconds (qreg__mono_ms), 0 for an event that has not
      happened. Users see wall-clock times: these plus the registry's
@@ -94,6 +98,20 @@ typedef struct record {
 
 static inline const char *record_backend_id(const record_t *r) {
   return r->backend_on_heap ? r->backend.heap : r->backend.text;
+}
+
+/* The result byte cap in 32 bits (the record stays 168 bytes): exact below
+   2 GiB; above, in KiB (top bit set), rounded up. */
+#define RECORD_BYTES_KIB 0x80000000u
+static inline uint32_t record_pack_bytes(size_t bytes) {
+  if (bytes < RECORD_BYTES_KIB)
+    return (uint32_t)bytes;
+  size_t kib = bytes / 1024 + (bytes % 1024 != 0);
+  return RECORD_BYTES_KIB | (uint32_t)(kib < RECORD_BYTES_KIB ? kib : RECORD_BYTES_KIB - 1);
+}
+static inline size_t record_max_bytes(const record_t *r) {
+  return (r->max_bytes & RECORD_BYTES_KIB) ? (size_t)(r->max_bytes & ~RECORD_BYTES_KIB) * 1024
+                                           : r->max_bytes;
 }
 
 static inline qreg_result_t *record_result(const record_t *r) {

@@ -227,6 +227,15 @@ int qreg_status_parse(const char *name, qreg_status_t *out) {
                                  "canceled or timeout");
 }
 
+static const char *const truncation_names[QREG_TRUNCATION_COUNT] = {
+    "none", "max_rows", "max_result_bytes", "registry_budget", "value_too_large", "driver"};
+
+const char *qreg_truncation_name(qreg_truncation_t reason) {
+  if ((unsigned)reason >= QREG_TRUNCATION_COUNT)
+    return "unknown";
+  return truncation_names[reason];
+}
+
 bool qreg_status_is_terminal(qreg_status_t status) {
   return status >= QREG_SUCCEEDED && status < QREG_STATUS_COUNT;
 }

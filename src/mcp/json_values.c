@@ -100,6 +100,58 @@ static size_t utf8_prefix(const char *s, size_t len, size_t max) {
   return cut;
 }
 
+void mcp_json_set_truncation(json_t *obj, qreg_truncation_t by, uint64_t rows,
+                             uint64_t max_result_bytes) {
+  if (by == QREG_TRUNCATED_NONE) {
+    json_object_set_new(obj, "truncated_by", json_null());
+    json_object_set_new(obj, "truncation_hint", json_null());
+    return;
+  }
+  char cap[64] = "";
+  if (max_result_bytes > 0)
+    snprintf(cap, sizeof cap, " = %llu bytes", (unsigned long long)max_result_bytes);
+  unsigned long long kept = (unsigned long long)rows;
+  char hint[512];
+  switch (by) {
+  case QREG_TRUNCATED_MAX_ROWS:
+    snprintf(hint, sizeof hint,
+             "Only the first %llu rows were kept (max_rows). To get more, raise max_rows in "
+             "execute_query, or narrow the query (WHERE, LIMIT, GROUP BY) to the rows you need.",
+             kept);
+    break;
+  case QREG_TRUNCATED_MAX_RESULT_BYTES:
+    snprintf(hint, sizeof hint,
+             "The result reached this query's memory cap (max_result_bytes%s) after %llu rows. "
+             "Select fewer or narrower columns, add a LIMIT, or raise max_result_bytes in "
+             "execute_query.",
+             cap, kept);
+    break;
+  case QREG_TRUNCATED_REGISTRY_BUDGET:
+    snprintf(hint, sizeof hint,
+             "The server's result memory was taken by other queries after %llu rows. Free results "
+             "you no longer need with forget_query, select fewer columns or add a LIMIT, then "
+             "run the query again.",
+             kept);
+    break;
+  case QREG_TRUNCATED_VALUE_TOO_LARGE:
+    snprintf(hint, sizeof hint,
+             "Row %llu holds a single value larger than this query may store "
+             "(max_result_bytes%s): that row and the rest were not kept. Select a part of the "
+             "value instead (substr(col, 1, 10000), length(col)), or raise max_result_bytes in "
+             "execute_query.",
+             kept + 1, cap);
+    break;
+  default:
+    snprintf(hint, sizeof hint,
+             "The database driver cut the result after %llu rows; narrow the query (WHERE, "
+             "LIMIT) to get the rows you need.",
+             kept);
+    break;
+  }
+  json_object_set_new(obj, "truncated_by", json_string(qreg_truncation_name(by)));
+  json_object_set_new(obj, "truncation_hint", json_string(hint));
+}
+
 /* A snapshot as get_query_status shows it (full) or list_queries lists it. */
 json_t *mcp_json_snapshot(const qreg_snapshot_t *s, bool full) {
   json_t *obj = json_object();
@@ -135,6 +187,15 @@ json_t *mcp_json_snapshot(const qreg_snapshot_t *s, bool full) {
   json_object_set_new(obj, "elapsed_ms", json_integer(s->elapsed_ms));
   json_object_set_new(obj, "row_count", json_integer((json_int_t)s->row_count));
   json_object_set_new(obj, "truncated", json_boolean(s->truncated));
+  if (full) {
+    mcp_json_set_truncation(obj, s->truncated_by, s->row_count, s->max_result_bytes);
+    json_object_set_new(obj, "result_evicted", json_boolean(s->result_evicted));
+  } else {
+    json_object_set_new(obj, "truncated_by",
+                        s->truncated_by == QREG_TRUNCATED_NONE
+                            ? json_null()
+                            : json_string(qreg_truncation_name(s->truncated_by)));
+  }
   if (full) {
     json_object_set_new(obj, "columns", mcp_json_columns(s->columns, s->column_count));
     json_object_set_new(obj, "backend_id",

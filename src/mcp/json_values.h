@@ -28,6 +28,13 @@ json_t *mcp_json_columns(const qreg_column_t *columns, size_t count);
 /* null, or {type, message, code, detail, hint} of the snapshot's error. */
 json_t *mcp_json_error(const qreg_snapshot_t *s);
 
+/* Sets "truncated_by" (the reason's name, or null when the result is
+   whole) and "truncation_hint" (null, or a sentence saying what to do about
+   the cut: raise max_rows, select fewer columns, forget_query...) in obj.
+   rows: the rows kept; max_result_bytes: the query's cap (0: unknown). */
+void mcp_json_set_truncation(json_t *obj, qreg_truncation_t by, uint64_t rows,
+                             uint64_t max_result_bytes);
+
 /* A snapshot as get_query_status shows it (full) or list_queries lists it
    (the SQL cut to a prefix). */
 json_t *mcp_json_snapshot(const qreg_snapshot_t *s, bool full);

@@ -38,7 +38,8 @@ static const char INSTRUCTIONS[] =
     "describe_table to learn the schema; run SQL with execute_query, which returns a query_id "
     "at once; poll get_query_status until the status is succeeded (or failed, canceled, "
     "timeout); read rows with fetch_query_result, following next_offset while has_more is "
-    "true. Cancel a query you no longer need with cancel_query. Queries are read-only unless "
+    "true. Cancel a query you no longer need with cancel_query, and free a result you are done "
+    "with using forget_query (results share the server's memory). Queries are read-only unless "
     "the server was started with --allow-writes.";
 
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out) {

@@ -98,7 +98,7 @@ static void usage(FILE *out) {
           "output, logs on standard error. Protocol revisions 2025-06-18 and 2025-11-25\n"
           "(initialize handshake, tasks) and 2026-07-28 (stateless, tasks extension).\n"
           "Tools: execute_query, get_query_status, fetch_query_result, cancel_query,\n"
-          "list_queries, list_tables, describe_table.\n"
+          "list_queries, forget_query, list_tables, describe_table.\n"
           "\n"
           "Options (each also from the environment variable shown; the command line wins):\n"
           "  --db URL                  QREG_DB      the database (forms below). Default:\n"

@@ -30,6 +30,21 @@ static json_t *schema_error(void) {
                    "canceled, timeout, limit, internal), message, and code (the database's own "
                    "error code, such as an SQLSTATE)");
 }
+/* Why a stored result was cut, and what to do about it. */
+static json_t *schema_truncated_by(void) {
+  return json_pack("{s:[ss], s:[sssssn], s:s}", "type", "string", "null", "enum", "max_rows",
+                   "max_result_bytes", "registry_budget", "value_too_large", "driver",
+                   "description",
+                   "null when the result is whole; else why it was cut: max_rows (row limit), "
+                   "max_result_bytes (this query's memory cap), registry_budget (the server's "
+                   "result memory was taken by other queries), value_too_large (one value is "
+                   "larger than the query may store: that row and the rest were not kept).");
+}
+static json_t *schema_truncation_hint(void) {
+  return json_pack("{s:[ss], s:s}", "type", "string", "null", "description",
+                   "null, or what to do about the cut, in one sentence (raise max_rows, "
+                   "select fewer columns or add a LIMIT, free results with forget_query...).");
+}
 static json_t *schema_time(void) {
   return json_pack("{s:[ss]}", "type", "string", "null");
 }
@@ -63,8 +78,10 @@ static void schema_add_page(json_t *properties) {
                                 "stop before limit rows to stay within the response size limit."));
   json_object_set_new(properties, "truncated",
                       json_pack("{s:s, s:s}", "type", "boolean", "description",
-                                "The stored result itself was cut by max_rows or the server's "
-                                "memory budget: rows past total_rows were not kept."));
+                                "The stored result itself was cut (truncated_by says why): "
+                                "rows past total_rows were not kept."));
+  json_object_set_new(properties, "truncated_by", schema_truncated_by());
+  json_object_set_new(properties, "truncation_hint", schema_truncation_hint());
 }
 
 static json_t *object_schema(json_t *properties, const char *const *required) {
@@ -111,12 +128,14 @@ json_t *mcp_tools_definitions(bool allow_writes) {
   static const char *const table_required[] = {"table", NULL};
   static const char *const execute_out_required[] = {"query_id", "status", NULL};
   static const char *const page_out_required[] = {
-      "query_id",   "columns",  "rows",        "offset",    "row_count",
-      "total_rows", "has_more", "next_offset", "truncated", NULL};
+      "query_id", "columns",     "rows",      "offset",       "row_count",       "total_rows",
+      "has_more", "next_offset", "truncated", "truncated_by", "truncation_hint", NULL};
   static const char *const status_out_required[] = {
-      "query_id",  "sql",       "status",  "created_at", "elapsed_ms",
-      "row_count", "truncated", "columns", "error",      NULL};
+      "query_id",  "sql",          "status",  "created_at", "elapsed_ms", "row_count",
+      "truncated", "truncated_by", "columns", "error",      NULL};
   static const char *const cancel_out_required[] = {"query_id", "canceled", "status", NULL};
+  static const char *const forget_out_required[] = {"query_id", "forgotten", "status",
+                                                    "freed_bytes", NULL};
   static const char *const list_out_required[] = {"queries", "next_cursor", NULL};
   static const char *const tables_out_required[] = {"database", "tables", "truncated", NULL};
   static const char *const describe_out_required[] = {"schema", "table", "columns", NULL};
@@ -124,8 +143,8 @@ json_t *mcp_tools_definitions(bool allow_writes) {
 
   /* execute_query */
   json_t *in = json_pack(
-      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type", "string",
-      "minLength", 1, "description",
+      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type",
+      "string", "minLength", 1, "description",
       "Exactly one SQL statement, in the dialect of the database (see list_tables). Read-only "
       "unless the server was started with --allow-writes.",
       "timeout_seconds", "type", "number", "exclusiveMinimum", 0, "description",
@@ -133,7 +152,11 @@ json_t *mcp_tools_definitions(bool allow_writes) {
       "--timeout.",
       "max_rows", "type", "integer", "minimum", 1, "description",
       "Keep at most this many rows; a longer result is kept cut and marked truncated. "
-      "Default: the server's --max-rows.");
+      "Default: the server's --max-rows.",
+      "max_result_bytes", "type", "integer", "minimum", 1, "description",
+      "Bytes the stored result may take in the server's memory; a larger result is kept cut "
+      "(truncated_by max_result_bytes). Default: a quarter of the server's result memory; at "
+      "most all of it.");
   json_t *out =
       json_pack("{s:o, s:o, s:{s:s}, s:o}", "query_id", schema_query_id(), "status",
                 schema_status(), "elapsed_ms", "type", "integer", "error", schema_error());
@@ -154,7 +177,7 @@ json_t *mcp_tools_definitions(bool allow_writes) {
   /* get_query_status */
   in = json_pack("{s:o}", "query_id", schema_query_id());
   out = json_pack("{s:o, s:{s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, s:o, "
-                  "s:{s:[ss], s:s}, s:o}",
+                  "s:{s:[ss], s:s}, s:o, s:o, s:o, s:{s:s, s:s}}",
                   "query_id", schema_query_id(), "sql", "type", "string", "status", schema_status(),
                   "created_at", schema_time(), "started_at", schema_time(), "finished_at",
                   schema_time(), "updated_at", schema_time(), "expires_at", schema_time(),
@@ -163,14 +186,18 @@ json_t *mcp_tools_definitions(bool allow_writes) {
                   "null", "description",
                   "The database's own id for the statement (a backend process id, a "
                   "connection serial, a query id: whatever the database names it by).",
-                  "error", schema_error());
+                  "error", schema_error(), "truncated_by", schema_truncated_by(), "truncation_hint",
+                  schema_truncation_hint(), "result_evicted", "type", "boolean", "description",
+                  "true when the query succeeded but its rows were freed under memory pressure: "
+                  "fetch_query_result then fails; run the query again.");
   json_array_append_new(
       tools,
       define("get_query_status", "Query status",
              "Current state of a query: status (pending, running, succeeded, failed, canceled, "
-             "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated, and "
-             "the error (type, message, the database's error code) when it did not succeed. "
-             "Finished queries are kept until expires_at, then forgotten.",
+             "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated and "
+             "truncated_by with a hint when the stored result was cut, and the error (type, "
+             "message, the database's error code) when it did not succeed. Finished queries are "
+             "kept until expires_at (or forget_query), then forgotten.",
              input_schema(in, id_required), object_schema(out, status_out_required), reader));
 
   /* fetch_query_result */
@@ -213,18 +240,39 @@ json_t *mcp_tools_definitions(bool allow_writes) {
                  "integer", "minimum", 1, "maximum", TOOLS_MAX_LIST_LIMIT, "description",
                  "Queries per page at most. Default 20.");
   out = json_pack("{s:{s:s, s:{s:s, s:{s:o, s:o, s:{s:s}, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, "
-                  "s:o}}}, s:{s:[ss]}}",
+                  "s:o, s:o}}}, s:{s:[ss]}}",
                   "queries", "type", "array", "items", "type", "object", "properties", "query_id",
                   schema_query_id(), "status", schema_status(), "sql", "type", "string",
                   "created_at", schema_time(), "finished_at", schema_time(), "elapsed_ms", "type",
                   "integer", "row_count", "type", "integer", "truncated", "type", "boolean",
-                  "error", schema_error(), "next_cursor", "type", "string", "null");
+                  "error", schema_error(), "truncated_by", schema_truncated_by(), "next_cursor",
+                  "type", "string", "null");
   json_array_append_new(
       tools, define("list_queries", "List queries",
                     "List the queries this server knows, newest first, with status, SQL (cut to "
                     "200 bytes), times, row_count and error. Pages: pass next_cursor back as "
                     "cursor until it is null.",
                     input_schema(in, NULL), object_schema(out, list_out_required), reader));
+
+  /* forget_query */
+  in = json_pack("{s:o}", "query_id", schema_query_id());
+  out = json_pack(
+      "{s:o, s:{s:s, s:s}, s:{s:[ss], s:s}, s:{s:s, s:s}}", "query_id", schema_query_id(),
+      "forgotten", "type", "boolean", "description",
+      "true when this call forgot the query; false when it was unknown (already forgotten or "
+      "expired): forgetting twice is harmless",
+      "status", "type", "string", "null", "description",
+      "The status it had (a pending or running query is canceled first); null when unknown.",
+      "freed_bytes", "type", "integer", "description", "Bytes of stored result freed.");
+  json_array_append_new(
+      tools, define("forget_query", "Forget a query and free its result",
+                    "Forget a query now: its stored result is freed from the server's memory and "
+                    "its query_id stops working. A pending or running query is canceled first. "
+                    "Results share the server's memory, so forget large results you are done "
+                    "with; under memory pressure the server evicts finished results itself, read "
+                    "ones first.",
+                    input_schema(in, id_required), object_schema(out, forget_out_required),
+                    (tool_hints_t){.destructive = true, .idempotent = true}));
 
   /* list_tables */
   in = json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "description",

@@ -1,5 +1,5 @@
 /*
- * src/mcp/tools.c - the seven tools of `qreg mcp`: argument checking,
+ * src/mcp/tools.c - the eight tools of `qreg mcp`: argument checking,
  * handlers, and the JSON forms of snapshots and result pages. Their
  * definitions (schemas and descriptions) are tool_definitions.c.
  *
@@ -162,10 +162,13 @@ static json_t *ok_result_trimmed(json_t *structured, const char *key, size_t bud
 
 /*
  * Puts as many rows of page as fit into structured (stolen) and returns the
- * result: "rows", "row_count", "has_more", "next_offset". The estimate from
+ * result: "rows", "row_count", "has_more", "next_offset", and why the stored
+ * result was cut ("truncated_by", "truncation_hint"; max_result_bytes is the
+ * query's cap, for the hint). The estimate from
  * row sizes is checked against the real size and shrunk until it fits.
  */
-static json_t *page_result(json_t *structured, const qreg_page_t *page, size_t budget) {
+static json_t *page_result(json_t *structured, const qreg_page_t *page, size_t budget,
+                           uint64_t max_result_bytes) {
   size_t total = (size_t)page->row_count;
   json_t *all_rows = json_array();
   size_t *sizes = calloc(total ? total : 1, sizeof *sizes);
@@ -180,6 +183,7 @@ static json_t *page_result(json_t *structured, const qreg_page_t *page, size_t b
   json_object_set_new(structured, "offset", json_integer((json_int_t)page->offset));
   json_object_set_new(structured, "total_rows", json_integer((json_int_t)page->total_rows));
   json_object_set_new(structured, "truncated", json_boolean(page->truncated));
+  mcp_json_set_truncation(structured, page->truncated_by, page->total_rows, max_result_bytes);
   /* The rows appear twice (structuredContent and its text, where every quote
      is escaped): start from what that estimate allows. */
   size_t base = mcp_json_size(structured) * 2 + 256;
@@ -224,6 +228,17 @@ static json_t *page_result(json_t *structured, const qreg_page_t *page, size_t b
   json_decref(all_rows);
   json_decref(structured);
   return result;
+}
+
+/* A succeeded query whose rows were evicted under memory pressure. */
+static json_t *evicted_error(const qreg_snapshot_t *snap) {
+  char message[512];
+  snprintf(message, sizeof message,
+           "query %s succeeded with %llu rows, but its result was evicted under memory pressure "
+           "(other queries needed the memory): run the query again, and free results you no "
+           "longer need with forget_query",
+           snap->id.str, (unsigned long long)snap->row_count);
+  return mcp_tools_error_result("result_evicted", NULL, message);
 }
 
 /* --- arguments -------------------------------------------------------------------- */
@@ -304,11 +319,12 @@ static bool arg_query_id(json_t *args, const char **id, json_t **error) {
 
 int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg_id_t *id,
                            json_t **tool_error) {
-  static const char *const names[] = {"sql", "timeout_seconds", "max_rows", NULL};
+  static const char *const names[] = {"sql", "timeout_seconds", "max_rows", "max_result_bytes",
+                                      NULL};
   const char *unknown = unknown_argument(args, names);
   if (unknown) {
     *tool_error = invalid_argument("unknown argument '%s' (execute_query takes sql, "
-                                   "timeout_seconds, max_rows)",
+                                   "timeout_seconds, max_rows, max_result_bytes)",
                                    unknown);
     return -1;
   }
@@ -335,6 +351,10 @@ int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg
   }
   if (arg_count(args, "max_rows", 1, UINT64_C(1000000000), &options.max_rows, tool_error) < 0)
     return -1;
+  uint64_t max_result_bytes = 0;
+  if (arg_count(args, "max_result_bytes", 1, INT64_MAX, &max_result_bytes, tool_error) < 0)
+    return -1;
+  options.max_result_bytes = (size_t)max_result_bytes;
   options.ttl_ms = ttl_ms;
   options.allow_writes = call->server->settings.allow_writes;
   int rc = qreg_execute_n(call->server->reg, sql, sql_len, &options, id);
@@ -382,8 +402,11 @@ json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t b
     qreg_page_t *page = NULL;
     rc = qreg_fetch(call->server->reg, query_id, 0, TOOLS_DEFAULT_PAGE_ROWS, &page);
     if (rc == 0) {
-      result = page_result(structured, page, budget);
+      result = page_result(structured, page, budget, snap->max_result_bytes);
       qreg_page_free(page);
+    } else if (snap->result_evicted) {
+      json_decref(structured);
+      result = evicted_error(snap);
     } else {
       json_decref(structured);
       result = registry_error(rc, "reading the result");
@@ -494,6 +517,8 @@ static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
                "query %s is still %s: no result yet (poll get_query_status, then fetch)", id,
                qreg_status_name(snap->status));
       result = mcp_tools_error_result("not_ready", NULL, message);
+    } else if (snap->result_evicted) {
+      result = evicted_error(snap);
     } else if (snap->has_error) {
       snprintf(message, sizeof message, "query %s ended %s: %s", id, qreg_status_name(snap->status),
                snap->error.message);
@@ -511,9 +536,42 @@ static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
     return registry_error(rc, "fetch_query_result");
   json_t *structured = json_pack("{s:s, s:o}", "query_id", id, "columns",
                                  mcp_json_columns(page->columns, page->column_count));
-  json_t *result = page_result(structured, page, call->budget);
+  /* The query's cap, for the hint of a result cut by it. */
+  uint64_t max_result_bytes = 0;
+  qreg_snapshot_t *snap = NULL;
+  if (page->truncated && qreg_snapshot(call->server->reg, id, &snap) == 0)
+    max_result_bytes = snap->max_result_bytes;
+  qreg_snapshot_free(snap);
+  json_t *result = page_result(structured, page, call->budget, max_result_bytes);
   qreg_page_free(page);
   return result;
+}
+
+/* forget_query: idempotent - an id already forgotten (or pruned) answers
+   forgotten: false, not an error. */
+static json_t *tool_forget_query(mcp_call_t *call, json_t *args) {
+  const char *id = NULL;
+  json_t *error = only_query_id(args, "forget_query", &id);
+  if (error)
+    return error;
+  qreg_snapshot_t *snap = NULL;
+  int rc = qreg_snapshot(call->server->reg, id, &snap);
+  if (rc == QREG_ENOTFOUND)
+    return ok_result(json_pack("{s:s, s:b, s:n, s:I}", "query_id", id, "forgotten", 0, "status",
+                               "freed_bytes", (json_int_t)0));
+  if (rc < 0)
+    return registry_error(rc, "forget_query");
+  qreg_status_t status = snap->status;
+  uint64_t bytes = snap->result_bytes;
+  qreg_snapshot_free(snap);
+  rc = qreg_forget(call->server->reg, id);
+  if (rc == QREG_ENOTFOUND) /* forgotten meanwhile (pruned, another call) */
+    return ok_result(json_pack("{s:s, s:b, s:n, s:I}", "query_id", id, "forgotten", 0, "status",
+                               "freed_bytes", (json_int_t)0));
+  if (rc < 0)
+    return registry_error(rc, "forget_query");
+  return ok_result(json_pack("{s:s, s:b, s:s, s:I}", "query_id", id, "forgotten", 1, "status",
+                             qreg_status_name(status), "freed_bytes", (json_int_t)bytes));
 }
 
 static json_t *tool_list_queries(mcp_call_t *call, json_t *args) {
@@ -772,6 +830,7 @@ static const tool_entry_t TOOL_TABLE[] = {
     {"fetch_query_result", tool_fetch_query_result, false},
     {"cancel_query", tool_cancel_query, false},
     {"list_queries", tool_list_queries, false},
+    {"forget_query", tool_forget_query, false},
     {"list_tables", tool_list_tables, false},
     {"describe_table", tool_describe_table, false},
 };
@@ -808,7 +867,8 @@ json_t *mcp_tools_call(mcp_call_t *call, const char *name, json_t *arguments) {
   if (!tool) {
     mcp_call_fail(call, MCP_INVALID_PARAMS, NULL,
                   "Unknown tool '%.100s' (tools: execute_query, get_query_status, "
-                  "fetch_query_result, cancel_query, list_queries, list_tables, describe_table)",
+                  "fetch_query_result, cancel_query, list_queries, forget_query, list_tables, "
+                  "describe_table)",
                   name);
     return NULL;
   }

@@ -1,7 +1,7 @@
 /*
- * src/mcp/tools.h - the seven MCP tools of qreg (execute_query,
+ * src/mcp/tools.h - the eight MCP tools of qreg (execute_query,
  * get_query_status, fetch_query_result, cancel_query, list_queries,
- * list_tables, describe_table): their definitions (schemas written for a
+ * forget_query, list_tables, describe_table): their definitions (schemas written for a
  * model), their handlers, and the JSON forms of registry objects (snapshots,
  * pages) that tasks.c shares.
  *

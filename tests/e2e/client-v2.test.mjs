@@ -96,7 +96,7 @@ test(`client ${CLIENT_VERSION}: 2026-07-28 (pinned) discover, tools, queries`, {
     assert.equal(client.getServerVersion()?.name ?? discover._meta['io.modelcontextprotocol/serverInfo'].name, 'qreg');
 
     const { tools } = await client.listTools();
-    assert.equal(tools.length, 7);
+    assert.equal(tools.length, 8);
     assert.equal(tools[0].name, 'execute_query');
     assert.equal(tools[0].execution, undefined, 'no taskSupport in 2026-07-28');
 
@@ -133,7 +133,7 @@ test(`client ${CLIENT_VERSION}: auto negotiation picks 2026-07-28; legacy mode g
   try {
     assert.equal(auto.client.getProtocolEra(), 'modern');
     assert.equal(auto.client.getNegotiatedProtocolVersion(), '2026-07-28');
-    assert.equal((await auto.client.listTools()).tools.length, 7);
+    assert.equal((await auto.client.listTools()).tools.length, 8);
   } finally {
     await auto.close();
   }

@@ -128,7 +128,7 @@ test('bad input gets JSON-RPC errors and the server keeps serving', async () => 
 
     // Still serving.
     const { result } = await server.request('tools/list', {});
-    assert.equal(result.tools.length, 7);
+    assert.equal(result.tools.length, 8);
     assert.ok(server.lines.every((line) => !line.includes('\n')));
   } finally {
     await closeClean(server);
@@ -188,7 +188,7 @@ test('2026-07-28 stateless over raw stdio: discover, results, tasks extension', 
 
     const list = (await server.request('tools/list', { _meta: modernMeta() })).result;
     assert.equal(list.resultType, 'complete');
-    assert.equal(list.tools.length, 7);
+    assert.equal(list.tools.length, 8);
     assert.ok(list.ttlMs >= 0 && list.cacheScope);
 
     // Without the extension: a plain result.
@@ -239,7 +239,7 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
       catalogQuery = listed.queries.find((q) => q.sql.includes('pragma_table_list'));
       return catalogQuery;
     }, 30000, 'the catalog query, pending');
-    assert.equal((await server.request('tools/list', {})).result.tools.length, 7);
+    assert.equal((await server.request('tools/list', {})).result.tools.length, 8);
     server.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: slowId, reason: 'test' } });
     const st = await waitStatus(server, catalogQuery.query_id, (s) => TERMINAL.has(s));
     assert.equal(st.status, 'canceled');
@@ -288,4 +288,66 @@ test('SIGTERM mid-query: exit 0, every connection released', async () => {
   assert.equal(stats.opened, stats.closed);
   assert.equal(stats.leakedFds, 0);
   assert.match(server.stderr, /signal 15/);
+});
+
+test('result memory: truncated_by with a hint, value_too_large, forget_query', async () => {
+  const server = new RawServer(['--db', db.url]);
+  const toolError = (result) => {
+    assert.equal(result.isError, true, JSON.stringify(result));
+    return JSON.parse(result.content[0].text).error;
+  };
+  try {
+    await server.initialize('2025-06-18');
+    const { tools } = (await server.request('tools/list', {})).result;
+    const forget = tools.find((t) => t.name === 'forget_query');
+    assert.deepEqual([forget.annotations.destructiveHint, forget.annotations.idempotentHint,
+      forget.annotations.readOnlyHint], [true, true, false]);
+    const status = tools.find((t) => t.name === 'get_query_status');
+    assert.ok(status.outputSchema.required.includes('truncated_by'));
+    assert.ok(tools.find((t) => t.name === 'execute_query').inputSchema.properties.max_result_bytes);
+
+    // Cut by max_rows: the reason and a sentence saying what to do.
+    const cut = sc(await server.tool('execute_query', { sql: 'SELECT id FROM items ORDER BY id', max_rows: 10 }));
+    const cutStatus = await waitStatus(server, cut.query_id, (s) => TERMINAL.has(s));
+    assert.deepEqual([cutStatus.truncated, cutStatus.truncated_by], [true, 'max_rows']);
+    assert.match(cutStatus.truncation_hint, /raise max_rows/);
+    const cutPage = sc(await server.tool('fetch_query_result', { query_id: cut.query_id }));
+    assert.deepEqual([cutPage.total_rows, cutPage.truncated_by], [10, 'max_rows']);
+    assert.match(cutPage.truncation_hint, /raise max_rows/);
+
+    // One value larger than the query may store: never "succeeded, 0 rows" without a reason.
+    const big = sc(await server.tool('execute_query', {
+      sql: "SELECT printf('%.*c', 2000000, 'z') AS z", max_result_bytes: 1000000,
+    }));
+    const bigStatus = await waitStatus(server, big.query_id, (s) => TERMINAL.has(s));
+    assert.deepEqual([bigStatus.status, bigStatus.row_count, bigStatus.truncated_by],
+      ['succeeded', 0, 'value_too_large']);
+    assert.match(bigStatus.truncation_hint, /substr/);
+    const whole = sc(await server.tool('execute_query', { sql: 'SELECT 1 AS one' }));
+    const wholeStatus = await waitStatus(server, whole.query_id, (s) => TERMINAL.has(s));
+    assert.deepEqual([wholeStatus.truncated_by, wholeStatus.truncation_hint, wholeStatus.result_evicted],
+      [null, null, false]);
+    const listed = sc(await server.tool('list_queries', {}));
+    assert.deepEqual(listed.queries.map((q) => q.truncated_by), [null, 'value_too_large', 'max_rows']);
+
+    // More than the server holds for all results: refused with a clear message.
+    const refused = toolError(await server.tool('execute_query', { sql: 'SELECT 1', max_result_bytes: 2 ** 50 }));
+    assert.equal(refused.type, 'invalid_argument');
+    assert.match(refused.message, /max_result_bytes/);
+
+    // forget_query: gone at once, and forgetting again is harmless.
+    const forgotten = sc(await server.tool('forget_query', { query_id: cut.query_id }));
+    assert.deepEqual([forgotten.forgotten, forgotten.status], [true, 'succeeded']);
+    assert.ok(forgotten.freed_bytes > 0);
+    const again = sc(await server.tool('forget_query', { query_id: cut.query_id }));
+    assert.deepEqual([again.forgotten, again.status, again.freed_bytes], [false, null, 0]);
+    assert.equal(toolError(await server.tool('get_query_status', { query_id: cut.query_id })).type, 'not_found');
+    // A running query is canceled, then forgotten.
+    const long = sc(await server.tool('execute_query', { sql: LONG_SQL }));
+    const stopped = sc(await server.tool('forget_query', { query_id: long.query_id }));
+    assert.equal(stopped.forgotten, true);
+    assert.ok(['pending', 'running'].includes(stopped.status), stopped.status);
+  } finally {
+    await closeClean(server);
+  }
 });

@@ -68,7 +68,7 @@ test(`sdk ${SDK_VERSION}: handshake and tools/list`, async () => {
     const { tools } = await s.client.listTools();
     assert.deepEqual(tools.map((t) => t.name), [
       'execute_query', 'get_query_status', 'fetch_query_result', 'cancel_query',
-      'list_queries', 'list_tables', 'describe_table',
+      'list_queries', 'forget_query', 'list_tables', 'describe_table',
     ]);
     for (const tool of tools) {
       assert.equal(tool.inputSchema.type, 'object', tool.name);

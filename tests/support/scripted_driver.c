@@ -266,7 +266,8 @@ typedef struct script {
   size_t width;
   unsigned sleep_ms, start_sleep_ms, row_sleep_ms, finish_sleep_ms;
   unsigned cancel_sleep_ms;
-  unsigned gate; /* SCRIPTED_NO_GATE: none */
+  unsigned gate;        /* SCRIPTED_NO_GATE: none */
+  unsigned finish_gate; /* the same, after the rows */
   bool hang, ignore_cancel, cancel_fail, not_reusable;
   script_fail_t fail;
   uint64_t fail_row; /* 1-based */
@@ -329,6 +330,8 @@ static bool parse_word(script_t *s, const char *word, size_t len) {
     s->cancel_sleep_ms = (unsigned)n;
   else if (KEY_IS("gate") && NUMBER(SCRIPTED_MAX_GATES - 1))
     s->gate = (unsigned)n;
+  else if (KEY_IS("finish_gate") && NUMBER(SCRIPTED_MAX_GATES - 1))
+    s->finish_gate = (unsigned)n;
   else if (KEY_IS("fail")) {
     if (value_len == 3 && memcmp(value, "now", 3) == 0)
       s->fail = SCRIPT_FAIL_NOW;
@@ -351,7 +354,11 @@ static bool parse_word(script_t *s, const char *word, size_t len) {
 
 /* Parses the whole SQL; on failure fills error and returns false. */
 static bool script_parse(script_t *s, const char *sql, size_t len, qreg_driver_error_t *error) {
-  *s = (script_t){.tag = SCRIPTED_NO_TAG, .rows = 1, .cols = 1, .gate = SCRIPTED_NO_GATE};
+  *s = (script_t){.tag = SCRIPTED_NO_TAG,
+                  .rows = 1,
+                  .cols = 1,
+                  .gate = SCRIPTED_NO_GATE,
+                  .finish_gate = SCRIPTED_NO_GATE};
   size_t i = 0;
   while (i < len) {
     char c = sql[i];
@@ -825,6 +832,8 @@ static void exec_run(qreg_driver_conn_t *conn) {
     sleep_cancellable(conn, s->sleep_ms, !s->ignore_cancel);
   }
   step_t step = job_should_stop(conn) ? STEP_STOPPED : exec_rows(conn, conn->exec.job->result);
+  if (step == STEP_ON && s->finish_gate != SCRIPTED_NO_GATE)
+    gate_pass(s->finish_gate, s->tag);
   if (step == STEP_ON) {
     if (stall_at(conn, SCRIPTED_FINISH, s->finish_sleep_ms) || s->fail == SCRIPT_FAIL_FINISH) {
       exec_fail(conn, "finish");

@@ -38,6 +38,9 @@
  *                   at the next point where the job checks (ignore_cancel
  *                   still applies); a gate never opened ends after the hang
  *                   cap, as a violation
+ *   finish_gate=G   the same wait after the rows, before the job ends: a
+ *                   job that holds its result, still running, while the test
+ *                   looks (result memory)
  *   not_reusable    a clean OK still says the connection may not be pooled
  *
  * An unknown word fails the job at once with a "database" error naming it.
