@@ -45,7 +45,26 @@ struct sf_http {
   sf_watch_t *watches;      /* every socket curl asked us to watch */
   sf_request_t *requests;   /* in flight */
   bool closing;             /* freeing: ignore curl's callbacks */
+  /* A request's callback may end the job, and the core may then close the
+     connection, and so free this, before the callback returns: while
+     dispatching, the free is done but for the struct itself, which the
+     dispatcher frees on its way out. */
+  unsigned dispatching;
+  bool free_pending;
 };
+
+static void dispatch_begin(sf_http_t *http) {
+  http->dispatching++;
+}
+
+/* false when http was freed meanwhile (and is now gone). */
+static bool dispatch_end(sf_http_t *http) {
+  if (--http->dispatching == 0 && http->free_pending) {
+    free(http);
+    return false;
+  }
+  return true;
+}
 
 static void check_done(sf_http_t *http);
 
@@ -62,9 +81,11 @@ static void on_poll(qreg_poll_t *poll, int status, int events, void *arg) {
     flags = ((events & QREG_POLL_READ) ? CURL_CSELECT_IN : 0) |
             ((events & QREG_POLL_WRITE) ? CURL_CSELECT_OUT : 0);
   int running = 0;
+  dispatch_begin(http);
   /* May remove and free this watch (CURL_POLL_REMOVE): not used after. */
   curl_multi_socket_action(http->multi, watch->fd, flags, &running);
   check_done(http);
+  dispatch_end(http);
 }
 
 static void watch_remove(sf_http_t *http, sf_watch_t *watch) {
@@ -117,8 +138,10 @@ static void on_timer(qreg_timer_t *timer, void *arg) {
   qreg_timer_close(timer);
   http->timer = NULL;
   int running = 0;
+  dispatch_begin(http);
   curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(http);
+  dispatch_end(http);
 }
 
 static int on_timer_set(CURLM *multi, long timeout_ms, void *userp) {
@@ -162,7 +185,7 @@ static void request_unlink(sf_request_t *request) {
 static void check_done(sf_http_t *http) {
   CURLMsg *msg;
   int left = 0;
-  while ((msg = curl_multi_info_read(http->multi, &left)) != NULL) {
+  while (!http->free_pending && (msg = curl_multi_info_read(http->multi, &left)) != NULL) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     sf_request_t *request = NULL;
@@ -354,5 +377,9 @@ void qreg__sf_http_free(sf_http_t *http) {
   if (http->timer != NULL)
     qreg_timer_close(http->timer);
   curl_multi_cleanup(http->multi);
-  free(http);
+  http->multi = NULL;
+  if (http->dispatching > 0)
+    http->free_pending = true; /* the dispatcher frees it */
+  else
+    free(http);
 }
