@@ -40,7 +40,7 @@ if (args['public-key']) {
   fingerprint = 'SHA256:' + createHash('sha256').update(der).digest('base64');
 }
 
-const stats = { submits: 0, executed: 0, executedTwice: 0, cancelled: 0, partitionsServed: 0,
+const stats = { connections: 0, submits: 0, executed: 0, executedTwice: 0, cancelled: 0, partitionsServed: 0,
                 authFailures: 0, lastBody: null, lastHeaders: null };
 const byHandle = new Map();
 const byRequestId = new Map();
@@ -261,6 +261,7 @@ const server = createServer(async (req, res) => {
   send(res, 404, { code: '000000', message: 'no such endpoint' });
 });
 
+server.on('connection', () => stats.connections++);
 server.keepAliveTimeout = 30000;
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`PORT ${server.address().port}\n`);

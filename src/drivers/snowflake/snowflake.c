@@ -124,10 +124,10 @@ static uint64_t next_random(qreg_driver_conn_t *conn) {
   return x;
 }
 
-static void job_error(qreg_driver_conn_t *conn, const char *type, const char *code,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void job_error(qreg_driver_conn_t *conn, const char *type, const char *code,
-                      const char *fmt, ...) {
+static void job_error(qreg_driver_conn_t *conn, const char *type, const char *code, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+static void job_error(qreg_driver_conn_t *conn, const char *type, const char *code, const char *fmt,
+                      ...) {
   char *text = NULL;
   va_list ap;
   va_start(ap, fmt);
@@ -353,9 +353,9 @@ static int store_rows(qreg_driver_conn_t *conn, json_t *data) {
       } else {
         /* Not the documented form (every cell a string): take its JSON. */
         char *text = json_dumps(cell, JSON_COMPACT | JSON_ENCODE_ANY);
-        rc = text == NULL ? QREG_ENOMEM
-                          : qreg__sf_put_value(result, col->kind, col->scale, text, strlen(text),
-                                               false);
+        rc = text == NULL
+                 ? QREG_ENOMEM
+                 : qreg__sf_put_value(result, col->kind, col->scale, text, strlen(text), false);
         free(text);
       }
     }
@@ -509,8 +509,8 @@ static void statement_response(qreg_driver_conn_t *conn, sf_request_t *request) 
     if (conn->cancel_requested)
       send_cancel(conn);
     uint64_t delay = conn->poll_ms;
-    conn->poll_ms = conn->poll_ms * 2 > conn->state->poll_max_ms ? conn->state->poll_max_ms
-                                                                  : conn->poll_ms * 2;
+    conn->poll_ms =
+        conn->poll_ms * 2 > conn->state->poll_max_ms ? conn->state->poll_max_ms : conn->poll_ms * 2;
     if (conn->cancel_requested && qreg_loop_now_ms() > conn->cancel_deadline) {
       conn->cancel_failed = true;
       job_error(conn, "canceled", NULL,
@@ -557,8 +557,7 @@ static void statement_response(qreg_driver_conn_t *conn, sf_request_t *request) 
     char *message = server_message(request);
     if (status == 401 || status == 403) {
       conn->broken = true;
-      job_error(conn, "connection", NULL,
-                "snowflake: the server refused the %s (HTTP %ld%s): %s",
+      job_error(conn, "connection", NULL, "snowflake: the server refused the %s (HTTP %ld%s): %s",
                 conn->state->authenticator == SF_AUTH_JWT ? "key-pair JWT" : "token", status,
                 status == 401 ? ", not authenticated" : ", forbidden",
                 message && message[0] ? message : "no reason given");
@@ -733,8 +732,7 @@ static void on_cancel_done(sf_request_t *request, void *arg) {
       conn->broken = true;
   } else if (retry && !conn->ending && ++conn->cancel_attempts <= conn->state->max_retries) {
     uint64_t delay = backoff_ms(conn, conn->cancel_attempts, request->retry_after_ms);
-    if (qreg_timer_start(conn->state->loop, delay, on_cancel_timer, conn, &conn->cancel_timer) !=
-        0)
+    if (qreg_timer_start(conn->state->loop, delay, on_cancel_timer, conn, &conn->cancel_timer) != 0)
       conn->cancel_timer = NULL;
   }
   job_settle(conn);

@@ -134,8 +134,7 @@ int qreg__sf_put_value(qreg_result_t *result, sf_kind_t kind, int64_t scale, con
                        size_t len, bool is_null);
 /* The ISO 8601 text of one cell of a date or time kind, into out (at least
    48 bytes). false when text does not decode. */
-bool qreg__sf_format_datetime(sf_kind_t kind, const char *text, size_t len, char *out,
-                              size_t size);
+bool qreg__sf_format_datetime(sf_kind_t kind, const char *text, size_t len, char *out, size_t size);
 
 /* --- snowflake_catalog.c ----------------------------------------------- */
 
@@ -150,10 +149,10 @@ typedef void (*sf_request_cb)(sf_request_t *request, void *arg);
 /* What a finished request holds. The callback reads it; the HTTP layer
    frees the request after the callback returns. */
 struct sf_request {
-  long status;          /* the HTTP status, 0 when none arrived */
-  int curl_code;        /* CURLE_OK, or why the transfer failed */
-  char error[256];      /* curl's words for curl_code */
-  char *body;           /* the response, NUL-terminated (decompressed) */
+  long status;     /* the HTTP status, 0 when none arrived */
+  int curl_code;   /* CURLE_OK, or why the transfer failed */
+  char error[256]; /* curl's words for curl_code */
+  char *body;      /* the response, NUL-terminated (decompressed) */
   size_t body_len;
   int64_t retry_after_ms; /* the Retry-After header, -1 when absent */
   bool too_big;           /* the response exceeded the cap: cut */
@@ -161,6 +160,7 @@ struct sf_request {
   void *easy;
   void *headers;
   char *post_body;
+  size_t post_len, post_sent;
   size_t body_cap;
   sf_http_t *http;
   sf_request_cb done;

@@ -189,8 +189,8 @@ static char *jwt_make(const sf_jwt_t *jwt, int64_t now) {
 }
 
 const char *qreg__sf_jwt_token(sf_jwt_t *jwt, int64_t now) {
-  if (jwt->token != NULL && now + JWT_RENEW_BEFORE_S < jwt->expires && now >= jwt->expires -
-                                                                                  JWT_LIFETIME_S)
+  if (jwt->token != NULL && now + JWT_RENEW_BEFORE_S < jwt->expires &&
+      now >= jwt->expires - JWT_LIFETIME_S)
     return jwt->token;
   char *token = jwt_make(jwt, now);
   if (token == NULL)

@@ -41,10 +41,10 @@ typedef struct sf_watch {
 struct sf_http {
   qreg_loop_t *loop;
   CURLM *multi;
-  qreg_timer_t *timer;      /* curl's timeout, while it wants one */
-  sf_watch_t *watches;      /* every socket curl asked us to watch */
-  sf_request_t *requests;   /* in flight */
-  bool closing;             /* freeing: ignore curl's callbacks */
+  qreg_timer_t *timer;    /* curl's timeout, while it wants one */
+  sf_watch_t *watches;    /* every socket curl asked us to watch */
+  sf_request_t *requests; /* in flight */
+  bool closing;           /* freeing: ignore curl's callbacks */
   /* A request's callback may end the job, and the core may then close the
      connection, and so free this, before the callback returns: while
      dispatching, the free is done but for the struct itself, which the
@@ -113,8 +113,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     }
     return 0;
   }
-  int events = ((what & CURL_POLL_IN) ? QREG_POLL_READ : 0) |
-               ((what & CURL_POLL_OUT) ? QREG_POLL_WRITE : 0);
+  int events =
+      ((what & CURL_POLL_IN) ? QREG_POLL_READ : 0) | ((what & CURL_POLL_OUT) ? QREG_POLL_WRITE : 0);
   if (watch == NULL) {
     watch = calloc(1, sizeof *watch);
     if (watch == NULL)
@@ -155,9 +155,8 @@ static int on_timer_set(CURLM *multi, long timeout_ms, void *userp) {
   }
   if (timeout_ms < 0)
     return 0;
-  return qreg_timer_start(http->loop, (uint64_t)timeout_ms, on_timer, http, &http->timer) == 0
-             ? 0
-             : -1;
+  return qreg_timer_start(http->loop, (uint64_t)timeout_ms, on_timer, http, &http->timer) == 0 ? 0
+                                                                                               : -1;
 }
 
 /* --- requests ----------------------------------------------------------- */
@@ -228,6 +227,23 @@ static size_t on_body(char *data, size_t size, size_t count, void *userp) {
   return n;
 }
 
+static size_t on_read(char *buffer, size_t size, size_t count, void *userp) {
+  sf_request_t *request = userp;
+  size_t n = size * count, left = request->post_len - request->post_sent;
+  if (n > left)
+    n = left;
+  memcpy(buffer, request->post_body + request->post_sent, n);
+  request->post_sent += n;
+  return n;
+}
+
+static int on_seek(void *userp, curl_off_t offset, int origin) {
+  sf_request_t *request = userp;
+  if (origin != SEEK_SET || offset != 0 || request->post_sent > 0)
+    return CURL_SEEKFUNC_FAIL; /* a resend: the driver retries it itself */
+  return CURL_SEEKFUNC_OK;
+}
+
 /* Retry-After: delay-seconds (the HTTP-date form is ignored: our own
    backoff applies then). */
 static size_t on_header(char *data, size_t size, size_t count, void *userp) {
@@ -268,8 +284,10 @@ sf_request_t *qreg__sf_http_start(sf_http_t *http, const char *url, const char *
     if (ok)
       request->headers = list;
   }
-  if (ok && post_body != NULL)
+  if (ok && post_body != NULL) {
     ok = (request->post_body = strdup(post_body)) != NULL;
+    request->post_len = strlen(post_body);
+  }
   if (!ok) {
     request_free(request);
     return NULL;
@@ -296,9 +314,17 @@ sf_request_t *qreg__sf_http_start(sf_http_t *http, const char *url, const char *
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, stall_s > 0 ? stall_s : 60L);
   if (request->post_body != NULL) {
+    /* The body through a read callback rather than POSTFIELDS, so that a
+       rewind is ours to refuse: curl silently sends a request again when a
+       reused connection turns out dead, and a statement sent again without
+       retry=true could run twice. Refused, the transfer fails, and the
+       driver resubmits it the idempotent way. */
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request->post_body);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)strlen(request->post_body));
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(easy, CURLOPT_READDATA, request);
+    curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(easy, CURLOPT_SEEKDATA, request);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)request->post_len);
   }
   request->next = http->requests;
   http->requests = request;
@@ -332,6 +358,7 @@ bool qreg__sf_http_retryable(int curl_code, bool *maybe_received) {
   case CURLE_HTTP2_STREAM:
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_BAD_CONTENT_ENCODING:
+  case CURLE_SEND_FAIL_REWIND:
     *maybe_received = true;
     return true;
   default:

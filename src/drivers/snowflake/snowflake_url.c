@@ -108,7 +108,8 @@ static char *percent_decode(const char *s, size_t len) {
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {
     int hi = 0, lo = 0;
-    if (s[i] == '%' && i + 2 < len && (hi = qreg__hex_value(s[i + 1])) >= 0 && (lo = qreg__hex_value(s[i + 2])) >= 0) {
+    if (s[i] == '%' && i + 2 < len && (hi = qreg__hex_value(s[i + 1])) >= 0 &&
+        (lo = qreg__hex_value(s[i + 2])) >= 0) {
       out[n++] = (char)(hi << 4 | lo);
       i += 2;
     } else {
@@ -334,9 +335,8 @@ int qreg__sf_create(const qreg_driver_config_t *config, void **state_out, char *
     if (token_file != NULL)
       rc = qreg__sf_read_token_file(token_file, &state->token, message);
     else if (env != NULL && env[0] != '\0')
-      rc = (state->token = strdup(env)) != NULL
-               ? 0
-               : url_error(message, QREG_ENOMEM, "out of memory");
+      rc = (state->token = strdup(env)) != NULL ? 0
+                                                : url_error(message, QREG_ENOMEM, "out of memory");
     else
       rc = url_error(message, QREG_EINVAL,
                      "snowflake: this authenticator needs a token: token_file=PATH or the "

@@ -118,7 +118,7 @@ static int64_t floor_div(int64_t a, int64_t b) {
 static void civil_from_days(int64_t days, int64_t *year, unsigned *month, unsigned *day) {
   days += 719468;
   int64_t era = floor_div(days, 146097);
-  int64_t doe = days - era * 146097;                                 /* [0, 146096] */
+  int64_t doe = days - era * 146097;                                   /* [0, 146096] */
   int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
   int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
   int64_t mp = (5 * doy + 2) / 153;                                    /* [0, 11] */
