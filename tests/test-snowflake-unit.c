@@ -183,12 +183,14 @@ static int remove_keys(void **unused) {
 
 static unsigned char *b64url_decode(const char *s, size_t len, size_t *out_len) {
   char *std = malloc(len + 4);
+  assert_non_null(std);
   size_t n = 0;
   for (size_t i = 0; i < len; i++)
     std[n++] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
   while (n % 4 != 0)
     std[n++] = '=';
-  unsigned char *out = malloc(n);
+  unsigned char *out = malloc(n + 1);
+  assert_non_null(out);
   int decoded = EVP_DecodeBlock(out, (unsigned char *)std, (int)n);
   assert_true(decoded >= 0);
   size_t pad = 0;
