@@ -175,7 +175,8 @@ static int setup(void **unused) {
     fclose(f);
   EVP_PKEY_free(key);
   EVP_PKEY_free(other);
-  const char *jwt_args[] = {"--public-key", pub_path, "--partition-rows", "1000", NULL};
+  const char *jwt_args[] = {
+      "--public-key", pub_path, "--partition-rows", "1000", "--bare-gzip", "1", NULL};
   const char *token_args[] = {"--token", "pat-secret-123", NULL};
   ok = ok && standin_start(&jwt_server, jwt_args) && standin_start(&token_server, token_args);
   return ok ? 0 : -1;

@@ -34,8 +34,8 @@
 #include "core/util.h"
 #include "drivers/snowflake/snowflake.h"
 
-#define JWT_LIFETIME_S (59 * 60)
-#define JWT_RENEW_BEFORE_S (10 * 60)
+#define JWT_LIFETIME_S ((int64_t)59 * 60)
+#define JWT_RENEW_BEFORE_S ((int64_t)10 * 60)
 
 char *qreg__sf_jwt_account(const char *account) {
   char *out = strdup(account);
@@ -88,9 +88,9 @@ static int passphrase_cb(char *buf, int size, int rwflag, void *u) {
   if (passphrase == NULL)
     return -1;
   size_t len = strlen(passphrase);
-  if (len > (size_t)size)
+  if (size <= 0 || len >= (size_t)size)
     return -1;
-  memcpy(buf, passphrase, len);
+  memcpy(buf, passphrase, len + 1);
   return (int)len;
 }
 
@@ -155,8 +155,9 @@ void qreg__sf_jwt_clear(sf_jwt_t *jwt) {
 /* A new JWT issued at now; NULL on failure. */
 static char *jwt_make(const sf_jwt_t *jwt, int64_t now) {
   static const char header[] = "{\"alg\":\"RS256\",\"typ\":\"JWT\"}";
+  json_int_t issued = now, expires = issued + JWT_LIFETIME_S;
   json_t *claims = json_pack("{s:s, s:s, s:I, s:I}", "iss", jwt->issuer, "sub", jwt->subject, "iat",
-                             (json_int_t)now, "exp", (json_int_t)(now + JWT_LIFETIME_S));
+                             issued, "exp", expires);
   char *payload = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
   json_decref(claims);
   char *h64 = base64((const unsigned char *)header, sizeof header - 1, true);

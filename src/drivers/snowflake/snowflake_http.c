@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #include "drivers/snowflake/snowflake.h"
 
@@ -181,6 +182,48 @@ static void request_unlink(sf_request_t *request) {
   curl_multi_remove_handle(http->multi, request->easy);
 }
 
+/* A body that is still gzip (a server that compresses without saying so
+   in Content-Encoding, which curl would have decoded): inflated here. Left
+   as it is when it does not inflate (the caller then reports it malformed). */
+static void gunzip_body(sf_request_t *request) {
+  if (request->body_len < 2 || (unsigned char)request->body[0] != 0x1f ||
+      (unsigned char)request->body[1] != 0x8b)
+    return;
+  size_t cap = request->body_len * 4 + 1024, len = 0;
+  char *out = malloc(cap);
+  z_stream z = {0};
+  if (out == NULL || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+    free(out);
+    return;
+  }
+  z.next_in = (Bytef *)request->body;
+  z.avail_in = (uInt)request->body_len;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    if (cap - len < 2) {
+      char *grown = cap < MAX_RESPONSE_BYTES ? realloc(out, cap * 2) : NULL;
+      if (grown == NULL)
+        break;
+      out = grown;
+      cap *= 2;
+    }
+    z.next_out = (Bytef *)(out + len);
+    z.avail_out = (uInt)(cap - len - 1);
+    rc = inflate(&z, Z_NO_FLUSH);
+    len = (size_t)((char *)z.next_out - out);
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    free(out);
+    return;
+  }
+  out[len] = '\0';
+  free(request->body);
+  request->body = out;
+  request->body_len = len;
+  request->body_cap = cap;
+}
+
 static void check_done(sf_http_t *http) {
   CURLMsg *msg;
   int left = 0;
@@ -199,6 +242,8 @@ static void check_done(sf_http_t *http) {
     curl_easy_getinfo(request->easy, CURLINFO_RESPONSE_CODE, &request->status);
     if (request->body == NULL)
       request->body = calloc(1, 1);
+    else
+      gunzip_body(request);
     request->done(request, request->arg);
     request_free(request);
   }
@@ -394,8 +439,12 @@ sf_http_t *qreg__sf_http_new(qreg_loop_t *loop) {
 void qreg__sf_http_free(sf_http_t *http) {
   if (http == NULL)
     return;
-  while (http->requests != NULL)
-    qreg__sf_http_abort(http->requests);
+  while (http->requests != NULL) {
+    sf_request_t *request = http->requests;
+    http->requests = request->next;
+    curl_multi_remove_handle(http->multi, request->easy);
+    request_free(request);
+  }
   /* Stop watching before curl closes its sockets (qreg_poll_close must
      come first), then let curl close them without telling us. */
   http->closing = true;

@@ -32,7 +32,9 @@ typedef struct lexer {
 static void skip_space(lexer_t *lx) {
   while (lx->pos < lx->len) {
     char c = lx->s[lx->pos];
-    char next = lx->pos + 1 < lx->len ? lx->s[lx->pos + 1] : '\0';
+    char next = '\0';
+    if (lx->pos + 1 < lx->len)
+      next = lx->s[lx->pos + 1];
     if (isspace((unsigned char)c)) {
       lx->pos++;
     } else if ((c == '-' && next == '-') || (c == '/' && next == '/')) {

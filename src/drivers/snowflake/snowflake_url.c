@@ -23,8 +23,6 @@
 #include "core/util.h"
 #include "drivers/snowflake/snowflake.h"
 
-extern const qreg_driver_t qreg_driver_snowflake;
-
 const qreg_driver_option_t qreg__sf_options[] = {
     {.name = "warehouse", .type = QREG_OPTION_TEXT, .doc = "the warehouse statements run on"},
     {.name = "role", .type = QREG_OPTION_TEXT, .doc = "the role statements run as"},
