@@ -6,7 +6,8 @@
  * cut at max_rows without fetching the rest, cancel, timeout (ours and the
  * server's) and close of running statements with nothing left running on
  * the server, retries under injected 429/503/resets with nothing run twice,
- * 422 errors with Snowflake's code and SQLSTATE, the read-only refusal
+ * 422 errors with Snowflake's code and SQLSTATE, a malformed answer (a clear
+ * error, the statement cancelled), the read-only refusal
  * before anything is sent, authentication refused, token authentication,
  * and HTTP keep-alive across statements.
  *
@@ -443,6 +444,18 @@ static void errors(void **unused) {
   assert_non_null(strstr(s->error.detail, "42S02"));
   assert_non_null(strstr(s->error.message, "does not exist"));
   qreg_snapshot_free(s);
+
+  /* A malformed answer while the statement runs: a clear error, and the
+     statement is cancelled, not left running. */
+  long long cancelled = stat_of(&jwt_server, "cancelled");
+  json_decref(standin_call(&jwt_server, "/_faults", "[{\"on\":\"poll\",\"kind\":\"garbage\"}]"));
+  id = run(reg, "SELECT SYSTEM$WAIT(60)", 0, 0);
+  assert_int_equal(wait_for(reg, &id), QREG_FAILED);
+  s = snap(reg, &id);
+  assert_non_null(strstr(s->error.message, "malformed"));
+  qreg_snapshot_free(s);
+  assert_int_equal(stat_of(&jwt_server, "running"), 0);
+  assert_int_equal(stat_of(&jwt_server, "cancelled"), cancelled + 1);
 
   /* Read-only: refused before anything is sent. */
   long long submits = stat_of(&jwt_server, "submits");

@@ -16,7 +16,7 @@
 // 422 for failures and cancelled statements, 408 past the body's timeout;
 // honours requestId + retry=true; injects faults queued by POST /_faults
 // ([{on: "submit"|"poll"|"partition"|"cancel", kind: "429"|"503"|"504"|
-// "reset"|"reset-after", retryAfter}]); and counts, at GET /_stats, what a
+// "reset"|"reset-after"|"garbage", retryAfter}]); and counts, at GET /_stats, what a
 // test must prove: statements executed, executed twice, running, cancelled.
 import { createServer } from 'node:http';
 import { createHash, createPublicKey, randomUUID, verify } from 'node:crypto';
@@ -101,6 +101,11 @@ function applyFault(fault, req, res) {
     return true;
   }
   if (fault.kind === 'reset-after') return false; // handled by the caller, after the work
+  if (fault.kind === 'garbage') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"statementHandle": "not json');
+    return true;
+  }
   const headers = fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {};
   send(res, Number(fault.kind), { code: '000000', message: `injected ${fault.kind}` }, headers);
   return true;
