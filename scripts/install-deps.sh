@@ -9,7 +9,9 @@ set -euo pipefail
 # package -> why
 #   build-essential, cmake, pkg-config   the build
 #   libuv1-dev libsqlite3-dev libpq-dev  the library (loop, SQLite, PostgreSQL)
-#   libjansson-dev                       the qreg program (JSON)
+#   libjansson-dev                       the qreg program, the Snowflake driver (JSON)
+#   libcurl4-openssl-dev libssl-dev      the Snowflake driver (HTTPS, key-pair JWT)
+#   zlib1g-dev                           the Snowflake driver (gzip partitions)
 #   libcmocka-dev                        the C tests
 #   postgresql                           initdb/pg_ctl for the test-pg-* tests
 #   valgrind                             make valgrind
@@ -18,7 +20,8 @@ set -euo pipefail
 #                                        version .clang-format/.clang-tidy use)
 #   nodejs npm                           the MCP end-to-end tests (tests/e2e)
 packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
-          libjansson-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
+          libjansson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+          libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
           clang-format-14 clang-tidy-14 nodejs npm)
 
 # Whether a package is needed: installed packages are not, and neither are

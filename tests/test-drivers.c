@@ -354,6 +354,8 @@ static void url_finds_driver_by_scheme_then_matches(void **state) {
       {"hostaddr=::1 dbname=d", "postgres"}, /* a ':' after '=' is no scheme */
       {"toy:box", "toy"},
       {"TOY:box", "toy"},
+      {"snowflake://u@acct/db", "snowflake"},
+      {"SnowFlake://u@acct", "snowflake"},
       {"mysql://u@h/db", NULL},
       {"user:pass@host", NULL}, /* scheme "user": nobody's */
       {"nothing", NULL},
@@ -369,12 +371,12 @@ static void url_finds_driver_by_scheme_then_matches(void **state) {
   }
   char names[128] = "";
   qreg_driver_foreach(add_name, names);
-  assert_string_equal(names, "toy sqlite postgres ");
+  assert_string_equal(names, "toy sqlite postgres snowflake ");
 }
 
 static void unknown_url_lists_every_driver(void **state) {
   (void)state;
-  static const char *const want[] = {"db_url",   "sqlite:PATH", "postgres://",
+  static const char *const want[] = {"db_url",   "sqlite:PATH", "postgres://", "snowflake://",
                                      "conninfo", "toy:NAME",    NULL};
   static const char *const hidden[] = {"hunter2", "mysql", NULL};
   expect_open_error("mysql://alice:hunter2@db/x", NULL, NULL, 0, QREG_EURL, want, hidden);

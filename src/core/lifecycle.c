@@ -520,10 +520,13 @@ static void handle_job_done_locked(qreg_t *reg, conn_t *c, batch_t *batch) {
       job->result = NULL;
     }
     break;
-  case QREG_JOB_ERROR:
-    if ((decided_here = record_decide_locked(reg, r, QREG_FAILED)))
+  case QREG_JOB_ERROR: {
+    /* The server's own timeout (a backstop such as Snowflake's) is a timeout. */
+    bool timed_out = job->error.type != NULL && strcmp(job->error.type, "timeout") == 0;
+    if ((decided_here = record_decide_locked(reg, r, timed_out ? QREG_TIMEOUT : QREG_FAILED)))
       record_take_error(r, &job->error, "database");
     break;
+  }
   case QREG_JOB_CANCELED:
     if ((decided_here = record_decide_locked(reg, r, QREG_CANCELED)))
       record_take_error(r, &job->error, "canceled");

@@ -27,6 +27,7 @@
 static const qreg_driver_t *const builtin_drivers[] = {
     &qreg_driver_sqlite,
     &qreg_driver_postgres,
+    &qreg_driver_snowflake,
 };
 #define BUILTIN_COUNT (sizeof builtin_drivers / sizeof builtin_drivers[0])
 

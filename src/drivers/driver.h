@@ -80,7 +80,10 @@ void qreg_conn_request_done(qreg_conn_request_t *request, qreg_driver_conn_t *co
 /* One statement to run on one connection. */
 typedef enum qreg_job_outcome {
   QREG_JOB_OK = 0,       /* ran to the end (result possibly truncated) */
-  QREG_JOB_ERROR = 1,    /* the database or the driver failed: error filled */
+  QREG_JOB_ERROR = 1,    /* the database or the driver failed: error filled;
+                            an error of type "timeout" (the server's own
+                            statement timeout fired) makes the query's
+                            status timeout */
   QREG_JOB_CANCELED = 2, /* stopped because cancel() asked */
 } qreg_job_outcome_t;
 
@@ -220,6 +223,7 @@ typedef struct qreg_driver {
 /* The drivers qreg is built with, in the order they are tried. */
 extern const qreg_driver_t qreg_driver_sqlite;
 extern const qreg_driver_t qreg_driver_postgres;
+extern const qreg_driver_t qreg_driver_snowflake;
 
 /*
  * Adds a driver (tests add the scripted one). Drivers added later are tried
