@@ -290,7 +290,7 @@ static void cancel_request_fails(void **state) {
   proxy_t proxy;
   proxy_start(&proxy);
   char url[200];
-  snprintf(url, sizeof url, "host=127.0.0.1 port=%d dbname=postgres user=qreg_test", proxy.port);
+  snprintf(url, sizeof url, "host=127.0.0.1 port=%d dbname=postgres user=qreg_reader", proxy.port);
   qreg_t *reg = pg_test_open(url, app, 1, false);
   qreg_id_t id = test_execute(reg, SLEEP_SQL, NULL);
   pg_test_wait_active(app, SLEEP_PART, 1);
