@@ -55,8 +55,8 @@ static void url_forms(void **state) {
   char urls[3][200];
   snprintf(urls[0], sizeof urls[0], "postgres://qreg_reader@127.0.0.1:%d/postgres",
            pg_fixture_port());
-  snprintf(urls[1], sizeof urls[1], "postgresql://qreg_reader@127.0.0.1:%d/postgres?sslmode=disable",
-           pg_fixture_port());
+  snprintf(urls[1], sizeof urls[1],
+           "postgresql://qreg_reader@127.0.0.1:%d/postgres?sslmode=disable", pg_fixture_port());
   snprintf(urls[2], sizeof urls[2], "host=%s port=%d dbname=postgres user=qreg_reader",
            pg_fixture_socket_dir(), pg_fixture_port());
   for (int i = 0; i < 3; i++) {

@@ -54,7 +54,7 @@
 
 /* The state the next query sees, as one text. */
 #define PROBE_SQL                                                                                  \
-  "SELECT concat_ws('|', current_setting('search_path'), current_setting('work_mem'), "           \
+  "SELECT concat_ws('|', current_setting('search_path'), current_setting('work_mem'), "            \
   "current_setting('default_transaction_read_only'), current_setting('DateStyle'), "               \
   "current_user, session_user, "                                                                   \
   "(SELECT count(*) FROM pg_prepared_statements), "                                                \
@@ -476,9 +476,9 @@ int main(void) {
   victim_super = victim_open("qreg_test", &victim_super_pid);
   victim_other = victim_open(OTHER_ROLE, &victim_other_pid);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(ordinary_role_catalogue), cmocka_unit_test(superuser_state_catalogue),
+      cmocka_unit_test(ordinary_role_catalogue),  cmocka_unit_test(superuser_state_catalogue),
       cmocka_unit_test(privileged_roles_refused), cmocka_unit_test(dblink_refused),
-      cmocka_unit_test(superuser_opt_in),        cmocka_unit_test(own_role_sessions_after_revoke),
+      cmocka_unit_test(superuser_opt_in),         cmocka_unit_test(own_role_sessions_after_revoke),
   };
   rc = cmocka_run_group_tests(tests, NULL, NULL);
   PQfinish(victim_super);

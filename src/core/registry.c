@@ -192,9 +192,8 @@ int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
     return rc < 0 ? rc : QREG_EDRIVER;
   }
   free(message);
-  reg->read_only = !reg->config.allow_writes &&
-                   (driver->read_only_enforced == NULL ||
-                    driver->read_only_enforced(reg->driver_state));
+  reg->read_only = !reg->config.allow_writes && (driver->read_only_enforced == NULL ||
+                                                 driver->read_only_enforced(reg->driver_state));
   rc = qreg_loop_start(reg->loop, lifecycle_run, reg);
   if (rc != 0) {
     driver->destroy(reg->driver_state);

@@ -93,7 +93,7 @@
   "JOIN pg_catalog.pg_proc p ON p.oid = d.objid, m "                                               \
   "WHERE e.extname = 'dblink' AND pg_catalog.has_function_privilege(m.oid, p.oid, 'EXECUTE')) "    \
   "SELECT (SELECT CASE WHEN own THEN pg_catalog.format('the role \"%s\" %s', session_user, what) " \
-  "ELSE pg_catalog.format('the role \"%s\" is a member of \"%s\", which %s', session_user, "        \
+  "ELSE pg_catalog.format('the role \"%s\" is a member of \"%s\", which %s', session_user, "       \
   "rolname, what) END FROM found ORDER BY rank, NOT own, rolname LIMIT 1), "                       \
   "EXISTS (SELECT 1 FROM m, pg_catalog.pg_foreign_server s "                                       \
   "WHERE pg_catalog.has_server_privilege(m.oid, s.oid, 'USAGE'))"

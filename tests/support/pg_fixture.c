@@ -352,7 +352,7 @@ static int setup_roles(void) {
   if (admin == NULL)
     return -1;
   if (pg_admin_exec(admin, "CREATE ROLE " PG_FIXTURE_PASSWORD_USER
-                          " LOGIN PASSWORD '" PG_FIXTURE_PASSWORD "'") != 0 ||
+                           " LOGIN PASSWORD '" PG_FIXTURE_PASSWORD "'") != 0 ||
       pg_admin_exec(admin, "CREATE ROLE " PG_FIXTURE_READER_USER " LOGIN") != 0)
     return -1;
   return pg_admin_exec(admin, "GRANT pg_read_all_data TO " PG_FIXTURE_READER_USER);
