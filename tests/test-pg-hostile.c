@@ -22,10 +22,11 @@
  * REPLICATION, BYPASSRLS, a (transitive) member of the server-file and
  * signalling roles, a role granted pg_reload_conf, and a role that can use
  * dblink are refused at connect with the privilege named and the way to
- * make a read-only role; with allow_privileged_role=true the superuser
- * works and qreg_read_only() and MCP's readOnlyHint say false; LOAD closes
- * the session; the documented REVOKE stops a role from terminating its own
- * other sessions.
+ * make a read-only role (also through qreg query and MCP); with
+ * allow_privileged_role=true the superuser works and qreg_read_only(),
+ * MCP's readOnlyHint and its instructions stop claiming read-only; LOAD closes
+ * the session; a role that can use a foreign server is never pooled; the
+ * documented REVOKE stops a role from terminating its own other sessions.
  *
  * Owns, in each test, the registries it opens and the victim sessions; the
  * roles, tables and databases it creates live as long as the fixture's
@@ -387,6 +388,99 @@ static void dblink_refused(void **state) {
   assert_refused_role("qreg_reader", "qreg_hostile_dblink", "may use the dblink extension");
 }
 
+/* postgres_fdw keeps its connections for the session: a role that can use
+   a foreign server is accepted, but its sessions are never pooled. */
+static void foreign_server_never_pooled(void **state) {
+  (void)state;
+  pg_admin_t *admin = pg_admin();
+  if (pg_admin_int(admin, "SELECT count(*) FROM pg_available_extensions WHERE name = "
+                          "'postgres_fdw'") != 1) {
+    print_message("postgres_fdw is not installed: skipped\n");
+    return;
+  }
+  assert_int_equal(pg_admin_exec(admin, "CREATE DATABASE qreg_hostile_fdw"), 0);
+  char conninfo[300];
+  snprintf(conninfo, sizeof conninfo,
+           "host=127.0.0.1 port=%d dbname=qreg_hostile_fdw user=qreg_test", pg_fixture_port());
+  PGconn *conn = PQconnectdb(conninfo);
+  assert_int_equal(PQstatus(conn), CONNECTION_OK);
+  static const char *const setup[] = {
+      "CREATE EXTENSION postgres_fdw",
+      "CREATE SERVER qreg_hostile_remote FOREIGN DATA WRAPPER postgres_fdw",
+      "GRANT USAGE ON FOREIGN SERVER qreg_hostile_remote TO qreg_reader",
+  };
+  for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
+    PGresult *res = PQexec(conn, setup[i]);
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+  }
+  PQfinish(conn);
+  char url[300];
+  snprintf(url, sizeof url, "host=127.0.0.1 port=%d dbname=qreg_hostile_fdw user=qreg_reader",
+           pg_fixture_port());
+  qreg_t *reg = pg_test_open(url, APP, 1, false);
+  assert_true(qreg_read_only(reg));
+  qreg_id_t first = run(reg, "SELECT 1");
+  long first_pid = pg_test_backend_pid(reg, &first);
+  qreg_id_t second = run(reg, "SELECT 2");
+  qreg_snapshot_t *snap = pg_test_snapshot(reg, &second);
+  assert_int_equal(snap->status, QREG_SUCCEEDED);
+  qreg_snapshot_free(snap);
+  assert_true(pg_test_backend_pid(reg, &second) != first_pid);
+  pg_test_close_checked(reg, APP);
+}
+
+/* One MCP request (2026-07-28, stateless) and its response line. */
+static char *mcp_request(mcp_server_t *server, const char *method, const char *params) {
+  char *line = NULL;
+  int n = asprintf(&line,
+                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\",\"params\":{%s%s\"_meta\":{"
+                   "\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","
+                   "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+                   method, params, params[0] ? "," : "");
+  assert_true(n > 0);
+  size_t reply_len = 0;
+  char *reply = mcp_server_handle_message(server, line, strlen(line), &reply_len);
+  free(line);
+  assert_non_null(reply);
+  char *text = strndup(reply, reply_len); /* the line is not NUL-terminated */
+  free(reply);
+  return text;
+}
+
+/* Through MCP, a superuser on a read-only registry gets the refusal as the
+   query's error; the server still claims read-only (and enforces it). */
+static void mcp_refusal(void **state) {
+  (void)state;
+  qreg_t *reg = pg_test_open(pg_fixture_conninfo(), APP, 1, false);
+  assert_true(qreg_read_only(reg));
+  mcp_settings_t settings = {.max_message_bytes = 1 << 20, .max_response_bytes = 1 << 20};
+  mcp_server_t *server = NULL;
+  assert_int_equal(mcp_server_new(reg, &settings, &server), 0);
+  char *discover = mcp_request(server, "server/discover", "");
+  assert_non_null(strstr(discover, "Queries are read-only"));
+  free(discover);
+  char *reply = mcp_request(server, "tools/call",
+                            "\"name\":\"execute_query\",\"arguments\":{\"sql\":\"SELECT 1\"}");
+  const char *at = strstr(reply, "\"query_id\":\"");
+  assert_non_null(at);
+  qreg_id_t id;
+  memcpy(id.str, at + strlen("\"query_id\":\""), QREG_ID_LEN);
+  id.str[QREG_ID_LEN] = '\0';
+  free(reply);
+  assert_int_equal(test_wait(reg, &id), QREG_FAILED);
+  char params[128];
+  snprintf(params, sizeof params,
+           "\"name\":\"get_query_status\",\"arguments\":{\"query_id\":\"%s\"}", id.str);
+  reply = mcp_request(server, "tools/call", params);
+  if (strstr(reply, "is a superuser") == NULL || strstr(reply, "allow_privileged_role") == NULL ||
+      strstr(reply, "CREATE ROLE qreg_reader") == NULL)
+    fail_msg("get_query_status as a superuser: %s", reply);
+  free(reply);
+  mcp_server_free(server);
+  pg_test_close_checked(reg, APP);
+}
+
 /* With the opt-in the superuser works, and nothing claims read-only. */
 static void superuser_opt_in(void **state) {
   (void)state;
@@ -408,6 +502,10 @@ static void superuser_opt_in(void **state) {
   json_t *annotations = json_object_get(execute, "annotations");
   assert_true(json_is_false(json_object_get(annotations, "readOnlyHint")));
   assert_true(json_is_true(json_object_get(annotations, "destructiveHint")));
+  char *discover = mcp_request(server, "server/discover", "");
+  assert_null(strstr(discover, "Queries are read-only"));
+  assert_non_null(strstr(discover, "privileged"));
+  free(discover);
   mcp_server_free(server);
 
   /* LOAD leaves a library in the session: the next query gets another. */
@@ -476,9 +574,13 @@ int main(void) {
   victim_super = victim_open("qreg_test", &victim_super_pid);
   victim_other = victim_open(OTHER_ROLE, &victim_other_pid);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(ordinary_role_catalogue),  cmocka_unit_test(superuser_state_catalogue),
-      cmocka_unit_test(privileged_roles_refused), cmocka_unit_test(dblink_refused),
-      cmocka_unit_test(superuser_opt_in),         cmocka_unit_test(own_role_sessions_after_revoke),
+      cmocka_unit_test(ordinary_role_catalogue),
+      cmocka_unit_test(superuser_state_catalogue),
+      cmocka_unit_test(privileged_roles_refused),
+      cmocka_unit_test(dblink_refused),
+      cmocka_unit_test(mcp_refusal),
+      cmocka_unit_test(superuser_opt_in),
+      cmocka_unit_test(own_role_sessions_after_revoke), cmocka_unit_test(foreign_server_never_pooled),
   };
   rc = cmocka_run_group_tests(tests, NULL, NULL);
   PQfinish(victim_super);
