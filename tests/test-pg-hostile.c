@@ -580,7 +580,8 @@ int main(void) {
       cmocka_unit_test(dblink_refused),
       cmocka_unit_test(mcp_refusal),
       cmocka_unit_test(superuser_opt_in),
-      cmocka_unit_test(own_role_sessions_after_revoke), cmocka_unit_test(foreign_server_never_pooled),
+      cmocka_unit_test(own_role_sessions_after_revoke),
+      cmocka_unit_test(foreign_server_never_pooled),
   };
   rc = cmocka_run_group_tests(tests, NULL, NULL);
   PQfinish(victim_super);
