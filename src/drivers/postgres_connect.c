@@ -13,7 +13,10 @@
  * non-blocking connects). Then one query sets the session defaults
  * (DateStyle ISO, TimeZone UTC, IntervalStyle iso_8601, hex bytea, exact floats, and on PostgreSQL
  * 14+ client_connection_check_interval so a backend notices an abandoned
- * connection), and the first connection of a registry loads the names of
+ * connection), a read-only registry checks the role and refuses one that
+ * READ ONLY cannot hold (postgres_guard.c; the refusal is the connect's
+ * error, so the query waiting for the connection fails with it), and the
+ * first connection of a registry loads the names of
  * user and extension types (the result store needs a column's type name
  * before its first row).
  */
