@@ -42,7 +42,7 @@
  * sequences; what it can leave behind - prepared statements and session
  * advisory locks - DISCARD ALL removes, as it removes anything a committed
  * transaction left; the session defaults are then set again, and a check
- * confirms the session is clean. A connection is handed back for reuse only
+ * confirms the session runs as its login role. A connection is handed back for reuse only
  * when all of that succeeded, the transaction status is idle and nothing
  * else happened (no error, no truncation, no cancel, no LOAD, no foreign
  * server the role could use); otherwise the core closes it. READ ONLY alone
