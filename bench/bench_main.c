@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
     bench_progress("starting a private PostgreSQL server (tests/support/pg_fixture.c)");
     int rc = pg_fixture_start();
     if (rc == 0)
-      ctx.pg_conninfo = pg_fixture_conninfo();
+      ctx.pg_conninfo = pg_fixture_reader_conninfo(); /* read-only registries refuse a superuser */
     else
       bench_progress("no PostgreSQL server (%s): its figures are skipped",
                      rc == PG_FIXTURE_SKIP ? "binaries not installed" : "it failed to start");

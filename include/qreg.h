@@ -571,6 +571,19 @@ int qreg_quote_identifier(qreg_t *reg, const char *name, char **out);
    the driver redacts it, into a new string (*out, free() it). */
 int qreg_redacted_url(qreg_t *reg, char **out);
 
+/*
+ * Whether the registry promises that no query changes anything outside its
+ * own result - no row, file, process, other session, server setting or
+ * state seen by the next query - as its driver enforces it
+ * (docs/security.md): true when it was opened without allow_writes and the
+ * driver's read-only policy is in force. PostgreSQL: false when the option
+ * allow_privileged_role=true lets in a role that READ ONLY cannot hold.
+ * Front ends claim read-only (MCP's readOnlyHint, their instructions) only
+ * when this says true. false for a NULL registry or once qreg_close() has
+ * begun (qreg_last_error() then says why).
+ */
+bool qreg_read_only(qreg_t *reg);
+
 /* The name of the registry's driver: "sqlite", "postgres", ... (a static
    string). NULL for a NULL registry, or once qreg_close() has begun
    (qreg_last_error() then says so, as QREG_ECLOSED would). */

@@ -37,6 +37,10 @@
 #define SLEEP_PART "pg_sleep(60)"
 #define RUNNING 50
 #define PENDING 50
+/* The timeout (and TTL) of a crowd: long enough for RUNNING connections to
+   open - each checks its role first (postgres_guard.c) - and start their
+   statement on a loaded machine before it expires. */
+#define CROWD_DEADLINE_MS 8000
 
 /* One cancel, checked against the server. */
 static void cancel_sleep(void **state) {
@@ -80,7 +84,7 @@ static void timeout_crowd(void **state) {
   const char *app = "qreg_t_timeout50";
   qreg_t *reg = pg_test_open(NULL, app, RUNNING, false);
   qreg_id_t ids[RUNNING + PENDING];
-  submit_crowd(reg, app, ids, 3000, 0);
+  submit_crowd(reg, app, ids, CROWD_DEADLINE_MS, 0);
   for (int i = 0; i < RUNNING + PENDING; i++)
     assert_int_equal(test_wait(reg, &ids[i]), QREG_TIMEOUT);
   pg_test_assert_no_active(app);
@@ -97,7 +101,7 @@ static void prune_crowd(void **state) {
   const char *app = "qreg_t_prune50";
   qreg_t *reg = pg_test_open(NULL, app, RUNNING, false);
   qreg_id_t ids[RUNNING + PENDING];
-  submit_crowd(reg, app, ids, 0, 3000);
+  submit_crowd(reg, app, ids, 0, CROWD_DEADLINE_MS);
   for (int i = 0; i < RUNNING + PENDING; i++)
     test_wait_pruned(reg, &ids[i]);
   pg_test_assert_no_active(app);
@@ -290,7 +294,7 @@ static void cancel_request_fails(void **state) {
   proxy_t proxy;
   proxy_start(&proxy);
   char url[200];
-  snprintf(url, sizeof url, "host=127.0.0.1 port=%d dbname=postgres user=qreg_test", proxy.port);
+  snprintf(url, sizeof url, "host=127.0.0.1 port=%d dbname=postgres user=qreg_reader", proxy.port);
   qreg_t *reg = pg_test_open(url, app, 1, false);
   qreg_id_t id = test_execute(reg, SLEEP_SQL, NULL);
   pg_test_wait_active(app, SLEEP_PART, 1);

@@ -53,18 +53,18 @@ static void assert_single_text(qreg_t *reg, const qreg_id_t *id, const char *exp
 static void url_forms(void **state) {
   (void)state;
   char urls[3][200];
-  snprintf(urls[0], sizeof urls[0], "postgres://qreg_test@127.0.0.1:%d/postgres",
+  snprintf(urls[0], sizeof urls[0], "postgres://qreg_reader@127.0.0.1:%d/postgres",
            pg_fixture_port());
-  snprintf(urls[1], sizeof urls[1], "postgresql://qreg_test@127.0.0.1:%d/postgres?sslmode=disable",
-           pg_fixture_port());
-  snprintf(urls[2], sizeof urls[2], "host=%s port=%d dbname=postgres user=qreg_test",
+  snprintf(urls[1], sizeof urls[1],
+           "postgresql://qreg_reader@127.0.0.1:%d/postgres?sslmode=disable", pg_fixture_port());
+  snprintf(urls[2], sizeof urls[2], "host=%s port=%d dbname=postgres user=qreg_reader",
            pg_fixture_socket_dir(), pg_fixture_port());
   for (int i = 0; i < 3; i++) {
     qreg_t *reg;
     qreg_id_t id;
     assert_int_equal(run_one(urls[i], "qreg_t_forms", "SELECT current_user::text", &reg, &id),
                      QREG_SUCCEEDED);
-    assert_single_text(reg, &id, "qreg_test");
+    assert_single_text(reg, &id, "qreg_reader");
     pg_test_close_checked(reg, "qreg_t_forms");
   }
 }
@@ -74,7 +74,7 @@ static void url_forms(void **state) {
 static void host_names(void **state) {
   (void)state;
   char url[200];
-  snprintf(url, sizeof url, "postgresql://qreg_test@localhost:%d/postgres", pg_fixture_port());
+  snprintf(url, sizeof url, "postgresql://qreg_reader@localhost:%d/postgres", pg_fixture_port());
   qreg_t *reg;
   qreg_id_t id;
   assert_int_equal(run_one(url, "qreg_t_names", "SELECT 'resolved'::text", &reg, &id),
@@ -96,7 +96,7 @@ static void environment_variables(void **state) {
   snprintf(port, sizeof port, "%d", pg_fixture_port());
   setenv("PGHOST", "127.0.0.1", 1);
   setenv("PGPORT", port, 1);
-  setenv("PGUSER", "qreg_test", 1);
+  setenv("PGUSER", "qreg_reader", 1);
   setenv("PGDATABASE", "template1", 1);
   qreg_t *reg;
   qreg_id_t id;
@@ -132,7 +132,7 @@ static void application_name(void **state) {
   /* The URL's is more specific than the registry's (a program's default,
      such as qreg mcp's "qreg-mcp"): it wins. */
   char url[200];
-  snprintf(url, sizeof url, "%s application_name=qreg_t_from_url", pg_fixture_conninfo());
+  snprintf(url, sizeof url, "%s application_name=qreg_t_from_url", pg_fixture_reader_conninfo());
   reg = pg_test_open(url, "qreg_t_named", 2, false);
   id = test_execute(reg, "SELECT current_setting('application_name')", NULL);
   assert_int_equal(test_wait(reg, &id), QREG_SUCCEEDED);

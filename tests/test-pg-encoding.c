@@ -176,7 +176,7 @@ static void check_cli(const expectation_t *cases, size_t count) {
   fclose(f);
   char command[1024];
   snprintf(command, sizeof command, "'%s' query --db '%s' --json - < %s", bin,
-           pg_fixture_conninfo(), script);
+           pg_fixture_reader_conninfo(), script);
   FILE *p = popen(command, "r");
   assert_non_null(p);
   static char out[65536];
@@ -373,7 +373,7 @@ static void sql_ascii_database(void **state) {
                                         "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"),
                    0);
   char url[512];
-  snprintf(url, sizeof url, "%s dbname=qreg_ascii", pg_fixture_conninfo());
+  snprintf(url, sizeof url, "%s dbname=qreg_ascii", pg_fixture_reader_conninfo());
   qreg_t *reg = pg_test_open(url, APP, 2, false);
   qreg_id_t id = test_execute(reg, "SELECT E'a\\xffb'::text, 'caf\xc3\xa9'::text", NULL);
   qreg_status_t status = test_wait(reg, &id);

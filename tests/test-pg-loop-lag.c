@@ -193,7 +193,7 @@ static void slow_name_resolution(void **state) {
   atomic_store(&slow_lookups_on_loop, 0);
   char conninfo[200];
   snprintf(conninfo, sizeof conninfo,
-           "host=" SLOW_HOST " port=%d dbname=postgres user=qreg_test connect_timeout=10",
+           "host=" SLOW_HOST " port=%d dbname=postgres user=qreg_reader connect_timeout=10",
            pg_fixture_port());
   qreg_t *reg = open_watched(conninfo, "qreg_t_lag_lookup", 2);
   qreg_id_t ids[2] = {test_execute(reg, "SELECT 1", NULL), test_execute(reg, "SELECT 2", NULL)};
@@ -219,7 +219,7 @@ static void slow_name_resolution(void **state) {
 static void long_statements(void **state) {
   (void)state;
   const char *app = "qreg_t_lag_sleep";
-  qreg_t *reg = open_watched(pg_fixture_conninfo(), app, 3);
+  qreg_t *reg = open_watched(pg_fixture_reader_conninfo(), app, 3);
   qreg_id_t ok = test_execute(reg, "SELECT pg_sleep(1.5)", NULL);
   qreg_id_t timed = test_execute_opts(reg, "SELECT pg_sleep(30)", 1000, 0, 0);
   qreg_id_t endless = test_execute(reg, "SELECT pg_sleep(30)", NULL);

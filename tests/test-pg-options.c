@@ -116,7 +116,7 @@ static void own_options_in_the_url(void **state) {
   (void)state;
   char url[300];
   snprintf(url, sizeof url,
-           "postgresql://qreg_test@127.0.0.1:%d/postgres?statement_timeout_backstop=off"
+           "postgresql://qreg_reader@127.0.0.1:%d/postgres?statement_timeout_backstop=off"
            "&connect_timeout=5&connection_check_interval_ms=250",
            pg_fixture_port());
   qreg_t *reg = open_with(url, NULL, 0);
@@ -132,7 +132,7 @@ static void own_options_in_the_url(void **state) {
   pg_test_close_checked(reg, APP);
 
   snprintf(url, sizeof url,
-           "host=127.0.0.1 statement_timeout_margin_ms = '30000' port=%d user=qreg_test "
+           "host=127.0.0.1 statement_timeout_margin_ms = '30000' port=%d user=qreg_reader "
            "dbname=postgres",
            pg_fixture_port());
   reg = open_with(url, NULL, 0);

@@ -1,5 +1,6 @@
 /*
- * tests/test-pg-writes.c - read-only by default, writes when allowed, one
+ * tests/test-pg-writes.c - read-only by default (the hostile statements are
+ * tests/test-pg-hostile.c's catalogue), writes when allowed, one
  * statement per query, and a pooled session that carries nothing from its
  * previous query, on a real PostgreSQL server (tests/support/pg_fixture).
  *

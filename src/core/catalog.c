@@ -151,6 +151,13 @@ int qreg_redacted_url(qreg_t *reg, char **out) {
   return 0;
 }
 
+bool qreg_read_only(qreg_t *reg) {
+  const char *url;
+  if (qreg__registry_db_url(reg, &url) != 0)
+    return false;
+  return qreg__registry_read_only(reg);
+}
+
 const char *qreg_driver_name(qreg_t *reg) {
   const char *url;
   if (qreg__registry_db_url(reg, &url) != 0)

@@ -245,6 +245,8 @@ int qreg_open(const qreg_config_t *caller_config, qreg_t **out) {
     return rc < 0 ? rc : QREG_EDRIVER;
   }
   free(message);
+  reg->read_only = !reg->config.allow_writes && (driver->read_only_enforced == NULL ||
+                                                 driver->read_only_enforced(reg->driver_state));
   rc = qreg_loop_start(reg->loop, lifecycle_run, reg);
   if (rc != 0) {
     driver->destroy(reg->driver_state);
@@ -931,6 +933,10 @@ const qreg_driver_t *qreg__registry_driver(qreg_t *reg, void **state_out) {
   if (state_out)
     *state_out = reg->driver_state;
   return reg->driver;
+}
+
+bool qreg__registry_read_only(const qreg_t *reg) {
+  return reg->read_only;
 }
 
 int qreg__registry_db_url(qreg_t *reg, const char **url_out) {

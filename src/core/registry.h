@@ -18,6 +18,10 @@ const qreg_driver_t *qreg__registry_driver(qreg_t *reg, void **state_out);
    thread. */
 int qreg__registry_db_url(qreg_t *reg, const char **url_out);
 
+/* Whether the registry is read-only and its driver's policy holds
+   (qreg_read_only). Immutable after qreg_open(); any thread. */
+bool qreg__registry_read_only(const qreg_t *reg);
+
 /* Threads blocked right now in qreg_wait, qreg_cancel or qreg_prune_expired
    on this registry: lets a test force an interleaving ("the waiter is
    blocked") instead of sleeping and hoping. */

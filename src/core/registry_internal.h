@@ -124,6 +124,8 @@ struct qreg {
 
   const qreg_driver_t *driver;
   void *driver_state; /* the driver's; destroyed in qreg_close */
+  bool read_only;     /* no query can change anything: !allow_writes and the
+                         driver's policy holds (qreg_read_only) */
   qreg_loop_t *loop;  /* owned; its thread runs lifecycle_run */
 
   store_t store;

@@ -206,6 +206,12 @@ typedef struct qreg_driver {
      loop thread, when everything it held is released. */
   void (*close)(qreg_driver_conn_t *conn, void (*closed)(void *arg), void *arg);
 
+  /* Whether a registry opened without allow_writes keeps every query from
+     changing anything outside its result (docs/security.md): the
+     driver's read-only policy holds, no option switched it off. Called
+     once, by qreg_open() after create(). NULL: always. */
+  bool (*read_only_enforced)(void *state);
+
   /* Catalog operations. catalog_sql writes the read-only SQL that answers
      request into *sql_out (malloc'd): names quoted as identifiers or
      embedded as escaped literals, never pasted. The core has checked the

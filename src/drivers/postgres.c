@@ -28,8 +28,8 @@
  *     <the user's statement>             extended protocol: exactly one statement,
  *                                        so "COMMIT; DROP TABLE x" is refused
  *     ROLLBACK  (or COMMIT)
- *     read-only: DEALLOCATE ALL, SELECT pg_advisory_unlock_all()
- *     writes:    DISCARD ALL, SESSION_SQL
+ *     DISCARD ALL, SESSION_SQL           the reset
+ *     the clean-session check            postgres_guard.c
  *     Sync
  *     [type-name lookup, Sync]           appended only when a column's type is
  *                                        neither built in nor cached
@@ -37,16 +37,17 @@
  * and reads the results back as they come, the user's rows in single-row mode
  * straight into the result store. Why a pooled connection is clean: the
  * statement runs inside our transaction. A READ ONLY one is rolled back,
- * which undoes every SET (the session defaults stay) and drops cursors WITH
- * HOLD and LISTEN (they exist only once committed); it cannot create
- * temporary objects or advance sequences; what it can leave behind -
- * prepared statements and session advisory locks - the two cleanup commands
- * remove. A committed transaction can leave anything: DISCARD ALL resets the
- * session, and the session defaults are set again. A connection is handed
- * back for reuse only when all of that succeeded, the transaction status is
- * idle and nothing else happened (no error, no truncation, no cancel);
- * otherwise the core closes it. READ ONLY guards against accidental writes;
- * it is not a security boundary (use a read-only role for that).
+ * which undoes every SET and drops cursors WITH HOLD and LISTEN (they exist
+ * only once committed); it cannot create temporary objects or advance
+ * sequences; what it can leave behind - prepared statements and session
+ * advisory locks - DISCARD ALL removes, as it removes anything a committed
+ * transaction left; the session defaults are then set again, and a check
+ * confirms the session runs as its login role. A connection is handed back for reuse only
+ * when all of that succeeded, the transaction status is idle and nothing
+ * else happened (no error, no truncation, no cancel, no LOAD, no foreign
+ * server the role could use); otherwise the core closes it. READ ONLY alone
+ * does not hold against a privileged role: a read-only registry checks the
+ * role when it connects (postgres_guard.c).
  *
  * Idle. A pooled connection keeps its read watch armed (no watch changes
  * per query): an idle connection has nothing to say, so a readable one
@@ -412,19 +413,20 @@ static void pg_execute(qreg_driver_conn_t *conn, qreg_job_t *job) {
   /* The cleanup rides in the same Sync group, right after our transaction
      ended (it is skipped, and the connection not reused, if anything before
      it failed). What can outlive a rolled-back READ ONLY transaction:
-     prepared statements (PREPARE) and session advisory locks. SETs are
+     prepared statements (PREPARE) and session advisory locks; SETs are
      undone by the rollback, cursors WITH HOLD and LISTEN exist only once
-     committed, temporary objects and sequence values cannot be made in a
-     read-only transaction. A committed one can leave anything: DISCARD ALL
-     (allowed here: the COMMIT ended the block, and it is the first command
-     of the next implicit transaction), which also resets our session
-     defaults, so they are set again. */
-  if (sent && job->read_only)
-    sent = job_send_cleanup(conn, "DEALLOCATE ALL") &&
-           job_send_cleanup(conn, "SELECT pg_catalog.pg_advisory_unlock_all()");
-  else if (sent)
-    sent =
-        job_send_cleanup(conn, "DISCARD ALL") && job_send_cleanup(conn, qreg__pg_session_sql(conn));
+     committed, temporary objects cannot be made read-only. A committed
+     transaction can leave anything. Either way: DISCARD ALL (allowed here:
+     our transaction has ended, and it is the first command of the next
+     implicit transaction), which also resets our session defaults, so they
+     are set again; then a check that the session is clean
+     (postgres_guard.c): the connection is pooled only if it says so. */
+  if (sent)
+    sent = job_send_cleanup(conn, "DISCARD ALL") &&
+           job_send_cleanup(conn, qreg__pg_session_sql(conn)) &&
+           job_send(conn, STEP_CHECK, qreg__pg_clean_check_sql(), 0, NULL);
+  if (sent)
+    conn->cleanup_left++; /* the check counts as done once it says clean */
   if (sent) {
     conn->first_sync = conn->step_count;
     sent = job_sync(conn);
@@ -542,12 +544,21 @@ static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
       job_late_column_types(conn);
     } else if (step == STEP_CLEANUP && status == PGRES_TUPLES_OK) {
       conn->cleanup_left--;
+    } else if (step == STEP_CHECK && status == PGRES_TUPLES_OK) {
+      if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+        conn->cleanup_left--;
+      else
+        conn->unclean = true;
     }
     break;
   case PGRES_COMMAND_OK:
   case PGRES_EMPTY_QUERY:
     if (step == STEP_USER)
       conn->user_done = true;
+    /* A library loaded by LOAD stays in the session (its code may have
+       changed anything): no reset undoes it, so the connection is closed. */
+    if (step == STEP_USER && strncmp(PQcmdStatus(res), "LOAD", 4) == 0)
+      conn->unclean = true;
     if (step == STEP_END)
       conn->essential_done = true; /* a failure after it only forbids reuse */
     if (step == STEP_CLEANUP)
@@ -570,7 +581,7 @@ static void job_result(qreg_driver_conn_t *conn, step_t step, PGresult *res) {
     if (step == STEP_USER)
       conn->user_done = true;
     if ((step == STEP_USER && conn->truncated) || step == STEP_TYPES ||
-        (step == STEP_CLEANUP && conn->essential_done)) {
+        ((step == STEP_CLEANUP || step == STEP_CHECK) && conn->essential_done)) {
       /* Most likely our own cancel of the rest; or type names stay
          unknown; or the session is not clean. */
       conn->unclean = true;
@@ -676,7 +687,7 @@ static void job_settle(qreg_driver_conn_t *conn) {
   bool reusable = false;
   if (!conn->broken) {
     bool idle = PQexitPipelineMode(conn->pg) == 1;
-    reusable = idle && !conn->unclean && !conn->failed && !conn->truncated &&
+    reusable = idle && !conn->unclean && !conn->never_pool && !conn->failed && !conn->truncated &&
                !conn->cancel_requested && !conn->cancel_sent && conn->cleanup_left == 0 &&
                PQstatus(conn->pg) == CONNECTION_OK && PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
   }
@@ -780,6 +791,7 @@ static void pg_close(qreg_driver_conn_t *conn, void (*closed)(void *arg), void *
   qreg__pg_watch_drop(conn);
   PQfinish(conn->pg);
   job_reset(conn);
+  free(conn->refusal);
   free(conn);
   closed(arg);
 }
@@ -809,6 +821,7 @@ const qreg_driver_t qreg_driver_postgres = {
     .execute = pg_execute,
     .cancel = pg_cancel,
     .close = pg_close,
+    .read_only_enforced = qreg__pg_read_only_enforced,
     .catalog_sql = qreg__pg_catalog_sql,
     .quote_identifier = qreg_driver_quote_double,
 };

@@ -12,6 +12,8 @@
  *                       libpq, redaction, connect messages without
  *                       passwords (server errors pass verbatim); the
  *                       per-registry state (create, destroy)
+ *   postgres_guard.c    the read-only policy: the role check at connect,
+ *                       the clean-session check after each job
  *   postgres_catalog.c  the catalog SQL (pg_catalog)
  *   postgres_values.c   text-format values as qreg values
  */
@@ -29,8 +31,8 @@
 /* libpq's connect_timeout is not honoured by PQconnectPoll: we time the
    connect ourselves (connect_timeout, libpq's meaning: seconds). */
 #define PG_DEFAULT_CONNECT_TIMEOUT_MS 10000u
-/* BEGIN, SETUP, USER, END, CLEANUP x 2, SYNC, TYPES, SYNC. */
-#define MAX_STEPS 9
+/* BEGIN, SETUP, USER, END, CLEANUP x 2, CHECK, SYNC, TYPES, SYNC. */
+#define MAX_STEPS 10
 
 /* A type name learned from the server. */
 typedef struct type_name {
@@ -55,6 +57,9 @@ typedef struct pg_state {
                                    from the server's error text) */
   uint64_t connect_timeout_ms;          /* 0: none */
   bool statement_timeout_backstop;      /* set statement_timeout per query */
+  bool check_role;                      /* a read-only registry without
+                                   allow_privileged_role: each connection
+                                   checks its role (postgres_guard.c) */
   uint64_t statement_timeout_margin_ms; /* added to the core's timeout */
   char *session_sql_14;                 /* owned: the session defaults on PostgreSQL
                                    14+ (with the connection check interval) */
@@ -74,6 +79,7 @@ typedef enum step {
   STEP_USER,
   STEP_END,
   STEP_CLEANUP,
+  STEP_CHECK, /* the clean-session check: one boolean row */
   STEP_SYNC,
   STEP_TYPES,
 } step_t;
@@ -95,6 +101,13 @@ struct qreg_driver_conn {
   bool configuring;            /* connected, setting the session defaults */
   bool setup_ok;               /* the session defaults' query returned its row */
   bool prefetching;            /* connected, loading type names first */
+  bool checking_role;          /* connected, checking the role (check_role) */
+  bool role_checked;           /* the role check's row arrived */
+  char *refusal;               /* owned: why the role is refused; NULL: it is not */
+  char check_error[300];       /* the server's error for the role check */
+  bool never_pool;             /* the role can use a foreign server, whose
+                                  connections no reset closes: close this
+                                  connection after each job */
 
   /* Idle (no job): the read watch stays armed; anything readable means the
      server spoke unasked (it ended the backend): never hand it out again. */
@@ -180,6 +193,21 @@ char *qreg__pg_scrubbed_copy(const pg_state_t *state, const char *text);
 char *qreg__pg_one_line_message(const pg_state_t *state, const char *raw);
 /* The same, verbatim: for everything said once the connection is up. */
 char *qreg__pg_one_line(const char *raw);
+
+/* --- postgres_guard.c ------------------------------------------------------ */
+
+/* The role check: one row (the most serious finding as a sentence or
+   NULL, whether the role may use a foreign server). */
+const char *qreg__pg_role_check_sql(void);
+/* Reads the role check's row: a malloc'd refusal message, or NULL when the
+   role is accepted (or on failure: *failed_out). */
+char *qreg__pg_role_refusal(const PGresult *res, bool *foreign_out, bool *failed_out);
+/* How to make a role qreg accepts, for the refusal's hint. */
+const char *qreg__pg_role_hint(void);
+/* The clean-session check after the reset: one boolean row. */
+const char *qreg__pg_clean_check_sql(void);
+/* driver.h read_only_enforced(). */
+bool qreg__pg_read_only_enforced(void *state);
 
 /* --- postgres_catalog.c ---------------------------------------------------- */
 

@@ -13,7 +13,10 @@
  * non-blocking connects). Then one query sets the session defaults
  * (DateStyle ISO, TimeZone UTC, IntervalStyle iso_8601, hex bytea, exact floats, and on PostgreSQL
  * 14+ client_connection_check_interval so a backend notices an abandoned
- * connection), and the first connection of a registry loads the names of
+ * connection), a read-only registry checks the role and refuses one that
+ * READ ONLY cannot hold (postgres_guard.c; the refusal is the connect's
+ * error, so the query waiting for the connection fails with it), and the
+ * first connection of a registry loads the names of
  * user and extension types (the result store needs a column's type name
  * before its first row).
  */
@@ -118,8 +121,9 @@ static void on_notice(void *arg, const PGresult *res) {
  * ---------------------------------------------------------------------- */
 
 /* Reports a failed connect and frees everything the attempt held. reason
-   NULL means libpq's own message. Tail call: conn is gone afterwards. */
-static void connect_fail(qreg_driver_conn_t *conn, const char *reason) {
+   NULL means libpq's own message; hint may be NULL. Tail call: conn is gone
+   afterwards. */
+static void connect_fail_hint(qreg_driver_conn_t *conn, const char *reason, const char *hint) {
   char *message = NULL;
   if (reason != NULL)
     message = qreg__pg_scrubbed_copy(conn->state, reason);
@@ -132,7 +136,9 @@ static void connect_fail(qreg_driver_conn_t *conn, const char *reason) {
   qreg_driver_error_t error = {0};
   qreg_driver_error_set(&error, "connection", NULL, "%s",
                         message ? message : "could not connect to the server");
+  qreg_driver_error_set_hint(&error, hint);
   free(message);
+  free(conn->refusal);
   qreg__pg_watch_drop(conn);
   if (conn->connect_timer != NULL)
     qreg_timer_close(conn->connect_timer);
@@ -141,6 +147,10 @@ static void connect_fail(qreg_driver_conn_t *conn, const char *reason) {
   free(conn);
   qreg_conn_request_done(request, NULL, &error);
   qreg_driver_error_clear(&error);
+}
+
+static void connect_fail(qreg_driver_conn_t *conn, const char *reason) {
+  connect_fail_hint(conn, reason, NULL);
 }
 
 static void connect_timed_out(qreg_timer_t *timer, void *arg) {
@@ -257,15 +267,60 @@ static bool prefetch_start(qreg_driver_conn_t *conn) {
   return true;
 }
 
-/* The connect-time query (session defaults, then the type names) is over.
-   The session defaults must be in place; the type names may fail (their
-   columns then show "" until an execute looks them up). */
+/* A read-only registry checks the role (postgres_guard.c) before the
+   connection is used; false if there is nothing to check. */
+static bool role_check_start(qreg_driver_conn_t *conn) {
+  if (!conn->state->check_role)
+    return false;
+  conn->checking_role = true;
+  conn->role_checked = false;
+  if (PQsendQueryParams(conn->pg, qreg__pg_role_check_sql(), 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+      !setup_flush(conn))
+    setup_end(conn, false);
+  return true;
+}
+
+/* The role check's row. */
+static void role_check_row(qreg_driver_conn_t *conn, const PGresult *res) {
+  bool failed = false;
+  free(conn->refusal);
+  conn->refusal = qreg__pg_role_refusal(res, &conn->never_pool, &failed);
+  conn->role_checked = !failed;
+}
+
+/* The connect-time queries (session defaults, the role check, then the
+   type names) are over. The session defaults and the role check must
+   succeed; the type names may fail (their columns then show "" until an
+   execute looks them up). */
 static void setup_end(qreg_driver_conn_t *conn, bool ok) {
   bool idle = PQstatus(conn->pg) == CONNECTION_OK && PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
   if (conn->configuring) {
     conn->configuring = false;
     if (!ok || !idle) {
       connect_fail(conn, NULL);
+      return;
+    }
+    if (!role_check_start(conn) && !prefetch_start(conn))
+      connect_report(conn);
+    return;
+  }
+  if (conn->checking_role) {
+    conn->checking_role = false;
+    if (!idle || PQstatus(conn->pg) != CONNECTION_OK) {
+      connect_fail(conn, NULL);
+      return;
+    }
+    if (!ok || !conn->role_checked) {
+      /* Refusing is the safe answer when the check cannot say. */
+      connect_fail_hint(conn,
+                        conn->check_error[0] != '\0'
+                            ? conn->check_error
+                            : "the read-only registry could not check the role's privileges",
+                        NULL);
+      return;
+    }
+    if (conn->refusal != NULL) {
+      connect_fail_hint(conn, conn->refusal, qreg__pg_role_hint());
       return;
     }
     if (!prefetch_start(conn))
@@ -301,8 +356,15 @@ static void setup_io(qreg_driver_conn_t *conn, int status, int events) {
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
       if (conn->prefetching)
         qreg__pg_learn_types(conn->state, res);
+      else if (conn->checking_role)
+        role_check_row(conn, res);
       else
         conn->setup_ok = true;
+    } else if (conn->checking_role && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+      const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+      snprintf(conn->check_error, sizeof conn->check_error,
+               "the read-only registry could not check the role's privileges: %s",
+               primary ? primary : "unknown error");
     }
     PQclear(res);
   }
@@ -533,7 +595,7 @@ void qreg__pg_connect(void *state_arg, qreg_conn_request_t *request) {
 }
 
 void qreg__pg_connect_io(qreg_driver_conn_t *conn, int status, int events) {
-  if (conn->configuring || conn->prefetching)
+  if (conn->configuring || conn->checking_role || conn->prefetching)
     setup_io(conn, status, events);
   else
     connect_poll(conn);

@@ -10,7 +10,8 @@
  * environment variables. qreg's options (qreg__pg_options) come on top:
  *
  *  - Options only qreg knows (statement_timeout_backstop,
- *    statement_timeout_margin_ms, connection_check_interval_ms) may be
+ *    statement_timeout_margin_ms, connection_check_interval_ms,
+ *    allow_privileged_role) may be
  *    written in the URL like libpq's ("?statement_timeout_margin_ms=500", or
  *    "statement_timeout_margin_ms=500" in a conninfo); qreg takes them out
  *    before libpq sees the URL, which would refuse them.
@@ -57,6 +58,12 @@ const qreg_driver_option_t qreg__pg_options[] = {
      .type = QREG_OPTION_DURATION,
      .default_value = "1000",
      .doc = "how much later than the query's timeout the server-side backstop fires"},
+    {.name = "allow_privileged_role",
+     .type = QREG_OPTION_BOOL,
+     .default_value = "off",
+     .doc = "a read-only registry refuses a role that READ ONLY cannot hold (superuser, "
+            "REPLICATION, BYPASSRLS, server files or programs, signalling, dblink; "
+            "docs/security.md); on: accept it, and qreg no longer claims read-only"},
     {.name = "connection_check_interval_ms",
      .type = QREG_OPTION_DURATION,
      .default_value = "1000",
@@ -727,6 +734,10 @@ static bool apply_settings(pg_state_t *state, const qreg_driver_config_t *config
                                &margin);
   (void)qreg_driver_parse_uint(qreg_driver_settings_get(settings, "connection_check_interval_ms"),
                                &check);
+  bool privileged_ok = false;
+  (void)qreg_driver_parse_bool(qreg_driver_settings_get(settings, "allow_privileged_role"),
+                               &privileged_ok);
+  state->check_role = !config->allow_writes && !privileged_ok;
   state->statement_timeout_backstop = backstop;
   state->statement_timeout_margin_ms = margin;
   ok = ok && (state->session_sql_14 = qreg__pg_session_sql_14(check)) != NULL;

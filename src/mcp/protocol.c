@@ -33,14 +33,26 @@
 /* Caching hint for tools/list and server/discover: the tools of a process never change. */
 #define CACHE_TTL_MS 3600000
 
-static const char INSTRUCTIONS[] =
-    "qreg runs SQL in the background against one database. Start with list_tables and "
-    "describe_table to learn the schema; run SQL with execute_query, which returns a query_id "
-    "at once; poll get_query_status until the status is succeeded (or failed, canceled, "
-    "timeout); read rows with fetch_query_result, following next_offset while has_more is "
-    "true. Cancel a query you no longer need with cancel_query, and free a result you are done "
-    "with using forget_query (results share the server's memory). Queries are read-only unless "
-    "the server was started with --allow-writes.";
+#define INSTRUCTIONS_START                                                                         \
+  "qreg runs SQL in the background against one database. Start with list_tables and "              \
+  "describe_table to learn the schema; run SQL with execute_query, which returns a query_id "      \
+  "at once; poll get_query_status until the status is succeeded (or failed, canceled, "            \
+  "timeout); read rows with fetch_query_result, following next_offset while has_more is "          \
+  "true. Cancel a query you no longer need with cancel_query, and free a result you are done "     \
+  "with using forget_query (results share the server's memory). "
+
+/* What the instructions say about writes: only what the registry enforces
+   (qreg_read_only). */
+static const char *instructions(const mcp_server_t *server) {
+  if (server->read_only)
+    return INSTRUCTIONS_START "Queries are read-only: a statement that would change anything "
+                              "is refused.";
+  if (server->settings.allow_writes)
+    return INSTRUCTIONS_START "Writes are allowed: a statement can change the database.";
+  return INSTRUCTIONS_START "Queries run in read-only transactions, but the database role is "
+                            "privileged: they are not guaranteed to change nothing, so do not "
+                            "run statements with side effects.";
+}
 
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out) {
   mcp_server_t *server = calloc(1, sizeof *server);
@@ -48,7 +60,8 @@ int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **o
     return QREG_ENOMEM;
   server->reg = reg;
   server->settings = *settings;
-  server->tools = mcp_tools_definitions(settings->allow_writes);
+  server->read_only = !settings->allow_writes && qreg_read_only(reg);
+  server->tools = mcp_tools_definitions(settings->allow_writes, server->read_only);
   server->tasks = mcp_tasks_new();
   if (!server->tools || !server->tasks) {
     json_decref(server->tools);
@@ -465,7 +478,7 @@ static char *handle_initialize(mcp_server_t *server, const mcp_message_t *msg, s
         json_string_value(requested), json_is_string(client) ? json_string_value(client) : "?");
   json_t *result = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", version, "capabilities",
                              capabilities(false, version), "serverInfo", server_info(),
-                             "instructions", INSTRUCTIONS);
+                             "instructions", instructions(server));
   return dump_reply(mcp_jsonrpc_result(msg->id, result), len);
 }
 
@@ -680,7 +693,7 @@ static json_t *dispatch(mcp_call_t *call) {
   if (strcmp(method, "server/discover") == 0)
     return json_pack("{s:o, s:o, s:s, s:i, s:s}", "supportedVersions", supported_versions(),
                      "capabilities", capabilities(true, MCP_VERSION_2026_07_28), "instructions",
-                     INSTRUCTIONS, "ttlMs", CACHE_TTL_MS, "cacheScope", "public");
+                     instructions(call->server), "ttlMs", CACHE_TTL_MS, "cacheScope", "public");
   if (strcmp(method, "tasks/get") == 0)
     return require_tasks(call, true) ? mcp_tasks_get(call) : NULL;
   if (strcmp(method, "tasks/cancel") == 0)

@@ -114,6 +114,8 @@ struct mcp_call {
 struct mcp_server {
   qreg_t *reg; /* borrowed: opened, closed, destroyed by the caller */
   mcp_settings_t settings;
+  bool read_only;     /* the registry promises read-only (qreg_read_only at start):
+                         what the instructions and execute_query's hints claim */
   json_t *tools;      /* owned: every tool definition (tools.c), built once */
   mcp_tasks_t *tasks; /* owned: task store (tasks.c) */
   mcp_log_fn log;     /* NULL: silent */

@@ -606,7 +606,10 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
   char *shown = NULL; /* passwords as "***" */
   (void)qreg_redacted_url(rt->reg, &shown);
   fprintf(stderr, "qreg mcp: serving %s (%s, up to %u connections) on stdio\n",
-          shown ? shown : "the database", config.allow_writes ? "writes allowed" : "read-only",
+          shown ? shown : "the database",
+          config.allow_writes       ? "writes allowed"
+          : qreg_read_only(rt->reg) ? "read-only"
+                                    : "read-only transactions, privileged role allowed",
           config.max_connections);
   free(shown);
 

@@ -121,7 +121,7 @@ static json_t *define(const char *name, const char *title, const char *descripti
   return tool;
 }
 
-json_t *mcp_tools_definitions(bool allow_writes) {
+json_t *mcp_tools_definitions(bool allow_writes, bool read_only) {
   const tool_hints_t reader = {.read_only = true, .idempotent = true};
   static const char *const sql_required[] = {"sql", NULL};
   static const char *const id_required[] = {"query_id", NULL};
@@ -145,8 +145,13 @@ json_t *mcp_tools_definitions(bool allow_writes) {
   json_t *in = json_pack(
       "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type",
       "string", "minLength", 1, "description",
-      "Exactly one SQL statement, in the dialect of the database (see list_tables). Read-only "
-      "unless the server was started with --allow-writes.",
+      allow_writes ? "Exactly one SQL statement, in the dialect of the database (see list_tables). "
+                     "Writes are allowed."
+      : read_only  ? "Exactly one SQL statement, in the dialect of the database (see list_tables). "
+                     "Read-only: a statement that would change anything is refused."
+                   : "Exactly one SQL statement, in the dialect of the database (see list_tables). "
+                     "Runs in a read-only transaction, but the role is privileged: avoid "
+                     "statements with side effects.",
       "timeout_seconds", "type", "number", "exclusiveMinimum", 0, "description",
       "Give up after this many seconds (counted from submission); default: the server's "
       "--timeout.",
@@ -172,7 +177,7 @@ json_t *mcp_tools_definitions(bool allow_writes) {
              "query, and its result carries the final status, the error if any, and the first "
              "page of rows (columns, rows, has_more, next_offset).",
              input_schema(in, sql_required), object_schema(out, execute_out_required),
-             (tool_hints_t){.read_only = !allow_writes, .destructive = allow_writes}));
+             (tool_hints_t){.read_only = read_only, .destructive = !read_only}));
 
   /* get_query_status */
   in = json_pack("{s:o}", "query_id", schema_query_id());

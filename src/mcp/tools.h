@@ -21,9 +21,10 @@
 #define TOOLS_MAX_LIST_LIMIT 100
 
 /* Every tool definition, in the order tools/list gives them
-   (tool_definitions.c). allow_writes
-   changes execute_query's hints (readOnlyHint, destructiveHint). */
-json_t *mcp_tools_definitions(bool allow_writes);
+   (tool_definitions.c). execute_query's hints (readOnlyHint,
+   destructiveHint) claim read-only only when read_only (qreg_read_only:
+   the registry enforces it); allow_writes changes its description. */
+json_t *mcp_tools_definitions(bool allow_writes, bool read_only);
 
 /* tools/list: {tools: [...]} shaped for the call's protocol revision. */
 json_t *mcp_tools_list(mcp_call_t *call);

@@ -69,6 +69,7 @@ static struct {
   char command_log[300];
   int port;
   char conninfo[256];
+  char reader_conninfo[256];
   uid_t run_uid; /* the server user when we are root */
   gid_t run_gid;
   bool drop_privileges;
@@ -358,8 +359,11 @@ static int setup_roles(void) {
   pg_admin_t *admin = pg_admin();
   if (admin == NULL)
     return -1;
-  return pg_admin_exec(admin, "CREATE ROLE " PG_FIXTURE_PASSWORD_USER
-                              " LOGIN PASSWORD '" PG_FIXTURE_PASSWORD "'");
+  if (pg_admin_exec(admin, "CREATE ROLE " PG_FIXTURE_PASSWORD_USER
+                           " LOGIN PASSWORD '" PG_FIXTURE_PASSWORD "'") != 0 ||
+      pg_admin_exec(admin, "CREATE ROLE " PG_FIXTURE_READER_USER " LOGIN") != 0)
+    return -1;
+  return pg_admin_exec(admin, "GRANT pg_read_all_data TO " PG_FIXTURE_READER_USER);
 }
 
 static int start_once(void) {
@@ -392,6 +396,8 @@ static int start_once(void) {
     return -1;
   snprintf(fixture.conninfo, sizeof fixture.conninfo,
            "host=127.0.0.1 port=%d dbname=postgres user=" SUPERUSER, fixture.port);
+  snprintf(fixture.reader_conninfo, sizeof fixture.reader_conninfo,
+           "host=127.0.0.1 port=%d dbname=postgres user=" PG_FIXTURE_READER_USER, fixture.port);
   if (setup_roles() != 0)
     return -1;
   return 0;
@@ -425,6 +431,9 @@ void pg_fixture_shutdown(void) {
 
 const char *pg_fixture_conninfo(void) {
   return fixture.conninfo;
+}
+const char *pg_fixture_reader_conninfo(void) {
+  return fixture.reader_conninfo;
 }
 const char *pg_fixture_bindir(void) {
   return fixture.bindir;
@@ -621,7 +630,7 @@ int pg_admin_wait_pid_gone(pg_admin_t *admin, long pid, unsigned timeout_ms) {
 
 qreg_t *pg_test_open_config(qreg_config_t *config) {
   if (config->db_url == NULL)
-    config->db_url = pg_fixture_conninfo();
+    config->db_url = config->allow_writes ? pg_fixture_conninfo() : pg_fixture_reader_conninfo();
   qreg_t *reg = NULL;
   int rc = qreg_open(config, &reg);
   if (rc != 0)

@@ -10,7 +10,8 @@
  * depends on a server that is already running.
  *
  * The server listens on 127.0.0.1 on a free port and on a socket in the
- * private directory. Roles: qreg_test (superuser, trust) and qreg_pw
+ * private directory. Roles: qreg_test (superuser, trust), qreg_reader
+ * (pg_read_all_data, trust: what a read-only registry accepts) and qreg_pw
  * (password PG_FIXTURE_PASSWORD, scram-sha-256 over TCP only), for the
  * wrong-password test.
  *
@@ -29,6 +30,10 @@
 
 /* Exit code a test returns when no PostgreSQL binaries exist (ctest SKIP). */
 #define PG_FIXTURE_SKIP 77
+
+/* An ordinary role that reads everything (pg_read_all_data) and nothing
+   more: what a read-only registry accepts (docs/security.md). */
+#define PG_FIXTURE_READER_USER "qreg_reader"
 
 /* The password role, for the authentication tests. */
 #define PG_FIXTURE_PASSWORD_USER "qreg_pw"
@@ -50,6 +55,9 @@ void pg_fixture_shutdown(void);
    "host=127.0.0.1 port=N dbname=postgres user=qreg_test". */
 const char *pg_fixture_conninfo(void);
 int pg_fixture_port(void);
+/* The same as PG_FIXTURE_READER_USER: the URL of a read-only registry
+   (the superuser's is refused unless allow_privileged_role=true). */
+const char *pg_fixture_reader_conninfo(void);
 /* The directory of the PostgreSQL programs the fixture runs (initdb,
    pg_ctl, and psql for the tests that compare with it). */
 const char *pg_fixture_bindir(void);
@@ -122,11 +130,12 @@ int pg_admin_wait_pid_gone(pg_admin_t *admin, long pid, unsigned timeout_ms);
 #define PG_STOPPED_MS 1000u
 #define PG_GONE_MS 10000u
 
-/* Opens a registry on url (NULL: the fixture's conninfo) with the given
+/* Opens a registry on url (NULL: the fixture's conninfo, the reader's for
+   a read-only registry) with the given
    application_name (NULL: the default) and max_connections (0: default). */
 qreg_t *pg_test_open(const char *url, const char *app, unsigned max_connections, bool allow_writes);
 
-/* The same from a prepared config (db_url NULL: the fixture's conninfo). */
+/* The same from a prepared config (db_url NULL: as above). */
 qreg_t *pg_test_open_config(qreg_config_t *config);
 
 /* qreg_close, then: no session of app active on the server within
