@@ -572,7 +572,7 @@ static char *safe_parse_error(const char *raw, const char *url) {
   bool cut = strchr(url, '"') != NULL && raw[strcspn(raw, "\"")] != '\0';
   if (cut)
     len = strcspn(raw, "\"");
-  char *out = malloc(len * 2 + 32);
+  char *out = malloc(len * 2 + 64); /* a piece of 2+ bytes becomes 10; room for the tail */
   if (out == NULL)
     return NULL;
   bool keep_all = strncmp(raw, "invalid connection option", 25) == 0;
@@ -606,8 +606,10 @@ static char *safe_parse_error(const char *raw, const char *url) {
   while (n > 0 && isspace((unsigned char)out[n - 1]))
     n--;
   out[n] = '\0';
-  if (cut)
-    strcat(out, " ... (the rest is hidden)");
+  if (cut) {
+    static const char rest_hidden[] = " ... (the rest is hidden)";
+    memcpy(out + n, rest_hidden, sizeof rest_hidden);
+  }
   PQconninfoFree(defaults);
   return out;
 }
