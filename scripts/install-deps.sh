@@ -10,6 +10,11 @@ set -euo pipefail
 #   build-essential, cmake, pkg-config   the build
 #   libuv1-dev libsqlite3-dev libpq-dev  the library (loop, SQLite, PostgreSQL)
 #   libjansson-dev                       the qreg program (JSON)
+#   libmicrohttpd-dev libssl-dev         qreg serve: the HTTP server library (no
+#                                        hand-written HTTP parser; suspend/resume
+#                                        lets a long-poll wait without a thread)
+#                                        and SHA-256 / constant-time compare of
+#                                        its bearer tokens (libcrypto)
 #   libcmocka-dev                        the C tests
 #   postgresql                           initdb/pg_ctl for the test-pg-* tests
 #   valgrind                             make valgrind
@@ -18,7 +23,7 @@ set -euo pipefail
 #                                        version .clang-format/.clang-tidy use)
 #   nodejs npm                           the MCP end-to-end tests (tests/e2e)
 packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
-          libjansson-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
+          libjansson-dev libmicrohttpd-dev libssl-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
           clang-format-14 clang-tidy-14 nodejs npm)
 
 # Whether a package is needed: installed packages are not, and neither are
