@@ -72,8 +72,8 @@ struct http_request {
   struct MHD_Connection *connection; /* borrowed: libmicrohttpd's, for resuming */
   struct timespec started;
   unsigned status; /* of the response queued, 0 before */
-  bool headers_seen;
   bool answered;
+  bool close_after; /* the answer closes the connection (over --max-clients) */
 
   /* The body of a POST (main thread). */
   http_buf_t body;
@@ -278,7 +278,7 @@ static enum MHD_Result answer(http_request_t *req, unsigned status, const char *
   MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
   if (extra_name)
     MHD_add_response_header(response, extra_name, extra_value);
-  if (req->server->draining)
+  if (req->server->draining || req->close_after)
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result rc = MHD_queue_response(req->connection, status, response);
   MHD_destroy_response(response);
@@ -313,6 +313,7 @@ static const char *problem_title(const char *type) {
       {"unauthorized", "Unauthorized"},
       {"request_too_large", "Request body too large"},
       {"too_many_waits", "Too many waits in flight"},
+      {"too_many_connections", "Too many connections"},
       {"not_implemented", "Not implemented"},
       {"method_not_allowed", "Method not allowed"},
       {"not_acceptable", "Not acceptable"},
@@ -1199,6 +1200,15 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
     if (server->draining)
       return answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
                             "the server is shutting down: try another instance");
+    uint64_t open_connections =
+        server->metrics.connections_accepted - server->metrics.connections_closed;
+    if (open_connections > server->limits.max_clients) {
+      req->close_after = true;
+      char detail[128];
+      snprintf(detail, sizeof detail, "%u connections are open, the most this server takes "
+               "(--max-clients)", server->limits.max_clients);
+      return answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections", detail);
+    }
     if (server->tokens->count > 0 && !m.public &&
         !http_tokens_check(server->tokens,
                            MHD_lookup_connection_value(connection, MHD_HEADER_KIND,

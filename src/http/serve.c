@@ -57,6 +57,10 @@
 #define DEFAULT_SUBMIT_WAIT_MS 10000
 #define DEFAULT_DRAIN_MS 10000
 #define DRAIN_TURN_MS 50
+/* Connections libmicrohttpd takes beyond --max-clients, only to answer them
+   503 too_many_connections and close; past those, new connections wait in
+   the kernel's backlog until one closes. */
+#define CONNECTION_RESERVE 64
 #define MHD_MEMORY_PER_CONNECTION (64 * 1024) /* request line and headers at most */
 
 typedef struct serve_options {
@@ -444,7 +448,8 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
     flags |= MHD_USE_IPv6;
   server->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, http_handle, server, MHD_OPTION_LISTEN_SOCKET, listener,
-      MHD_OPTION_CONNECTION_LIMIT, server->limits.max_clients, MHD_OPTION_CONNECTION_TIMEOUT,
+      MHD_OPTION_CONNECTION_LIMIT, server->limits.max_clients + CONNECTION_RESERVE,
+      MHD_OPTION_CONNECTION_TIMEOUT,
       server->limits.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       (size_t)MHD_MEMORY_PER_CONNECTION, MHD_OPTION_NOTIFY_COMPLETED, http_completed, server,
       MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, server, MHD_OPTION_END);
