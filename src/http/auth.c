@@ -43,7 +43,7 @@ static bool parse_line(const char *line, size_t len, size_t line_no,
                        unsigned char digest[HTTP_TOKEN_DIGEST_LEN], char *err, size_t err_size) {
   if (len > 7 && strncasecmp(line, "sha256:", 7) == 0) {
     const char *hex = line + 7;
-    if (len - 7 != 2 * HTTP_TOKEN_DIGEST_LEN) {
+    if (len - 7 != (size_t)2 * HTTP_TOKEN_DIGEST_LEN) {
       snprintf(err, err_size, "line %zu: a sha256: hash needs exactly 64 hex digits", line_no);
       return false;
     }
@@ -67,8 +67,7 @@ static bool parse_line(const char *line, size_t len, size_t line_no,
     unsigned char c = (unsigned char)line[i];
     if (c <= ' ' || c >= 0x7f) {
       snprintf(err, err_size,
-               "line %zu: a token is printable ASCII without spaces (RFC 6750 b64token)",
-               line_no);
+               "line %zu: a token is printable ASCII without spaces (RFC 6750 b64token)", line_no);
       return false;
     }
   }
@@ -104,7 +103,7 @@ int http_tokens_load(const char *path, http_tokens_t *out, char *err, size_t err
     return -1;
   }
   size_t size = (size_t)st.st_size;
-  char *text = malloc(size + 1);
+  char *text = calloc(size + 1, 1);
   size_t got = 0;
   while (text && got < size) {
     ssize_t n = read(fd, text + got, size - got);
@@ -139,8 +138,7 @@ int http_tokens_load(const char *path, http_tokens_t *out, char *err, size_t err
     while (end > line && isspace((unsigned char)end[-1]))
       end--;
     if (end > line && *line != '#') {
-      if (parse_line(line, (size_t)(end - line), line_no, out->digests[out->count], err,
-                     err_size))
+      if (parse_line(line, (size_t)(end - line), line_no, out->digests[out->count], err, err_size))
         out->count++;
       else
         rc = -1;

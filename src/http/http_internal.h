@@ -119,13 +119,13 @@ typedef struct http_limits {
 } http_limits_t;
 
 typedef struct http_server {
-  qreg_t *reg;               /* borrowed: serve.c opens, closes and destroys it */
-  struct MHD_Daemon *daemon; /* owned by serve.c */
+  qreg_t *reg;                 /* borrowed: serve.c opens, closes and destroys it */
+  struct MHD_Daemon *daemon;   /* owned by serve.c */
   const http_tokens_t *tokens; /* borrowed; count 0: no authentication */
   http_limits_t limits;
-  const char *openapi;       /* the OpenAPI document (static) */
+  const char *openapi; /* the OpenAPI document (static) */
   size_t openapi_len;
-  bool draining;             /* SIGTERM: answer what is in flight, take no more */
+  bool draining; /* SIGTERM: answer what is in flight, take no more */
 
   /* Waits held (long-polls, cancels, readiness checks), in a min-heap by
      deadline. Main thread only. */

@@ -84,10 +84,9 @@ char *http_metrics_render(http_server_t *server, size_t *len) {
         "# TYPE qreg_result_bytes gauge\n"
         "qreg_result_bytes %llu\n",
         (unsigned long long)stats.records_pruned, (unsigned long long)stats.records_evicted,
-        (unsigned long long)stats.connections_opened,
-        (unsigned long long)stats.connections_closed, (unsigned long long)stats.connect_failures,
-        stats.connections_in_use, stats.connections_idle, stats.connections_opening,
-        (unsigned long long)stats.result_bytes);
+        (unsigned long long)stats.connections_opened, (unsigned long long)stats.connections_closed,
+        (unsigned long long)stats.connect_failures, stats.connections_in_use,
+        stats.connections_idle, stats.connections_opening, (unsigned long long)stats.result_bytes);
   }
   const http_metrics_t *m = &server->metrics;
   http_buf_printf(&out,
@@ -111,8 +110,8 @@ char *http_metrics_render(http_server_t *server, size_t *len) {
                   "qreg_http_unauthorized_total %llu\n",
                   http_waits_held(server), server->requests_in_flight,
                   (unsigned long long)m->connections_accepted,
-                  (unsigned long long)m->connections_closed,
-                  (unsigned long long)m->streamed_bytes, (unsigned long long)m->unauthorized);
+                  (unsigned long long)m->connections_closed, (unsigned long long)m->streamed_bytes,
+                  (unsigned long long)m->unauthorized);
   http_buf_puts(&out, "# HELP qreg_http_responses_total Responses by status class.\n"
                       "# TYPE qreg_http_responses_total counter\n");
   static const char *const CLASSES[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -127,7 +126,8 @@ char *http_metrics_render(http_server_t *server, size_t *len) {
     uint64_t cumulative = 0;
     for (int b = 0; b < HTTP_LATENCY_BUCKETS; b++) {
       cumulative += m->latency_buckets[r][b];
-      http_buf_printf(&out, "qreg_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+      http_buf_printf(&out,
+                      "qreg_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                       name, LATENCY_BOUNDS[b], (unsigned long long)cumulative);
     }
     http_buf_printf(&out,

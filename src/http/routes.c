@@ -49,7 +49,7 @@
 #define DEFAULT_LIST_LIMIT 100
 #define MAX_LIST_LIMIT 1000
 #define STREAM_PAGE_ROWS 1000
-#define STREAM_BLOCK_BYTES (64 * 1024)
+#define STREAM_BLOCK_BYTES ((size_t)64 * 1024)
 #define CANCEL_WAIT_MS 30000
 #define READY_WAIT_MS 5000
 #define RETRY_AFTER_SECONDS 1
@@ -139,7 +139,7 @@ static void heap_down(http_server_t *server, size_t i) {
 static bool heap_push(http_server_t *server, http_request_t *req) {
   if (server->heap_len == server->heap_cap) {
     size_t cap = server->heap_cap ? server->heap_cap * 2 : 64;
-    http_request_t **heap = realloc(server->heap, cap * sizeof *heap);
+    http_request_t **heap = realloc(server->heap, cap * sizeof(http_request_t *));
     if (!heap)
       return false;
     server->heap = heap;
@@ -266,9 +266,8 @@ int64_t http_expire_waits(http_server_t *server, bool everything) {
 static enum MHD_Result answer(http_request_t *req, unsigned status, const char *content_type,
                               char *body, size_t len, const char *extra_name,
                               const char *extra_value) {
-  struct MHD_Response *response =
-      MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
-                                                                        : MHD_RESPMEM_PERSISTENT);
+  struct MHD_Response *response = MHD_create_response_from_buffer(
+      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
   if (!response) {
     free(body);
     return MHD_NO;
@@ -494,7 +493,7 @@ static void write_page(http_buf_t *out, const qreg_page_t *page) {
                   (unsigned long long)page->total_rows, page->has_more ? "true" : "false",
                   page->truncated ? "true" : "false");
   if (page->has_more)
-    http_buf_printf(out, "%llu}", (unsigned long long)(page->offset + page->row_count));
+    http_buf_printf(out, "%llu}", (unsigned long long)page->offset + page->row_count);
   else
     http_buf_puts(out, "null}");
 }
@@ -723,8 +722,8 @@ static enum MHD_Result submit_statement(http_request_t *req) {
     return rc;
   }
   qreg_id_t id;
-  int rc = qreg_execute_n(server->reg, json_string_value(sql), json_string_length(sql), &options,
-                          &id);
+  int rc =
+      qreg_execute_n(server->reg, json_string_value(sql), json_string_length(sql), &options, &id);
   json_decref(body);
   if (rc < 0)
     return answer_registry_error(req, rc, "sql", qreg_last_error());
@@ -827,6 +826,10 @@ typedef struct result_stream {
 static void stream_write_page(result_stream_t *stream) {
   const qreg_page_t *page = stream->page;
   http_buf_t *out = &stream->out;
+  if (!page) {
+    stream->finished = true;
+    return;
+  }
   for (uint64_t r = 0; r < page->row_count; r++) {
     const qreg_value_t *row = &page->values[r * page->column_count];
     if (stream->format == FORMAT_CSV) {
@@ -882,9 +885,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     stream->out_pos = 0;
     if (stream->finished)
       return MHD_CONTENT_READER_END_OF_STREAM;
-    if (!stream->page &&
-        qreg_fetch(stream->server->reg, stream->id.str, stream->next_offset, STREAM_PAGE_ROWS,
-                   &stream->page) < 0)
+    if (!stream->page && qreg_fetch(stream->server->reg, stream->id.str, stream->next_offset,
+                                    STREAM_PAGE_ROWS, &stream->page) < 0)
       return MHD_CONTENT_READER_END_WITH_ERROR; /* pruned or closing: the client sees a cut */
     stream_write_page(stream);
     if (stream->out.failed)
@@ -1153,7 +1155,7 @@ static void loggable_path(const char *url, char *out, size_t size) {
   size_t n = 0;
   for (; url[n] && n + 1 < size; n++) {
     unsigned char c = (unsigned char)url[n];
-    out[n] = c > ' ' && c < 0x7f ? (char)c : '?';
+    out[n] = (char)(c > ' ' && c < 0x7f ? c : (unsigned char)'?');
   }
   out[n] = '\0';
 }
@@ -1205,8 +1207,10 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
     if (open_connections > server->limits.max_clients) {
       req->close_after = true;
       char detail[128];
-      snprintf(detail, sizeof detail, "%u connections are open, the most this server takes "
-               "(--max-clients)", server->limits.max_clients);
+      snprintf(detail, sizeof detail,
+               "%u connections are open, the most this server takes "
+               "(--max-clients)",
+               server->limits.max_clients);
       return answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections", detail);
     }
     if (server->tokens->count > 0 && !m.public &&
@@ -1218,8 +1222,8 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
                             "a valid bearer token is required (Authorization: Bearer TOKEN)");
     }
     if (m.has_body) {
-      const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
-                                                       MHD_HTTP_HEADER_CONTENT_LENGTH);
+      const char *length =
+          MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       uint64_t declared = 0;
       if (length && parse_count_text(length, 0, UINT64_MAX / 2, &declared) &&
           declared > server->limits.max_body_bytes) {
@@ -1267,8 +1271,8 @@ void http_completed(void *cls, struct MHD_Connection *connection, void **request
   *request_cls = NULL;
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  double seconds =
-      (double)(now.tv_sec - req->started.tv_sec) + (double)(now.tv_nsec - req->started.tv_nsec) / 1e9;
+  double seconds = (double)(now.tv_sec - req->started.tv_sec) +
+                   (double)(now.tv_nsec - req->started.tv_nsec) / 1e9;
   unsigned status = code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? req->status : 0;
   http_metrics_observe(&server->metrics, req->route, status, seconds);
   static const char *const ENDINGS[] = {

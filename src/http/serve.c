@@ -159,8 +159,7 @@ static const value_option_t VALUE_OPTIONS[] = {
     {"--timeout", VALUE_SECONDS, offsetof(serve_options_t, timeout_ms), 0, 0},
     {"--ttl", VALUE_SECONDS, offsetof(serve_options_t, ttl_ms), 0, 0},
     {"--max-rows", VALUE_COUNT, offsetof(serve_options_t, max_rows), 1, UINT64_C(1000000000)},
-    {"--max-records", VALUE_COUNT, offsetof(serve_options_t, max_records), 1,
-     UINT64_C(10000000)},
+    {"--max-records", VALUE_COUNT, offsetof(serve_options_t, max_records), 1, UINT64_C(10000000)},
     {"--max-body-bytes", VALUE_COUNT, offsetof(serve_options_t, max_body_bytes), 1024,
      (uint64_t)1 << 30},
     {"--max-clients", VALUE_COUNT, offsetof(serve_options_t, max_clients), 1, 1000000},
@@ -277,8 +276,8 @@ static int open_listener(const char *listen_text, bool need_loopback, int *famil
     fprintf(stderr, "qreg serve: --listen: the port must be a number from 0 to 65535\n");
     return -1;
   }
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *found = NULL;
   int gai = getaddrinfo(host, port, &hints, &found);
   if (gai != 0) {
@@ -306,24 +305,16 @@ static int open_listener(const char *listen_text, bool need_loopback, int *famil
   }
   *family = found->ai_family;
   freeaddrinfo(found);
-  struct sockaddr_storage bound;
+  struct sockaddr_storage bound = {0};
   socklen_t bound_len = sizeof bound;
-  char shown[INET6_ADDRSTRLEN] = "?";
-  unsigned bound_port = 0;
-  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) == 0) {
-    if (bound.ss_family == AF_INET) {
-      struct sockaddr_in *in = (struct sockaddr_in *)&bound;
-      inet_ntop(AF_INET, &in->sin_addr, shown, sizeof shown);
-      bound_port = ntohs(in->sin_port);
-    } else {
-      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
-      inet_ntop(AF_INET6, &in6->sin6_addr, shown, sizeof shown);
-      bound_port = ntohs(in6->sin6_port);
-    }
-  }
-  fprintf(stderr, "qreg serve: listening on http://%s%s%s:%u\n",
-          bound.ss_family == AF_INET6 ? "[" : "", shown, bound.ss_family == AF_INET6 ? "]" : "",
-          bound_port);
+  char shown[NI_MAXHOST] = "?";
+  char bound_port[NI_MAXSERV] = "?";
+  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) == 0)
+    (void)getnameinfo((struct sockaddr *)&bound, bound_len, shown, sizeof shown, bound_port,
+                      sizeof bound_port, NI_NUMERICHOST | NI_NUMERICSERV);
+  bool v6 = bound.ss_family == AF_INET6;
+  fprintf(stderr, "qreg serve: listening on http://%s%s%s:%s\n", v6 ? "[" : "", shown,
+          v6 ? "]" : "", bound_port);
   return fd;
 }
 
@@ -422,10 +413,12 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   server->limits = (http_limits_t){
       .max_body_bytes = options->max_body_bytes ? options->max_body_bytes : DEFAULT_MAX_BODY_BYTES,
       .max_clients = options->max_clients ? (unsigned)options->max_clients : DEFAULT_MAX_CLIENTS,
-      .idle_timeout_s = options->idle_timeout_ms ? (unsigned)((options->idle_timeout_ms + 999) / 1000)
-                                                 : DEFAULT_IDLE_TIMEOUT_S,
+      .idle_timeout_s = options->idle_timeout_ms
+                            ? (unsigned)((options->idle_timeout_ms + 999) / 1000)
+                            : DEFAULT_IDLE_TIMEOUT_S,
       .max_waits = options->max_waits ? options->max_waits : DEFAULT_MAX_WAITS,
-      .max_wait_ms = options->max_wait_ms ? options->max_wait_ms : DEFAULT_MAX_WAIT_S * 1000,
+      .max_wait_ms =
+          options->max_wait_ms ? options->max_wait_ms : (uint64_t)DEFAULT_MAX_WAIT_S * 1000,
       .default_submit_wait = DEFAULT_SUBMIT_WAIT_MS,
   };
   if (server->limits.default_submit_wait > server->limits.max_wait_ms)
@@ -449,10 +442,10 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   server->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, http_handle, server, MHD_OPTION_LISTEN_SOCKET, listener,
       MHD_OPTION_CONNECTION_LIMIT, server->limits.max_clients + CONNECTION_RESERVE,
-      MHD_OPTION_CONNECTION_TIMEOUT,
-      server->limits.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      (size_t)MHD_MEMORY_PER_CONNECTION, MHD_OPTION_NOTIFY_COMPLETED, http_completed, server,
-      MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, server, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_TIMEOUT, server->limits.idle_timeout_s,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MHD_MEMORY_PER_CONNECTION,
+      MHD_OPTION_NOTIFY_COMPLETED, http_completed, server, MHD_OPTION_NOTIFY_CONNECTION,
+      http_connection_notify, server, MHD_OPTION_END);
   if (!server->daemon) {
     fprintf(stderr, "qreg serve: libmicrohttpd did not start\n");
     close(listener);
@@ -496,8 +489,7 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   (void)qreg_stats(server->reg, &stats);
   fprintf(stderr, "qreg: closed: connections opened=%llu closed=%llu connect_failures=%llu\n",
           (unsigned long long)stats.connections_opened,
-          (unsigned long long)stats.connections_closed,
-          (unsigned long long)stats.connect_failures);
+          (unsigned long long)stats.connections_closed, (unsigned long long)stats.connect_failures);
   rc = 0;
 out:
   qreg_destroy(server->reg);
@@ -539,8 +531,8 @@ int qreg_http_main(int argc, char **argv) {
     }
   }
   int family = AF_INET;
-  int listener = open_listener(options.listen ? options.listen : DEFAULT_LISTEN,
-                               tokens.count == 0, &family);
+  int listener =
+      open_listener(options.listen ? options.listen : DEFAULT_LISTEN, tokens.count == 0, &family);
   if (listener < 0) {
     http_tokens_free(&tokens);
     return 1;
