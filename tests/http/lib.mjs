@@ -100,9 +100,14 @@ export async function startServer(args, { token } = {}) {
     post: (p, value) => server.json(p, {
       method: 'POST', body: JSON.stringify(value), headers: { 'content-type': 'application/json' },
     }),
+    // Signals the server; resolves with its exit, and throws on a
+    // sanitizer's report in its log (ASan, UBSan, LSan, TSan builds).
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      const result = await exited;
+      const report = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|runtime error:)[^\n]*/.exec(result.stderr);
+      if (report) throw new Error(`qreg serve: ${report[0]}`);
+      return result;
     },
   };
   return server;
