@@ -427,6 +427,7 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   int rc = 1;
   if (pipe2(server->ready_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
     fprintf(stderr, "qreg serve: cannot set up: %s\n", strerror(errno));
+    close(listener);
     pthread_mutex_destroy(&server->ready_mutex);
     free(server);
     return 1;
@@ -434,6 +435,7 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   if (qreg_open(&config, &server->reg) < 0) {
     /* Not the URL: it may hold a password (the message never does). */
     fprintf(stderr, "qreg serve: cannot open the registry: %s\n", qreg_last_error());
+    close(listener);
     goto out;
   }
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;

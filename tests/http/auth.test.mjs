@@ -43,6 +43,9 @@ test('without tokens only loopback addresses are allowed', async () => {
   const bad = await runServe(['--db', db.url, '--listen', 'nonsense']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /expected HOST:PORT/);
+  const badDb = await runServe(['--db', 'nosuchscheme:x', '--listen', '127.0.0.1:0']);
+  assert.equal(badDb.code, 1);
+  assert.match(badDb.stderr, /cannot open the registry/);
   const usage = await runServe(['--listen', '127.0.0.1:0']);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--db URL is required/);
