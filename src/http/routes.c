@@ -1232,9 +1232,11 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
                  server->limits.max_body_bytes);
         return answer_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "request_too_large", detail);
       }
-      return MHD_YES; /* the body comes in the next calls */
     }
-    return dispatch(req, &m);
+    /* Answered from the next call, once the whole request is in: a response
+       queued while libmicrohttpd may still expect a body makes it close the
+       connection afterwards, so every request would cost a new one. */
+    return MHD_YES;
   }
   if (req->answered) {
     *upload_data_size = 0; /* a body after an early answer is dropped */

@@ -275,3 +275,21 @@ test('GET /metrics: Prometheus text with the registry and the server counters; o
   assert.match(server.stderr(), /qreg serve: 127\.0\.0\.1 "GET \/healthz" 200 [0-9.]+ms/);
   assert.match(server.stderr(), /"POST \/v1\/statements" 202 /);
 });
+
+test('connections are kept alive: two requests, one connection', async () => {
+  const net = await import('node:net');
+  const answer = await new Promise((resolve, reject) => {
+    const socket = net.connect(server.port, '127.0.0.1', () => {
+      socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'GET /v1/statements?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d) => { data += d; });
+    socket.on('close', () => resolve(data));
+    socket.on('error', reject);
+  });
+  const statuses = answer.match(/HTTP\/1\.1 \d+/g);
+  assert.deepEqual(statuses, ['HTTP/1.1 200', 'HTTP/1.1 200'], answer);
+  assert.ok(!/^Connection: close/im.test(answer.split('HTTP/1.1 200')[1]), 'the first response keeps the connection');
+});
