@@ -12,6 +12,11 @@ set -euo pipefail
 #   libjansson-dev                       the qreg program, the Snowflake driver (JSON)
 #   libcurl4-openssl-dev libssl-dev      the Snowflake driver (HTTPS, key-pair JWT)
 #   zlib1g-dev                           the Snowflake driver (gzip partitions)
+#   libmicrohttpd-dev                    qreg serve: the HTTP server library (no
+#                                        hand-written HTTP parser; suspend/resume
+#                                        lets a long-poll wait without a thread);
+#                                        libssl-dev's libcrypto gives SHA-256 and
+#                                        the constant-time compare of its tokens
 #   libcmocka-dev                        the C tests
 #   postgresql                           initdb/pg_ctl for the test-pg-* tests
 #   valgrind                             make valgrind
@@ -20,7 +25,7 @@ set -euo pipefail
 #                                        version .clang-format/.clang-tidy use)
 #   nodejs npm                           the MCP end-to-end tests (tests/e2e)
 packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
-          libjansson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+          libjansson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev libmicrohttpd-dev
           libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
           clang-format-14 clang-tidy-14 nodejs npm)
 

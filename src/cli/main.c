@@ -1,13 +1,14 @@
 /*
  * src/cli/main.c - the qreg program's entry point: global options (--help,
  * --version) and dispatch to a subcommand (query.c, the MCP server in
- * src/mcp/). Owns nothing; each subcommand owns what it opens.
+ * src/mcp/, the HTTP server in src/http/). Owns nothing; each subcommand owns what it opens.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "http/http.h"
 #include "mcp/mcp.h"
 #include "qreg.h"
 
@@ -22,6 +23,7 @@ static void print_usage(FILE *out) {
         "  query           run one SQL statement and print its result\n"
         "                  (qreg query --db sqlite:demo.db \"SELECT 1\")\n"
         "  mcp             serve the registry to an MCP client over stdio\n"
+        "  serve           serve the registry over HTTP (statement API, metrics)\n"
         "  help [COMMAND]  show this help, or the help of COMMAND\n"
         "\n"
         "Options:\n"
@@ -57,6 +59,12 @@ static int help_command(int argc, char **argv) {
     char *mcp_argv[] = {mcp, help, NULL};
     return qreg_mcp_main(2, mcp_argv);
   }
+  if (strcmp(argv[1], "serve") == 0) {
+    char serve[] = "serve";
+    char help[] = "--help";
+    char *serve_argv[] = {serve, help, NULL};
+    return qreg_http_main(2, serve_argv);
+  }
   return unknown_command(argv[1]);
 }
 
@@ -78,6 +86,8 @@ int main(int argc, char **argv) {
     return qreg_cli_query_main(argc - 1, argv + 1);
   if (strcmp(command, "mcp") == 0)
     return qreg_mcp_main(argc - 1, argv + 1);
+  if (strcmp(command, "serve") == 0)
+    return qreg_http_main(argc - 1, argv + 1);
   if (command[0] == '-') {
     char shown[64];
     fprintf(stderr, "qreg: unknown option '%s'\nTry 'qreg --help'.\n",

@@ -572,7 +572,7 @@ static char *safe_parse_error(const char *raw, const char *url) {
   bool cut = strchr(url, '"') != NULL && raw[strcspn(raw, "\"")] != '\0';
   if (cut)
     len = strcspn(raw, "\"");
-  char *out = malloc(len * 2 + 64); /* a piece of 2+ bytes becomes 10; room for the tail */
+  char *out = malloc(len * 3 + 64); /* "ab" (4 bytes) becomes "(hidden)" (10); the tail */
   if (out == NULL)
     return NULL;
   bool keep_all = strncmp(raw, "invalid connection option", 25) == 0;
