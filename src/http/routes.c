@@ -755,6 +755,20 @@ static enum MHD_Result cancel_statement(http_request_t *req, const char *id) {
   return wait_then_answer(req, id, WAIT_CANCEL, CANCEL_WAIT_MS);
 }
 
+/* Frees the record and its result now (qreg_forget); a statement still
+   running is canceled first. 204; 404 for an unknown or forgotten id. */
+static enum MHD_Result delete_statement(http_request_t *req, const char *id) {
+  int rc = qreg_forget(req->server->reg, id);
+  if (rc < 0)
+    return answer_registry_error(req, rc, "delete", qreg_last_error());
+  struct MHD_Response *response = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+  if (response == NULL)
+    return MHD_NO;
+  enum MHD_Result ret = MHD_queue_response(req->connection, MHD_HTTP_NO_CONTENT, response);
+  MHD_destroy_response(response);
+  return ret;
+}
+
 static enum MHD_Result list_statements(http_request_t *req) {
   qreg_list_filter_t filter = {0};
   uint64_t limit = DEFAULT_LIST_LIMIT;
@@ -1137,10 +1151,7 @@ static enum MHD_Result dispatch(http_request_t *req, const route_match_t *m) {
   case ROUTE_STATEMENT_CANCEL:
     return cancel_statement(req, m->id);
   case ROUTE_STATEMENT_DELETE:
-    /* Freeing a record needs qreg_forget(), which the library does not offer yet. */
-    return answer_problem(req, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
-                          "DELETE /v1/statements/{id} is not yet available: finished "
-                          "statements are freed when their ttl_seconds pass");
+    return delete_statement(req, m->id);
   case ROUTE_NONE:
   case ROUTE_COUNT:
     break;

@@ -205,6 +205,10 @@ export function checkResponse(requestPath, method, response, body) {
       throw new Error(`openapi: ${method} ${requestPath} ${response.status} lacks header ${name}`);
     }
   }
+  if (!spec.content) { // a response described without a body (204)
+    if (body !== '' && body !== null) throw new Error(`openapi: ${method} ${requestPath} ${response.status}: a body where none is described`);
+    return;
+  }
   const media = spec.content?.[contentType];
   if (!media) throw new Error(`openapi: ${method} ${requestPath} ${response.status}: content type ${contentType} not described`);
   if (contentType.endsWith('json')) {

@@ -4,7 +4,7 @@
 // (settled within the wait: 200 with rows; not: 202), status, long-polls
 // released by completion and by their deadline, JSON pages, CSV and NDJSON
 // streams of a result larger than one page (compared value by value with the
-// JSON pages), cancel, list with filter and cursor, DELETE (501 for now), and
+// JSON pages), cancel, list with filter and cursor, DELETE (freed, then 404), and
 // every error as problem+json.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -185,13 +185,22 @@ test('GET /v1/statements lists with status filter and cursor', async () => {
   assert.ok(canceled.body.statements.every((s) => ['canceled', 'timeout'].includes(s.status)));
 });
 
-test('DELETE /v1/statements/{id} is not yet available: 501 problem', async () => {
+test('DELETE /v1/statements/{id} frees the statement: 204, then 404; a running one is canceled', async () => {
   const r = await server.post('/v1/statements', { sql: 'SELECT 1', wait_seconds: 30 });
   const d = await server.json(`/v1/statements/${r.body.id}`, { method: 'DELETE' });
-  assert.equal(d.status, 501);
-  assert.equal(d.body.error_type, 'not_implemented');
-  const still = await server.json(`/v1/statements/${r.body.id}`);
-  assert.equal(still.status, 200, 'the statement is still there');
+  assert.equal(d.status, 204);
+  const gone = await server.json(`/v1/statements/${r.body.id}`);
+  assert.equal(gone.status, 404, 'the statement is gone');
+  const again = await server.json(`/v1/statements/${r.body.id}`, { method: 'DELETE' });
+  assert.equal(again.status, 404);
+  const running = await server.post('/v1/statements', {
+    sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c',
+    wait_seconds: 0,
+  });
+  assert.equal(running.status, 202);
+  const freed = await server.json(`/v1/statements/${running.body.id}`, { method: 'DELETE' });
+  assert.equal(freed.status, 204);
+  assert.equal((await server.json(`/v1/statements/${running.body.id}`)).status, 404);
 });
 
 test('errors are problem+json with the MCP error types', async () => {
