@@ -557,6 +557,7 @@ static void passwords_are_redacted(void **state) {
       /* found by tests/fuzz/fuzz_url.c */
       {"postgresql://u@host/db?x=postgresql://u:p@h/d&password=hunter2", "postgresql://***"},
       {"postgresql://app:pw@h/d password=hunter2", "postgresql://app:***@h/d ***"},
+      {"postgres://u@h password=hunter2", "postgres://u@h ***"},
       {"postgresql://h/d?sslmode=disable password=hunter2", "postgresql://h/d?sslmode=disable ***"},
       {"postgresql://app:hunter2/db", "postgresql://app:***/db"},
       {"postgresql://app:hunter2", "postgresql://app:***"},

@@ -532,13 +532,13 @@ static char *redact_conninfo(const char *url) {
 char *qreg__pg_redact_url(const char *url) {
   if (uri_prefix_length(url) == 0)
     return redact_conninfo(url);
-  /* A URI's path and query hold no white space; after some, the writer
-     went on in another form ("postgresql://h/db password=..."): hide what
-     follows. (A space in the user information is hidden with it.) */
+  /* A URI's hosts, path and query hold no white space; after some, the
+     writer went on in another form ("postgresql://h/db password=..."):
+     hide what follows. (A space in the user information is hidden with
+     it.) */
   const char *last_at = strrchr(url, '@');
   const char *host = last_at != NULL ? last_at + 1 : url + uri_prefix_length(url);
-  const char *path = host + strcspn(host, "/?");
-  size_t uri_len = (size_t)(path - url) + strcspn(path, " \t\n\v\f\r");
+  size_t uri_len = (size_t)(host - url) + strcspn(host, " \t\n\v\f\r");
   if (url[uri_len] == '\0')
     return redact_uri(url);
   char *head = strndup(url, uri_len);

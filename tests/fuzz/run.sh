@@ -21,7 +21,7 @@ CC=${FUZZ_CC:-clang}
 TARGETS=${FUZZ_TARGETS:-mcp_message url values}
 mkdir -p "$OUT/obj"
 
-DEPS="libuv sqlite3 libpq jansson"
+DEPS="libuv sqlite3 libpq jansson libcurl libcrypto zlib"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -Isrc $(pkg-config --cflags $DEPS)"
 SANITIZE="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 # Everything but the program's entry points (src/cli, src/mcp/server.c).
