@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mcp/tasks.h"
 #include "mcp/tools.h"
@@ -33,13 +34,18 @@
 /* Caching hint for tools/list and server/discover: the tools of a process never change. */
 #define CACHE_TTL_MS 3600000
 
+static void call_free(mcp_call_t *call);
+
 static const char INSTRUCTIONS[] =
-    "qreg runs SQL in the background against one database. Start with list_tables and "
-    "describe_table to learn the schema; run SQL with execute_query, which returns a query_id "
-    "at once; poll get_query_status until the status is succeeded (or failed, canceled, "
-    "timeout); read rows with fetch_query_result, following next_offset while has_more is "
-    "true. Cancel a query you no longer need with cancel_query. Queries are read-only unless "
-    "the server was started with --allow-writes.";
+    "qreg runs SQL against a database for you. To learn the data, use the exploration tools "
+    "first, rather than guessing names: list_tables (tables and views, and the SQL dialect), "
+    "describe_table (columns, keys, indexes), search_columns (find a column by name), "
+    "sample_table_data (a few real rows) and analyze_table_statistics (counts, ranges, "
+    "common values). Then run SQL with execute_query: one call runs it and, if it finishes "
+    "within wait_seconds (default 5 s), returns its rows. A query still running after that "
+    "comes back with its query_id: call fetch_query_result with wait_seconds to get its rows "
+    "when it is done, or cancel_query to stop it. Follow next_offset while has_more is true "
+    "for more rows. Queries are read-only unless the server was started with --allow-writes.";
 
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out) {
   mcp_server_t *server = calloc(1, sizeof *server);
@@ -77,6 +83,13 @@ void mcp_server_free(mcp_server_t *server) {
     return;
   json_decref(server->tools);
   mcp_tasks_free(server->tasks);
+  /* Calls answered at their deadline whose watch has been called since:
+     nothing is due for them any more. */
+  mcp_call_t *call;
+  while ((call = mcp_server_next_ready(server)) != NULL) {
+    assert(call->answered);
+    call_free(call);
+  }
   /* A parked call belongs to its watch, which qreg_close() calls: freeing
      the server under one would leave the callback a dangling pointer. */
   assert(server->parked == 0 && server->ready_head == NULL);
@@ -175,6 +188,26 @@ static bool call_cancelled(mcp_call_t *call) {
 
 /* --- parked calls ----------------------------------------------------------------------- */
 
+static uint64_t monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* Takes call off server->timed if it is there. Under ready_mutex. */
+static void timed_unlink_locked(mcp_server_t *server, mcp_call_t *call) {
+  if (!call->timed)
+    return;
+  if (call->timed_prev)
+    call->timed_prev->timed_next = call->timed_next;
+  else
+    server->timed = call->timed_next;
+  if (call->timed_next)
+    call->timed_next->timed_prev = call->timed_prev;
+  call->timed_prev = call->timed_next = NULL;
+  call->timed = false;
+}
+
 /* The watch callback, on the registry's loop thread: records what the watch
    says and, once mcp_server_run() has let go of the call (armed), queues it
    and wakes the transport. Nothing else: no output, no registry call, no
@@ -194,6 +227,7 @@ static void on_settled(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t s
   if (call->armed) {
     assert(server->parked > 0);
     server->parked--;
+    timed_unlink_locked(server, call);
     call->ready_next = NULL;
     wake = server->ready_head == NULL;
     if (server->ready_tail)
@@ -253,6 +287,24 @@ json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn res
   return NULL;
 }
 
+json_t *mcp_call_await_for(mcp_call_t *call, const char *query_id, uint64_t timeout_ms,
+                           mcp_resume_fn resume) {
+  qreg_status_t status = QREG_PENDING;
+  int rc = qreg_wait(call->server->reg, query_id, 0, &status);
+  if (rc != QREG_ETIMEDOUT || timeout_ms == 0) {
+    if (rc == QREG_ETIMEDOUT) {
+      qreg_snapshot_t *snap = NULL;
+      if (qreg_snapshot(call->server->reg, query_id, &snap) == 0)
+        status = snap->status;
+      qreg_snapshot_free(snap);
+    }
+    return resume(call, query_id, rc, status);
+  }
+  call->deadline_ms = monotonic_ms() + timeout_ms;
+  (void)mcp_call_park(call, query_id, resume);
+  return NULL;
+}
+
 /* After the handler returned: hands a parked call over to its watch.
    Returns false when the watch has been called already - the caller resumes
    the call itself, as nothing else will. */
@@ -263,6 +315,14 @@ static bool call_arm(mcp_call_t *call) {
   if (parked) {
     call->armed = true;
     server->parked++;
+    if (call->deadline_ms) {
+      call->timed = true;
+      call->timed_prev = NULL;
+      call->timed_next = server->timed;
+      if (server->timed)
+        server->timed->timed_prev = call;
+      server->timed = call;
+    }
   }
   pthread_mutex_unlock(&server->ready_mutex);
   return parked;
@@ -300,6 +360,37 @@ size_t mcp_server_parked(mcp_server_t *server) {
   size_t parked = server->parked;
   pthread_mutex_unlock(&server->ready_mutex);
   return parked;
+}
+
+int mcp_server_next_deadline(mcp_server_t *server) {
+  pthread_mutex_lock(&server->ready_mutex);
+  uint64_t earliest = UINT64_MAX;
+  for (mcp_call_t *c = server->timed; c; c = c->timed_next)
+    if (c->deadline_ms < earliest)
+      earliest = c->deadline_ms;
+  pthread_mutex_unlock(&server->ready_mutex);
+  if (earliest == UINT64_MAX)
+    return -1;
+  uint64_t now = monotonic_ms();
+  if (earliest <= now)
+    return 0;
+  uint64_t left = earliest - now;
+  return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+mcp_call_t *mcp_server_next_expired(mcp_server_t *server) {
+  uint64_t now = monotonic_ms();
+  pthread_mutex_lock(&server->ready_mutex);
+  mcp_call_t *found = NULL;
+  for (mcp_call_t *c = server->timed; c && !found; c = c->timed_next)
+    if (c->deadline_ms <= now)
+      found = c;
+  if (found) {
+    timed_unlink_locked(server, found);
+    found->expired = true;
+  }
+  pthread_mutex_unlock(&server->ready_mutex);
+  return found;
 }
 
 static void call_free(mcp_call_t *call) {
@@ -713,8 +804,14 @@ static json_t *dispatch(mcp_call_t *call) {
 static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
   *reply_len = 0;
   *parked = false;
+  if (call->answered) {
+    /* Answered at its deadline; now its watch has been called too. */
+    call_free(call);
+    return NULL;
+  }
   json_t *result = NULL;
   bool skip = false;
+  bool expired = call->expired;
   for (;;) {
     mcp_resume_fn resume = call->resume;
     if (!resume) {
@@ -723,11 +820,22 @@ static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
       call->resume = NULL;
       if (call_cancelled(call))
         skip = true; /* the client gave up on it while it waited */
+      else if (expired)
+        result = resume(call, call->awaited.str, QREG_ETIMEDOUT, QREG_RUNNING);
       else
         result = resume(call, call->awaited.str, call->awaited_rc, call->awaited_status);
     }
     if (skip || !call->resume)
       break;
+    if (expired) {
+      /* A wait that ended at its deadline answers; it cannot wait again
+         while its first watch is still out. */
+      call->resume = NULL;
+      json_decref(result);
+      result = NULL;
+      mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: a wait was parked twice");
+      break;
+    }
     /* The handler parked the call. */
     json_decref(result);
     result = NULL;
@@ -753,7 +861,10 @@ static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
         error_reply(call->msg.id, call->error_code ? call->error_code : MCP_INTERNAL_ERROR,
                     call->error_message ? call->error_message : "Internal error", data, reply_len);
   }
-  call_free(call);
+  if (expired)
+    call->answered = true; /* kept for its watch, which frees it (above) */
+  else
+    call_free(call);
   return line;
 }
 
@@ -779,10 +890,31 @@ char *mcp_server_handle_message(mcp_server_t *server, const char *data, size_t l
     reply = run_call(call, reply_len, &parked);
     if (!parked)
       break;
-    /* Wait for this call's watch, then take it off the ready list. */
+    /* Wait for this call's watch or its deadline, then take it off the
+       ready (or timed) list. */
     pthread_mutex_lock(&server->ready_mutex);
-    while (!ready_remove_locked(server, call))
-      pthread_cond_wait(&server->ready_cond, &server->ready_mutex);
+    while (!ready_remove_locked(server, call)) {
+      if (call->timed) {
+        uint64_t now = monotonic_ms();
+        if (call->deadline_ms <= now) {
+          timed_unlink_locked(server, call);
+          call->expired = true;
+          break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t left = call->deadline_ms - now;
+        until.tv_sec += (time_t)(left / 1000);
+        until.tv_nsec += (long)(left % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+          until.tv_sec++;
+          until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&server->ready_cond, &server->ready_mutex, &until);
+      } else {
+        pthread_cond_wait(&server->ready_cond, &server->ready_mutex);
+      }
+    }
     pthread_mutex_unlock(&server->ready_mutex);
   }
   return reply;

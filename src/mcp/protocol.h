@@ -50,7 +50,12 @@
 typedef struct mcp_settings {
   size_t max_message_bytes;  /* longest message read (named in the error for longer ones) */
   size_t max_response_bytes; /* one response's JSON at most (pages stop early) */
-  uint64_t poll_interval_ms; /* suggested to task pollers */
+  uint64_t poll_interval_ms; /* suggested to task pollers at least (grows with the query's age) */
+  uint64_t wait_ms;          /* execute_query and fetch_query_result wait this long by default
+                                for the query to settle (wait_seconds); 0: they answer at once */
+  uint64_t task_window_ms;   /* a task-augmented execute_query waits this long before answering:
+                                a query settled by then is answered complete (2026-07-28) or
+                                as a completed task (2025-11-25); 0: at once */
   uint64_t ttl_ms;           /* registry default TTL: also the longest task ttl */
   uint64_t timeout_ms;       /* registry default per-query timeout */
   bool allow_writes;         /* execute_query asks for writable queries */
@@ -106,6 +111,17 @@ struct mcp_call {
   qreg_id_t awaited;
   bool armed;   /* mcp_server_run() is done with it: the callback may queue it */
   bool settled; /* the watch was called */
+  /* A wait with a deadline (mcp_call_await_for): deadline_ms is the
+     monotonic time it ends; while armed and not settled the call is on
+     server->timed. When the deadline passes first, the reader takes the call
+     (mcp_server_next_expired), runs resume with QREG_ETIMEDOUT and answers:
+     the call is then `answered` and kept, silent, until its watch is called
+     (a watch cannot be withdrawn), then freed. */
+  uint64_t deadline_ms;
+  bool timed;    /* on server->timed */
+  bool expired;  /* taken off server->timed by its deadline */
+  bool answered; /* the reader answered it at its deadline; only the reader reads it */
+  struct mcp_call *timed_prev, *timed_next;
   int awaited_rc;
   qreg_status_t awaited_status;
   struct mcp_call *ready_next; /* in server->ready */
@@ -127,7 +143,8 @@ struct mcp_server {
   pthread_cond_t ready_cond;   /* a call became ready */
   mcp_call_t *ready_head;      /* parked calls whose query settled, oldest first */
   mcp_call_t *ready_tail;
-  size_t parked; /* calls parked: watch registered, not yet ready */
+  size_t parked;     /* calls parked: watch registered, not yet ready */
+  mcp_call_t *timed; /* parked calls with a deadline, not settled, not expired */
 };
 
 /* Parked calls at most (each a few hundred bytes and one watch); a request
@@ -158,6 +175,13 @@ char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len);
 mcp_call_t *mcp_server_next_ready(mcp_server_t *server);
 /* Calls parked and not yet ready. */
 size_t mcp_server_parked(mcp_server_t *server);
+/* Milliseconds until the earliest deadline of a parked call (0 when one has
+   passed), or -1 when no parked call has one: the reader's poll timeout. */
+int mcp_server_next_deadline(mcp_server_t *server);
+/* A parked call whose deadline has passed before its query settled, taken
+   off the timed list, or NULL: give it to mcp_server_run(), which answers it
+   as its wait's end (and keeps it until its watch is called). */
+mcp_call_t *mcp_server_next_expired(mcp_server_t *server);
 /* The error line for an input line dropped for its size. */
 char *mcp_server_oversized_reply(mcp_server_t *server, size_t size, size_t *reply_len);
 
@@ -195,6 +219,12 @@ bool mcp_call_park(mcp_call_t *call, const char *query_id, mcp_resume_fn resume)
    without a trip through the loop thread; otherwise mcp_call_park() and
    NULL. Returns what a method handler returns. */
 json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn resume);
+/* The same with a deadline: when the query has not settled within
+   timeout_ms, resume runs with rc QREG_ETIMEDOUT (status: the query's status
+   then, pending or running), on the reader, and must answer without parking
+   again. timeout_ms 0 checks once and never parks. */
+json_t *mcp_call_await_for(mcp_call_t *call, const char *query_id, uint64_t timeout_ms,
+                           mcp_resume_fn resume);
 
 /* "params" member of the request, or NULL. */
 json_t *mcp_call_param(const mcp_call_t *call, const char *name);

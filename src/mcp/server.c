@@ -56,6 +56,7 @@
 #include "cli/args.h" /* the program's number syntax and refusals, shared with qreg query */
 #include "mcp/mcp.h"
 #include "mcp/protocol.h"
+#include "mcp/tools.h" /* TOOLS_MAX_WAIT_S */
 
 #define READ_CHUNK 65536
 /* Ready calls run per pass of the loop before standard input is looked at
@@ -64,7 +65,14 @@
 #define DEFAULT_MAX_MESSAGE_BYTES ((size_t)16 << 20)
 #define DEFAULT_MAX_RESPONSE_BYTES ((size_t)1 << 20)
 #define MIN_RESPONSE_BYTES ((size_t)4096)
-#define POLL_INTERVAL_MS 500
+/* The shortest pollInterval suggested to task pollers (it grows with the
+   query's age, tasks.c). */
+#define POLL_INTERVAL_MS 100
+/* execute_query waits this long for the query by default (--wait). */
+#define DEFAULT_WAIT_MS 5000
+/* A task-augmented execute_query waits this long before answering: a query
+   done by then needs no poll at all. */
+#define TASK_WINDOW_MS 1000
 #define STOP_SIGNAL SIGUSR1
 /* At end of input, requests already read get this long to be answered
    (`printf '...' | qreg mcp` works) before the registry is closed under
@@ -84,6 +92,8 @@ typedef struct mcp_options {
   bool allow_writes;
   uint64_t max_message_bytes;
   uint64_t max_response_bytes;
+  uint64_t wait_ms; /* wait_set: --wait S, else DEFAULT_WAIT_MS */
+  bool wait_set;
   bool help;
 } mcp_options_t;
 
@@ -107,6 +117,9 @@ static void usage(FILE *out) {
           "  --max-connections N       QREG_MAX_CONNECTIONS  database connections at once (%u)\n"
           "  --timeout S               QREG_TIMEOUT  default query timeout in seconds (%llu)\n"
           "  --ttl S                   QREG_TTL      keep finished queries S seconds (%llu)\n"
+          "  --wait S                  QREG_WAIT     execute_query and fetch_query_result wait\n"
+          "                            up to S seconds for the query to finish and answer\n"
+          "                            with its rows; 0: at once (%d)\n"
           "  --max-rows N              QREG_MAX_ROWS rows kept per result (%llu)\n"
           "  --max-records N           QREG_MAX_RECORDS  queries (and tasks) kept at once;\n"
           "                            the oldest finished one makes room (%zu)\n"
@@ -123,7 +136,7 @@ static void usage(FILE *out) {
           "\n"
           "Register with Claude Code:  claude mcp add qreg -- qreg mcp --db sqlite:/path/app.db\n",
           defaults.max_connections, (unsigned long long)(defaults.default_timeout_ms / 1000),
-          (unsigned long long)(defaults.default_ttl_ms / 1000),
+          (unsigned long long)(defaults.default_ttl_ms / 1000), DEFAULT_WAIT_MS / 1000,
           (unsigned long long)defaults.default_max_rows, defaults.max_records,
           DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RESPONSE_BYTES);
   fputs("\nDatabase URLs, and each database's options:\n", out);
@@ -155,7 +168,8 @@ static bool parse_bool(const char *text, bool *out) {
 typedef enum value_kind {
   VALUE_URL,
   VALUE_COUNT,
-  VALUE_SECONDS
+  VALUE_SECONDS,
+  VALUE_WAIT /* seconds, 0 allowed, at most TOOLS_MAX_WAIT_S */
 } value_kind_t;
 
 typedef struct value_option {
@@ -173,6 +187,7 @@ static const value_option_t VALUE_OPTIONS[] = {
      offsetof(mcp_options_t, max_connections), 1, 10000},
     {"--timeout", "QREG_TIMEOUT", VALUE_SECONDS, offsetof(mcp_options_t, timeout_ms), 0, 0},
     {"--ttl", "QREG_TTL", VALUE_SECONDS, offsetof(mcp_options_t, ttl_ms), 0, 0},
+    {"--wait", "QREG_WAIT", VALUE_WAIT, offsetof(mcp_options_t, wait_ms), 0, 0},
     {"--max-rows", "QREG_MAX_ROWS", VALUE_COUNT, offsetof(mcp_options_t, max_rows), 1,
      UINT64_C(1000000000)},
     {"--max-records", "QREG_MAX_RECORDS", VALUE_COUNT, offsetof(mcp_options_t, max_records), 1,
@@ -198,7 +213,15 @@ static int set_value(mcp_options_t *options, const value_option_t *o, const char
     return *url ? 0 : usage_error("out of memory");
   }
   uint64_t parsed;
-  if (o->kind == VALUE_SECONDS) {
+  if (o->kind == VALUE_WAIT) {
+    if (strcmp(value, "0") != 0 &&
+        (!qreg_cli_parse_seconds(value, &parsed) || parsed > (uint64_t)TOOLS_MAX_WAIT_S * 1000))
+      return usage_error("%s: expected seconds from 0 to %d (5, 0.5), not '%s'", from,
+                         TOOLS_MAX_WAIT_S, value);
+    if (strcmp(value, "0") == 0)
+      parsed = 0;
+    options->wait_set = true;
+  } else if (o->kind == VALUE_SECONDS) {
     if (!qreg_cli_parse_seconds(value, &parsed))
       return usage_error("%s: expected seconds above 0 and at most a year (30, 0.5), not '%s'",
                          from, value);
@@ -386,6 +409,23 @@ static bool run_ready(runtime_t *rt, size_t max) {
   return true;
 }
 
+/* Answers every parked call whose wait reached its deadline first
+   (execute_query's wait_seconds): the answer says the query still runs. */
+static void run_expired(runtime_t *rt) {
+  mcp_call_t *call;
+  while ((call = mcp_server_next_expired(rt->server)) != NULL) {
+    size_t len = 0;
+    char *reply = mcp_server_run(rt->server, call, &len);
+    send_reply(rt, reply, len);
+  }
+}
+
+/* The poll timeout: the nearest deadline of a wait, -1 for none, 0 when
+   more ready calls are queued. */
+static int poll_timeout(runtime_t *rt, bool more_ready) {
+  return more_ready ? 0 : mcp_server_next_deadline(rt->server);
+}
+
 /* --- signals --------------------------------------------------------------------------------- */
 
 static void shutdown_signals(sigset_t *set) {
@@ -458,13 +498,14 @@ static bool read_input(runtime_t *rt) {
     struct pollfd fds[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
                             {.fd = rt->wake[0], .events = POLLIN},
                             {.fd = rt->ready[0], .events = POLLIN}};
-    int ready = poll(fds, 3, more_ready ? 0 : -1);
+    int ready = poll(fds, 3, poll_timeout(rt, more_ready));
     if (ready < 0) {
       if (errno == EINTR)
         continue;
       fprintf(stderr, "qreg mcp: poll: %s\n", strerror(errno));
       break;
     }
+    run_expired(rt);
     if (fds[1].revents) {
       fprintf(stderr, "qreg mcp: signal %d: shutting down\n", atomic_load(&rt->signal_received));
       break;
@@ -504,9 +545,14 @@ static void drain(runtime_t *rt) {
       break;
     struct pollfd fds[2] = {{.fd = rt->wake[0], .events = POLLIN},
                             {.fd = rt->ready[0], .events = POLLIN}};
-    int ready = poll(fds, 2, (int)(DRAIN_MS - waited_ms));
+    int timeout = (int)(DRAIN_MS - waited_ms);
+    int deadline = mcp_server_next_deadline(rt->server);
+    if (deadline >= 0 && deadline < timeout)
+      timeout = deadline;
+    int ready = poll(fds, 2, timeout);
     if (ready < 0 && errno != EINTR)
       break;
+    run_expired(rt);
     if (ready > 0 && fds[0].revents)
       break;
     if (ready > 0 && fds[1].revents) {
@@ -591,6 +637,8 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
       .max_response_bytes = options->max_response_bytes ? (size_t)options->max_response_bytes
                                                         : DEFAULT_MAX_RESPONSE_BYTES,
       .poll_interval_ms = POLL_INTERVAL_MS,
+      .wait_ms = options->wait_set ? options->wait_ms : DEFAULT_WAIT_MS,
+      .task_window_ms = TASK_WINDOW_MS,
       .ttl_ms = config.default_ttl_ms,
       .timeout_ms = config.default_timeout_ms,
       .allow_writes = config.allow_writes,

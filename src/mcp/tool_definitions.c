@@ -124,35 +124,49 @@ json_t *mcp_tools_definitions(bool allow_writes) {
 
   /* execute_query */
   json_t *in = json_pack(
-      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type", "string",
-      "minLength", 1, "description",
-      "Exactly one SQL statement, in the dialect of the database (see list_tables). Read-only "
-      "unless the server was started with --allow-writes.",
+      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql",
+      "type", "string", "minLength", 1, "description",
+      "Exactly one SQL statement, in the dialect of the database (list_tables says which). "
+      "Read-only unless the server was started with --allow-writes.",
+      "wait_seconds", "type", "number", "minimum", 0, "maximum", TOOLS_MAX_WAIT_S, "description",
+      "How long to wait for the query to finish before answering. Default: the server's "
+      "--wait (5 s). Leave it out: a fast query then comes back finished, with its rows, in "
+      "this one call. 0 returns at once with the query_id.",
       "timeout_seconds", "type", "number", "exclusiveMinimum", 0, "description",
       "Give up after this many seconds (counted from submission); default: the server's "
       "--timeout.",
       "max_rows", "type", "integer", "minimum", 1, "description",
       "Keep at most this many rows; a longer result is kept cut and marked truncated. "
       "Default: the server's --max-rows.");
-  json_t *out =
-      json_pack("{s:o, s:o, s:{s:s}, s:o}", "query_id", schema_query_id(), "status",
-                schema_status(), "elapsed_ms", "type", "integer", "error", schema_error());
+  json_t *out = json_pack(
+      "{s:o, s:o, s:{s:s}, s:o, s:{s:s, s:s}}", "query_id", schema_query_id(), "status",
+      schema_status(), "elapsed_ms", "type", "integer", "error", schema_error(), "next_step",
+      "type", "string", "description",
+      "What to do next, when there is something to do: the query is still running (fetch its "
+      "rows later with fetch_query_result and wait_seconds), it failed or timed out, or its "
+      "stored result was cut.");
   schema_add_page(out);
   json_array_append_new(
       tools,
-      define("execute_query", "Run SQL in the background",
-             "Submit one SQL statement and return at once with its query_id and status "
-             "(pending or running). The query keeps running in the background: poll it with "
-             "get_query_status, read its rows with fetch_query_result once it has succeeded, "
-             "stop it with cancel_query. Use this for every query, short or long. Clients that "
-             "support MCP tasks may call it as a task instead: the task finishes with the "
-             "query, and its result carries the final status, the error if any, and the first "
-             "page of rows (columns, rows, has_more, next_offset).",
+      define("execute_query", "Run SQL",
+             "Run one SQL statement and, in the same call, get its result: the call waits up "
+             "to wait_seconds (default 5 s) for the query to finish, then answers with its "
+             "status and the first page of rows (columns, rows, total_rows, has_more, "
+             "next_offset; up to 100 rows and within the response size limit). Use "
+             "fetch_query_result with next_offset for more rows. A query still running after "
+             "the wait keeps running in the background: the answer has its query_id and "
+             "status running; fetch_query_result (with wait_seconds) gives its rows once it "
+             "is done, cancel_query stops it. A failed query comes back with isError and its "
+             "error. Learn the tables first with list_tables, describe_table, "
+             "search_columns and sample_table_data rather than guessing names.",
              input_schema(in, sql_required), object_schema(out, execute_out_required),
              (tool_hints_t){.read_only = !allow_writes, .destructive = allow_writes}));
 
   /* get_query_status */
-  in = json_pack("{s:o}", "query_id", schema_query_id());
+  in = json_pack("{s:o, s:{s:s, s:i, s:i, s:s}}", "query_id", schema_query_id(), "wait_seconds",
+                 "type", "number", "minimum", 0, "maximum", TOOLS_MAX_WAIT_S, "description",
+                 "Wait up to this many seconds for the query to finish before answering. "
+                 "Default 0: the status now.");
   out = json_pack("{s:o, s:{s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, s:o, "
                   "s:{s:[ss], s:s}, s:o}",
                   "query_id", schema_query_id(), "sql", "type", "string", "status", schema_status(),
@@ -170,23 +184,29 @@ json_t *mcp_tools_definitions(bool allow_writes) {
              "Current state of a query: status (pending, running, succeeded, failed, canceled, "
              "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated, and "
              "the error (type, message, the database's error code) when it did not succeed. "
-             "Finished queries are kept until expires_at, then forgotten.",
+             "Finished queries are kept until expires_at, then forgotten. To wait for a "
+             "query's rows, call fetch_query_result with wait_seconds instead: one call.",
              input_schema(in, id_required), object_schema(out, status_out_required), reader));
 
   /* fetch_query_result */
-  in = json_pack("{s:o, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}}", "query_id", schema_query_id(),
-                 "offset", "type", "integer", "minimum", 0, "description",
+  in = json_pack("{s:o, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}, s:{s:s, s:i, s:i, s:s}}",
+                 "query_id", schema_query_id(), "offset", "type", "integer", "minimum", 0,
+                 "description",
                  "First row to return (0-based); use next_offset of the previous page. Default 0.",
                  "limit", "type", "integer", "minimum", 1, "maximum", TOOLS_MAX_PAGE_ROWS,
-                 "description", "Rows to return at most. Default 100.");
-  out = json_pack("{s:o}", "query_id", schema_query_id());
+                 "description", "Rows to return at most. Default 100.", "wait_seconds", "type",
+                 "number", "minimum", 0, "maximum", TOOLS_MAX_WAIT_S, "description",
+                 "While the query still runs, wait up to this many seconds for it to finish. "
+                 "Default: the server's --wait (5 s); 0 answers not_ready at once.");
+  out = json_pack("{s:o, s:{s:s}}", "query_id", schema_query_id(), "next_step", "type", "string");
   schema_add_page(out);
   json_array_append_new(
       tools, define("fetch_query_result", "Fetch result rows",
-                    "Read a page of rows of a query that has succeeded: rows [offset, "
-                    "offset + row_count), with has_more and next_offset telling where to "
-                    "continue. A page stops early rather than exceed the server's response size "
-                    "limit. Fails with not_ready while the query runs.",
+                    "Read a page of rows of a query: rows [offset, offset + row_count), with "
+                    "has_more and next_offset telling where to continue. A page stops early "
+                    "rather than exceed the server's response size limit. On a query still "
+                    "running it first waits up to wait_seconds for it to finish (not_ready if "
+                    "it has not); on a failed query it gives the query's error.",
                     input_schema(in, id_required), object_schema(out, page_out_required), reader));
 
   /* cancel_query */

@@ -302,13 +302,30 @@ static bool arg_query_id(json_t *args, const char **id, json_t **error) {
 
 /* --- execute_query ----------------------------------------------------------------- */
 
+/* A wait_seconds argument: absent (*wait_ms unchanged), or seconds from 0
+   to TOOLS_MAX_WAIT_S. -1 with *error set when invalid. */
+static int arg_wait(json_t *args, uint64_t *wait_ms, json_t **error) {
+  json_t *value = json_object_get(args, "wait_seconds");
+  if (!value || json_is_null(value))
+    return 0;
+  double seconds = json_number_value(value);
+  if (!json_is_number(value) || !(seconds >= 0) || seconds > TOOLS_MAX_WAIT_S) {
+    *error = invalid_argument("wait_seconds: expected a number from 0 to %d (0: answer at once; "
+                              "to wait longer, call fetch_query_result with wait_seconds again)",
+                              TOOLS_MAX_WAIT_S);
+    return -1;
+  }
+  *wait_ms = (uint64_t)ceil(seconds * 1000.0);
+  return 1;
+}
+
 int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg_id_t *id,
-                           json_t **tool_error) {
-  static const char *const names[] = {"sql", "timeout_seconds", "max_rows", NULL};
+                           uint64_t *wait_ms, json_t **tool_error) {
+  static const char *const names[] = {"sql", "timeout_seconds", "max_rows", "wait_seconds", NULL};
   const char *unknown = unknown_argument(args, names);
   if (unknown) {
     *tool_error = invalid_argument("unknown argument '%s' (execute_query takes sql, "
-                                   "timeout_seconds, max_rows)",
+                                   "wait_seconds, timeout_seconds, max_rows)",
                                    unknown);
     return -1;
   }
@@ -335,6 +352,8 @@ int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg
   }
   if (arg_count(args, "max_rows", 1, UINT64_C(1000000000), &options.max_rows, tool_error) < 0)
     return -1;
+  if (wait_ms && arg_wait(args, wait_ms, tool_error) < 0)
+    return -1;
   options.ttl_ms = ttl_ms;
   options.allow_writes = call->server->settings.allow_writes;
   int rc = qreg_execute_n(call->server->reg, sql, sql_len, &options, id);
@@ -345,18 +364,67 @@ int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg
   return 0;
 }
 
+/* What a model should do next with a query that is still running after a
+   wait, or whose stored result was cut. */
+static void add_next_step(json_t *structured, const qreg_snapshot_t *snap) {
+  char text[512];
+  if (!qreg_status_is_terminal(snap->status)) {
+    snprintf(text, sizeof text,
+             "The query is still %s after %lld ms. Call fetch_query_result with this query_id "
+             "and wait_seconds (up to %d) to get its rows as soon as it finishes; "
+             "cancel_query stops it.",
+             qreg_status_name(snap->status), (long long)snap->elapsed_ms, TOOLS_MAX_WAIT_S);
+  } else if (snap->status == QREG_FAILED) {
+    snprintf(text, sizeof text,
+             "The query failed (see error). Fix the SQL and run it again: list_tables, "
+             "describe_table and search_columns show the real table and column names, and "
+             "the database's dialect.");
+  } else if (snap->status == QREG_TIMEOUT) {
+    snprintf(text, sizeof text,
+             "The query ran out of time. Run it again with a larger timeout_seconds, or make "
+             "it cheaper (a WHERE on an indexed column, a LIMIT, an aggregate).");
+  } else if (snap->status == QREG_SUCCEEDED && snap->truncated) {
+    snprintf(text, sizeof text,
+             "The stored result was cut at %llu rows (the max_rows cap or the server's result "
+             "memory): rows after that were not kept. To see them, run the query again with a "
+             "larger max_rows, fewer columns, an aggregate, or a LIMIT/OFFSET or WHERE that "
+             "selects the part you need.",
+             (unsigned long long)snap->row_count);
+  } else {
+    return;
+  }
+  json_object_set_new(structured, "next_step", json_string(text));
+}
+
+/* execute_query's wait, over: the outcome when the query has settled, its
+   status and query_id (and what to do next) when it is still running. */
+static json_t *execute_query_resume(mcp_call_t *call, const char *query_id, int rc,
+                                    qreg_status_t status) {
+  (void)status;
+  if (rc < 0 && rc != QREG_ETIMEDOUT && rc != QREG_ECLOSED)
+    return wait_error(rc, "execute_query");
+  json_t *result = mcp_tools_query_outcome(call, query_id, call->budget);
+  if (!result) {
+    /* Not a protocol error for a plain tool call: the query is gone. */
+    free(call->error_message);
+    call->error_message = NULL;
+    call->error_code = 0;
+    return mcp_tools_error_result("not_found", NULL,
+                                  "execute_query: the query was forgotten before it could be "
+                                  "read (the server is closing or the query expired)");
+  }
+  return result;
+}
+
 static json_t *tool_execute_query(mcp_call_t *call, json_t *args) {
   qreg_id_t id;
   json_t *error = NULL;
-  if (mcp_tools_submit_query(call, args, 0, &id, &error) < 0)
+  uint64_t wait_ms = call->server->settings.wait_ms;
+  if (mcp_tools_submit_query(call, args, 0, &id, &wait_ms, &error) < 0)
     return error;
-  qreg_snapshot_t *snap = NULL;
-  const char *status = "pending";
-  if (qreg_snapshot(call->server->reg, id.str, &snap) == 0)
-    status = qreg_status_name(snap->status);
-  json_t *structured = json_pack("{s:s, s:s}", "query_id", id.str, "status", status);
-  qreg_snapshot_free(snap);
-  return ok_result(structured);
+  /* Parked, not on a thread: the reader answers when the query settles or
+     when wait_ms has passed, whichever comes first. */
+  return mcp_call_await_for(call, id.str, wait_ms, execute_query_resume);
 }
 
 json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t budget) {
@@ -376,6 +444,7 @@ json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t b
   json_t *structured =
       json_pack("{s:s, s:s, s:I}", "query_id", snap->id.str, "status",
                 qreg_status_name(snap->status), "elapsed_ms", (json_int_t)snap->elapsed_ms);
+  add_next_step(structured, snap);
   json_t *result;
   if (snap->status == QREG_SUCCEEDED) {
     json_object_set_new(structured, "columns", mcp_json_columns(snap->columns, snap->column_count));
@@ -414,18 +483,38 @@ static json_t *only_query_id(json_t *args, const char *tool, const char **id) {
 
 /* --- get_query_status, cancel_query, fetch_query_result, list_queries ------------------ */
 
-static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
-  const char *id = NULL;
-  json_t *error = only_query_id(args, "get_query_status", &id);
-  if (error)
-    return error;
+static json_t *query_status_resume(mcp_call_t *call, const char *id, int rc, qreg_status_t status) {
+  (void)status; /* the snapshot says what there is to say of the query now */
   qreg_snapshot_t *snap = NULL;
-  int rc = qreg_snapshot(call->server->reg, id, &snap);
+  rc = qreg_snapshot(call->server->reg, id, &snap);
   if (rc < 0)
     return registry_error(rc, "get_query_status");
   json_t *result = ok_result(mcp_json_snapshot(snap, true));
   qreg_snapshot_free(snap);
   return result;
+}
+
+static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"query_id", "wait_seconds", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (get_query_status takes query_id, "
+                            "wait_seconds)",
+                            unknown);
+  const char *id = NULL;
+  json_t *error = NULL;
+  uint64_t wait_ms = 0;
+  if (!arg_query_id(args, &id, &error) || arg_wait(args, &wait_ms, &error) < 0)
+    return error;
+  qreg_snapshot_t *snap = NULL;
+  int rc = qreg_snapshot(call->server->reg, id, &snap);
+  if (rc < 0)
+    return registry_error(rc, "get_query_status");
+  bool settled = qreg_status_is_terminal(snap->status);
+  qreg_snapshot_free(snap);
+  if (settled || wait_ms == 0)
+    return query_status_resume(call, id, 0, QREG_PENDING);
+  return mcp_call_await_for(call, id, wait_ms, query_status_resume);
 }
 
 static json_t *cancel_query_answer(const char *id, bool canceled, qreg_status_t status) {
@@ -464,24 +553,21 @@ static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
   return mcp_call_await(call, id, cancel_query_resume);
 }
 
-static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
-  static const char *const names[] = {"query_id", "offset", "limit", NULL};
-  const char *unknown = unknown_argument(args, names);
-  if (unknown)
-    return invalid_argument("unknown argument '%s' (fetch_query_result takes query_id, offset, "
-                            "limit)",
-                            unknown);
-  const char *id;
-  json_t *error = NULL;
-  if (!arg_query_id(args, &id, &error))
-    return error;
+/* fetch_query_result's wait, over (or none was needed): the call's
+   arguments were checked the first time; read them again. */
+static json_t *fetch_query_result_resume(mcp_call_t *call, const char *id, int rc,
+                                         qreg_status_t status) {
+  (void)rc; /* qreg_fetch() says what there is to say of the query now */
+  (void)status;
+  json_t *args = mcp_call_param(call, "arguments");
   uint64_t offset = 0;
   uint64_t limit = TOOLS_DEFAULT_PAGE_ROWS;
+  json_t *error = NULL;
   if (arg_count(args, "offset", 0, INT64_MAX, &offset, &error) < 0 ||
       arg_count(args, "limit", 1, TOOLS_MAX_PAGE_ROWS, &limit, &error) < 0)
     return error;
   qreg_page_t *page = NULL;
-  int rc = qreg_fetch(call->server->reg, id, offset, limit, &page);
+  rc = qreg_fetch(call->server->reg, id, offset, limit, &page);
   if (rc == QREG_ENORESULT || rc == QREG_ENOTREADY) {
     /* Say why there is nothing to fetch, with the query's own error. */
     qreg_snapshot_t *snap = NULL;
@@ -491,8 +577,9 @@ static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
     json_t *result;
     if (rc == QREG_ENOTREADY) {
       snprintf(message, sizeof message,
-               "query %s is still %s: no result yet (poll get_query_status, then fetch)", id,
-               qreg_status_name(snap->status));
+               "query %s is still %s after %lld ms: no result yet. Call fetch_query_result "
+               "again with wait_seconds (up to %d) to wait for it, or cancel_query to stop it",
+               id, qreg_status_name(snap->status), (long long)snap->elapsed_ms, TOOLS_MAX_WAIT_S);
       result = mcp_tools_error_result("not_ready", NULL, message);
     } else if (snap->has_error) {
       snprintf(message, sizeof message, "query %s ended %s: %s", id, qreg_status_name(snap->status),
@@ -511,9 +598,37 @@ static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
     return registry_error(rc, "fetch_query_result");
   json_t *structured = json_pack("{s:s, s:o}", "query_id", id, "columns",
                                  mcp_json_columns(page->columns, page->column_count));
+  if (page->truncated && offset + page->row_count >= page->total_rows) {
+    qreg_snapshot_t *snap = NULL;
+    if (qreg_snapshot(call->server->reg, id, &snap) == 0)
+      add_next_step(structured, snap);
+    qreg_snapshot_free(snap);
+  }
   json_t *result = page_result(structured, page, call->budget);
   qreg_page_free(page);
   return result;
+}
+
+static json_t *tool_fetch_query_result(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {"query_id", "offset", "limit", "wait_seconds", NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (fetch_query_result takes query_id, offset, "
+                            "limit, wait_seconds)",
+                            unknown);
+  const char *id;
+  json_t *error = NULL;
+  if (!arg_query_id(args, &id, &error))
+    return error;
+  uint64_t offset = 0;
+  uint64_t limit = TOOLS_DEFAULT_PAGE_ROWS;
+  uint64_t wait_ms = call->server->settings.wait_ms;
+  if (arg_count(args, "offset", 0, INT64_MAX, &offset, &error) < 0 ||
+      arg_count(args, "limit", 1, TOOLS_MAX_PAGE_ROWS, &limit, &error) < 0 ||
+      arg_wait(args, &wait_ms, &error) < 0)
+    return error;
+  /* An unknown id is answered at once (the wait would say the same). */
+  return mcp_call_await_for(call, id, wait_ms, fetch_query_result_resume);
 }
 
 static json_t *tool_list_queries(mcp_call_t *call, json_t *args) {

@@ -19,6 +19,9 @@
    most (the handlers enforce them, the schemas state them). */
 #define TOOLS_MAX_PAGE_ROWS 10000
 #define TOOLS_MAX_LIST_LIMIT 100
+/* The longest wait_seconds a tool call accepts: well within the request
+   timeout of the MCP SDKs (60 s). */
+#define TOOLS_MAX_WAIT_S 50
 
 /* Every tool definition, in the order tools/list gives them
    (tool_definitions.c). allow_writes
@@ -41,11 +44,13 @@ bool mcp_tools_task_capable(const char *name);
 
 /*
  * Validates execute_query's arguments and submits the query. ttl_ms 0 means
- * the registry default. Returns 0 with *id set; otherwise returns -1 and
- * *tool_error is the isError CallToolResult to give back.
+ * the registry default. *wait_ms (may be NULL) is set to wait_seconds when
+ * the arguments give it, and left alone otherwise. Returns 0 with *id set;
+ * otherwise returns -1 and *tool_error is the isError CallToolResult to give
+ * back.
  */
 int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg_id_t *id,
-                           json_t **tool_error);
+                           uint64_t *wait_ms, json_t **tool_error);
 
 /*
  * What execute_query reports for a query once it is over: its final status,

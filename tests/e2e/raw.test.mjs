@@ -197,7 +197,7 @@ test('2026-07-28 stateless over raw stdio: discover, results, tasks extension', 
     assert.ok(plain.structuredContent.query_id);
 
     // With it: a task, polled with tasks/get until its result comes inline.
-    const created = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: MEDIUM_SQL }, _meta: modernMeta({}, tasksCaps) })).result;
+    const created = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: MEDIUM_SQL, wait_seconds: 0 }, _meta: modernMeta({}, tasksCaps) })).result;
     assert.equal(created.resultType, 'task');
     assert.equal(created.status, 'working');
     assert.ok(Number.isInteger(created.ttlMs) && Number.isInteger(created.pollIntervalMs));
@@ -212,7 +212,7 @@ test('2026-07-28 stateless over raw stdio: discover, results, tasks extension', 
     assert.equal(finished.result.structuredContent.total_rows, MEDIUM_ROWS);
     assert.equal((await server.request('tasks/update', { taskId: created.taskId, inputResponses: {}, _meta: modernMeta({}, tasksCaps) })).result.resultType, 'complete');
 
-    const long = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: LONG_SQL }, _meta: modernMeta({}, tasksCaps) })).result;
+    const long = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0 }, _meta: modernMeta({}, tasksCaps) })).result;
     const ack = (await server.request('tasks/cancel', { taskId: long.taskId, _meta: modernMeta({}, tasksCaps) })).result;
     assert.equal(ack.resultType, 'complete');
     const cancelled = (await server.request('tasks/get', { taskId: long.taskId, _meta: modernMeta({}, tasksCaps) })).result;
@@ -228,7 +228,7 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
   const server = new RawServer(['--db', db.url, '--max-connections', '1']);
   try {
     await server.initialize();
-    const long = sc(await server.tool('execute_query', { sql: LONG_SQL }));
+    const long = sc(await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 }));
     await waitStatus(server, long.query_id, (s) => s === 'running');
     const slowId = 'slow-list-tables';
     const slow = server.request('tools/call', { name: 'list_tables', arguments: {} }, slowId);
@@ -244,7 +244,7 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
     const st = await waitStatus(server, catalogQuery.query_id, (s) => TERMINAL.has(s));
     assert.equal(st.status, 'canceled');
     // A tasks/result blocked on a long task, cancelled: no response for it.
-    const task = (await server.tool('execute_query', { sql: LONG_SQL }, { task: {} })).task;
+    const task = (await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 }, { task: {} })).task;
     const blockedId = 'blocked-result';
     server.send({ jsonrpc: '2.0', id: blockedId, method: 'tasks/result', params: { taskId: task.taskId } });
     server.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: blockedId } });
@@ -266,7 +266,7 @@ test('stdin closed mid-query: exit 0, every connection released', async () => {
   const server = new RawServer(['--db', db.url]);
   await server.initialize();
   const ids = [];
-  for (let i = 0; i < 3; i++) ids.push(sc(await server.tool('execute_query', { sql: LONG_SQL })).query_id);
+  for (let i = 0; i < 3; i++) ids.push(sc(await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 })).query_id);
   await waitStatus(server, ids[2], (s) => s === 'running');
   const open = dbFds(server.child.pid);
   if (open !== null) assert.ok(open >= 3, `database descriptors while running: ${open}`);
@@ -278,7 +278,7 @@ test('stdin closed mid-query: exit 0, every connection released', async () => {
 test('SIGTERM mid-query: exit 0, every connection released', async () => {
   const server = new RawServer(['--db', db.url]);
   await server.initialize();
-  const q = sc(await server.tool('execute_query', { sql: LONG_SQL }));
+  const q = sc(await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 }));
   await waitStatus(server, q.query_id, (s) => s === 'running');
   server.child.kill('SIGTERM');
   const { code } = await server.exited;
