@@ -46,6 +46,14 @@ static const char *const FIXTURE_SQL[] = {
     "INSERT INTO cat.\"odd \"\"name\"\"; DROP TABLE cat.items; --\" VALUES (1, 'x'), (2, 'y'), "
     "(3, 'x')",
     "CREATE TABLE public.pubt (x bigint GENERATED ALWAYS AS IDENTITY, y text)",
+    "CREATE TABLE cat.orders (id integer PRIMARY KEY, item integer NOT NULL REFERENCES cat.items, "
+    "paid boolean, placed date, note text, k1 integer, k2 text, "
+    "CONSTRAINT orders_pair FOREIGN KEY (k1, k2) REFERENCES cat.pair (k1, k2))",
+    "CREATE INDEX orders_placed ON cat.orders (placed, item)",
+    "CREATE UNIQUE INDEX orders_note ON cat.orders (lower(note))",
+    "INSERT INTO cat.orders (id, item, paid, placed, note) VALUES "
+    "(1, 1, true, '2024-01-05', 'a'), (2, 1, false, '2024-02-10', 'b'), "
+    "(3, 2, true, '2024-03-15', NULL), (4, 10, NULL, '2023-12-31', 'a b')",
     "CREATE SCHEMA \"evil'schema\\\"",
     "CREATE TABLE \"evil'schema\\\".t (x integer)",
 };
@@ -76,22 +84,32 @@ static const char *text_of(const qreg_page_t *page, uint64_t row, size_t column)
     return out;
   case QREG_TYPE_BOOL:
     return v->v.b ? "t" : "f";
+  case QREG_TYPE_FLOAT:
+    snprintf(out, 64, "%g", v->v.f);
+    return out;
   default:
     return v->v.s.ptr;
   }
 }
 
-static void assert_rows(const qreg_page_t *page, uint64_t rows, const char *const *cells) {
+/* The first width columns of each row, as text, row-major. */
+static void assert_rows_n(const qreg_page_t *page, uint64_t rows, size_t width,
+                          const char *const *cells) {
   if (page->row_count != rows)
     fail_msg("%llu rows, expected %llu", (unsigned long long)page->row_count,
              (unsigned long long)rows);
+  assert_true(width <= page->column_count);
   for (uint64_t r = 0; r < rows; r++) {
-    for (size_t c = 0; c < page->column_count; c++) {
-      const char *got = text_of(page, r, c), *want = cells[r * page->column_count + c];
+    for (size_t c = 0; c < width; c++) {
+      const char *got = text_of(page, r, c), *want = cells[r * width + c];
       if (strcmp(got, want) != 0)
         fail_msg("row %llu column %zu: %s, expected %s", (unsigned long long)r, c, got, want);
     }
   }
+}
+
+static void assert_rows(const qreg_page_t *page, uint64_t rows, const char *const *cells) {
+  assert_rows_n(page, rows, page->column_count, cells);
 }
 
 /* Whether some row has text in column. */
@@ -106,9 +124,14 @@ static bool has_row(const qreg_page_t *page, size_t column, const char *text) {
 static const char *const TABLES_COLUMNS[] = {"schema",  "name",         "type",
                                              "comment", "row_estimate", NULL};
 static const char *const DESCRIBE_COLUMNS[] = {
-    "ordinal", "name", "type", "nullable", "default_value", "comment", "primary_key", NULL};
-static const char *const STATS_COLUMNS[] = {"row_count", "null_count", "distinct_count",
-                                            "min_value", "max_value",  NULL};
+    "ordinal", "name", "type", "nullable", "default_value", "comment", "primary_key", "kind", NULL};
+static const char *const STATS_COLUMNS[] = {
+    "row_count", "null_count", "distinct_count", "min_value",   "max_value",  "mean",        "p25",
+    "p50",       "p75",        "true_count",     "false_count", "top_values", "column_name", NULL};
+static const char *const INDEX_COLUMNS[] = {"index_name", "columns", "is_unique", "is_primary",
+                                            NULL};
+static const char *const FOREIGN_KEY_COLUMNS[] = {
+    "name", "columns", "referenced_schema", "referenced_table", "referenced_columns", NULL};
 static const char *const SEARCH_COLUMNS[] = {"schema", "table_name", "column_name", "type", NULL};
 
 /* --- tests ------------------------------------------------------------------------ */
@@ -131,11 +154,12 @@ static void schemas_and_tables(void **state) {
   qreg_catalog_init(&request, QREG_CATALOG_TABLES);
   request.schema = "cat";
   page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
-  assert_rows(page, 4,
+  assert_rows(page, 5,
               (const char *const[]){
                   "cat", "cheap",   "view",  "NULL",           "NULL",
                   "cat", "items",   "table", "things we sell", "4",
                   "cat", ODD_TABLE, "table", "NULL",           "NULL", /* never analyzed */
+                  "cat", "orders",  "table", "NULL",           "NULL",
                   "cat", "pair",    "table", "NULL",           "NULL",
               });
   qreg_page_free(page);
@@ -173,30 +197,34 @@ static void describe(void **state) {
   request.schema = "cat";
   request.table = "items";
   qreg_page_t *page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 5,
-              (const char *const[]){
-                  "1", "id",    "integer",      "f", "NULL",         "NULL",         "t",
-                  "2", "name",  "text",         "f", "'none'::text", "display name", "f",
-                  "3", "price", "numeric(6,2)", "t", "1.5",          "NULL",         "f",
-                  "4", "flag",  "boolean",      "t", "NULL",         "NULL",         "f",
-                  "5", "doc",   "json",         "t", "NULL",         "NULL",         "f",
-              });
+  static const char *const kinds[] = {"number", "text", "number", "boolean", "other"};
+  for (size_t i = 0; i < 5; i++)
+    assert_string_equal(text_of(page, i, 7), kinds[i]);
+  assert_rows_n(page, 5, 7,
+                (const char *const[]){
+                    "1", "id",    "integer",      "f", "NULL",         "NULL",         "t",
+                    "2", "name",  "text",         "f", "'none'::text", "display name", "f",
+                    "3", "price", "numeric(6,2)", "t", "1.5",          "NULL",         "f",
+                    "4", "flag",  "boolean",      "t", "NULL",         "NULL",         "f",
+                    "5", "doc",   "json",         "t", "NULL",         "NULL",         "f",
+                });
   qreg_page_free(page);
 
   request.table = "pair";
   page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 3,
-              (const char *const[]){
-                  "1",    "k1",   "integer", "f", "NULL", "NULL", "t", "2",    "k2",   "text", "f",
-                  "NULL", "NULL", "t",       "3", "v",    "text", "t", "NULL", "NULL", "f",
-              });
+  assert_rows_n(page, 3, 7,
+                (const char *const[]){
+                    "1", "k1", "integer", "f", "NULL", "NULL", "t",
+                    "2", "k2", "text",    "f", "NULL", "NULL", "t",
+                    "3", "v",  "text",    "t", "NULL", "NULL", "f",
+                });
   qreg_page_free(page);
 
   request.table = ODD_TABLE;
   page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 2,
-              (const char *const[]){"1", "a", "integer", "f", "NULL", "NULL", "t", "2", ODD_COLUMN,
-                                    "text", "t", "NULL", "NULL", "f"});
+  assert_rows_n(page, 2, 7,
+                (const char *const[]){"1", "a", "integer", "f", "NULL", "NULL", "t", "2",
+                                      ODD_COLUMN, "text", "t", "NULL", "NULL", "f"});
   qreg_page_free(page);
 
   /* No schema: what the search_path finds. public.pubt is found; cat.items
@@ -204,9 +232,9 @@ static void describe(void **state) {
   request.schema = NULL;
   request.table = "pubt";
   page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 2,
-              (const char *const[]){"1", "x", "bigint", "f", "generated always as identity", "NULL",
-                                    "f", "2", "y", "text", "t", "NULL", "NULL", "f"});
+  assert_rows_n(page, 2, 7,
+                (const char *const[]){"1", "x", "bigint", "f", "generated always as identity",
+                                      "NULL", "f", "2", "y", "text", "t", "NULL", "NULL", "f"});
   qreg_page_free(page);
   request.table = "items";
   page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
@@ -251,13 +279,134 @@ static void sample_stats_search(void **state) {
   for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {
     request.column = stats[i].column;
     page = test_catalog_rows(reg, &request, STATS_COLUMNS);
-    assert_rows(page, 1, stats[i].cells);
+    assert_rows_n(page, 1, 5, stats[i].cells);
     qreg_page_free(page);
   }
   request.table = ODD_TABLE;
   request.column = ODD_COLUMN;
   page = test_catalog_rows(reg, &request, STATS_COLUMNS);
-  assert_rows(page, 1, (const char *const[]){"3", "0", "2", "x", "y"});
+  assert_rows_n(page, 1, 5, (const char *const[]){"3", "0", "2", "x", "y"});
+  qreg_page_free(page);
+
+  /* Several columns, each with the statistics of its kind, a row each in
+     the order asked. price: 0.50, 2.25, NULL, 0.50 (mean 1.08333; quartiles
+     by percentile_disc 0.50, 0.50, 2.25); name: four distinct; flag: true,
+     false, NULL, true; doc (json, "other": compared as text). */
+  request.table = "items";
+  request.column = NULL;
+  static const char *const stats_columns[] = {"price", "name", "flag", "doc"};
+  static const char *const item_kinds[] = {"number", "text", "boolean", "other"};
+  request.columns = stats_columns;
+  request.column_kinds = item_kinds;
+  request.column_count = 4;
+  page = test_catalog_rows(reg, &request, STATS_COLUMNS);
+  assert_rows(page, 4,
+              (const char *const[]){
+                  "4",
+                  "1",
+                  "2",
+                  "0.50",
+                  "2.25",
+                  "1.08333",
+                  "0.50",
+                  "0.50",
+                  "2.25",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "price",
+                  "4",
+                  "0",
+                  "4",
+                  "apple",
+                  "pear",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "[{\"value\" : \"apple\", \"count\" : 1}, {\"value\" : \"fig\", \"count\" : 1}, "
+                  "{\"value\" : \"kiwi\", \"count\" : 1}, {\"value\" : \"pear\", \"count\" : 1}]",
+                  "name",
+                  "4",
+                  "1",
+                  "2",
+                  "false",
+                  "true",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "2",
+                  "1",
+                  "NULL",
+                  "flag",
+                  "4",
+                  "3",
+                  "1",
+                  "{}",
+                  "{}",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "NULL",
+                  "doc"});
+  qreg_page_free(page);
+  request.table = "orders";
+  static const char *const order_columns[] = {"placed", "item"};
+  static const char *const order_kinds[] = {"date", "number"};
+  request.columns = order_columns;
+  request.column_kinds = order_kinds;
+  request.column_count = 2;
+  page = test_catalog_rows(reg, &request, STATS_COLUMNS);
+  assert_rows(page, 2,
+              (const char *const[]){"4",      "0",    "4",    "2023-12-31", "2024-03-15", "NULL",
+                                    "NULL",   "NULL", "NULL", "NULL",       "NULL",       "NULL",
+                                    "placed", "4",    "0",    "3",          "1",          "10",
+                                    "3.5",    "1",    "1",    "2",          "NULL",       "NULL",
+                                    "NULL",   "item"});
+  qreg_page_free(page);
+  request.columns = NULL;
+  request.column_kinds = NULL;
+  request.column_count = 0;
+
+  /* A sample of a column subset, in random order: only those columns, the
+     table's rows. */
+  qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
+  request.schema = "cat";
+  request.table = "items";
+  static const char *const sample_columns[] = {"name", "id"};
+  request.columns = sample_columns;
+  request.column_count = 2;
+  request.random = true;
+  static const char *const sample_names[] = {"name", "id", NULL};
+  page = test_catalog_rows(reg, &request, sample_names);
+  assert_int_equal(page->row_count, 4);
+  for (const char *name = "apple"; name; name = NULL)
+    assert_true(has_row(page, 0, name));
+  assert_true(has_row(page, 1, "10"));
+  qreg_page_free(page);
+
+  /* Indexes: the primary key first, then by name; expressions as written. */
+  qreg_catalog_init(&request, QREG_CATALOG_INDEXES);
+  request.schema = "cat";
+  request.table = "orders";
+  page = test_catalog_rows(reg, &request, INDEX_COLUMNS);
+  assert_rows(page, 3,
+              (const char *const[]){"orders_pkey", "id", "t", "t", "orders_note", "lower(note)",
+                                    "t", "f", "orders_placed", "placed, item", "f", "f"});
+  qreg_page_free(page);
+  qreg_catalog_init(&request, QREG_CATALOG_FOREIGN_KEYS);
+  request.schema = "cat";
+  request.table = "orders";
+  page = test_catalog_rows(reg, &request, FOREIGN_KEY_COLUMNS);
+  assert_rows(page, 2,
+              (const char *const[]){"orders_item_fkey", "item", "cat", "items", "id", "orders_pair",
+                                    "k1, k2", "cat", "pair", "k1, k2"});
   qreg_page_free(page);
 
   qreg_catalog_init(&request, QREG_CATALOG_SEARCH_COLUMNS);

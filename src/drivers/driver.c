@@ -535,6 +535,25 @@ void qreg_catalog_names_make(qreg_catalog_names_t *n, const qreg_catalog_request
     n->from = NULL;
     n->failed = true;
   }
+  bool listed = r->columns != NULL && r->column_count > 0;
+  size_t count = listed ? r->column_count : r->column != NULL ? 1 : 0;
+  if (n->failed || count == 0)
+    return;
+  n->column_idents = calloc(count, sizeof *n->column_idents);
+  n->column_literals = calloc(count, sizeof *n->column_literals);
+  n->column_kinds = calloc(count, sizeof *n->column_kinds);
+  if (!n->column_idents || !n->column_literals || !n->column_kinds) {
+    n->failed = true;
+    return;
+  }
+  n->column_count = count;
+  for (size_t i = 0; i < count; i++) {
+    const char *name = listed ? r->columns[i] : r->column;
+    const char *kind = listed && r->column_kinds ? r->column_kinds[i] : NULL;
+    n->column_idents[i] = quoted(name, qreg_driver_quote_double, &n->failed);
+    n->column_literals[i] = quoted(name, literal, &n->failed);
+    n->column_kinds[i] = kind ? kind : "";
+  }
 }
 
 void qreg_catalog_names_free(qreg_catalog_names_t *n) {
@@ -545,6 +564,13 @@ void qreg_catalog_names_free(qreg_catalog_names_t *n) {
   free(n->column_ident);
   free(n->pattern_literal);
   free(n->from);
+  for (size_t i = 0; i < n->column_count; i++) {
+    free(n->column_idents[i]);
+    free(n->column_literals[i]);
+  }
+  free(n->column_idents);
+  free(n->column_literals);
+  free(n->column_kinds);
   memset(n, 0, sizeof *n);
 }
 

@@ -326,6 +326,13 @@ typedef struct qreg_catalog_names {
   char *column_ident;
   char *pattern_literal;
   char *from; /* "schema"."table", or "table" alone, when a table is named */
+  /* The columns a SAMPLE or COLUMN_STATS names: request->columns, or
+     request->column alone; each as an identifier and a literal, with its
+     kind ("" when the request gives none: only the statistics every type
+     has, in the type's own order). */
+  size_t column_count;
+  char **column_idents, **column_literals;
+  const char **column_kinds;
   bool failed;
 } qreg_catalog_names_t;
 
