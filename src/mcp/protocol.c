@@ -54,6 +54,7 @@ int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **o
   server->reg = reg;
   server->settings = *settings;
   server->tools = mcp_tools_definitions(settings->allow_writes);
+  mcp_tools_drop_disabled(server->tools, settings->disabled_tools);
   server->tasks = mcp_tasks_new();
   if (!server->tools || !server->tasks) {
     json_decref(server->tools);
@@ -395,6 +396,7 @@ mcp_call_t *mcp_server_next_expired(mcp_server_t *server) {
 
 static void call_free(mcp_call_t *call) {
   mcp_message_clear(&call->msg);
+  json_decref(call->tool_state);
   free(call->error_message);
   json_decref(call->error_data);
   free(call);

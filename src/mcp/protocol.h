@@ -48,17 +48,19 @@
 #define MCP_TASKS_EXTENSION "io.modelcontextprotocol/tasks"
 
 typedef struct mcp_settings {
-  size_t max_message_bytes;  /* longest message read (named in the error for longer ones) */
-  size_t max_response_bytes; /* one response's JSON at most (pages stop early) */
-  uint64_t poll_interval_ms; /* suggested to task pollers at least (grows with the query's age) */
-  uint64_t wait_ms;          /* execute_query and fetch_query_result wait this long by default
+  size_t max_message_bytes;   /* longest message read (named in the error for longer ones) */
+  size_t max_response_bytes;  /* one response's JSON at most (pages stop early) */
+  uint64_t poll_interval_ms;  /* suggested to task pollers at least (grows with the query's age) */
+  uint64_t wait_ms;           /* execute_query and fetch_query_result wait this long by default
                                 for the query to settle (wait_seconds); 0: they answer at once */
-  uint64_t task_window_ms;   /* a task-augmented execute_query waits this long before answering:
+  uint64_t task_window_ms;    /* a task-augmented execute_query waits this long before answering:
                                 a query settled by then is answered complete (2026-07-28) or
                                 as a completed task (2025-11-25); 0: at once */
-  uint64_t ttl_ms;           /* registry default TTL: also the longest task ttl */
-  uint64_t timeout_ms;       /* registry default per-query timeout */
-  bool allow_writes;         /* execute_query asks for writable queries */
+  uint64_t ttl_ms;            /* registry default TTL: also the longest task ttl */
+  uint64_t timeout_ms;        /* registry default per-query timeout */
+  bool allow_writes;          /* execute_query asks for writable queries */
+  const char *disabled_tools; /* borrowed: tool names, comma-separated, that tools/list leaves
+                                 out and tools/call refuses; NULL: none */
 } mcp_settings_t;
 
 typedef struct mcp_tasks mcp_tasks_t;
@@ -103,6 +105,10 @@ struct mcp_call {
   bool cancelled;        /* notifications/cancelled named this request */
   bool has_query;        /* a query runs on this request's behalf */
   qreg_id_t query;
+  /* A tool that runs several catalog queries in turn keeps what the earlier
+     ones gave here between its passes (tools.c). Owned; the thread running
+     the call only. */
+  json_t *tool_state;
   /* The wait (mcp_call_park). resume and awaited are set by the thread
      running the call before the watch exists; the rest under
      server->ready_mutex, written by the watch callback. When resume runs,

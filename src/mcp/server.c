@@ -92,7 +92,8 @@ typedef struct mcp_options {
   bool allow_writes;
   uint64_t max_message_bytes;
   uint64_t max_response_bytes;
-  uint64_t wait_ms; /* wait_set: --wait S, else DEFAULT_WAIT_MS */
+  char *disabled_tools; /* owned: --disable-tools / QREG_DISABLE_TOOLS, comma-separated */
+  uint64_t wait_ms;     /* wait_set: --wait S, else DEFAULT_WAIT_MS */
   bool wait_set;
   bool help;
 } mcp_options_t;
@@ -108,7 +109,8 @@ static void usage(FILE *out) {
           "output, logs on standard error. Protocol revisions 2025-06-18 and 2025-11-25\n"
           "(initialize handshake, tasks) and 2026-07-28 (stateless, tasks extension).\n"
           "Tools: execute_query, get_query_status, fetch_query_result, cancel_query,\n"
-          "list_queries, list_tables, describe_table.\n"
+          "list_queries; to explore: list_schemas, list_tables, describe_table,\n"
+          "search_columns, sample_table_data, analyze_table_statistics.\n"
           "\n"
           "Options (each also from the environment variable shown; the command line wins):\n"
           "  --db URL                  QREG_DB      the database (forms below). Default:\n"
@@ -125,6 +127,8 @@ static void usage(FILE *out) {
           "                            the oldest finished one makes room (%zu)\n"
           "  --allow-writes            QREG_ALLOW_WRITES=1  allow statements that write\n"
           "                            (default: every query is read-only)\n"
+          "  --disable-tools A,B       QREG_DISABLE_TOOLS  switch tools off (names as listed\n"
+          "                            above): tools/list leaves them out\n"
           "  --max-message-bytes N     QREG_MAX_MESSAGE_BYTES  longest request line (%zu)\n"
           "  --max-response-bytes N    QREG_MAX_RESPONSE_BYTES  largest page or list response;\n"
           "                            longer ones stop early and say where to go on (%zu)\n"
@@ -167,6 +171,7 @@ static bool parse_bool(const char *text, bool *out) {
 /* One option that takes a value: its flag, environment variable and parser. */
 typedef enum value_kind {
   VALUE_URL,
+  VALUE_TOOLS, /* tool names, comma-separated, each one of the tools */
   VALUE_COUNT,
   VALUE_SECONDS,
   VALUE_WAIT /* seconds, 0 allowed, at most TOOLS_MAX_WAIT_S */
@@ -188,6 +193,8 @@ static const value_option_t VALUE_OPTIONS[] = {
     {"--timeout", "QREG_TIMEOUT", VALUE_SECONDS, offsetof(mcp_options_t, timeout_ms), 0, 0},
     {"--ttl", "QREG_TTL", VALUE_SECONDS, offsetof(mcp_options_t, ttl_ms), 0, 0},
     {"--wait", "QREG_WAIT", VALUE_WAIT, offsetof(mcp_options_t, wait_ms), 0, 0},
+    {"--disable-tools", "QREG_DISABLE_TOOLS", VALUE_TOOLS, offsetof(mcp_options_t, disabled_tools),
+     0, 0},
     {"--max-rows", "QREG_MAX_ROWS", VALUE_COUNT, offsetof(mcp_options_t, max_rows), 1,
      UINT64_C(1000000000)},
     {"--max-records", "QREG_MAX_RECORDS", VALUE_COUNT, offsetof(mcp_options_t, max_records), 1,
@@ -211,6 +218,27 @@ static int set_value(mcp_options_t *options, const value_option_t *o, const char
     free(*url);
     *url = strdup(value);
     return *url ? 0 : usage_error("out of memory");
+  }
+  if (o->kind == VALUE_TOOLS) {
+    /* Each name must be a tool: a typo would leave on what was meant off. */
+    const char *p = value;
+    while (*p) {
+      const char *end = strchr(p, ',');
+      size_t len = end ? (size_t)(end - p) : strlen(p);
+      char name[64];
+      snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+      if (len == 0 || len >= sizeof name || !mcp_tools_known(name))
+        return usage_error("%s: '%.*s' is not a tool (tools: execute_query, get_query_status, "
+                           "fetch_query_result, cancel_query, list_queries, list_schemas, "
+                           "list_tables, describe_table, search_columns, sample_table_data, "
+                           "analyze_table_statistics)",
+                           from, (int)(len < 64 ? len : 64), p);
+      p += len + (end ? 1 : 0);
+    }
+    char **list = (char **)(void *)base;
+    free(*list);
+    *list = strdup(value);
+    return *list ? 0 : usage_error("out of memory");
   }
   uint64_t parsed;
   if (o->kind == VALUE_WAIT) {
@@ -639,6 +667,7 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
       .poll_interval_ms = POLL_INTERVAL_MS,
       .wait_ms = options->wait_set ? options->wait_ms : DEFAULT_WAIT_MS,
       .task_window_ms = TASK_WINDOW_MS,
+      .disabled_tools = options->disabled_tools,
       .ttl_ms = config.default_ttl_ms,
       .timeout_ms = config.default_timeout_ms,
       .allow_writes = config.allow_writes,
@@ -685,15 +714,18 @@ int qreg_mcp_main(int argc, char **argv) {
   int rc = parse_options(argc, argv, &options);
   if (rc) {
     free(options.db_url);
+    free(options.disabled_tools);
     return rc;
   }
   if (options.help) {
     usage(stdout);
     free(options.db_url);
+    free(options.disabled_tools);
     return 0;
   }
   if (!options.db_url && default_database(&options) < 0) {
     fprintf(stderr, "qreg mcp: out of memory\n");
+    free(options.disabled_tools);
     return 1;
   }
 
@@ -711,6 +743,7 @@ int qreg_mcp_main(int argc, char **argv) {
     fprintf(stderr, "qreg mcp: cannot set up: %s\n", strerror(errno));
     free(rt);
     free(options.db_url);
+    free(options.disabled_tools);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return 1;
   }
@@ -720,6 +753,7 @@ int qreg_mcp_main(int argc, char **argv) {
     close(rt->wake[1]);
     free(rt);
     free(options.db_url);
+    free(options.disabled_tools);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return 1;
   }
@@ -738,6 +772,7 @@ int qreg_mcp_main(int argc, char **argv) {
   close(rt->ready[1]);
   free(rt);
   free(options.db_url);
+  free(options.disabled_tools);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   return rc;
 }

@@ -246,23 +246,38 @@ json_t *mcp_tools_definitions(bool allow_writes) {
                     "cursor until it is null.",
                     input_schema(in, NULL), object_schema(out, list_out_required), reader));
 
+  /* list_schemas */
+  out = json_pack("{s:{s:s, s:s}, s:{s:s, s:{s:s}}, s:{s:s}}", "database", "type", "string",
+                  "description", "The database's kind (its driver's name): the SQL dialect.",
+                  "schemas", "type", "array", "items", "type", "string", "truncated", "type",
+                  "boolean");
+  static const char *const schemas_out_required[] = {"database", "schemas", "truncated", NULL};
+  json_array_append_new(
+      tools,
+      define("list_schemas", "List schemas",
+             "List the database's schemas (namespaces of tables; SQLite: main and attached "
+             "databases), without the system's own. Pass one to list_tables to narrow it.",
+             input_schema(json_object(), NULL), object_schema(out, schemas_out_required), reader));
+
   /* list_tables */
   in = json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "description",
                  "Only this schema, as list_tables names them. Default: every user schema.");
   out = json_pack("{s:{s:s, s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[ss]}, "
-                  "s:{s:[ss]}}}}, s:{s:s}}",
+                  "s:{s:[ss], s:s}}}}, s:{s:s}}",
                   "database", "type", "string", "description",
                   "The database's kind (its driver's name): the SQL dialect to write.", "tables",
                   "type", "array", "items", "type", "object", "properties", "schema", "type",
                   "string", "name", "type", "string", "type", "type", "string", "comment", "type",
-                  "string", "null", "row_estimate", "type", "integer", "null", "truncated", "type",
-                  "boolean");
+                  "string", "null", "row_estimate", "type", "integer", "null", "description",
+                  "The database's own estimate (null when it keeps none); count(*) for the "
+                  "exact number.",
+                  "truncated", "type", "boolean");
   json_array_append_new(
       tools, define("list_tables", "List tables",
-                    "List the tables and views of the database (schema, name, type, comment, "
-                    "estimated row count where the database keeps one) and say which kind of "
-                    "database it is, i.e. which SQL dialect to write. Start here to find what "
-                    "to query.",
+                    "Start here. List the tables and views of the database (schema, name, type, "
+                    "comment, estimated row count where the database keeps one) and say which "
+                    "kind of database it is, i.e. which SQL dialect to write. Then "
+                    "describe_table for a table's columns, keys and indexes.",
                     input_schema(in, NULL), object_schema(out, tables_out_required), reader));
 
   /* describe_table */
@@ -270,17 +285,112 @@ json_t *mcp_tools_definitions(bool allow_writes) {
                  "description", "A table or view name, as list_tables gives it.", "schema", "type",
                  "string", "description",
                  "Its schema (default: the one the database finds for the bare name).");
-  out = json_pack("{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{}, "
-                  "s:{s:s}, s:{s:[ss]}}}}}",
-                  "schema", "type", "string", "null", "table", "type", "string", "columns", "type",
-                  "array", "items", "type", "object", "properties", "name", "type", "string",
-                  "type", "type", "string", "nullable", "type", "boolean", "default", "primary_key",
-                  "type", "boolean", "comment", "type", "string", "null");
+  json_t *string_list =
+      json_pack("{s:[ss], s:{s:s}}", "type", "array", "null", "items", "type", "string");
+  out = json_pack(
+      "{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, s:[sssss]}, "
+      "s:{s:s}, s:{}, s:{s:s}, s:{s:[ss]}}}}, s:{s:s, s:{s:s}}, "
+      "s:{s:[ss], s:{s:s, s:{s:{s:s}, s:O, s:{s:s}, s:{s:s}}}}, "
+      "s:{s:[ss], s:{s:s, s:{s:{s:s}, s:O, s:{s:[ss]}, s:{s:s}, s:O}}}}",
+      "schema", "type", "string", "null", "table", "type", "string", "columns", "type", "array",
+      "items", "type", "object", "properties", "ordinal", "type", "integer", "name", "type",
+      "string", "type", "type", "string", "kind", "type", "string", "enum", "number", "text",
+      "boolean", "date", "other", "nullable", "type", "boolean", "default", "primary_key", "type",
+      "boolean", "comment", "type", "string", "null", "primary_key", "type", "array", "items",
+      "type", "string", "indexes", "type", "array", "null", "items", "type", "object", "properties",
+      "name", "type", "string", "columns", string_list, "unique", "type", "boolean", "primary",
+      "type", "boolean", "foreign_keys", "type", "array", "null", "items", "type", "object",
+      "properties", "name", "type", "string", "columns", string_list, "referenced_schema", "type",
+      "string", "null", "referenced_table", "type", "string", "referenced_columns", string_list);
+  json_decref(string_list);
   json_array_append_new(
       tools,
       define("describe_table", "Describe a table",
-             "The columns of a table or view, in order: name, declared type, nullable, "
-             "default expression, whether it is part of the primary key, and its comment.",
+             "The columns of a table or view, in order: ordinal, name, declared type, kind "
+             "(number, text, boolean, date, other), nullable, default expression, whether it "
+             "is part of the primary key, and its comment; then the primary key, the indexes "
+             "and the foreign keys (which tables it joins to, on which columns) - null where "
+             "the database has none to show.",
              input_schema(in, table_required), object_schema(out, describe_out_required), reader));
+
+  /* search_columns */
+  in = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:i, s:i, s:s}}", "pattern", "type",
+                 "string", "description",
+                 "Part of a column name, any case; a plain substring (_ and % are themselves).",
+                 "schema", "type", "string", "description", "Only this schema (default: all).",
+                 "limit", "type", "integer", "minimum", 1, "maximum", 10000, "description",
+                 "Matches at most. Default 100.");
+  out =
+      json_pack("{s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}, "
+                "s:{s:s}}",
+                "pattern", "type", "string", "columns", "type", "array", "items", "type", "object",
+                "properties", "schema", "type", "string", "table", "type", "string", "column",
+                "type", "string", "type", "type", "string", "truncated", "type", "boolean");
+  static const char *const pattern_required[] = {"pattern", NULL};
+  static const char *const search_out_required[] = {"pattern", "columns", "truncated", NULL};
+  json_array_append_new(
+      tools,
+      define("search_columns", "Find columns by name",
+             "Find the columns whose name contains pattern (any case) in every table and "
+             "view: schema, table, column, type. Use it to find where a value lives "
+             "(search 'email', 'customer', 'date') instead of guessing table names.",
+             input_schema(in, pattern_required), object_schema(out, search_out_required), reader));
+
+  /* sample_table_data */
+  in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}, s:{s:s, s:{s:s}, s:i, s:s}, "
+                 "s:{s:s, s:i, s:i, s:s}, s:{s:s, s:s}}",
+                 "table", "type", "string", "minLength", 1, "description",
+                 "A table or view name, as list_tables gives it.", "schema", "type", "string",
+                 "description", "Its schema (default: the one the database finds).", "columns",
+                 "type", "array", "items", "type", "string", "minItems", 1, "description",
+                 "Only these columns (default: all).", "limit", "type", "integer", "minimum", 1,
+                 "maximum", 100, "description", "Rows at most. Default 10.", "random", "type",
+                 "boolean", "description",
+                 "A random sample (default true); false: the first rows the database gives.");
+  out = json_pack("{s:{s:[ss]}, s:{s:s}, s:o, s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s, s:s}}", "schema",
+                  "type", "string", "null", "table", "type", "string", "columns", schema_columns(),
+                  "rows", "type", "array", "items", "type", "array", "random", "type", "boolean",
+                  "truncated", "type", "boolean", "description",
+                  "Rows were left out to stay within the response size limit.");
+  static const char *const sample_out_required[] = {"table", "columns", "rows", "truncated", NULL};
+  json_array_append_new(
+      tools,
+      define("sample_table_data", "Sample rows of a table",
+             "A few real rows of a table or view (random by default), to see what its "
+             "values look like - formats, codes, typical text - before writing SQL. "
+             "Values are written as execute_query writes them.",
+             input_schema(in, table_required), object_schema(out, sample_out_required), reader));
+
+  /* analyze_table_statistics */
+  in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}, s:{s:s, s:{s:s}, s:i, s:s}}", "table", "type",
+                 "string", "minLength", 1, "description",
+                 "A table or view name, as list_tables gives it.", "schema", "type", "string",
+                 "description", "Its schema (default: the one the database finds).", "columns",
+                 "type", "array", "items", "type", "string", "minItems", 1, "description",
+                 "Only these columns (default: all). Each reads the whole table: name the ones "
+                 "you need on a big table.");
+  out = json_pack(
+      "{s:{s:[ss]}, s:{s:s}, s:{s:[ss]}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:[ss]}, s:{s:s}, "
+      "s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{}, s:{s:s}, s:{}, s:{}, s:{}, s:{s:s}, s:{s:s}, "
+      "s:{s:s, s:{s:s, s:{s:{}, s:{s:s}}}}}}}, s:{s:s}}",
+      "schema", "type", "string", "null", "table", "type", "string", "row_count", "type", "integer",
+      "null", "columns", "type", "array", "items", "type", "object", "properties", "name", "type",
+      "string", "type", "type", "string", "null", "kind", "type", "string", "count", "type",
+      "integer", "null_count", "type", "integer", "distinct_count", "type", "integer", "min", "max",
+      "mean", "type", "number", "p25", "p50", "p75", "true_count", "type", "integer", "false_count",
+      "type", "integer", "top_values", "type", "array", "items", "type", "object", "properties",
+      "value", "count", "type", "integer", "truncated", "type", "boolean");
+  static const char *const stats_out_required[] = {"table", "row_count", "columns", "truncated",
+                                                   NULL};
+  json_array_append_new(
+      tools,
+      define("analyze_table_statistics", "Column statistics",
+             "Profile a table's columns by their kind: for every column count (values that "
+             "are not NULL), null_count and distinct_count; min and max (for dates: the date "
+             "range); for "
+             "numbers the mean and the quartiles p25, p50 (median), p75; for text the most "
+             "frequent values (top_values, up to 5 with counts); for booleans true_count and "
+             "false_count. Use it to learn ranges and common values before filtering.",
+             input_schema(in, table_required), object_schema(out, stats_out_required), reader));
   return tools;
 }

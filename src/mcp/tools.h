@@ -1,9 +1,10 @@
 /*
- * src/mcp/tools.h - the seven MCP tools of qreg (execute_query,
- * get_query_status, fetch_query_result, cancel_query, list_queries,
- * list_tables, describe_table): their definitions (schemas written for a
- * model), their handlers, and the JSON forms of registry objects (snapshots,
- * pages) that tasks.c shares.
+ * src/mcp/tools.h - the MCP tools of qreg: the queries (execute_query,
+ * get_query_status, fetch_query_result, cancel_query, list_queries) and the
+ * exploration tools (list_schemas, list_tables, describe_table,
+ * search_columns, sample_table_data, analyze_table_statistics): their
+ * definitions (schemas written for a model), their handlers, and the JSON
+ * forms of registry objects (snapshots, pages) that tasks.c shares.
  *
  * Owns nothing beyond each call: every JSON value returned belongs to the caller.
  */
@@ -27,6 +28,12 @@
    (tool_definitions.c). allow_writes
    changes execute_query's hints (readOnlyHint, destructiveHint). */
 json_t *mcp_tools_definitions(bool allow_writes);
+
+/* Removes from tools (mcp_tools_definitions) each one named in disabled
+   (comma-separated; NULL: none); returns how many it removed. */
+int mcp_tools_drop_disabled(json_t *tools, const char *disabled);
+/* true when name is one of the tools. */
+bool mcp_tools_known(const char *name);
 
 /* tools/list: {tools: [...]} shaped for the call's protocol revision. */
 json_t *mcp_tools_list(mcp_call_t *call);

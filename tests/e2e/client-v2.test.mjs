@@ -25,6 +25,7 @@ import {
   QREG_BIN, ITEM_ROWS, MEDIUM_SQL, MEDIUM_ROWS, LONG_SQL, TERMINAL, makeDatabase, until, finalStats,
   packageVersion, sanitizerReport,
 } from './lib.mjs';
+import { TOOL_NAMES } from './lib.mjs';
 
 const CLIENT_VERSION = packageVersion('@modelcontextprotocol/client');
 const EXT_TASKS_VERSION = packageVersion('@modelcontextprotocol/ext-tasks');
@@ -96,7 +97,7 @@ test(`client ${CLIENT_VERSION}: 2026-07-28 (pinned) discover, tools, queries`, {
     assert.equal(client.getServerVersion()?.name ?? discover._meta['io.modelcontextprotocol/serverInfo'].name, 'qreg');
 
     const { tools } = await client.listTools();
-    assert.equal(tools.length, 7);
+    assert.equal(tools.length, TOOL_NAMES.length);
     assert.equal(tools[0].name, 'execute_query');
     assert.equal(tools[0].execution, undefined, 'no taskSupport in 2026-07-28');
 
@@ -145,7 +146,7 @@ test(`client ${CLIENT_VERSION}: auto negotiation picks 2026-07-28; legacy mode g
   try {
     assert.equal(auto.client.getProtocolEra(), 'modern');
     assert.equal(auto.client.getNegotiatedProtocolVersion(), '2026-07-28');
-    assert.equal((await auto.client.listTools()).tools.length, 7);
+    assert.equal((await auto.client.listTools()).tools.length, TOOL_NAMES.length);
   } finally {
     await auto.close();
   }

@@ -11,6 +11,7 @@ import {
   RawServer, LONG_SQL, MEDIUM_SQL, MEDIUM_ROWS, TERMINAL, makeDatabase, modernMeta, until, finalStats,
   sleep, sanitizerReport,
 } from './lib.mjs';
+import { TOOL_NAMES } from './lib.mjs';
 
 let db;
 before(() => { db = makeDatabase(); });
@@ -128,7 +129,7 @@ test('bad input gets JSON-RPC errors and the server keeps serving', async () => 
 
     // Still serving.
     const { result } = await server.request('tools/list', {});
-    assert.equal(result.tools.length, 7);
+    assert.equal(result.tools.length, TOOL_NAMES.length);
     assert.ok(server.lines.every((line) => !line.includes('\n')));
   } finally {
     await closeClean(server);
@@ -188,7 +189,7 @@ test('2026-07-28 stateless over raw stdio: discover, results, tasks extension', 
 
     const list = (await server.request('tools/list', { _meta: modernMeta() })).result;
     assert.equal(list.resultType, 'complete');
-    assert.equal(list.tools.length, 7);
+    assert.equal(list.tools.length, TOOL_NAMES.length);
     assert.ok(list.ttlMs >= 0 && list.cacheScope);
 
     // Without the extension: a plain result.
@@ -239,7 +240,7 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
       catalogQuery = listed.queries.find((q) => q.sql.includes('pragma_table_list'));
       return catalogQuery;
     }, 30000, 'the catalog query, pending');
-    assert.equal((await server.request('tools/list', {})).result.tools.length, 7);
+    assert.equal((await server.request('tools/list', {})).result.tools.length, TOOL_NAMES.length);
     server.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: slowId, reason: 'test' } });
     const st = await waitStatus(server, catalogQuery.query_id, (s) => TERMINAL.has(s));
     assert.equal(st.status, 'canceled');

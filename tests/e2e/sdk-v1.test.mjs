@@ -12,6 +12,7 @@ import {
   QREG_BIN, ITEM_ROWS, MEDIUM_SQL, MEDIUM_ROWS, LONG_SQL, TERMINAL, makeDatabase, until, finalStats, packageVersion,
   sanitizerReport,
 } from './lib.mjs';
+import { TOOL_NAMES } from './lib.mjs';
 
 const SDK_VERSION = packageVersion('@modelcontextprotocol/sdk');
 
@@ -66,10 +67,7 @@ test(`sdk ${SDK_VERSION}: handshake and tools/list`, async () => {
     assert.ok(caps.tasks.list && caps.tasks.cancel);
     assert.match(s.client.getInstructions(), /execute_query/);
     const { tools } = await s.client.listTools();
-    assert.deepEqual(tools.map((t) => t.name), [
-      'execute_query', 'get_query_status', 'fetch_query_result', 'cancel_query',
-      'list_queries', 'list_tables', 'describe_table',
-    ]);
+    assert.deepEqual(tools.map((t) => t.name), TOOL_NAMES);
     for (const tool of tools) {
       assert.equal(tool.inputSchema.type, 'object', tool.name);
       assert.equal(tool.outputSchema.type, 'object', tool.name);
