@@ -10,6 +10,7 @@ set -euo pipefail
 #   build-essential, cmake, pkg-config   the build
 #   libuv1-dev libsqlite3-dev libpq-dev  the library (loop, SQLite, PostgreSQL)
 #   libjansson-dev                       the qreg program (JSON)
+#   libyaml-dev                          qreg mcp --config (the YAML config file)
 #   libcmocka-dev                        the C tests
 #   postgresql                           initdb/pg_ctl for the test-pg-* tests
 #   valgrind                             make valgrind
@@ -18,7 +19,7 @@ set -euo pipefail
 #                                        version .clang-format/.clang-tidy use)
 #   nodejs npm                           the MCP end-to-end tests (tests/e2e)
 packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
-          libjansson-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
+          libjansson-dev libyaml-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
           clang-format-14 clang-tidy-14 nodejs npm)
 
 # Whether a package is needed: installed packages are not, and neither are

@@ -47,14 +47,40 @@ static const char INSTRUCTIONS[] =
     "when it is done, or cancel_query to stop it. Follow next_offset while has_more is true "
     "for more rows. Queries are read-only unless the server was started with --allow-writes.";
 
+/* The instructions, with a word on sources when there are several. */
+static json_t *instructions(const mcp_server_t *server) {
+  if (server->source_count < 2)
+    return json_string(INSTRUCTIONS);
+  return json_pack("s+", INSTRUCTIONS,
+                   " This server serves several databases (sources): call list_sources first, "
+                   "and pass source to every tool (default: the first source).");
+}
+
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out) {
+  mcp_source_t source = {.name = "default",
+                         .reg = reg,
+                         .allow_writes = settings->allow_writes,
+                         .timeout_ms = settings->timeout_ms};
+  return mcp_server_new_sources(&source, 1, settings, out);
+}
+
+int mcp_server_new_sources(const mcp_source_t *sources, size_t count,
+                           const mcp_settings_t *settings, mcp_server_t **out) {
+  if (count == 0 || count > MCP_MAX_SOURCES)
+    return QREG_EINVAL;
   mcp_server_t *server = calloc(1, sizeof *server);
   if (!server)
     return QREG_ENOMEM;
-  server->reg = reg;
+  memcpy(server->sources, sources, count * sizeof *sources);
+  server->source_count = count;
+  server->reg = sources[0].reg;
   server->settings = *settings;
-  server->tools = mcp_tools_definitions(settings->allow_writes);
+  bool any_writes = false;
+  for (size_t i = 0; i < count; i++)
+    any_writes = any_writes || sources[i].allow_writes;
+  server->tools = mcp_tools_definitions(any_writes);
   mcp_tools_drop_disabled(server->tools, settings->disabled_tools);
+  mcp_tools_add_sources(server);
   server->tasks = mcp_tasks_new();
   if (!server->tools || !server->tasks) {
     json_decref(server->tools);
@@ -263,7 +289,7 @@ bool mcp_call_park(mcp_call_t *call, const char *query_id, mcp_resume_fn resume)
   snprintf(call->awaited.str, sizeof call->awaited.str, "%s", query_id);
   call->armed = false;
   call->settled = false;
-  int rc = qreg_watch(server->reg, query_id, on_settled, call);
+  int rc = qreg_watch(call->reg, query_id, on_settled, call);
   if (rc < 0) {
     /* No watch, so no callback: settled now, with why. mcp_server_run()
        resumes it at once. */
@@ -281,7 +307,7 @@ json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn res
      tasks/get said completed) is answered here, without a trip through the
      loop thread. */
   qreg_status_t status = QREG_PENDING;
-  int rc = qreg_wait(call->server->reg, query_id, 0, &status);
+  int rc = qreg_wait(call->reg, query_id, 0, &status);
   if (rc != QREG_ETIMEDOUT)
     return resume(call, query_id, rc, status);
   (void)mcp_call_park(call, query_id, resume);
@@ -291,11 +317,11 @@ json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn res
 json_t *mcp_call_await_for(mcp_call_t *call, const char *query_id, uint64_t timeout_ms,
                            mcp_resume_fn resume) {
   qreg_status_t status = QREG_PENDING;
-  int rc = qreg_wait(call->server->reg, query_id, 0, &status);
+  int rc = qreg_wait(call->reg, query_id, 0, &status);
   if (rc != QREG_ETIMEDOUT || timeout_ms == 0) {
     if (rc == QREG_ETIMEDOUT) {
       qreg_snapshot_t *snap = NULL;
-      if (qreg_snapshot(call->server->reg, query_id, &snap) == 0)
+      if (qreg_snapshot(call->reg, query_id, &snap) == 0)
         status = snap->status;
       qreg_snapshot_free(snap);
     }
@@ -555,9 +581,9 @@ static char *handle_initialize(mcp_server_t *server, const mcp_message_t *msg, s
   json_t *client = json_object_get(json_object_get(msg->params, "clientInfo"), "name");
   logf_(server, "initialize: protocol %s (client asked %.40s), client %.80s", version,
         json_string_value(requested), json_is_string(client) ? json_string_value(client) : "?");
-  json_t *result = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", version, "capabilities",
+  json_t *result = json_pack("{s:s, s:o, s:o, s:o}", "protocolVersion", version, "capabilities",
                              capabilities(false, version), "serverInfo", server_info(),
-                             "instructions", INSTRUCTIONS);
+                             "instructions", instructions(server));
   return dump_reply(mcp_jsonrpc_result(msg->id, result), len);
 }
 
@@ -568,6 +594,7 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
   if (!request_id)
     return;
   qreg_id_t query;
+  qreg_t *reg = NULL;
   bool found = false;
   bool has_query = false;
   pthread_mutex_lock(&server->mutex);
@@ -578,6 +605,7 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
       call->cancelled = true;
       has_query = call->has_query;
       query = call->query;
+      reg = call->reg;
       /* Out of the table at once: no answer is due any more, and a parked
          call is kept only until its watch is called (no watch can be
          withdrawn), then freed without a word. */
@@ -594,7 +622,7 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
           json_is_string(reason) ? ")" : "");
   /* Asked, not waited for: the reader never waits on a database. */
   if (has_query)
-    (void)qreg_cancel_async(server->reg, query.str, NULL);
+    (void)qreg_cancel_async(reg, query.str, NULL);
 }
 
 /* Reads the 2026-07-28 request metadata into the call; returns an error line
@@ -659,6 +687,7 @@ mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t le
     return NULL;
   }
   call->server = server;
+  call->reg = server->sources[0].reg;
   call->msg = msg;
   json_t *meta = json_object_get(msg.params, "_meta");
   json_t *version = json_object_get(meta, META_PROTOCOL_VERSION);
@@ -770,9 +799,9 @@ static json_t *dispatch(mcp_call_t *call) {
   if (strcmp(method, "tools/call") == 0)
     return method_tools_call(call);
   if (strcmp(method, "server/discover") == 0)
-    return json_pack("{s:o, s:o, s:s, s:i, s:s}", "supportedVersions", supported_versions(),
+    return json_pack("{s:o, s:o, s:o, s:i, s:s}", "supportedVersions", supported_versions(),
                      "capabilities", capabilities(true, MCP_VERSION_2026_07_28), "instructions",
-                     INSTRUCTIONS, "ttlMs", CACHE_TTL_MS, "cacheScope", "public");
+                     instructions(call->server), "ttlMs", CACHE_TTL_MS, "cacheScope", "public");
   if (strcmp(method, "tasks/get") == 0)
     return require_tasks(call, true) ? mcp_tasks_get(call) : NULL;
   if (strcmp(method, "tasks/cancel") == 0)

@@ -63,6 +63,20 @@ typedef struct mcp_settings {
                                  out and tools/call refuses; NULL: none */
 } mcp_settings_t;
 
+/* One database the server serves: a registry and what differs per source.
+   Everything borrowed: the caller opens, closes and frees it. */
+typedef struct mcp_source {
+  const char *name;           /* as tools take it in `source` */
+  const char *description;    /* may be NULL */
+  qreg_t *reg;
+  bool allow_writes;          /* execute_query asks for writable queries */
+  uint64_t timeout_ms;        /* the registry's default per-query timeout */
+  const char *disabled_tools; /* comma-separated; these tools refuse this source. NULL: none */
+} mcp_source_t;
+
+/* Sources one server serves at most. */
+#define MCP_MAX_SOURCES 64
+
 typedef struct mcp_tasks mcp_tasks_t;
 typedef struct mcp_server mcp_server_t;
 typedef struct mcp_call mcp_call_t;
@@ -90,6 +104,8 @@ typedef json_t *(*mcp_resume_fn)(mcp_call_t *call, const char *query_id, int rc,
  */
 struct mcp_call {
   mcp_server_t *server;    /* borrowed */
+  qreg_t *reg;             /* borrowed: the source this call works on (tools.c binds it) */
+  size_t source;           /* its index in server->sources */
   mcp_message_t msg;       /* owned: the request */
   bool modern;             /* served statelessly (2026-07-28 _meta) */
   char version[16];        /* the protocol revision serving this request */
@@ -134,7 +150,9 @@ struct mcp_call {
 };
 
 struct mcp_server {
-  qreg_t *reg; /* borrowed: opened, closed, destroyed by the caller */
+  qreg_t *reg; /* borrowed: the first source's registry */
+  mcp_source_t sources[MCP_MAX_SOURCES]; /* borrowed names and registries */
+  size_t source_count;
   mcp_settings_t settings;
   json_t *tools;      /* owned: every tool definition (tools.c), built once */
   mcp_tasks_t *tasks; /* owned: task store (tasks.c) */
@@ -158,6 +176,11 @@ struct mcp_server {
 #define MCP_PARKED_MAX 100000
 
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out);
+/* A server of several sources (1 to MCP_MAX_SOURCES, names unique): with
+   more than one, every tool takes `source` (an enum of their names; default:
+   the first) and list_sources describes them. */
+int mcp_server_new_sources(const mcp_source_t *sources, size_t count,
+                           const mcp_settings_t *settings, mcp_server_t **out);
 void mcp_server_set_logger(mcp_server_t *server, mcp_log_fn fn, void *ctx);
 void mcp_server_set_waker(mcp_server_t *server, mcp_wake_fn fn, void *ctx);
 /* Every call must have been answered or dropped first: after qreg_close(),

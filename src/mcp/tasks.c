@@ -43,6 +43,8 @@ typedef struct task {
   uint64_t seq;           /* creation order, from 1: tasks/list cursors */
   uint64_t ttl_ms;        /* as told to the client */
   qreg_id_t id;           /* the query's id, also the taskId */
+  size_t source;          /* the index of the query's source (server->sources) */
+  qreg_t *reg;            /* borrowed: that source's registry */
   bool cancelled;         /* tasks/cancel accepted it: final */
 } task_t;
 
@@ -173,35 +175,43 @@ static bool store_mark_cancelled(mcp_tasks_t *tasks, const char *id) {
   return changed;
 }
 
-/* Drops every task whose query the registry no longer has. */
-static void store_sweep(mcp_tasks_t *tasks, qreg_t *reg) {
+/* Drops every task whose query its registry no longer has. */
+static void store_sweep(mcp_tasks_t *tasks) {
   pthread_mutex_lock(&tasks->mutex);
   size_t count = tasks->count;
   qreg_id_t *ids = calloc(count ? count : 1, sizeof *ids);
+  qreg_t **regs = calloc(count ? count : 1, sizeof *regs);
   size_t n = 0;
-  for (task_t *t = tasks->head; t && ids; t = t->next)
+  for (task_t *t = tasks->head; t && ids && regs; t = t->next) {
+    regs[n] = t->reg;
     ids[n++] = t->id;
+  }
   pthread_mutex_unlock(&tasks->mutex);
   for (size_t i = 0; i < n; i++) {
-    if (qreg_wait(reg, ids[i].str, 0, NULL) == QREG_ENOTFOUND)
+    if (qreg_wait(regs[i], ids[i].str, 0, NULL) == QREG_ENOTFOUND)
       store_remove(tasks, ids[i].str);
   }
   free(ids);
+  free(regs);
   pthread_mutex_lock(&tasks->mutex);
   tasks->sweep_at = tasks->count * 2 > TASKS_SWEEP_AT ? tasks->count * 2 : TASKS_SWEEP_AT;
   pthread_mutex_unlock(&tasks->mutex);
 }
 
-static int store_add(mcp_tasks_t *tasks, qreg_t *reg, const qreg_id_t *id, uint64_t ttl_ms) {
+/* Adds the call's query (on the call's source) as a task. */
+static int store_add(mcp_tasks_t *tasks, const mcp_call_t *call, const qreg_id_t *id,
+                     uint64_t ttl_ms) {
   pthread_mutex_lock(&tasks->mutex);
   bool sweep = tasks->count >= tasks->sweep_at;
   pthread_mutex_unlock(&tasks->mutex);
   if (sweep)
-    store_sweep(tasks, reg);
+    store_sweep(tasks);
   task_t *t = calloc(1, sizeof *t);
   if (!t)
     return -1;
   t->id = *id;
+  t->source = call->source;
+  t->reg = call->reg;
   t->ttl_ms = ttl_ms;
   pthread_mutex_lock(&tasks->mutex);
   t->seq = tasks->next_seq++;
@@ -325,7 +335,10 @@ static bool load(mcp_call_t *call, const char *id, task_t *task, qreg_snapshot_t
     mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Failed to retrieve task: Task not found");
     return false;
   }
-  int rc = qreg_snapshot(call->server->reg, id, snap);
+  /* The call works on the task's source from here on. */
+  call->source = task->source;
+  call->reg = task->reg;
+  int rc = qreg_snapshot(call->reg, id, snap);
   if (rc == QREG_ENOTFOUND) {
     store_remove(call->server->tasks, id);
     mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Failed to retrieve task: Task has expired");
@@ -360,8 +373,8 @@ static json_t *tasks_create_resume(mcp_call_t *call, const char *query_id, int r
   if (call->modern) {
     if (rc != QREG_ETIMEDOUT && (rc < 0 || qreg_status_is_terminal(status)))
       return mcp_tools_query_outcome(call, id.str, call->budget);
-    if (store_add(call->server->tasks, call->server->reg, &id, call->server->settings.ttl_ms) < 0) {
-      (void)qreg_cancel_async(call->server->reg, id.str, NULL);
+    if (store_add(call->server->tasks, call, &id, call->server->settings.ttl_ms) < 0) {
+      (void)qreg_cancel_async(call->reg, id.str, NULL);
       mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: out of memory");
       return NULL;
     }
@@ -405,14 +418,14 @@ json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_param
     if (ttl_ms < TASKS_MIN_TTL_MS)
       ttl_ms = TASKS_MIN_TTL_MS;
   }
-  json_t *empty = NULL;
-  if (!arguments)
-    arguments = empty = json_object();
+  json_t *args = arguments ? json_copy(arguments) : json_object();
   qreg_id_t id;
   json_t *tool_error = NULL;
   uint64_t window_ms = settings->task_window_ms;
-  int rc = mcp_tools_submit_query(call, arguments, ttl_ms, &id, &window_ms, &tool_error);
-  json_decref(empty);
+  int rc = mcp_tools_bind_source(call, args, "execute_query", &tool_error);
+  if (rc == 0)
+    rc = mcp_tools_submit_query(call, args, ttl_ms, &id, &window_ms, &tool_error);
+  json_decref(args);
   if (rc < 0) {
     /* A task-augmented request expects a CreateTaskResult or an error. */
     json_t *text =
@@ -425,8 +438,8 @@ json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_param
   /* 2025-11-25: the client asked for a task, so it gets one, made now (a
      tasks/list during the window shows it). 2026-07-28: the server decides,
      so the task is made only if the query outlives the window. */
-  if (!call->modern && store_add(call->server->tasks, call->server->reg, &id, ttl_ms) < 0) {
-    (void)qreg_cancel_async(call->server->reg, id.str, NULL);
+  if (!call->modern && store_add(call->server->tasks, call, &id, ttl_ms) < 0) {
+    (void)qreg_cancel_async(call->reg, id.str, NULL);
     mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: out of memory");
     return NULL;
   }
@@ -533,7 +546,7 @@ json_t *mcp_tasks_list(mcp_call_t *call) {
       break;
     }
     qreg_snapshot_t *snap = NULL;
-    if (qreg_snapshot(call->server->reg, page[i].id.str, &snap) < 0) {
+    if (qreg_snapshot(page[i].reg, page[i].id.str, &snap) < 0) {
       store_remove(tasks, page[i].id.str);
       last = page[i].seq;
       continue;
@@ -591,7 +604,7 @@ json_t *mcp_tasks_cancel(mcp_call_t *call) {
   /* The task is cancelled from now on, whatever the query does; the answer
      waits (parked, not on a thread) until the query is stopped in the
      database and its connection released. */
-  (void)qreg_cancel_async(call->server->reg, id, NULL);
+  (void)qreg_cancel_async(call->reg, id, NULL); /* load() bound the task's source */
   store_mark_cancelled(call->server->tasks, id);
   return mcp_call_await(call, id, tasks_cancel_resume);
 }

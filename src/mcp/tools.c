@@ -355,8 +355,8 @@ int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg
   if (wait_ms && arg_wait(args, wait_ms, tool_error) < 0)
     return -1;
   options.ttl_ms = ttl_ms;
-  options.allow_writes = call->server->settings.allow_writes;
-  int rc = qreg_execute_n(call->server->reg, sql, sql_len, &options, id);
+  options.allow_writes = call->server->sources[call->source].allow_writes;
+  int rc = qreg_execute_n(call->reg, sql, sql_len, &options, id);
   if (rc < 0) {
     *tool_error = registry_error(rc, "execute_query");
     return -1;
@@ -429,7 +429,7 @@ static json_t *tool_execute_query(mcp_call_t *call, json_t *args) {
 
 json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t budget) {
   qreg_snapshot_t *snap = NULL;
-  int rc = qreg_snapshot(call->server->reg, query_id, &snap);
+  int rc = qreg_snapshot(call->reg, query_id, &snap);
   if (rc == QREG_ENOTFOUND) {
     mcp_call_fail(call, MCP_INVALID_PARAMS, NULL,
                   "Failed to retrieve task: task not found (it expired or never existed)");
@@ -449,7 +449,7 @@ json_t *mcp_tools_query_outcome(mcp_call_t *call, const char *query_id, size_t b
   if (snap->status == QREG_SUCCEEDED) {
     json_object_set_new(structured, "columns", mcp_json_columns(snap->columns, snap->column_count));
     qreg_page_t *page = NULL;
-    rc = qreg_fetch(call->server->reg, query_id, 0, TOOLS_DEFAULT_PAGE_ROWS, &page);
+    rc = qreg_fetch(call->reg, query_id, 0, TOOLS_DEFAULT_PAGE_ROWS, &page);
     if (rc == 0) {
       result = page_result(structured, page, budget);
       qreg_page_free(page);
@@ -486,7 +486,7 @@ static json_t *only_query_id(json_t *args, const char *tool, const char **id) {
 static json_t *query_status_resume(mcp_call_t *call, const char *id, int rc, qreg_status_t status) {
   (void)status; /* the snapshot says what there is to say of the query now */
   qreg_snapshot_t *snap = NULL;
-  rc = qreg_snapshot(call->server->reg, id, &snap);
+  rc = qreg_snapshot(call->reg, id, &snap);
   if (rc < 0)
     return registry_error(rc, "get_query_status");
   json_t *result = ok_result(mcp_json_snapshot(snap, true));
@@ -507,7 +507,7 @@ static json_t *tool_get_query_status(mcp_call_t *call, json_t *args) {
   if (!arg_query_id(args, &id, &error) || arg_wait(args, &wait_ms, &error) < 0)
     return error;
   qreg_snapshot_t *snap = NULL;
-  int rc = qreg_snapshot(call->server->reg, id, &snap);
+  int rc = qreg_snapshot(call->reg, id, &snap);
   if (rc < 0)
     return registry_error(rc, "get_query_status");
   bool settled = qreg_status_is_terminal(snap->status);
@@ -537,7 +537,7 @@ static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
   if (error)
     return error;
   qreg_snapshot_t *snap = NULL;
-  int rc = qreg_snapshot(call->server->reg, id, &snap);
+  int rc = qreg_snapshot(call->reg, id, &snap);
   if (rc < 0)
     return registry_error(rc, "cancel_query");
   qreg_status_t status = snap->status;
@@ -545,7 +545,7 @@ static json_t *tool_cancel_query(mcp_call_t *call, json_t *args) {
   qreg_snapshot_free(snap);
   if (was_terminal)
     return cancel_query_answer(id, false, status);
-  rc = qreg_cancel_async(call->server->reg, id, &status);
+  rc = qreg_cancel_async(call->reg, id, &status);
   if (rc < 0)
     return registry_error(rc, "cancel_query");
   /* The answer promises the query stopped and its connection released: it
@@ -567,11 +567,11 @@ static json_t *fetch_query_result_resume(mcp_call_t *call, const char *id, int r
       arg_count(args, "limit", 1, TOOLS_MAX_PAGE_ROWS, &limit, &error) < 0)
     return error;
   qreg_page_t *page = NULL;
-  rc = qreg_fetch(call->server->reg, id, offset, limit, &page);
+  rc = qreg_fetch(call->reg, id, offset, limit, &page);
   if (rc == QREG_ENORESULT || rc == QREG_ENOTREADY) {
     /* Say why there is nothing to fetch, with the query's own error. */
     qreg_snapshot_t *snap = NULL;
-    if (qreg_snapshot(call->server->reg, id, &snap) < 0)
+    if (qreg_snapshot(call->reg, id, &snap) < 0)
       return registry_error(rc, "fetch_query_result");
     char message[1024];
     json_t *result;
@@ -600,7 +600,7 @@ static json_t *fetch_query_result_resume(mcp_call_t *call, const char *id, int r
                                  mcp_json_columns(page->columns, page->column_count));
   if (page->truncated && offset + page->row_count >= page->total_rows) {
     qreg_snapshot_t *snap = NULL;
-    if (qreg_snapshot(call->server->reg, id, &snap) == 0)
+    if (qreg_snapshot(call->reg, id, &snap) == 0)
       add_next_step(structured, snap);
     qreg_snapshot_free(snap);
   }
@@ -662,7 +662,7 @@ static json_t *tool_list_queries(mcp_call_t *call, json_t *args) {
      cursor then points right after what was shown. */
   for (;;) {
     qreg_list_t *list = NULL;
-    int rc = qreg_list(call->server->reg, &filter, &list);
+    int rc = qreg_list(call->reg, &filter, &list);
     if (rc < 0)
       return registry_error(rc, "list_queries");
     json_t *queries = json_array();
@@ -704,15 +704,16 @@ static json_t *catalog_resume(mcp_call_t *call, const char *query_id, int rc,
    from the top (catalog_resume) and the second pass returns the result. */
 static qreg_page_t *run_catalog(mcp_call_t *call, const qreg_catalog_request_t *request,
                                 const char *tool, json_t **error) {
-  qreg_t *reg = call->server->reg;
+  qreg_t *reg = call->reg;
   qreg_id_t id;
   int rc;
   *error = NULL;
   if (!call->has_query) {
     qreg_options_t options;
     qreg_options_init(&options);
-    options.timeout_ms = call->server->settings.timeout_ms < TOOLS_CATALOG_TIMEOUT_MS
-                             ? call->server->settings.timeout_ms
+    uint64_t timeout_ms = call->server->sources[call->source].timeout_ms;
+    options.timeout_ms = timeout_ms && timeout_ms < TOOLS_CATALOG_TIMEOUT_MS
+                             ? timeout_ms
                              : TOOLS_CATALOG_TIMEOUT_MS;
     options.ttl_ms = TOOLS_CATALOG_TTL_MS;
     options.max_rows = TOOLS_CATALOG_MAX_ROWS;
@@ -928,7 +929,7 @@ static json_t *tool_list_schemas(mcp_call_t *call, json_t *args) {
   for (size_t r = 0; r < page->row_count; r++)
     json_array_append_new(schemas, cell_json(page, r, "schema_name"));
   qreg_page_free(page);
-  const char *driver = qreg_driver_name(call->server->reg);
+  const char *driver = qreg_driver_name(call->reg);
   json_t *structured = json_pack("{s:s, s:o, s:b}", "database", driver ? driver : "unknown",
                                  "schemas", schemas, "truncated", 0);
   return ok_result_trimmed(structured, "schemas", call->budget);
@@ -954,7 +955,7 @@ static json_t *tool_list_tables(mcp_call_t *call, json_t *args) {
                           "name", cell_json(page, r, "name"), "type", cell_json(page, r, "type"),
                           "comment", cell_json(page, r, "comment"), "row_estimate",
                           cell_json(page, r, "row_estimate")));
-  const char *driver = qreg_driver_name(call->server->reg);
+  const char *driver = qreg_driver_name(call->reg);
   json_t *structured = json_pack("{s:s, s:o, s:b}", "database", driver ? driver : "unknown",
                                  "tables", tables, "truncated", page->truncated);
   qreg_page_free(page);
@@ -1279,7 +1280,10 @@ typedef struct tool_entry {
   bool task_capable;
 } tool_entry_t;
 
+static json_t *tool_list_sources(mcp_call_t *call, json_t *args);
+
 static const tool_entry_t TOOL_TABLE[] = {
+    {"list_sources", tool_list_sources, false},
     {"execute_query", tool_execute_query, true},
     {"get_query_status", tool_get_query_status, false},
     {"fetch_query_result", tool_fetch_query_result, false},
@@ -1352,8 +1356,98 @@ int mcp_tools_drop_disabled(json_t *tools, const char *disabled) {
   return dropped;
 }
 
+void mcp_tools_add_sources(mcp_server_t *server) {
+  if (!server->tools)
+    return;
+  if (server->source_count < 2) {
+    /* One database: no source to choose, so no list_sources either. */
+    for (size_t i = 0; i < json_array_size(server->tools); i++) {
+      json_t *name = json_object_get(json_array_get(server->tools, i), "name");
+      if (strcmp(json_string_value(name), "list_sources") == 0)
+        json_array_remove(server->tools, i);
+    }
+    return;
+  }
+  json_t *names = json_array();
+  for (size_t i = 0; i < server->source_count; i++)
+    json_array_append_new(names, json_string(server->sources[i].name));
+  char description[256];
+  snprintf(description, sizeof description,
+           "Which database (list_sources describes them). Default: %s.",
+           server->sources[0].name);
+  size_t i;
+  json_t *tool;
+  json_array_foreach(server->tools, i, tool) {
+    json_t *properties = json_object_get(json_object_get(tool, "inputSchema"), "properties");
+    if (strcmp(json_string_value(json_object_get(tool, "name")), "list_sources") != 0)
+      json_object_set_new(properties, "source",
+                          json_pack("{s:s, s:O, s:s}", "type", "string", "enum", names,
+                                    "description", description));
+  }
+  json_decref(names);
+}
+
 bool mcp_tools_known(const char *name) {
   return find_tool(name) != NULL;
+}
+
+/* true when the comma-separated list names the tool. */
+static bool list_names(const char *list, const char *name) {
+  size_t len = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == len && strncmp(p, name, len) == 0)
+      return true;
+    p += n + (end ? 1 : 0);
+  }
+  return false;
+}
+
+int mcp_tools_bind_source(mcp_call_t *call, json_t *args, const char *tool, json_t **error) {
+  mcp_server_t *server = call->server;
+  json_t *source = json_object_get(args, "source");
+  call->source = 0;
+  if (source && !json_is_null(source)) {
+    bool found = false;
+    for (size_t i = 0; json_is_string(source) && i < server->source_count && !found; i++) {
+      if (strcmp(server->sources[i].name, json_string_value(source)) == 0) {
+        call->source = i;
+        found = true;
+      }
+    }
+    if (!found) {
+      char names[512] = "";
+      for (size_t i = 0; i < server->source_count; i++) {
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                 server->sources[i].name);
+      }
+      *error = invalid_argument("source: not one of this server's sources (%s; list_sources "
+                                "describes them)",
+                                names);
+      return -1;
+    }
+  } else if (server->source_count > 1) {
+    /* A query id names its source: the registry that has it. */
+    json_t *id = json_object_get(args, "query_id");
+    for (size_t i = 0; json_is_string(id) && i < server->source_count; i++) {
+      if (qreg_wait(server->sources[i].reg, json_string_value(id), 0, NULL) != QREG_ENOTFOUND &&
+          strlen(json_string_value(id)) == QREG_ID_LEN) {
+        call->source = i;
+        break;
+      }
+    }
+  }
+  call->reg = server->sources[call->source].reg;
+  if (list_names(server->sources[call->source].disabled_tools, tool)) {
+    *error = mcp_tools_error_result("invalid_argument", NULL, "this tool is switched off for this "
+                                                              "source (list_sources says which "
+                                                              "are on)");
+    return -1;
+  }
+  (void)json_object_del(args, "source");
+  return 0;
 }
 
 json_t *mcp_tools_call(mcp_call_t *call, const char *name, json_t *arguments) {
@@ -1371,12 +1465,45 @@ json_t *mcp_tools_call(mcp_call_t *call, const char *name, json_t *arguments) {
                   tool ? " (switched off on this server)" : "", listed);
     return NULL;
   }
-  json_t *empty = NULL;
-  if (!arguments) {
-    empty = json_object();
-    arguments = empty;
-  }
-  json_t *result = tool->handler(call, arguments);
-  json_decref(empty);
+  /* The handler sees the arguments without `source`, which picks the
+     registry it works on (call->reg). */
+  json_t *args = arguments ? json_copy(arguments) : json_object();
+  json_t *error = NULL;
+  json_t *result = mcp_tools_bind_source(call, args, name, &error) < 0
+                       ? error
+                       : tool->handler(call, args);
+  json_decref(args);
   return result;
+}
+
+/* list_sources: what each source is. */
+static json_t *tool_list_sources(mcp_call_t *call, json_t *args) {
+  static const char *const names[] = {NULL};
+  const char *unknown = unknown_argument(args, names);
+  if (unknown)
+    return invalid_argument("unknown argument '%s' (list_sources takes none)", unknown);
+  mcp_server_t *server = call->server;
+  json_t *sources = json_array();
+  for (size_t i = 0; i < server->source_count; i++) {
+    const mcp_source_t *source = &server->sources[i];
+    const char *driver = qreg_driver_name(source->reg);
+    char *url = NULL;
+    (void)qreg_redacted_url(source->reg, &url);
+    json_t *disabled = json_array();
+    for (const char *p = source->disabled_tools; p && *p;) {
+      const char *end = strchr(p, ',');
+      size_t n = end ? (size_t)(end - p) : strlen(p);
+      json_array_append_new(disabled, json_stringn(p, n));
+      p += n + (end ? 1 : 0);
+    }
+    json_array_append_new(
+        sources,
+        json_pack("{s:s, s:o, s:s, s:o, s:b, s:b, s:o}", "name", source->name, "description",
+                  source->description ? json_string(source->description) : json_null(), "database",
+                  driver ? driver : "unknown", "url", url ? json_string(url) : json_null(),
+                  "read_only", !source->allow_writes, "default", i == 0, "disabled_tools",
+                  disabled));
+    free(url);
+  }
+  return ok_result(json_pack("{s:o}", "sources", sources));
 }

@@ -34,6 +34,16 @@ json_t *mcp_tools_definitions(bool allow_writes);
 int mcp_tools_drop_disabled(json_t *tools, const char *disabled);
 /* true when name is one of the tools. */
 bool mcp_tools_known(const char *name);
+/* With several sources: adds `source` (an enum of their names) to every
+   tool's inputSchema; with one, drops list_sources. */
+void mcp_tools_add_sources(mcp_server_t *server);
+/*
+ * Binds the call to the source args names (`source`, or the one holding
+ * args' query_id, or the first) - call->source and call->reg - and removes
+ * `source` from args. -1 with *error (an isError result) for an unknown
+ * source or a tool switched off for it.
+ */
+int mcp_tools_bind_source(mcp_call_t *call, json_t *args, const char *tool, json_t **error);
 
 /* tools/list: {tools: [...]} shaped for the call's protocol revision. */
 json_t *mcp_tools_list(mcp_call_t *call);
