@@ -279,8 +279,7 @@ static int read_source(loader_t *l, const yaml_node_t *map, const char *parent, 
       rc = fail(l, k, key,
                 "unknown key (a %s takes %smax_connections, timeout, ttl, max_rows, "
                 "max_records, allow_writes, read_only, %soptions, tools)",
-                is_source ? "source" : "defaults section",
-                is_source ? "url, description, " : "",
+                is_source ? "source" : "defaults section", is_source ? "url, description, " : "",
                 is_source ? "password_env, password_file, " : "");
     if (rc)
       return rc;
@@ -344,8 +343,8 @@ static int read_root(loader_t *l, const yaml_node_t *root, mcp_config_t *c) {
   c->sources = calloc(count, sizeof *c->sources);
   if (!c->sources)
     return fail(l, sources, "sources", "out of memory");
-  for (yaml_node_pair_t *p = sources->data.mapping.pairs.start;
-       p < sources->data.mapping.pairs.top; p++) {
+  for (yaml_node_pair_t *p = sources->data.mapping.pairs.start; p < sources->data.mapping.pairs.top;
+       p++) {
     yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
     const char *name = scalar(k);
     char key[128];

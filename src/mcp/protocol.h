@@ -66,8 +66,8 @@ typedef struct mcp_settings {
 /* One database the server serves: a registry and what differs per source.
    Everything borrowed: the caller opens, closes and frees it. */
 typedef struct mcp_source {
-  const char *name;           /* as tools take it in `source` */
-  const char *description;    /* may be NULL */
+  const char *name;        /* as tools take it in `source` */
+  const char *description; /* may be NULL */
   qreg_t *reg;
   bool allow_writes;          /* execute_query asks for writable queries */
   uint64_t timeout_ms;        /* the registry's default per-query timeout */
@@ -150,7 +150,7 @@ struct mcp_call {
 };
 
 struct mcp_server {
-  qreg_t *reg; /* borrowed: the first source's registry */
+  qreg_t *reg;                           /* borrowed: the first source's registry */
   mcp_source_t sources[MCP_MAX_SOURCES]; /* borrowed names and registries */
   size_t source_count;
   mcp_settings_t settings;

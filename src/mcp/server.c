@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "cli/args.h" /* the program's number syntax and refusals, shared with qreg query */
+#include "mcp/config.h"
 #include "mcp/mcp.h"
 #include "mcp/protocol.h"
 #include "mcp/tools.h" /* TOOLS_MAX_WAIT_S */
@@ -92,8 +93,10 @@ typedef struct mcp_options {
   bool allow_writes;
   uint64_t max_message_bytes;
   uint64_t max_response_bytes;
-  char *disabled_tools; /* owned: --disable-tools / QREG_DISABLE_TOOLS, comma-separated */
-  uint64_t wait_ms;     /* wait_set: --wait S, else DEFAULT_WAIT_MS */
+  char *disabled_tools;  /* owned: --disable-tools / QREG_DISABLE_TOOLS, comma-separated */
+  char *config_path;     /* owned: --config / QREG_CONFIG */
+  bool allow_writes_set; /* --allow-writes or QREG_ALLOW_WRITES given */
+  uint64_t wait_ms;      /* wait_set: --wait S, else DEFAULT_WAIT_MS */
   bool wait_set;
   bool help;
 } mcp_options_t;
@@ -102,7 +105,7 @@ static void usage(FILE *out) {
   qreg_config_t defaults;
   qreg_config_init(&defaults);
   fprintf(out,
-          "Usage: qreg mcp [--db URL] [OPTIONS]\n"
+          "Usage: qreg mcp [--db URL | --config PATH] [OPTIONS]\n"
           "\n"
           "Serves a qreg registry to an MCP client (Claude Desktop, Claude Code, agents built\n"
           "on the MCP SDKs) over stdio: newline-delimited JSON-RPC 2.0 on standard input and\n"
@@ -116,6 +119,9 @@ static void usage(FILE *out) {
           "  --db URL                  QREG_DB      the database (forms below). Default:\n"
           "                            sqlite:$XDG_DATA_HOME/qreg/qreg.db\n"
           "                            (~/.local/share/qreg/qreg.db), created empty if missing\n"
+          "  --config PATH             QREG_CONFIG  a YAML file naming several databases\n"
+          "                            (sources) and their settings; instead of --db. The\n"
+          "                            options below (and their variables) override it\n"
           "  --max-connections N       QREG_MAX_CONNECTIONS  database connections at once (%u)\n"
           "  --timeout S               QREG_TIMEOUT  default query timeout in seconds (%llu)\n"
           "  --ttl S                   QREG_TTL      keep finished queries S seconds (%llu)\n"
@@ -188,6 +194,7 @@ typedef struct value_option {
 
 static const value_option_t VALUE_OPTIONS[] = {
     {"--db", "QREG_DB", VALUE_URL, offsetof(mcp_options_t, db_url), 0, 0},
+    {"--config", "QREG_CONFIG", VALUE_URL, offsetof(mcp_options_t, config_path), 0, 0},
     {"--max-connections", "QREG_MAX_CONNECTIONS", VALUE_COUNT,
      offsetof(mcp_options_t, max_connections), 1, 10000},
     {"--timeout", "QREG_TIMEOUT", VALUE_SECONDS, offsetof(mcp_options_t, timeout_ms), 0, 0},
@@ -276,6 +283,7 @@ static int parse_options(int argc, char **argv, mcp_options_t *options) {
   if (writes && !parse_bool(writes, &options->allow_writes))
     return usage_error("QREG_ALLOW_WRITES: expected 1, true, yes, 0, false or no, not '%s'",
                        writes);
+  options->allow_writes_set = writes != NULL && *writes;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -284,6 +292,7 @@ static int parse_options(int argc, char **argv, mcp_options_t *options) {
     }
     if (!strcmp(arg, "--allow-writes")) {
       options->allow_writes = true;
+      options->allow_writes_set = true;
       continue;
     }
     const value_option_t *match = NULL;
@@ -359,7 +368,8 @@ static int default_database(mcp_options_t *options) {
 /* --- the process ------------------------------------------------------------------------ */
 
 typedef struct runtime {
-  qreg_t *reg;          /* owned */
+  qreg_t *regs[MCP_MAX_SOURCES]; /* owned: one registry per source */
+  size_t reg_count;
   mcp_server_t *server; /* owned */
   const char *db_url;   /* borrowed from the options */
 
@@ -635,57 +645,158 @@ static void report_final_stats(const qreg_stats_t *stats, long fds_before, long 
 
 /* --- main ------------------------------------------------------------------------------------- */
 
-static int run(runtime_t *rt, const mcp_options_t *options) {
+/* A setting of one source: the command line or the environment, else the
+   source's own line in the config file, else the file's defaults, else 0
+   (the built-in default). */
+static uint64_t layered(uint64_t option, uint64_t source, uint64_t defaults) {
+  return option ? option : source ? source : defaults;
+}
+
+/* Opens the registry of source i (its settings layered as above) into
+   rt->regs[i] and describes it in *out. 0, or 1 after saying why. */
+static int open_source(runtime_t *rt, size_t i, const mcp_options_t *options,
+                       const mcp_config_t *file, const mcp_source_config_t *src,
+                       mcp_source_t *out) {
+  static const mcp_source_config_t none = {.allow_writes = -1};
+  const mcp_source_config_t *defaults = file ? &file->defaults : &none;
   qreg_config_t config;
   qreg_config_init(&config);
-  config.db_url = options->db_url;
-  if (options->max_connections)
-    config.max_connections = (unsigned)options->max_connections;
-  if (options->timeout_ms)
-    config.default_timeout_ms = options->timeout_ms;
-  if (options->ttl_ms)
-    config.default_ttl_ms = options->ttl_ms;
-  if (options->max_rows)
-    config.default_max_rows = options->max_rows;
-  if (options->max_records)
-    config.max_records = (size_t)options->max_records;
-  config.allow_writes = options->allow_writes;
+  config.db_url = src->url;
+  uint64_t value;
+  if ((value =
+           layered(options->max_connections, src->max_connections, defaults->max_connections)) != 0)
+    config.max_connections = (unsigned)value;
+  if ((value = layered(options->timeout_ms, src->timeout_ms, defaults->timeout_ms)) != 0)
+    config.default_timeout_ms = value;
+  if ((value = layered(options->ttl_ms, src->ttl_ms, defaults->ttl_ms)) != 0)
+    config.default_ttl_ms = value;
+  if ((value = layered(options->max_rows, src->max_rows, defaults->max_rows)) != 0)
+    config.default_max_rows = value;
+  if ((value = layered(options->max_records, src->max_records, defaults->max_records)) != 0)
+    config.max_records = (size_t)value;
+  config.allow_writes = options->allow_writes_set ? options->allow_writes
+                        : src->allow_writes >= 0  ? src->allow_writes == 1
+                                                  : defaults->allow_writes == 1;
   config.application_name = "qreg-mcp";
-  long fds_before = open_fds();
-  int rc = qreg_open(&config, &rt->reg);
+  /* Driver options: the defaults', the source's, and the password last. */
+  const char *driver_options[130];
+  size_t n = 0;
+  for (size_t k = 0; k < defaults->option_count && n < 64; k++)
+    driver_options[n++] = defaults->options[k];
+  for (size_t k = 0; k < src->option_count && n < 128; k++)
+    driver_options[n++] = src->options[k];
+  char *password = NULL;
+  if (src->password) {
+    size_t size = strlen(src->password) + sizeof "password=";
+    password = malloc(size);
+    if (password) {
+      snprintf(password, size, "password=%s", src->password);
+      driver_options[n++] = password;
+    }
+  }
+  config.driver_options = n ? driver_options : NULL;
+  config.driver_option_count = n;
+  int rc = qreg_open(&config, &rt->regs[i]);
+  if (password) {
+    memset(password, 0, strlen(password));
+    free(password);
+  }
   if (rc < 0) {
     /* Not the URL: it may hold a password (the message never does). */
-    fprintf(stderr, "qreg mcp: cannot open the registry: %s\n",
+    fprintf(stderr, "qreg mcp: cannot open the registry%s%s: %s\n", src->name ? " of source " : "",
+            src->name ? src->name : "",
             qreg_last_error()[0] ? qreg_last_error() : qreg_strerror(rc));
     return 1;
   }
-  mcp_settings_t settings = {
-      .max_message_bytes = options->max_message_bytes ? (size_t)options->max_message_bytes
-                                                      : DEFAULT_MAX_MESSAGE_BYTES,
-      .max_response_bytes = options->max_response_bytes ? (size_t)options->max_response_bytes
-                                                        : DEFAULT_MAX_RESPONSE_BYTES,
-      .poll_interval_ms = POLL_INTERVAL_MS,
-      .wait_ms = options->wait_set ? options->wait_ms : DEFAULT_WAIT_MS,
-      .task_window_ms = TASK_WINDOW_MS,
-      .disabled_tools = options->disabled_tools,
-      .ttl_ms = config.default_ttl_ms,
-      .timeout_ms = config.default_timeout_ms,
+  rt->reg_count = i + 1;
+  *out = (mcp_source_t){
+      .name = src->name ? src->name : "default",
+      .description = src->description,
+      .reg = rt->regs[i],
       .allow_writes = config.allow_writes,
+      .timeout_ms = config.default_timeout_ms,
+      .disabled_tools = src->disabled_tools,
   };
-  if (mcp_server_new(rt->reg, &settings, &rt->server) < 0) {
+  char *shown = NULL; /* passwords as "***" */
+  (void)qreg_redacted_url(rt->regs[i], &shown);
+  fprintf(stderr, "qreg mcp: serving %s%s%s (%s, up to %u connections) on stdio\n",
+          src->name ? src->name : "", src->name ? ": " : "", shown ? shown : "the database",
+          config.allow_writes ? "writes allowed" : "read-only", config.max_connections);
+  free(shown);
+  return 0;
+}
+
+/* Closes and destroys every registry opened; the sum of their final
+   counters into *stats. */
+static void close_registries(runtime_t *rt, qreg_stats_t *total) {
+  for (size_t i = 0; i < rt->reg_count; i++)
+    (void)qreg_close(rt->regs[i]);
+  if (rt->server) {
+    while (run_ready(rt, SIZE_MAX)) {
+    }
+  }
+  for (size_t i = 0; i < rt->reg_count; i++) {
+    qreg_stats_t stats = QREG_STATS_INIT;
+    (void)qreg_stats(rt->regs[i], &stats); /* the final counters, until destroy */
+    total->connections_opened += stats.connections_opened;
+    total->connections_closed += stats.connections_closed;
+    total->connect_failures += stats.connect_failures;
+  }
+}
+
+static void destroy_registries(runtime_t *rt) {
+  for (size_t i = 0; i < rt->reg_count; i++)
+    qreg_destroy(rt->regs[i]);
+  rt->reg_count = 0;
+}
+
+static int run(runtime_t *rt, const mcp_options_t *options, const mcp_config_t *file) {
+  long fds_before = open_fds();
+  mcp_source_t sources[MCP_MAX_SOURCES];
+  size_t count = file ? file->source_count : 1;
+  const mcp_source_config_t *first = file ? &file->sources[0] : NULL;
+  mcp_source_config_t single = {.url = options->db_url, .allow_writes = -1};
+  for (size_t i = 0; i < count; i++) {
+    if (open_source(rt, i, options, file, file ? &file->sources[i] : &single, &sources[i]) != 0) {
+      qreg_stats_t ignored = QREG_STATS_INIT;
+      close_registries(rt, &ignored);
+      destroy_registries(rt);
+      return 1;
+    }
+  }
+  (void)first;
+  uint64_t wait_ms = options->wait_set        ? options->wait_ms
+                     : file && file->wait_set ? file->wait_ms
+                                              : DEFAULT_WAIT_MS;
+  uint64_t max_message = layered(options->max_message_bytes, file ? file->max_message_bytes : 0,
+                                 DEFAULT_MAX_MESSAGE_BYTES);
+  uint64_t max_response = layered(options->max_response_bytes, file ? file->max_response_bytes : 0,
+                                  DEFAULT_MAX_RESPONSE_BYTES);
+  qreg_config_t defaults;
+  qreg_config_init(&defaults);
+  mcp_settings_t settings = {
+      .max_message_bytes = (size_t)max_message,
+      .max_response_bytes = (size_t)max_response,
+      .poll_interval_ms = POLL_INTERVAL_MS,
+      .wait_ms = wait_ms,
+      .task_window_ms = TASK_WINDOW_MS,
+      .disabled_tools = options->disabled_tools ? options->disabled_tools
+                        : file                  ? file->defaults.disabled_tools
+                                                : NULL,
+      .ttl_ms = layered(options->ttl_ms, file ? file->defaults.ttl_ms : 0, defaults.default_ttl_ms),
+      .timeout_ms = sources[0].timeout_ms,
+      .allow_writes = sources[0].allow_writes,
+  };
+  if (mcp_server_new_sources(sources, count, &settings, &rt->server) < 0) {
     fprintf(stderr, "qreg mcp: out of memory\n");
-    qreg_destroy(rt->reg);
+    qreg_stats_t ignored = QREG_STATS_INIT;
+    close_registries(rt, &ignored);
+    destroy_registries(rt);
     return 1;
   }
   mcp_server_set_waker(rt->server, wake_ready, rt);
   mcp_server_set_logger(rt->server, log_line, rt);
   mcp_line_buffer_init(&rt->lines, settings.max_message_bytes);
-  char *shown = NULL; /* passwords as "***" */
-  (void)qreg_redacted_url(rt->reg, &shown);
-  fprintf(stderr, "qreg mcp: serving %s (%s, up to %u connections) on stdio\n",
-          shown ? shown : "the database", config.allow_writes ? "writes allowed" : "read-only",
-          config.max_connections);
-  free(shown);
 
   if (read_input(rt))
     drain(rt);
@@ -693,18 +804,14 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
   /* Stop every query and release every connection. Every watch is called
      before qreg_close() returns, so every parked request is ready now: each
      gets its answer (an error where the close cut its wait short). */
-  (void)qreg_close(rt->reg);
-  while (run_ready(rt, SIZE_MAX)) {
-  }
+  qreg_stats_t stats = QREG_STATS_INIT;
+  close_registries(rt, &stats);
   size_t stranded = mcp_server_parked(rt->server);
   if (stranded)
     fprintf(stderr, "qreg mcp: %zu requests still parked after the close\n", stranded);
-  qreg_stats_t stats = QREG_STATS_INIT;
-  (void)qreg_stats(rt->reg, &stats); /* the final counters, until destroy */
   mcp_line_buffer_free(&rt->lines);
   mcp_server_free(rt->server);
-  qreg_destroy(rt->reg);
-  rt->reg = NULL;
+  destroy_registries(rt);
   report_final_stats(&stats, fds_before, open_fds());
   return 0;
 }
@@ -723,7 +830,26 @@ int qreg_mcp_main(int argc, char **argv) {
     free(options.disabled_tools);
     return 0;
   }
-  if (!options.db_url && default_database(&options) < 0) {
+  mcp_config_t file;
+  bool have_file = options.config_path != NULL;
+  if (have_file) {
+    char error[768];
+    if (options.db_url) {
+      rc = usage_error("--db and --config: one or the other (a config file names its "
+                       "databases under sources)");
+      free(options.db_url);
+      free(options.disabled_tools);
+      free(options.config_path);
+      return rc;
+    }
+    if (mcp_config_load(options.config_path, mcp_tools_known, &file, error, sizeof error) != 0) {
+      fprintf(stderr, "qreg mcp: %s\n", error);
+      free(options.disabled_tools);
+      free(options.config_path);
+      return 2;
+    }
+  }
+  if (!have_file && !options.db_url && default_database(&options) < 0) {
     fprintf(stderr, "qreg mcp: out of memory\n");
     free(options.disabled_tools);
     return 1;
@@ -760,7 +886,7 @@ int qreg_mcp_main(int argc, char **argv) {
   rt->db_url = options.db_url;
   rt->signal_started = pthread_create(&rt->signal_thread, NULL, signal_main, rt) == 0;
 
-  rc = run(rt, &options);
+  rc = run(rt, &options, have_file ? &file : NULL);
 
   if (rt->signal_started) {
     pthread_kill(rt->signal_thread, STOP_SIGNAL);
@@ -773,6 +899,9 @@ int qreg_mcp_main(int argc, char **argv) {
   free(rt);
   free(options.db_url);
   free(options.disabled_tools);
+  free(options.config_path);
+  if (have_file)
+    mcp_config_free(&file);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   return rc;
 }

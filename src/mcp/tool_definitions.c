@@ -123,13 +123,13 @@ json_t *mcp_tools_definitions(bool allow_writes) {
   json_t *tools = json_array();
 
   /* list_sources (only with several sources: mcp_tools_add_sources) */
-  json_t *sources_out = json_pack(
-      "{s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:[ss]}, s:{s:s}, s:{s:[ss]}, s:{s:s}, s:{s:s}, "
-      "s:{s:s, s:{s:s}}}}}}",
-      "sources", "type", "array", "items", "type", "object", "properties", "name", "type",
-      "string", "description", "type", "string", "null", "database", "type", "string", "url",
-      "type", "string", "null", "read_only", "type", "boolean", "default", "type", "boolean",
-      "disabled_tools", "type", "array", "items", "type", "string");
+  json_t *sources_out =
+      json_pack("{s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:[ss]}, s:{s:s}, s:{s:[ss]}, s:{s:s}, s:{s:s}, "
+                "s:{s:s, s:{s:s}}}}}}",
+                "sources", "type", "array", "items", "type", "object", "properties", "name", "type",
+                "string", "description", "type", "string", "null", "database", "type", "string",
+                "url", "type", "string", "null", "read_only", "type", "boolean", "default", "type",
+                "boolean", "disabled_tools", "type", "array", "items", "type", "string");
   static const char *const sources_out_required[] = {"sources", NULL};
   json_array_append_new(
       tools, define("list_sources", "List the databases",
@@ -137,8 +137,8 @@ json_t *mcp_tools_definitions(bool allow_writes) {
                     "source argument takes), description, kind of database (the SQL dialect), "
                     "URL without secrets, whether it is read-only, which is the default and "
                     "which tools are switched off for it. Call it first, then pass source.",
-                    input_schema(json_object(), NULL), object_schema(sources_out, sources_out_required),
-                    reader));
+                    input_schema(json_object(), NULL),
+                    object_schema(sources_out, sources_out_required), reader));
 
   /* execute_query */
   json_t *in = json_pack(

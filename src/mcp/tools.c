@@ -712,9 +712,8 @@ static qreg_page_t *run_catalog(mcp_call_t *call, const qreg_catalog_request_t *
     qreg_options_t options;
     qreg_options_init(&options);
     uint64_t timeout_ms = call->server->sources[call->source].timeout_ms;
-    options.timeout_ms = timeout_ms && timeout_ms < TOOLS_CATALOG_TIMEOUT_MS
-                             ? timeout_ms
-                             : TOOLS_CATALOG_TIMEOUT_MS;
+    options.timeout_ms =
+        timeout_ms && timeout_ms < TOOLS_CATALOG_TIMEOUT_MS ? timeout_ms : TOOLS_CATALOG_TIMEOUT_MS;
     options.ttl_ms = TOOLS_CATALOG_TTL_MS;
     options.max_rows = TOOLS_CATALOG_MAX_ROWS;
     rc = qreg_catalog(reg, request, &options, &id);
@@ -1373,8 +1372,7 @@ void mcp_tools_add_sources(mcp_server_t *server) {
     json_array_append_new(names, json_string(server->sources[i].name));
   char description[256];
   snprintf(description, sizeof description,
-           "Which database (list_sources describes them). Default: %s.",
-           server->sources[0].name);
+           "Which database (list_sources describes them). Default: %s.", server->sources[0].name);
   size_t i;
   json_t *tool;
   json_array_foreach(server->tools, i, tool) {
@@ -1420,8 +1418,7 @@ int mcp_tools_bind_source(mcp_call_t *call, json_t *args, const char *tool, json
       char names[512] = "";
       for (size_t i = 0; i < server->source_count; i++) {
         size_t used = strlen(names);
-        snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
-                 server->sources[i].name);
+        snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", server->sources[i].name);
       }
       *error = invalid_argument("source: not one of this server's sources (%s; list_sources "
                                 "describes them)",
@@ -1441,9 +1438,10 @@ int mcp_tools_bind_source(mcp_call_t *call, json_t *args, const char *tool, json
   }
   call->reg = server->sources[call->source].reg;
   if (list_names(server->sources[call->source].disabled_tools, tool)) {
-    *error = mcp_tools_error_result("invalid_argument", NULL, "this tool is switched off for this "
-                                                              "source (list_sources says which "
-                                                              "are on)");
+    *error = mcp_tools_error_result("invalid_argument", NULL,
+                                    "this tool is switched off for this "
+                                    "source (list_sources says which "
+                                    "are on)");
     return -1;
   }
   (void)json_object_del(args, "source");
@@ -1469,9 +1467,8 @@ json_t *mcp_tools_call(mcp_call_t *call, const char *name, json_t *arguments) {
      registry it works on (call->reg). */
   json_t *args = arguments ? json_copy(arguments) : json_object();
   json_t *error = NULL;
-  json_t *result = mcp_tools_bind_source(call, args, name, &error) < 0
-                       ? error
-                       : tool->handler(call, args);
+  json_t *result =
+      mcp_tools_bind_source(call, args, name, &error) < 0 ? error : tool->handler(call, args);
   json_decref(args);
   return result;
 }
