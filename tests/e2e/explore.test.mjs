@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -43,9 +43,13 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function connect(args = [], env = {}) {
+function connect(args = [], env = {}) {
+  return connectWith(['mcp', '--db', url, ...args], env);
+}
+
+async function connectWith(args, env = {}) {
   const transport = new StdioClientTransport({
-    command: QREG_BIN, args: ['mcp', '--db', url, ...args], stderr: 'pipe', env: { ...process.env, ...env },
+    command: QREG_BIN, args, stderr: 'pipe', env: { ...process.env, ...env },
   });
   let stderr = '';
   transport.stderr.on('data', (chunk) => { stderr += chunk; });
@@ -57,6 +61,7 @@ async function connect(args = [], env = {}) {
   return {
     client,
     tools,
+    instructions: client.getInstructions(),
     // Calls a tool that must succeed; its structuredContent must match the
     // tool's outputSchema and equal its text.
     async call(name, args) {
@@ -180,4 +185,67 @@ test(`sdk ${SDK_VERSION}: tools switched off by flag and by environment`, async 
   } finally {
     await e.close();
   }
+});
+
+// Several databases from one config file: list_sources, `source` as an
+// enum on every tool, each tool on its own source, query ids finding their
+// source, per-source tool switches; bad files refused naming line and key.
+test(`sdk ${SDK_VERSION}: several sources from one --config file`, async () => {
+  const second = `sqlite:${path.join(dir, 'second.db')}`;
+  for (const sql of ['CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)', "INSERT INTO notes VALUES (1, 'hello')"])
+    execFileSync(QREG_BIN, ['query', '--db', second, '--allow-writes', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const config = path.join(dir, 'qreg.yaml');
+  writeFileSync(config, [
+    '# two databases',
+    'defaults:',
+    '  timeout: 60',
+    'sources:',
+    '  shop:',
+    `    url: ${url}`,
+    '    description: orders and customers',
+    '  notes:',
+    `    url: ${second}`,
+    '    max_connections: 2',
+    '    tools:',
+    '      disabled: [analyze_table_statistics]',
+    '',
+  ].join('\n'));
+  const s = await connectWith(['mcp', '--config', config]);
+  try {
+    assert.deepEqual(s.tools.map((t) => t.name), ['list_sources', ...TOOL_NAMES]);
+    for (const tool of s.tools.slice(1))
+      assert.deepEqual(tool.inputSchema.properties.source.enum, ['shop', 'notes'], tool.name);
+    assert.match(s.instructions, /list_sources/);
+    const sources = await s.call('list_sources', {});
+    assert.deepEqual(sources.sources.map((x) => [x.name, x.database, x.read_only, x.default]),
+      [['shop', 'sqlite', true, true], ['notes', 'sqlite', true, false]]);
+    assert.equal(sources.sources[0].description, 'orders and customers');
+    assert.deepEqual(sources.sources[1].disabled_tools, ['analyze_table_statistics']);
+
+    assert.deepEqual((await s.call('list_tables', { source: 'notes' })).tables.map((t) => t.name), ['notes']);
+    assert.deepEqual((await s.call('list_tables', {})).tables.map((t) => t.name),
+      ['big_orders', 'customers', 'orders'], 'the first source by default');
+    const q = await s.call('execute_query', { source: 'notes', sql: 'SELECT body FROM notes', wait_seconds: 0 });
+    const rows = await s.call('fetch_query_result', { query_id: q.query_id, wait_seconds: 30 });
+    assert.deepEqual(rows.rows, [['hello']], 'the query id finds its source');
+    const off = await s.client.callTool({ name: 'analyze_table_statistics', arguments: { source: 'notes', table: 'notes' } });
+    assert.equal(off.isError, true);
+    assert.match(off.content[0].text, /switched off/);
+    const unknown = await s.client.callTool({ name: 'list_tables', arguments: { source: 'nope' } });
+    assert.equal(unknown.isError, true);
+    assert.match(unknown.content[0].text, /shop, notes/);
+  } finally {
+    const stats = await s.close();
+    assert.equal(stats.opened, stats.closed);
+  }
+
+  // A bad file: the error names the line and the key.
+  const bad = path.join(dir, 'bad.yaml');
+  writeFileSync(bad, `sources:\n  shop:\n    url: ${url}\n    timeout: soon\n`);
+  assert.throws(() => execFileSync(QREG_BIN, ['mcp', '--config', bad], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    (err) => /bad\.yaml:4: sources\.shop\.timeout: expected seconds/.test(err.stderr.toString()));
+  writeFileSync(bad, `sources:\n  shop:\n    url: ${url}\n    password: hunter2\n`);
+  assert.throws(() => execFileSync(QREG_BIN, ['mcp', '--config', bad], { stdio: ['ignore', 'ignore', 'pipe'] }),
+    (err) => /bad\.yaml:4: sources\.shop\.password: secrets only by reference/.test(err.stderr.toString())
+      && !err.stderr.toString().includes('hunter2'));
 });
