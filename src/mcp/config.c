@@ -130,12 +130,17 @@ static int read_tools(loader_t *l, const yaml_node_t *v, const char *parent, cha
     char *joined = calloc(1, size);
     if (!joined)
       return fail(l, list, key, "out of memory");
+    size_t used = 0;
     for (yaml_node_item_t *i = list->data.sequence.items.start; i < list->data.sequence.items.top;
          i++) {
-      if (*joined)
-        strcat(joined, ",");
-      strcat(joined, scalar(yaml_document_get_node(l->doc, *i)));
+      const char *name = scalar(yaml_document_get_node(l->doc, *i));
+      size_t len = strlen(name);
+      if (used > 0)
+        joined[used++] = ',';
+      memcpy(joined + used, name, len);
+      used += len;
     }
+    joined[used] = '\0';
     free(*out);
     *out = joined;
   }
@@ -352,13 +357,14 @@ static int read_root(loader_t *l, const yaml_node_t *root, mcp_config_t *c) {
     if (!name || !valid_source_name(name))
       return fail(l, k, key, "a source name is 1 to 64 letters, digits, '_' or '-'");
     for (size_t i = 0; i < c->source_count; i++)
-      if (strcmp(c->sources[i].name, name) == 0)
+      if (c->sources[i].name && strcmp(c->sources[i].name, name) == 0)
         return fail(l, k, key, "named twice");
+    char *copy = strdup(name);
+    if (!copy)
+      return fail(l, k, key, "out of memory");
     mcp_source_config_t *s = &c->sources[c->source_count++];
     s->allow_writes = -1;
-    s->name = strdup(name);
-    if (!s->name)
-      return fail(l, k, key, "out of memory");
+    s->name = copy;
     int rc = read_source(l, yaml_document_get_node(l->doc, p->value), key, true, s);
     if (rc)
       return rc;

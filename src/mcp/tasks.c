@@ -42,9 +42,9 @@ typedef struct task {
   struct task *hash_next; /* the index bucket's chain */
   uint64_t seq;           /* creation order, from 1: tasks/list cursors */
   uint64_t ttl_ms;        /* as told to the client */
-  qreg_id_t id;           /* the query's id, also the taskId */
   size_t source;          /* the index of the query's source (server->sources) */
   qreg_t *reg;            /* borrowed: that source's registry */
+  qreg_id_t id;           /* the query's id, also the taskId */
   bool cancelled;         /* tasks/cancel accepted it: final */
 } task_t;
 
@@ -177,22 +177,24 @@ static bool store_mark_cancelled(mcp_tasks_t *tasks, const char *id) {
 
 /* Drops every task whose query its registry no longer has. */
 static void store_sweep(mcp_tasks_t *tasks) {
+  typedef struct entry {
+    qreg_t *reg;
+    qreg_id_t id;
+  } entry_t;
   pthread_mutex_lock(&tasks->mutex);
   size_t count = tasks->count;
-  qreg_id_t *ids = calloc(count ? count : 1, sizeof *ids);
-  qreg_t **regs = calloc(count ? count : 1, sizeof *regs);
+  entry_t *entries = calloc(count ? count : 1, sizeof(entry_t));
   size_t n = 0;
-  for (task_t *t = tasks->head; t && ids && regs; t = t->next) {
-    regs[n] = t->reg;
-    ids[n++] = t->id;
+  for (task_t *t = tasks->head; t && entries; t = t->next) {
+    entries[n].reg = t->reg;
+    entries[n++].id = t->id;
   }
   pthread_mutex_unlock(&tasks->mutex);
   for (size_t i = 0; i < n; i++) {
-    if (qreg_wait(regs[i], ids[i].str, 0, NULL) == QREG_ENOTFOUND)
-      store_remove(tasks, ids[i].str);
+    if (qreg_wait(entries[i].reg, entries[i].id.str, 0, NULL) == QREG_ENOTFOUND)
+      store_remove(tasks, entries[i].id.str);
   }
-  free(ids);
-  free(regs);
+  free(entries);
   pthread_mutex_lock(&tasks->mutex);
   tasks->sweep_at = tasks->count * 2 > TASKS_SWEEP_AT ? tasks->count * 2 : TASKS_SWEEP_AT;
   pthread_mutex_unlock(&tasks->mutex);

@@ -1093,7 +1093,7 @@ static json_t *tool_sample_table_data(mcp_call_t *call, json_t *args) {
   json_t *error = NULL;
   qreg_catalog_request_t request;
   qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
-  const char *columns[QREG_CATALOG_MAX_COLUMNS];
+  const char *columns[QREG_CATALOG_MAX_COLUMNS] = {NULL};
   int count = 0;
   uint64_t limit = TOOLS_SAMPLE_ROWS;
   if (!arg_table(args, &request, &error) || (count = arg_columns(args, columns, &error)) < 0 ||
@@ -1177,7 +1177,7 @@ static json_t *tool_analyze_table_statistics(mcp_call_t *call, json_t *args) {
   json_t *error = NULL;
   qreg_catalog_request_t request;
   qreg_catalog_init(&request, QREG_CATALOG_COLUMN_STATS);
-  const char *wanted[QREG_CATALOG_MAX_COLUMNS];
+  const char *wanted[QREG_CATALOG_MAX_COLUMNS] = {NULL};
   int wanted_count = 0;
   if (!arg_table(args, &request, &error) || (wanted_count = arg_columns(args, wanted, &error)) < 0)
     return error;
@@ -1187,9 +1187,9 @@ static json_t *tool_analyze_table_statistics(mcp_call_t *call, json_t *args) {
     return result;
   /* The columns to analyze, with their kinds, from the description. */
   json_t *described = json_object_get(call->tool_state, "columns");
-  const char *columns[QREG_CATALOG_MAX_COLUMNS];
-  const char *kinds[QREG_CATALOG_MAX_COLUMNS];
-  json_t *types[QREG_CATALOG_MAX_COLUMNS];
+  const char *columns[QREG_CATALOG_MAX_COLUMNS] = {NULL};
+  const char *kinds[QREG_CATALOG_MAX_COLUMNS] = {NULL};
+  json_t *types[QREG_CATALOG_MAX_COLUMNS] = {NULL};
   size_t count = 0;
   size_t i;
   json_t *column;
@@ -1197,7 +1197,8 @@ static json_t *tool_analyze_table_statistics(mcp_call_t *call, json_t *args) {
     for (int w = 0; w < wanted_count; w++) {
       bool found = false;
       json_array_foreach(described, i, column) {
-        if (!found && strcmp(json_string_value(json_object_get(column, "name")), wanted[w]) == 0) {
+        const char *name = json_string_value(json_object_get(column, "name"));
+        if (!found && name && wanted[w] && strcmp(name, wanted[w]) == 0) {
           found = true;
           columns[count] = wanted[w];
           kinds[count] = json_string_value(json_object_get(column, "kind"));
