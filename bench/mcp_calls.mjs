@@ -98,7 +98,7 @@ async function rate(fn) {
   const c0 = calls;
   for (let i = 0; i < ROUNDS; i++) await fn('SELECT 1');
   const s = (performance.now() - t0) / 1000;
-  return { per_s: Math.round(ROUNDS / s), calls_per_query: (calls - c0) / ROUNDS };
+  return { per_s: Math.round(ROUNDS / s), calls_per_query: Number(((calls - c0) / ROUNDS).toFixed(2)) };
 }
 
 const results = {
