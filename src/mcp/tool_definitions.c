@@ -389,15 +389,17 @@ json_t *mcp_tools_definitions(bool allow_writes) {
                  "you need on a big table.");
   out = json_pack(
       "{s:{s:[ss]}, s:{s:s}, s:{s:[ss]}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:[ss]}, s:{s:s}, "
-      "s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{}, s:{s:s}, s:{}, s:{}, s:{}, s:{s:s}, s:{s:s}, "
-      "s:{s:s, s:{s:s, s:{s:{}, s:{s:s}}}}}}}, s:{s:s}}",
+      "s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{}, s:{s:[ss], s:s}, s:{}, s:{}, s:{}, s:{s:s}, "
+      "s:{s:s}, s:{s:s, s:{s:s, s:{s:{}, s:{s:s}}}}}}}, s:{s:s}}",
       "schema", "type", "string", "null", "table", "type", "string", "row_count", "type", "integer",
       "null", "columns", "type", "array", "items", "type", "object", "properties", "name", "type",
       "string", "type", "type", "string", "null", "kind", "type", "string", "count", "type",
       "integer", "null_count", "type", "integer", "distinct_count", "type", "integer", "min", "max",
-      "mean", "type", "number", "p25", "p50", "p75", "true_count", "type", "integer", "false_count",
-      "type", "integer", "top_values", "type", "array", "items", "type", "object", "properties",
-      "value", "count", "type", "integer", "truncated", "type", "boolean");
+      "mean", "type", "number", "string", "description",
+      "A number; \"NaN\" or \"Infinity\" where the values make one", "p25", "p50", "p75",
+      "true_count", "type", "integer", "false_count", "type", "integer", "top_values", "type",
+      "array", "items", "type", "object", "properties", "value", "count", "type", "integer",
+      "truncated", "type", "boolean");
   static const char *const stats_out_required[] = {"table", "row_count", "columns", "truncated",
                                                    NULL};
   json_array_append_new(

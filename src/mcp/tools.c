@@ -401,6 +401,7 @@ static void add_next_step(json_t *structured, const qreg_snapshot_t *snap) {
 static json_t *execute_query_resume(mcp_call_t *call, const char *query_id, int rc,
                                     qreg_status_t status) {
   (void)status;
+  mcp_call_detach_query(call); /* answered now: the query is the client's */
   if (rc < 0 && rc != QREG_ETIMEDOUT && rc != QREG_ECLOSED)
     return wait_error(rc, "execute_query");
   json_t *result = mcp_tools_query_outcome(call, query_id, call->budget);
@@ -422,6 +423,12 @@ static json_t *tool_execute_query(mcp_call_t *call, json_t *args) {
   uint64_t wait_ms = call->server->settings.wait_ms;
   if (mcp_tools_submit_query(call, args, 0, &id, &wait_ms, &error) < 0)
     return error;
+  /* While the call waits, notifications/cancelled for it stops the query
+     too: nobody is left to read it. */
+  if (wait_ms > 0 && !mcp_call_attach_query(call, id.str)) {
+    (void)qreg_cancel_async(call->reg, id.str, NULL);
+    return mcp_tools_error_result("canceled", NULL, "request cancelled by the client");
+  }
   /* Parked, not on a thread: the reader answers when the query settles or
      when wait_ms has passed, whichever comes first. */
   return mcp_call_await_for(call, id.str, wait_ms, execute_query_resume);

@@ -258,6 +258,21 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
     // Many requests at once: every response whole, one per line.
     const many = await Promise.all(Array.from({ length: 50 }, () => server.tool('get_query_status', { query_id: long.query_id })));
     assert.ok(many.every((r) => r.structuredContent.status === 'canceled'));
+    // An execute_query waiting for its query, cancelled: the query is
+    // stopped too, and no response is sent.
+    const waitingId = 'waiting-execute';
+    server.send({ jsonrpc: '2.0', id: waitingId, method: 'tools/call',
+      params: { name: 'execute_query', arguments: { sql: `${LONG_SQL} -- waited`, wait_seconds: 40 } } });
+    let waited;
+    await until(async () => {
+      const listed = sc(await server.tool('list_queries', {}));
+      waited = listed.queries.find((q) => q.sql.endsWith('-- waited'));
+      return waited;
+    }, 30000, 'the waited query');
+    server.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: waitingId } });
+    assert.equal((await waitStatus(server, waited.query_id, (x) => TERMINAL.has(x))).status, 'canceled');
+    await sleep(300);
+    assert.equal(server.responses.has(waitingId), false, 'no response to a cancelled request');
   } finally {
     await closeClean(server);
   }
