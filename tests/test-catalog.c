@@ -2,7 +2,9 @@
  * tests/test-catalog.c - catalog operations (qreg_catalog and friends,
  * include/qreg.h) through the public API: every operation on a real SQLite
  * file with tables, a view, single and composite primary keys, defaults and
- * hostile names; names that try to inject SQL (quotes, semicolons,
+ * hostile names; column kinds; statistics of several columns by kind
+ * checked against figures computed by hand; random samples of a column
+ * subset; indexes and foreign keys (composite ones in key order); names that try to inject SQL (quotes, semicolons,
  * comments) only ever name things; the request's checks; a catalog query
  * is a query like any other (listed, cancellable - on the scripted driver);
  * QREG_ECLOSED after close. PostgreSQL's catalog: test-pg-catalog.c.

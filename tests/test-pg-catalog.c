@@ -5,9 +5,13 @@
  * identity columns, comments and single / composite primary keys; the
  * default schema is the one the search_path finds; samples; column
  * statistics (booleans included, min/max in the type's own order, as
- * text); column search; and names written to inject SQL (quotes,
- * backslashes, semicolons, comments) that only ever name things. Every
- * registry ends with no session of ours left on the server.
+ * text); statistics of several columns by kind (mean, quartiles, true /
+ * false counts, top values, date ranges); random samples of a column
+ * subset; indexes and foreign keys; column search; the MCP exploration
+ * tools (describe_table, analyze_table_statistics) on the same data; and
+ * names written to inject SQL (quotes, backslashes, semicolons, comments)
+ * that only ever name things. Every registry ends with no session of ours
+ * left on the server.
  *
  * Owns, in each test, the registry it opens; the fixture owns the server
  * and the schema this file creates on it.
@@ -23,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "mcp/protocol.h"
 #include "support/pg_fixture.h"
 #include "support/test_util.h"
 
@@ -429,6 +436,101 @@ static void sample_stats_search(void **state) {
   pg_test_close_checked(reg, APP);
 }
 
+/* One tools/call through the MCP handler (2026-07-28, stateless): the
+   structuredContent of its result, which must not be an error. */
+static json_t *mcp_tool(mcp_server_t *server, const char *tool, const char *arguments) {
+  char *line = NULL;
+  assert_true(asprintf(&line,
+                       "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
+                       "\"name\":\"%s\",\"arguments\":%s,\"_meta\":{\"io.modelcontextprotocol/"
+                       "protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/"
+                       "clientCapabilities\":{}}}}",
+                       tool, arguments) > 0);
+  size_t len = 0;
+  char *reply = mcp_server_handle_message(server, line, strlen(line), &len);
+  free(line);
+  assert_non_null(reply);
+  json_t *msg = json_loadb(reply, len, 0, NULL);
+  free(reply);
+  json_t *result = json_object_get(msg, "result");
+  if (!json_is_false(json_object_get(result, "isError")))
+    fail_msg("%s: %s", tool, json_dumps(msg, 0));
+  json_t *structured = json_incref(json_object_get(result, "structuredContent"));
+  json_decref(msg);
+  return structured;
+}
+
+/* The exploration tools of `qreg mcp` on PostgreSQL: describe_table with
+   kinds, primary key, indexes and foreign keys, and the statistics of each
+   kind, on the known data of the fixture. */
+static void mcp_exploration_tools(void **state) {
+  (void)state;
+  qreg_t *reg = pg_test_open(NULL, APP, 2, false);
+  mcp_settings_t settings = {.max_message_bytes = 1 << 20,
+                             .max_response_bytes = 1 << 20,
+                             .poll_interval_ms = 100,
+                             .ttl_ms = 60000,
+                             .timeout_ms = 60000};
+  mcp_server_t *server = NULL;
+  assert_int_equal(mcp_server_new(reg, &settings, &server), 0);
+  json_t *got = mcp_tool(server, "describe_table", "{\"schema\":\"cat\",\"table\":\"orders\"}");
+  json_t *want = json_loads(
+      "{\"primary_key\":[\"id\"],\"indexes\":["
+      "{\"name\":\"orders_pkey\",\"columns\":[\"id\"],\"unique\":true,\"primary\":true},"
+      "{\"name\":\"orders_note\",\"columns\":[\"lower(note)\"],\"unique\":true,\"primary\":false},"
+      "{\"name\":\"orders_placed\",\"columns\":[\"placed\",\"item\"],\"unique\":false,"
+      "\"primary\":false}],\"foreign_keys\":["
+      "{\"name\":\"orders_item_fkey\",\"columns\":[\"item\"],\"referenced_schema\":\"cat\","
+      "\"referenced_table\":\"items\",\"referenced_columns\":[\"id\"]},"
+      "{\"name\":\"orders_pair\",\"columns\":[\"k1\",\"k2\"],\"referenced_schema\":\"cat\","
+      "\"referenced_table\":\"pair\",\"referenced_columns\":[\"k1\",\"k2\"]}]}",
+      0, NULL);
+  const char *key;
+  json_t *value;
+  json_object_foreach(want, key, value) {
+    if (!json_equal(value, json_object_get(got, key)))
+      fail_msg("describe_table %s: %s", key, json_dumps(json_object_get(got, key), 0));
+  }
+  json_t *kinds = json_array();
+  size_t i;
+  json_t *column;
+  json_array_foreach(json_object_get(got, "columns"), i, column)
+      json_array_append(kinds, json_object_get(column, "kind"));
+  json_t *want_kinds = json_loads(
+      "[\"number\",\"number\",\"boolean\",\"date\",\"text\",\"number\",\"text\"]", 0, NULL);
+  assert_true(json_equal(kinds, want_kinds));
+  json_decref(want_kinds);
+  json_decref(kinds);
+  json_decref(want);
+  json_decref(got);
+
+  got = mcp_tool(server, "analyze_table_statistics",
+                 "{\"schema\":\"cat\",\"table\":\"orders\",\"columns\":[\"paid\",\"item\",\"note\","
+                 "\"placed\"]}");
+  want = json_loads(
+      "{\"row_count\":4,\"columns\":["
+      "{\"name\":\"paid\",\"type\":\"boolean\",\"kind\":\"boolean\",\"count\":3,\"null_count\":1,"
+      "\"distinct_count\":2,\"min\":\"false\",\"max\":\"true\",\"true_count\":2,\"false_count\":1},"
+      "{\"name\":\"item\",\"type\":\"integer\",\"kind\":\"number\",\"count\":4,\"null_count\":0,"
+      "\"distinct_count\":3,\"min\":\"1\",\"max\":\"10\",\"mean\":3.5,\"p25\":\"1\",\"p50\":\"1\","
+      "\"p75\":\"2\"},"
+      "{\"name\":\"note\",\"type\":\"text\",\"kind\":\"text\",\"count\":3,\"null_count\":1,"
+      "\"distinct_count\":3,\"min\":\"a\",\"max\":\"b\",\"top_values\":[{\"value\":\"a\",\"count\":"
+      "1},"
+      "{\"value\":\"a b\",\"count\":1},{\"value\":\"b\",\"count\":1}]},"
+      "{\"name\":\"placed\",\"type\":\"date\",\"kind\":\"date\",\"count\":4,\"null_count\":0,"
+      "\"distinct_count\":4,\"min\":\"2023-12-31\",\"max\":\"2024-03-15\"}]}",
+      0, NULL);
+  json_object_foreach(want, key, value) {
+    if (!json_equal(value, json_object_get(got, key)))
+      fail_msg("analyze_table_statistics %s: %s", key, json_dumps(json_object_get(got, key), 0));
+  }
+  json_decref(want);
+  json_decref(got);
+  mcp_server_free(server); /* nothing parked: every call was answered */
+  pg_test_close_checked(reg, APP);
+}
+
 static void injection_attempts_only_name_things(void **state) {
   (void)state;
   static const char *const attempts[] = {
@@ -500,6 +602,7 @@ int main(void) {
       cmocka_unit_test(schemas_and_tables),
       cmocka_unit_test(describe),
       cmocka_unit_test(sample_stats_search),
+      cmocka_unit_test(mcp_exploration_tools),
       cmocka_unit_test(injection_attempts_only_name_things),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
