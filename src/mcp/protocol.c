@@ -231,8 +231,30 @@ static void timed_unlink_locked(mcp_server_t *server, mcp_call_t *call) {
     server->timed = call->timed_next;
   if (call->timed_next)
     call->timed_next->timed_prev = call->timed_prev;
+  else
+    server->timed_tail = call->timed_prev;
   call->timed_prev = call->timed_next = NULL;
   call->timed = false;
+}
+
+/* Puts call on server->timed, kept in deadline order. Deadlines are mostly
+   now + the same wait, so the place is found from the tail, in a step or
+   two. Under ready_mutex. */
+static void timed_insert_locked(mcp_server_t *server, mcp_call_t *call) {
+  mcp_call_t *after = server->timed_tail;
+  while (after && after->deadline_ms > call->deadline_ms)
+    after = after->timed_prev;
+  call->timed = true;
+  call->timed_prev = after;
+  call->timed_next = after ? after->timed_next : server->timed;
+  if (call->timed_next)
+    call->timed_next->timed_prev = call;
+  else
+    server->timed_tail = call;
+  if (after)
+    after->timed_next = call;
+  else
+    server->timed = call;
 }
 
 /* The watch callback, on the registry's loop thread: records what the watch
@@ -342,14 +364,8 @@ static bool call_arm(mcp_call_t *call) {
   if (parked) {
     call->armed = true;
     server->parked++;
-    if (call->deadline_ms) {
-      call->timed = true;
-      call->timed_prev = NULL;
-      call->timed_next = server->timed;
-      if (server->timed)
-        server->timed->timed_prev = call;
-      server->timed = call;
-    }
+    if (call->deadline_ms)
+      timed_insert_locked(server, call);
   }
   pthread_mutex_unlock(&server->ready_mutex);
   return parked;
@@ -391,10 +407,7 @@ size_t mcp_server_parked(mcp_server_t *server) {
 
 int mcp_server_next_deadline(mcp_server_t *server) {
   pthread_mutex_lock(&server->ready_mutex);
-  uint64_t earliest = UINT64_MAX;
-  for (mcp_call_t *c = server->timed; c; c = c->timed_next)
-    if (c->deadline_ms < earliest)
-      earliest = c->deadline_ms;
+  uint64_t earliest = server->timed ? server->timed->deadline_ms : UINT64_MAX;
   pthread_mutex_unlock(&server->ready_mutex);
   if (earliest == UINT64_MAX)
     return -1;
@@ -408,10 +421,7 @@ int mcp_server_next_deadline(mcp_server_t *server) {
 mcp_call_t *mcp_server_next_expired(mcp_server_t *server) {
   uint64_t now = monotonic_ms();
   pthread_mutex_lock(&server->ready_mutex);
-  mcp_call_t *found = NULL;
-  for (mcp_call_t *c = server->timed; c && !found; c = c->timed_next)
-    if (c->deadline_ms <= now)
-      found = c;
+  mcp_call_t *found = server->timed && server->timed->deadline_ms <= now ? server->timed : NULL;
   if (found) {
     timed_unlink_locked(server, found);
     found->expired = true;

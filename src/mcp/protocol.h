@@ -167,8 +167,9 @@ struct mcp_server {
   pthread_cond_t ready_cond;   /* a call became ready */
   mcp_call_t *ready_head;      /* parked calls whose query settled, oldest first */
   mcp_call_t *ready_tail;
-  size_t parked;     /* calls parked: watch registered, not yet ready */
-  mcp_call_t *timed; /* parked calls with a deadline, not settled, not expired */
+  size_t parked;          /* calls parked: watch registered, not yet ready */
+  mcp_call_t *timed;      /* parked calls with a deadline, not settled, not expired, */
+  mcp_call_t *timed_tail; /* earliest deadline first */
 };
 
 /* Parked calls at most (each a few hundred bytes and one watch); a request
