@@ -163,16 +163,13 @@ static char *sample_sql(const names_t *n, bool all_columns, bool random, unsigne
 /* One column's statistics: a SELECT of one row. min and max in the column
    type's own order (not text order), as text: ORDER BY works for every type
    with a btree order, booleans included, which have no min(); an "other"
-   column is compared as text. */
-static void column_stats_one(FILE *out, const names_t *n, size_t i) {
+   column is compared as text. false when out of memory. */
+static bool column_stats_one(FILE *out, const names_t *n, size_t i) {
   const char *col = n->q.column_idents[i], *kind = n->q.column_kinds[i], *from = n->q.from;
   bool other = strcmp(kind, QREG_COLUMN_KIND_OTHER) == 0;
   char *value = NULL;
-  if (asprintf(&value, other ? "t.%s::pg_catalog.text" : "t.%s", col) < 0) {
-    value = NULL;
-    fputs("error", out); /* never runs: the stream's error is what the caller sees */
-    return;
-  }
+  if (asprintf(&value, other ? "t.%s::pg_catalog.text" : "t.%s", col) < 0)
+    return false;
   fprintf(out,
           "SELECT s.row_count, s.null_count, s.distinct_count, "
           "(SELECT %s::pg_catalog.text FROM %s AS t WHERE t.%s IS NOT NULL "
@@ -211,6 +208,7 @@ static void column_stats_one(FILE *out, const names_t *n, size_t i) {
           "pg_catalog.count(DISTINCT %s) AS distinct_count FROM %s AS t) AS s",
           n->q.column_literals[i], col, value, from);
   free(value);
+  return true;
 }
 
 /* COLUMN_STATS: a row per column (UNION ALL, in request order), with the
@@ -225,13 +223,14 @@ static char *column_stats_sql(const names_t *n) {
         "x.mean, x.pct[1] AS p25, x.pct[2] AS p50, x.pct[3] AS p75, x.true_count, "
         "x.false_count, x.top_values, x.column_name FROM (",
         out);
-  for (size_t i = 0; i < n->q.column_count; i++) {
+  bool ok = true;
+  for (size_t i = 0; i < n->q.column_count && ok; i++) {
     fprintf(out, "%s(", i ? " UNION ALL " : "");
-    column_stats_one(out, n, i);
+    ok = column_stats_one(out, n, i);
     fputs(")", out);
   }
   fputs(") AS x", out);
-  if (fclose(out) != 0) {
+  if (fclose(out) != 0 || !ok) {
     free(sql);
     return NULL;
   }
