@@ -104,18 +104,17 @@ static int read_text(loader_t *l, const yaml_node_t *v, const char *key, char **
 
 /* tools: {disabled: [names]} into a comma-separated list. */
 static int read_tools(loader_t *l, const yaml_node_t *v, const char *parent, char **out) {
-  char key[256];
+  char base[256], key[320];
+  key_path(base, sizeof base, parent, "tools");
   if (!v || v->type != YAML_MAPPING_NODE)
-    return fail(l, v, key_path(key, sizeof key, parent, "tools"),
-                "expected a mapping (disabled: [tool, ...])");
+    return fail(l, v, base, "expected a mapping (disabled: [tool, ...])");
   for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
     yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
     yaml_node_t *list = yaml_document_get_node(l->doc, p->value);
-    key_path(key, sizeof key, parent, "tools");
     if (!scalar(k) || strcmp(scalar(k), "disabled") != 0)
-      return fail(l, k, key_path(key, sizeof key, key, scalar(k) ? scalar(k) : "?"),
+      return fail(l, k, key_path(key, sizeof key, base, scalar(k) ? scalar(k) : "?"),
                   "unknown key (tools takes disabled)");
-    key_path(key, sizeof key, key, "disabled");
+    key_path(key, sizeof key, base, "disabled");
     if (!list || list->type != YAML_SEQUENCE_NODE)
       return fail(l, list, key, "expected a list of tool names");
     size_t size = 1;
