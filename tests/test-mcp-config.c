@@ -186,9 +186,41 @@ static void secret_files_and_modes(void **state) {
   mcp_config_free(&config);
 }
 
+/* Sources as a list, each with its name; and a JSON file (JSON is YAML). */
+static void a_list_and_json(void **state) {
+  (void)state;
+  mcp_config_t config;
+  char error[512] = "";
+  write_file(path,
+             "sources:\n  - name: one\n    url: sqlite:a.db\n  - name: two\n    url: sqlite:b.db\n"
+             "    max_rows: 7\n",
+             0600);
+  if (mcp_config_load(path, known_tool, &config, error, sizeof error) != 0)
+    fail_msg("%s", error);
+  assert_int_equal(config.source_count, 2);
+  assert_string_equal(config.sources[0].name, "one");
+  assert_string_equal(config.sources[1].url, "sqlite:b.db");
+  assert_int_equal(config.sources[1].max_rows, 7);
+  mcp_config_free(&config);
+  write_file(path,
+             "{\"defaults\": {\"timeout\": 60}, \"sources\": {\"j\": {\"url\": \"sqlite:j.db\", "
+             "\"read_only\": true}}}\n",
+             0600);
+  if (mcp_config_load(path, known_tool, &config, error, sizeof error) != 0)
+    fail_msg("%s", error);
+  assert_int_equal(config.defaults.timeout_ms, 60000);
+  assert_string_equal(config.sources[0].name, "j");
+  assert_int_equal(config.sources[0].allow_writes, 0);
+  mcp_config_free(&config);
+  write_file(path, "sources:\n  - url: sqlite:x\n", 0600);
+  assert_int_equal(mcp_config_load(path, known_tool, &config, error, sizeof error), -1);
+  assert_non_null(strstr(error, ":2: sources[]: each source in a list needs a name"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_full_file),
+      cmocka_unit_test(a_list_and_json),
       cmocka_unit_test(mistakes_name_the_line_and_key),
       cmocka_unit_test(secret_files_and_modes),
   };

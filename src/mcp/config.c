@@ -248,6 +248,8 @@ static int read_source(loader_t *l, const yaml_node_t *map, const char *parent, 
     int rc;
     if (!name)
       rc = fail(l, k, key, "expected a key");
+    else if (is_source && strcmp(name, "name") == 0 && s->name)
+      rc = 0; /* a source in a list names itself: read by the caller */
     else if (is_source && strcmp(name, "url") == 0)
       rc = read_text(l, v, key, &s->url);
     else if (is_source && strcmp(name, "description") == 0)
@@ -339,17 +341,41 @@ static int read_root(loader_t *l, const yaml_node_t *root, mcp_config_t *c) {
     if (rc)
       return rc;
   }
-  if (!sources || sources->type != YAML_MAPPING_NODE ||
-      sources->data.mapping.pairs.top == sources->data.mapping.pairs.start)
+  /* A mapping of names to settings, or a list of settings each with its
+     name. */
+  bool listed = sources && sources->type == YAML_SEQUENCE_NODE;
+  size_t count = 0;
+  if (listed)
+    count = (size_t)(sources->data.sequence.items.top - sources->data.sequence.items.start);
+  else if (sources && sources->type == YAML_MAPPING_NODE)
+    count = (size_t)(sources->data.mapping.pairs.top - sources->data.mapping.pairs.start);
+  if (count == 0)
     return fail(l, sources ? sources : root, "sources",
-                "required: a mapping of source names to their settings (url: ...)");
-  size_t count = (size_t)(sources->data.mapping.pairs.top - sources->data.mapping.pairs.start);
+                "required: a mapping of source names to their settings (url: ...), or a list "
+                "of settings each with a name");
   c->sources = calloc(count, sizeof *c->sources);
   if (!c->sources)
     return fail(l, sources, "sources", "out of memory");
-  for (yaml_node_pair_t *p = sources->data.mapping.pairs.start; p < sources->data.mapping.pairs.top;
-       p++) {
-    yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+  for (size_t index = 0; index < count; index++) {
+    yaml_node_t *k = NULL;
+    yaml_node_t *value = NULL;
+    if (listed) {
+      value = yaml_document_get_node(l->doc, sources->data.sequence.items.start[index]);
+      if (value && value->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *q = value->data.mapping.pairs.start;
+             q < value->data.mapping.pairs.top; q++) {
+          const char *field = scalar(yaml_document_get_node(l->doc, q->key));
+          if (field && strcmp(field, "name") == 0)
+            k = yaml_document_get_node(l->doc, q->value);
+        }
+      }
+      if (!k)
+        return fail(l, value, "sources[]", "each source in a list needs a name");
+    } else {
+      yaml_node_pair_t *p = &sources->data.mapping.pairs.start[index];
+      k = yaml_document_get_node(l->doc, p->key);
+      value = yaml_document_get_node(l->doc, p->value);
+    }
     const char *name = scalar(k);
     char key[128];
     snprintf(key, sizeof key, "sources.%.64s", name ? name : "?");
@@ -364,7 +390,7 @@ static int read_root(loader_t *l, const yaml_node_t *root, mcp_config_t *c) {
     mcp_source_config_t *s = &c->sources[c->source_count++];
     s->allow_writes = -1;
     s->name = copy;
-    int rc = read_source(l, yaml_document_get_node(l->doc, p->value), key, true, s);
+    int rc = read_source(l, value, key, true, s);
     if (rc)
       return rc;
   }
