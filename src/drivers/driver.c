@@ -556,6 +556,30 @@ void qreg_catalog_names_make(qreg_catalog_names_t *n, const qreg_catalog_request
   }
 }
 
+char *qreg_catalog_sample_sql(const qreg_catalog_names_t *n, bool all_columns,
+                              const char *random_call, unsigned long long limit) {
+  char *sql = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&sql, &size);
+  if (!out)
+    return NULL;
+  fputs("SELECT ", out);
+  if (all_columns || n->column_count == 0)
+    fputs("t.*", out);
+  else
+    for (size_t i = 0; i < n->column_count; i++)
+      fprintf(out, "%st.%s", i ? ", " : "", n->column_idents[i]);
+  fprintf(out, " FROM %s AS t", n->from);
+  if (random_call)
+    fprintf(out, " ORDER BY %s", random_call);
+  fprintf(out, " LIMIT %llu", limit);
+  if (fclose(out) != 0) {
+    free(sql);
+    return NULL;
+  }
+  return sql;
+}
+
 void qreg_catalog_names_free(qreg_catalog_names_t *n) {
   free(n->schema_literal);
   free(n->schema_ident);

@@ -336,6 +336,13 @@ typedef struct qreg_catalog_names {
   bool failed;
 } qreg_catalog_names_t;
 
+/* SAMPLE's SQL, the same in every dialect that has `t.*`, aliases and
+   LIMIT: the named columns (all when all_columns), in random order when
+   random_call is the dialect's random function ("random()"), else in the
+   order the database gives. malloc'd; NULL on ENOMEM. */
+char *qreg_catalog_sample_sql(const qreg_catalog_names_t *names, bool all_columns,
+                              const char *random_call, unsigned long long limit);
+
 /* Fills names from the request, literal() making the dialect's literals. */
 void qreg_catalog_names_make(qreg_catalog_names_t *names,
                              const struct qreg_catalog_request *request,

@@ -140,26 +140,6 @@ static char *describe_sql(const names_t *n) {
       n->table_filter);
 }
 
-static char *sample_sql(const names_t *n, bool all_columns, bool random, unsigned long long limit) {
-  char *sql = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&sql, &size);
-  if (!out)
-    return NULL;
-  fputs("SELECT ", out);
-  if (all_columns)
-    fputs("t.*", out);
-  for (size_t i = 0; !all_columns && i < n->q.column_count; i++)
-    fprintf(out, "%st.%s", i ? ", " : "", n->q.column_idents[i]);
-  fprintf(out, " FROM %s AS t%s LIMIT %llu", n->q.from,
-          random ? " ORDER BY pg_catalog.random()" : "", limit);
-  if (fclose(out) != 0) {
-    free(sql);
-    return NULL;
-  }
-  return sql;
-}
-
 /* One column's statistics: a SELECT of one row. min and max in the column
    type's own order (not text order), as text: ORDER BY works for every type
    with a btree order, booleans included, which have no min(); an "other"
@@ -312,9 +292,11 @@ int qreg__pg_catalog_sql(const qreg_catalog_request_t *request, char **sql_out, 
       break;
     case QREG_CATALOG_SAMPLE:
       missing = n.q.from == NULL;
-      sql = missing ? NULL
-                    : sample_sql(&n, request->columns == NULL || request->column_count == 0,
-                                 request->random, limit);
+      sql = missing
+                ? NULL
+                : qreg_catalog_sample_sql(&n.q,
+                                          request->columns == NULL || request->column_count == 0,
+                                          request->random ? "pg_catalog.random()" : NULL, limit);
       break;
     case QREG_CATALOG_COLUMN_STATS:
       missing = n.q.from == NULL || n.q.column_count == 0;

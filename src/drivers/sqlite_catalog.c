@@ -115,27 +115,6 @@ static char *column_stats_sql(const qreg_catalog_names_t *n) {
   return sql;
 }
 
-/* SAMPLE: the named columns (or all), the first rows or random ones. */
-static char *sample_sql(const qreg_catalog_names_t *n, bool all_columns, bool random,
-                        unsigned long long limit) {
-  char *sql = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&sql, &size);
-  if (!out)
-    return NULL;
-  fputs("SELECT ", out);
-  if (all_columns)
-    fputs("t.*", out);
-  for (size_t i = 0; !all_columns && i < n->column_count; i++)
-    fprintf(out, "%st.%s", i ? ", " : "", n->column_idents[i]);
-  fprintf(out, " FROM %s AS t%s LIMIT %llu", n->from, random ? " ORDER BY random()" : "", limit);
-  if (fclose(out) != 0) {
-    free(sql);
-    return NULL;
-  }
-  return sql;
-}
-
 int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_out,
                              char **message) {
   *sql_out = NULL;
@@ -168,7 +147,7 @@ int qreg__sqlite_catalog_sql(const qreg_catalog_request_t *request, char **sql_o
                   n.schema_literal ? n.schema_literal : "");
   } else if (request->op == QREG_CATALOG_SAMPLE) {
     bool all = request->columns == NULL || request->column_count == 0;
-    *sql_out = sample_sql(&n, all, request->random, limit);
+    *sql_out = qreg_catalog_sample_sql(&n, all, request->random ? "random()" : NULL, limit);
     rc = *sql_out ? 0 : -1;
   } else if (request->op == QREG_CATALOG_COLUMN_STATS) {
     *sql_out = column_stats_sql(&n);
