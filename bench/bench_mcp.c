@@ -407,10 +407,12 @@ static bool waits_round(const bench_context_t *ctx, mcp_peer_t *peer, unsigned l
   unsigned long sent = 0, received = 0;
   while (received < waits) {
     while (sent < waits && sent - received < CREATE_IN_FLIGHT) {
-      int n = snprintf(request, sizeof request,
-                       "{\"jsonrpc\":\"2.0\",\"id\":%lu,\"method\":\"tools/call\",\"params\":{"
-                       "\"name\":\"execute_query\",\"arguments\":{\"sql\":\"%s\"},\"task\":{}}}\n",
-                       1000 + sent, WAITS_SQL);
+      int n =
+          snprintf(request, sizeof request,
+                   "{\"jsonrpc\":\"2.0\",\"id\":%lu,\"method\":\"tools/call\",\"params\":{"
+                   "\"name\":\"execute_query\",\"arguments\":{\"sql\":\"%s\",\"wait_seconds\":0},"
+                   "\"task\":{}}}\n",
+                   1000 + sent, WAITS_SQL);
       if (!write_all(peer->to_fd, request, (size_t)n))
         bench_die("the MCP server closed its input");
       sent++;

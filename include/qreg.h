@@ -527,30 +527,70 @@ typedef enum qreg_catalog_op {
   QREG_CATALOG_TABLES = 1,         /* schema, name, type ("table"/"view"/...),
                                  comment, row_estimate (NULL when unknown) */
   QREG_CATALOG_DESCRIBE = 2,       /* ordinal, name, type, nullable, default_value,
-                                 comment, primary_key */
-  QREG_CATALOG_SAMPLE = 3,         /* the table's own columns, up to limit rows */
-  QREG_CATALOG_COLUMN_STATS = 4,   /* one row: row_count, null_count,
-                                    distinct_count, min_value, max_value */
+                                 comment, primary_key, kind: the column's kind
+                                 of values, as the driver reads its type -
+                                 "number", "text", "boolean", "date" (dates,
+                                 times, timestamps) or "other" */
+  QREG_CATALOG_SAMPLE = 3,         /* the table's own columns (or `columns`), up
+                                      to limit rows; a random sample when
+                                      `random` is set */
+  QREG_CATALOG_COLUMN_STATS = 4,   /* one row per column (`column`, or each of
+                                    `columns`): row_count, null_count,
+                                    distinct_count, min_value, max_value (text,
+                                    in the type's own order), mean (number
+                                    kind), p25, p50, p75 (number kind, text:
+                                    the nearest-rank value, as
+                                    percentile_disc), true_count, false_count
+                                    (boolean kind), top_values (text kind: a
+                                    JSON array of up to 5 {"value", "count"},
+                                    most frequent first, as text),
+                                    column_name. NULL where not computed. */
   QREG_CATALOG_SEARCH_COLUMNS = 5, /* schema, table_name, column_name, type
                                       of columns whose name contains pattern */
+  QREG_CATALOG_INDEXES = 6,        /* index_name, columns (", "-separated, in
+                                      index order; expressions as written),
+                                      is_unique, is_primary */
+  QREG_CATALOG_FOREIGN_KEYS = 7,   /* name, columns, referenced_schema,
+                                      referenced_table, referenced_columns
+                                      (NULL: the referenced primary key) */
 } qreg_catalog_op_t;
-#define QREG_CATALOG_OP_COUNT 6
+#define QREG_CATALOG_OP_COUNT 8
+
+/* Column kinds, as DESCRIBE's kind column gives them and COLUMN_STATS's
+   column_kinds takes them. */
+#define QREG_COLUMN_KIND_NUMBER "number"
+#define QREG_COLUMN_KIND_TEXT "text"
+#define QREG_COLUMN_KIND_BOOLEAN "boolean"
+#define QREG_COLUMN_KIND_DATE "date"
+#define QREG_COLUMN_KIND_OTHER "other"
+
+/* Columns one SAMPLE or COLUMN_STATS request may name at most. */
+#define QREG_CATALOG_MAX_COLUMNS 200
 
 typedef struct qreg_catalog_request {
   size_t struct_size; /* sizeof(qreg_catalog_request_t): qreg_catalog_init */
   qreg_catalog_op_t op;
   const char *schema;  /* NULL: the default schema, or every schema for
                           SCHEMAS/TABLES/SEARCH_COLUMNS */
-  const char *table;   /* DESCRIBE, SAMPLE, COLUMN_STATS */
-  const char *column;  /* COLUMN_STATS */
+  const char *table;   /* DESCRIBE, SAMPLE, COLUMN_STATS, INDEXES, FOREIGN_KEYS */
+  const char *column;  /* COLUMN_STATS (or columns) */
   const char *pattern; /* SEARCH_COLUMNS: a plain substring, not a pattern */
   uint64_t limit;      /* SAMPLE and SEARCH_COLUMNS rows (0: 100) */
+  /* Added after the first release (struct_size tells). */
+  const char *const *columns;      /* SAMPLE: only these columns; COLUMN_STATS:
+                                      these instead of column. NULL: none */
+  size_t column_count;             /* entries of columns (and column_kinds) */
+  const char *const *column_kinds; /* COLUMN_STATS: each column's kind as
+                                      DESCRIBE gives it, which says which
+                                      statistics apply (NULL, or a NULL
+                                      entry: "other") */
+  bool random;                     /* SAMPLE: random rows, not the first ones */
 } qreg_catalog_request_t;
 
 void qreg_catalog_init(qreg_catalog_request_t *request, qreg_catalog_op_t op);
 
 /* "schemas", "tables", "describe", "sample", "column_stats",
-   "search_columns"; NULL for an unknown op. */
+   "search_columns", "indexes", "foreign_keys"; NULL for an unknown op. */
 const char *qreg_catalog_op_name(qreg_catalog_op_t op);
 
 /*

@@ -17,6 +17,7 @@ set -euo pipefail
 #                                        lets a long-poll wait without a thread);
 #                                        libssl-dev's libcrypto gives SHA-256 and
 #                                        the constant-time compare of its tokens
+#   libyaml-dev                          qreg mcp --config (the YAML config file)
 #   libcmocka-dev                        the C tests
 #   postgresql                           initdb/pg_ctl for the test-pg-* tests
 #   valgrind                             make valgrind
@@ -26,7 +27,7 @@ set -euo pipefail
 #   nodejs npm                           the MCP end-to-end tests (tests/e2e)
 packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
           libjansson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev libmicrohttpd-dev
-          libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
+          libyaml-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
           clang-format-14 clang-tidy-14 nodejs npm)
 
 # Whether a package is needed: installed packages are not, and neither are

@@ -2,7 +2,9 @@
  * tests/test-catalog.c - catalog operations (qreg_catalog and friends,
  * include/qreg.h) through the public API: every operation on a real SQLite
  * file with tables, a view, single and composite primary keys, defaults and
- * hostile names; names that try to inject SQL (quotes, semicolons,
+ * hostile names; column kinds; statistics of several columns by kind
+ * checked against figures computed by hand; random samples of a column
+ * subset; indexes and foreign keys (composite ones in key order); names that try to inject SQL (quotes, semicolons,
  * comments) only ever name things; the request's checks; a catalog query
  * is a query like any other (listed, cancellable - on the scripted driver);
  * QREG_ECLOSED after close. PostgreSQL's catalog: test-pg-catalog.c.
@@ -43,7 +45,13 @@ static const char *const FIXTURE_SQL =
     "CREATE TABLE pair (k1 INTEGER, k2 TEXT, v TEXT, PRIMARY KEY (k1, k2));"
     "CREATE TABLE \"odd \"\"name\"\"; DROP TABLE items; --\" "
     "(a INTEGER PRIMARY KEY, \"col'); DROP TABLE items; --\" TEXT);"
-    "INSERT INTO \"odd \"\"name\"\"; DROP TABLE items; --\" VALUES (1, 'x'), (2, 'y'), (3, 'x');";
+    "INSERT INTO \"odd \"\"name\"\"; DROP TABLE items; --\" VALUES (1, 'x'), (2, 'y'), (3, 'x');"
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, item INTEGER NOT NULL REFERENCES items (id), "
+    "paid BOOLEAN, placed DATE, note TEXT, FOREIGN KEY (item, note) REFERENCES pair (k1, k2));"
+    "CREATE INDEX orders_placed ON orders (placed, item);"
+    "CREATE UNIQUE INDEX orders_note ON orders (note);"
+    "INSERT INTO orders VALUES (1, 1, 1, '2024-01-05', 'a'), (2, 1, 0, '2024-02-10', 'b'), "
+    "(3, 2, 1, '2024-03-15', NULL), (4, 5, NULL, '2023-12-31', 'a b');";
 
 static int group_setup(void **state) {
   (void)state;
@@ -117,30 +125,48 @@ static const char *text_of(const qreg_page_t *page, uint64_t row, size_t column)
   }
   if (v->type == QREG_TYPE_BOOL)
     return v->v.b ? "1" : "0";
-  assert_true(v->type == QREG_TYPE_TEXT);
+  if (v->type == QREG_TYPE_FLOAT) {
+    snprintf(out, 64, "%g", v->v.f);
+    return out;
+  }
+  if (v->type != QREG_TYPE_TEXT && v->type != QREG_TYPE_JSON)
+    fail_msg("row %llu column %zu: type %d", (unsigned long long)row, column, (int)v->type);
   return v->v.s.ptr;
 }
 
-/* Asserts the page's rows, as text, row-major. */
-static void assert_rows(const qreg_page_t *page, uint64_t rows, const char *const *cells) {
+/* Asserts the first width columns of the page's rows, as text, row-major
+   (width cells a row). */
+static void assert_rows_n(const qreg_page_t *page, uint64_t rows, size_t width,
+                          const char *const *cells) {
   if (page->row_count != rows)
     fail_msg("%llu rows, expected %llu", (unsigned long long)page->row_count,
              (unsigned long long)rows);
+  assert_true(width <= page->column_count);
   for (uint64_t r = 0; r < rows; r++) {
-    for (size_t c = 0; c < page->column_count; c++) {
-      const char *got = text_of(page, r, c), *want = cells[r * page->column_count + c];
+    for (size_t c = 0; c < width; c++) {
+      const char *got = text_of(page, r, c), *want = cells[r * width + c];
       if (strcmp(got, want) != 0)
         fail_msg("row %llu column %zu: %s, expected %s", (unsigned long long)r, c, got, want);
     }
   }
 }
 
+/* Asserts every column of the page's rows. */
+static void assert_rows(const qreg_page_t *page, uint64_t rows, const char *const *cells) {
+  assert_rows_n(page, rows, page->column_count, cells);
+}
+
 static const char *const TABLES_COLUMNS[] = {"schema",  "name",         "type",
                                              "comment", "row_estimate", NULL};
 static const char *const DESCRIBE_COLUMNS[] = {
-    "ordinal", "name", "type", "nullable", "default_value", "comment", "primary_key", NULL};
-static const char *const STATS_COLUMNS[] = {"row_count", "null_count", "distinct_count",
-                                            "min_value", "max_value",  NULL};
+    "ordinal", "name", "type", "nullable", "default_value", "comment", "primary_key", "kind", NULL};
+static const char *const STATS_COLUMNS[] = {
+    "row_count", "null_count", "distinct_count", "min_value",   "max_value",  "mean",        "p25",
+    "p50",       "p75",        "true_count",     "false_count", "top_values", "column_name", NULL};
+static const char *const INDEX_COLUMNS[] = {"index_name", "columns", "is_unique", "is_primary",
+                                            NULL};
+static const char *const FOREIGN_KEY_COLUMNS[] = {
+    "name", "columns", "referenced_schema", "referenced_table", "referenced_columns", NULL};
 static const char *const SEARCH_COLUMNS[] = {"schema", "table_name", "column_name", "type", NULL};
 
 /* --- each operation ------------------------------------------------------------ */
@@ -156,16 +182,17 @@ static void schemas_and_tables(void **state) {
   qreg_page_free(page);
 
   static const char *const all[] = {
-      "main", "cheap",   "view",  "NULL", "NULL", "main", "items", "table", "NULL", "NULL",
-      "main", ODD_TABLE, "table", "NULL", "NULL", "main", "pair",  "table", "NULL", "NULL",
+      "main", "cheap", "view",    "NULL",  "NULL",  "main", "items", "table",  "NULL",
+      "NULL", "main",  ODD_TABLE, "table", "NULL",  "NULL", "main",  "orders", "table",
+      "NULL", "NULL",  "main",    "pair",  "table", "NULL", "NULL",
   };
   qreg_catalog_init(&request, QREG_CATALOG_TABLES);
   page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
-  assert_rows(page, 4, all);
+  assert_rows(page, 5, all);
   qreg_page_free(page);
   request.schema = "main";
   page = test_catalog_rows(reg, &request, TABLES_COLUMNS);
-  assert_rows(page, 4, all);
+  assert_rows(page, 5, all);
   qreg_page_free(page);
   /* Hostile schemas are names of schemas that do not exist. */
   static const char *const hostile[] = {"nosuch", "main' OR '1'='1", "main'; --", "\"main\""};
@@ -192,11 +219,23 @@ static void describe(void **state) {
       "0", "4",      "data",    "BLOB", "1",    "NULL",       "NULL", "0",
   };
   qreg_page_t *page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 4, items);
+  assert_rows_n(page, 4, 7, items);
+  /* The kind of each column, from its declared type. */
+  assert_string_equal(text_of(page, 0, 7), "number");
+  assert_string_equal(text_of(page, 1, 7), "text");
+  assert_string_equal(text_of(page, 2, 7), "number");
+  assert_string_equal(text_of(page, 3, 7), "other");
   qreg_page_free(page);
   request.schema = "main";
   page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 4, items);
+  assert_rows_n(page, 4, 7, items);
+  qreg_page_free(page);
+  request.table = "orders";
+  page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
+  assert_int_equal(page->row_count, 5);
+  static const char *const order_kinds[] = {"number", "number", "boolean", "date", "text"};
+  for (size_t i = 0; i < 5; i++)
+    assert_string_equal(text_of(page, i, 7), order_kinds[i]);
   qreg_page_free(page);
 
   request.schema = NULL;
@@ -206,7 +245,7 @@ static void describe(void **state) {
       "NULL", "NULL", "1",       "3", "v",    "TEXT", "1", "NULL", "NULL", "0",
   };
   page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 3, pair);
+  assert_rows_n(page, 3, 7, pair);
   qreg_page_free(page);
 
   request.table = "cheap";
@@ -221,7 +260,7 @@ static void describe(void **state) {
       "2", ODD_COLUMN, "TEXT",    "1", "NULL", "NULL", "0",
   };
   page = test_catalog_rows(reg, &request, DESCRIBE_COLUMNS);
-  assert_rows(page, 2, odd);
+  assert_rows_n(page, 2, 7, odd);
   qreg_page_free(page);
 
   /* Not there (or elsewhere): no rows, not an error. */
@@ -267,14 +306,132 @@ static void column_stats(void **state) {
   request.table = "items";
   request.column = "unit_price";
   qreg_page_t *page = test_catalog_rows(reg, &request, STATS_COLUMNS);
-  assert_rows(page, 1, (const char *const[]){"5", "1", "3", "0.5", "9.75"});
+  assert_rows(page, 1,
+              (const char *const[]){"5", "1", "3", "0.5", "9.75", "NULL", "NULL", "NULL", "NULL",
+                                    "NULL", "NULL", "NULL", "unit_price"});
   qreg_page_free(page);
 
   request.table = ODD_TABLE;
   request.column = ODD_COLUMN;
   page = test_catalog_rows(reg, &request, STATS_COLUMNS);
-  assert_rows(page, 1, (const char *const[]){"3", "0", "2", "x", "y"});
+  assert_rows_n(page, 1, 5, (const char *const[]){"3", "0", "2", "x", "y"});
   qreg_page_free(page);
+
+  /* Several columns at once, each with the statistics of its kind: a row
+     per column, in the order asked. Known data: unit_price is 0.5, 2.25,
+     NULL, 0.5, 9.75 (mean 3.25; nearest-rank quartiles 0.5, 0.5, 2.25). */
+  request.table = "items";
+  request.column = NULL;
+  static const char *const item_columns[] = {"unit_price", "name"};
+  static const char *const item_kinds[] = {"number", "text"};
+  request.columns = item_columns;
+  request.column_kinds = item_kinds;
+  request.column_count = 2;
+  page = test_catalog_rows(reg, &request, STATS_COLUMNS);
+  assert_rows(
+      page, 2,
+      (const char *const[]){"5",
+                            "1",
+                            "3",
+                            "0.5",
+                            "9.75",
+                            "3.25",
+                            "0.5",
+                            "0.5",
+                            "2.25",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "unit_price",
+                            "5",
+                            "0",
+                            "5",
+                            "apple",
+                            "plum",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "[{\"value\":\"apple\",\"count\":1},{\"value\":\"fig\",\"count\":1},"
+                            "{\"value\":\"kiwi\",\"count\":1},{\"value\":\"pear\",\"count\":1},"
+                            "{\"value\":\"plum\",\"count\":1}]",
+                            "name"});
+  qreg_page_free(page);
+  /* orders: paid 1, 0, 1, NULL; placed from 2023-12-31 to 2024-03-15; item
+     1, 1, 2, 5 (quartiles 1, 1, 2); note a, b, NULL, 'a b'. */
+  request.table = "orders";
+  static const char *const order_columns[] = {"paid", "placed", "item", "note"};
+  static const char *const order_kinds[] = {"boolean", "date", "number", "text"};
+  request.columns = order_columns;
+  request.column_kinds = order_kinds;
+  request.column_count = 4;
+  page = test_catalog_rows(reg, &request, STATS_COLUMNS);
+  assert_rows(
+      page, 4,
+      (const char *const[]){"4",
+                            "1",
+                            "2",
+                            "0",
+                            "1",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "2",
+                            "1",
+                            "NULL",
+                            "paid",
+                            "4",
+                            "0",
+                            "4",
+                            "2023-12-31",
+                            "2024-03-15",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "placed",
+                            "4",
+                            "0",
+                            "3",
+                            "1",
+                            "5",
+                            "2.25",
+                            "1",
+                            "1",
+                            "2",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "item",
+                            "4",
+                            "1",
+                            "3",
+                            "a",
+                            "b",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "NULL",
+                            "[{\"value\":\"a\",\"count\":1},{\"value\":\"a b\",\"count\":1},"
+                            "{\"value\":\"b\",\"count\":1}]",
+                            "note"});
+  qreg_page_free(page);
+  /* A bad kind is refused before any SQL. */
+  static const char *const bad_kinds[] = {"boolean", "date", "nonsense", "text"};
+  request.column_kinds = bad_kinds;
+  qreg_id_t id;
+  assert_int_equal(qreg_catalog(reg, &request, NULL, &id), QREG_EINVAL);
+  request.columns = NULL;
+  request.column_kinds = NULL;
+  request.column_count = 0;
 
   /* A column that does not exist is an error - never statistics of the
      name read as a string (SQLite's fallback for a bare "name"). */
@@ -284,6 +441,80 @@ static void column_stats(void **state) {
   assert_int_equal(snap->status, QREG_FAILED);
   assert_non_null(strstr(snap->error.message, "nosuch"));
   qreg_snapshot_free(snap);
+  close_checked(reg);
+}
+
+/* A column subset, and a random sample: the rows are the table's rows
+   (every id once), only the columns asked for, at most limit. */
+static void sample_subset_and_random(void **state) {
+  (void)state;
+  qreg_t *reg = open_sqlite();
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_SAMPLE);
+  request.table = "items";
+  static const char *const wanted[] = {"name", "id"};
+  request.columns = wanted;
+  request.column_count = 2;
+  request.random = true;
+  static const char *const columns[] = {"name", "id", NULL};
+  bool seen[6] = {false};
+  for (int round = 0; round < 3; round++) {
+    qreg_page_t *page = test_catalog_rows(reg, &request, columns);
+    assert_int_equal(page->row_count, 5);
+    for (uint64_t r = 0; r < page->row_count; r++) {
+      long id = strtol(text_of(page, r, 1), NULL, 10);
+      assert_true(id >= 1 && id <= 5);
+      seen[id] = true;
+    }
+    qreg_page_free(page);
+  }
+  for (int id = 1; id <= 5; id++)
+    assert_true(seen[id]);
+  request.limit = 2;
+  qreg_page_t *page = test_catalog_rows(reg, &request, columns);
+  assert_int_equal(page->row_count, 2);
+  qreg_page_free(page);
+  /* A column that does not exist fails the query, naming it. */
+  static const char *const missing[] = {"nosuch"};
+  request.columns = missing;
+  request.column_count = 1;
+  qreg_snapshot_t *snap = test_catalog_run(reg, &request);
+  assert_int_equal(snap->status, QREG_FAILED);
+  assert_non_null(strstr(snap->error.message, "nosuch"));
+  qreg_snapshot_free(snap);
+  close_checked(reg);
+}
+
+/* Indexes (the primary key's first, then by name) and foreign keys, with
+   composite ones in key order. */
+static void indexes_and_foreign_keys(void **state) {
+  (void)state;
+  qreg_t *reg = open_sqlite();
+  qreg_catalog_request_t request;
+  qreg_catalog_init(&request, QREG_CATALOG_INDEXES);
+  request.table = "orders";
+  qreg_page_t *page = test_catalog_rows(reg, &request, INDEX_COLUMNS);
+  assert_rows(page, 2,
+              (const char *const[]){"orders_note", "note", "1", "0", "orders_placed",
+                                    "placed, item", "0", "0"});
+  qreg_page_free(page);
+  request.table = "pair";
+  request.schema = "main";
+  page = test_catalog_rows(reg, &request, INDEX_COLUMNS);
+  assert_rows(page, 1, (const char *const[]){"sqlite_autoindex_pair_1", "k1, k2", "1", "1"});
+  qreg_page_free(page);
+
+  qreg_catalog_init(&request, QREG_CATALOG_FOREIGN_KEYS);
+  request.table = "orders";
+  page = test_catalog_rows(reg, &request, FOREIGN_KEY_COLUMNS);
+  assert_rows(page, 2,
+              (const char *const[]){"fk0", "item, note", "NULL", "pair", "k1, k2", "fk1", "item",
+                                    "NULL", "items", "id"});
+  qreg_page_free(page);
+  request.table = "items";
+  page = test_catalog_rows(reg, &request, FOREIGN_KEY_COLUMNS);
+  assert_int_equal(page->row_count, 0);
+  qreg_page_free(page);
   close_checked(reg);
 }
 
@@ -411,8 +642,8 @@ static void requests_are_checked(void **state) {
   qreg_t *reg = open_sqlite();
   qreg_id_t id;
   qreg_catalog_request_t request;
-  static const char *const names[] = {"schemas", "tables",       "describe",
-                                      "sample",  "column_stats", "search_columns"};
+  static const char *const names[] = {"schemas",      "tables",         "describe", "sample",
+                                      "column_stats", "search_columns", "indexes",  "foreign_keys"};
   for (int op = 0; op < QREG_CATALOG_OP_COUNT; op++)
     assert_string_equal(qreg_catalog_op_name((qreg_catalog_op_t)op), names[op]);
   assert_null(qreg_catalog_op_name(QREG_CATALOG_OP_COUNT));
@@ -439,6 +670,8 @@ static void requests_are_checked(void **state) {
       {QREG_CATALOG_TABLES, NULL, NULL, NULL, "", "schema"},
       {QREG_CATALOG_DESCRIBE, "it\xffms", NULL, NULL, NULL, "UTF-8"},
       {QREG_CATALOG_SEARCH_COLUMNS, NULL, NULL, "\xc3", NULL, "UTF-8"},
+      {QREG_CATALOG_INDEXES, NULL, NULL, NULL, NULL, "table"},
+      {QREG_CATALOG_FOREIGN_KEYS, NULL, NULL, NULL, NULL, "table"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     qreg_catalog_init(&request, bad[i].op);
@@ -523,6 +756,8 @@ int main(void) {
       cmocka_unit_test(describe),
       cmocka_unit_test(sample_rows),
       cmocka_unit_test(column_stats),
+      cmocka_unit_test(sample_subset_and_random),
+      cmocka_unit_test(indexes_and_foreign_keys),
       cmocka_unit_test(search_columns),
       cmocka_unit_test(injection_attempts_only_name_things),
       cmocka_unit_test(quote_identifier),

@@ -24,7 +24,8 @@
 #define CATALOG_MAX_LIMIT ((uint64_t)UINT32_MAX)
 
 static const char *const op_names[QREG_CATALOG_OP_COUNT] = {
-    "schemas", "tables", "describe", "sample", "column_stats", "search_columns",
+    "schemas",      "tables",         "describe", "sample",
+    "column_stats", "search_columns", "indexes",  "foreign_keys",
 };
 
 void qreg_catalog_init(qreg_catalog_request_t *request, qreg_catalog_op_t op) {
@@ -65,12 +66,32 @@ static int check_request(const qreg_driver_t *driver, const qreg_catalog_request
   if ((unsigned)r->op >= QREG_CATALOG_OP_COUNT)
     return qreg__fail(QREG_EINVAL, "catalog: op %d is not a catalog operation", (int)r->op);
   qreg_catalog_op_t op = r->op;
-  bool needs_table =
-      op == QREG_CATALOG_DESCRIBE || op == QREG_CATALOG_SAMPLE || op == QREG_CATALOG_COLUMN_STATS;
+  bool needs_table = op == QREG_CATALOG_DESCRIBE || op == QREG_CATALOG_SAMPLE ||
+                     op == QREG_CATALOG_COLUMN_STATS || op == QREG_CATALOG_INDEXES ||
+                     op == QREG_CATALOG_FOREIGN_KEYS;
+  bool has_columns = r->struct_size >= offsetof(qreg_catalog_request_t, random) + sizeof(bool) &&
+                     r->columns != NULL && r->column_count > 0;
   int rc;
+  if (has_columns) {
+    if (op != QREG_CATALOG_SAMPLE && op != QREG_CATALOG_COLUMN_STATS)
+      return qreg__fail(QREG_EINVAL, "catalog: columns: only for sample and column_stats");
+    if (r->column_count > QREG_CATALOG_MAX_COLUMNS)
+      return qreg__fail(QREG_EINVAL, "catalog: columns: more than %d", QREG_CATALOG_MAX_COLUMNS);
+    for (size_t i = 0; i < r->column_count; i++) {
+      if ((rc = check_name(driver, "columns[]", r->columns[i], true, true)) != 0)
+        return rc;
+      const char *kind = r->column_kinds ? r->column_kinds[i] : NULL;
+      if (kind && strcmp(kind, QREG_COLUMN_KIND_NUMBER) != 0 &&
+          strcmp(kind, QREG_COLUMN_KIND_TEXT) != 0 && strcmp(kind, QREG_COLUMN_KIND_BOOLEAN) != 0 &&
+          strcmp(kind, QREG_COLUMN_KIND_DATE) != 0 && strcmp(kind, QREG_COLUMN_KIND_OTHER) != 0)
+        return qreg__fail(
+            QREG_EINVAL, "catalog: column_kinds[%zu]: not number, text, boolean, date or other", i);
+    }
+  }
   if ((rc = check_name(driver, "schema", r->schema, false, true)) != 0 ||
       (rc = check_name(driver, "table", r->table, needs_table, true)) != 0 ||
-      (rc = check_name(driver, "column", r->column, op == QREG_CATALOG_COLUMN_STATS, true)) != 0 ||
+      (rc = check_name(driver, "column", r->column, op == QREG_CATALOG_COLUMN_STATS && !has_columns,
+                       true)) != 0 ||
       (rc = check_name(driver, "pattern", r->pattern, op == QREG_CATALOG_SEARCH_COLUMNS, false)) !=
           0)
     return rc;

@@ -536,6 +536,49 @@ void qreg_catalog_names_make(qreg_catalog_names_t *n, const qreg_catalog_request
     n->from = NULL;
     n->failed = true;
   }
+  bool listed = r->columns != NULL && r->column_count > 0;
+  size_t count = listed ? r->column_count : r->column != NULL ? 1 : 0;
+  if (n->failed || count == 0)
+    return;
+  n->column_idents = calloc(count, sizeof *n->column_idents);
+  n->column_literals = calloc(count, sizeof *n->column_literals);
+  n->column_kinds = calloc(count, sizeof *n->column_kinds);
+  if (!n->column_idents || !n->column_literals || !n->column_kinds) {
+    n->failed = true;
+    return;
+  }
+  n->column_count = count;
+  for (size_t i = 0; i < count; i++) {
+    const char *name = listed ? r->columns[i] : r->column;
+    const char *kind = listed && r->column_kinds ? r->column_kinds[i] : NULL;
+    n->column_idents[i] = quoted(name, qreg_driver_quote_double, &n->failed);
+    n->column_literals[i] = quoted(name, literal, &n->failed);
+    n->column_kinds[i] = kind ? kind : "";
+  }
+}
+
+char *qreg_catalog_sample_sql(const qreg_catalog_names_t *n, bool all_columns,
+                              const char *random_call, unsigned long long limit) {
+  char *sql = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&sql, &size);
+  if (!out)
+    return NULL;
+  fputs("SELECT ", out);
+  if (all_columns || n->column_count == 0)
+    fputs("t.*", out);
+  else
+    for (size_t i = 0; i < n->column_count; i++)
+      fprintf(out, "%st.%s", i ? ", " : "", n->column_idents[i]);
+  fprintf(out, " FROM %s AS t", n->from);
+  if (random_call)
+    fprintf(out, " ORDER BY %s", random_call);
+  fprintf(out, " LIMIT %llu", limit);
+  if (fclose(out) != 0) {
+    free(sql);
+    return NULL;
+  }
+  return sql;
 }
 
 void qreg_catalog_names_free(qreg_catalog_names_t *n) {
@@ -546,6 +589,13 @@ void qreg_catalog_names_free(qreg_catalog_names_t *n) {
   free(n->column_ident);
   free(n->pattern_literal);
   free(n->from);
+  for (size_t i = 0; i < n->column_count; i++) {
+    free(n->column_idents[i]);
+    free(n->column_literals[i]);
+  }
+  free(n->column_idents);
+  free(n->column_literals);
+  free(n->column_kinds);
   memset(n, 0, sizeof *n);
 }
 

@@ -336,8 +336,22 @@ typedef struct qreg_catalog_names {
   char *column_ident;
   char *pattern_literal;
   char *from; /* "schema"."table", or "table" alone, when a table is named */
+  /* The columns a SAMPLE or COLUMN_STATS names: request->columns, or
+     request->column alone; each as an identifier and a literal, with its
+     kind ("" when the request gives none: only the statistics every type
+     has, in the type's own order). */
+  size_t column_count;
+  char **column_idents, **column_literals;
+  const char **column_kinds;
   bool failed;
 } qreg_catalog_names_t;
+
+/* SAMPLE's SQL, the same in every dialect that has `t.*`, aliases and
+   LIMIT: the named columns (all when all_columns), in random order when
+   random_call is the dialect's random function ("random()"), else in the
+   order the database gives. malloc'd; NULL on ENOMEM. */
+char *qreg_catalog_sample_sql(const qreg_catalog_names_t *names, bool all_columns,
+                              const char *random_call, unsigned long long limit);
 
 /* Fills names from the request, literal() making the dialect's literals. */
 void qreg_catalog_names_make(qreg_catalog_names_t *names,

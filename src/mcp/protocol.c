@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mcp/tasks.h"
 #include "mcp/tools.h"
@@ -33,35 +34,68 @@
 /* Caching hint for tools/list and server/discover: the tools of a process never change. */
 #define CACHE_TTL_MS 3600000
 
-#define INSTRUCTIONS_START                                                                         \
-  "qreg runs SQL in the background against one database. Start with list_tables and "              \
-  "describe_table to learn the schema; run SQL with execute_query, which returns a query_id "      \
-  "at once; poll get_query_status until the status is succeeded (or failed, canceled, "            \
-  "timeout); read rows with fetch_query_result, following next_offset while has_more is "          \
-  "true. Cancel a query you no longer need with cancel_query, and free a result you are done "     \
-  "with using forget_query (results share the server's memory). "
+static void call_free(mcp_call_t *call);
 
-/* What the instructions say about writes: only what the registry enforces
-   (qreg_read_only). */
-static const char *instructions(const mcp_server_t *server) {
-  if (server->read_only)
-    return INSTRUCTIONS_START "Queries are read-only: a statement that would change anything "
-                              "is refused.";
-  if (server->settings.allow_writes)
-    return INSTRUCTIONS_START "Writes are allowed: a statement can change the database.";
-  return INSTRUCTIONS_START "Queries run in read-only transactions, but the database role is "
-                            "privileged: they are not guaranteed to change nothing, so do not "
-                            "run statements with side effects.";
+#define INSTRUCTIONS_START                                                                         \
+  "qreg runs SQL against a database for you. To learn the data, use the exploration tools "        \
+  "first, rather than guessing names: list_tables (tables and views, and the SQL dialect), "       \
+  "describe_table (columns, keys, indexes), search_columns (find a column by name), "              \
+  "sample_table_data (a few real rows) and analyze_table_statistics (counts, ranges, "             \
+  "common values). Then run SQL with execute_query: one call runs it and, if it finishes "         \
+  "within wait_seconds (default 5 s), returns its rows. A query still running after that "         \
+  "comes back with its query_id: call fetch_query_result with wait_seconds to get its rows "       \
+  "when it is done, or cancel_query to stop it. Follow next_offset while has_more is true "        \
+  "for more rows. Free a result you are done with using forget_query (results share the "          \
+  "server's memory). "
+
+/* What the instructions say about writes: only what every source's registry
+   enforces (qreg_read_only); and a word on sources when there are several. */
+static json_t *instructions(const mcp_server_t *server) {
+  const char *writes = server->read_only ? INSTRUCTIONS_START
+                           "Queries are read-only: a statement that would change anything "
+                           "is refused."
+                       : server->any_writes ? INSTRUCTIONS_START
+                           "Writes are allowed: a statement can change the database."
+                                            : INSTRUCTIONS_START
+                           "Queries run in read-only transactions, but the database role is "
+                           "privileged: they are not guaranteed to change nothing, so do not "
+                           "run statements with side effects.";
+  if (server->source_count < 2)
+    return json_string(writes);
+  return json_pack("s+", writes,
+                   " This server serves several databases (sources): call list_sources first, "
+                   "and pass source to every tool (default: the first source).");
 }
 
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out) {
+  mcp_source_t source = {.name = "default",
+                         .reg = reg,
+                         .allow_writes = settings->allow_writes,
+                         .timeout_ms = settings->timeout_ms};
+  return mcp_server_new_sources(&source, 1, settings, out);
+}
+
+int mcp_server_new_sources(const mcp_source_t *sources, size_t count,
+                           const mcp_settings_t *settings, mcp_server_t **out) {
+  if (count == 0 || count > MCP_MAX_SOURCES)
+    return QREG_EINVAL;
   mcp_server_t *server = calloc(1, sizeof *server);
   if (!server)
     return QREG_ENOMEM;
-  server->reg = reg;
+  memcpy(server->sources, sources, count * sizeof *sources);
+  server->source_count = count;
+  server->reg = sources[0].reg;
   server->settings = *settings;
-  server->read_only = !settings->allow_writes && qreg_read_only(reg);
-  server->tools = mcp_tools_definitions(settings->allow_writes, server->read_only);
+  bool any_writes = false, read_only = true;
+  for (size_t i = 0; i < count; i++) {
+    any_writes = any_writes || sources[i].allow_writes;
+    read_only = read_only && !sources[i].allow_writes && qreg_read_only(sources[i].reg);
+  }
+  server->any_writes = any_writes;
+  server->read_only = read_only;
+  server->tools = mcp_tools_definitions(any_writes, read_only);
+  mcp_tools_drop_disabled(server->tools, settings->disabled_tools);
+  mcp_tools_add_sources(server);
   server->tasks = mcp_tasks_new();
   if (!server->tools || !server->tasks) {
     json_decref(server->tools);
@@ -91,6 +125,13 @@ void mcp_server_free(mcp_server_t *server) {
     return;
   json_decref(server->tools);
   mcp_tasks_free(server->tasks);
+  /* Calls answered at their deadline whose watch has been called since:
+     nothing is due for them any more. */
+  mcp_call_t *call;
+  while ((call = mcp_server_next_ready(server)) != NULL) {
+    assert(call->answered);
+    call_free(call);
+  }
   /* A parked call belongs to its watch, which qreg_close() calls: freeing
      the server under one would leave the callback a dangling pointer. */
   assert(server->parked == 0 && server->ready_head == NULL);
@@ -189,6 +230,48 @@ static bool call_cancelled(mcp_call_t *call) {
 
 /* --- parked calls ----------------------------------------------------------------------- */
 
+static uint64_t monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* Takes call off server->timed if it is there. Under ready_mutex. */
+static void timed_unlink_locked(mcp_server_t *server, mcp_call_t *call) {
+  if (!call->timed)
+    return;
+  if (call->timed_prev)
+    call->timed_prev->timed_next = call->timed_next;
+  else
+    server->timed = call->timed_next;
+  if (call->timed_next)
+    call->timed_next->timed_prev = call->timed_prev;
+  else
+    server->timed_tail = call->timed_prev;
+  call->timed_prev = call->timed_next = NULL;
+  call->timed = false;
+}
+
+/* Puts call on server->timed, kept in deadline order. Deadlines are mostly
+   now + the same wait, so the place is found from the tail, in a step or
+   two. Under ready_mutex. */
+static void timed_insert_locked(mcp_server_t *server, mcp_call_t *call) {
+  mcp_call_t *after = server->timed_tail;
+  while (after && after->deadline_ms > call->deadline_ms)
+    after = after->timed_prev;
+  call->timed = true;
+  call->timed_prev = after;
+  call->timed_next = after ? after->timed_next : server->timed;
+  if (call->timed_next)
+    call->timed_next->timed_prev = call;
+  else
+    server->timed_tail = call;
+  if (after)
+    after->timed_next = call;
+  else
+    server->timed = call;
+}
+
 /* The watch callback, on the registry's loop thread: records what the watch
    says and, once mcp_server_run() has let go of the call (armed), queues it
    and wakes the transport. Nothing else: no output, no registry call, no
@@ -208,6 +291,7 @@ static void on_settled(qreg_t *reg, const qreg_id_t *id, int rc, qreg_status_t s
   if (call->armed) {
     assert(server->parked > 0);
     server->parked--;
+    timed_unlink_locked(server, call);
     call->ready_next = NULL;
     wake = server->ready_head == NULL;
     if (server->ready_tail)
@@ -242,7 +326,7 @@ bool mcp_call_park(mcp_call_t *call, const char *query_id, mcp_resume_fn resume)
   snprintf(call->awaited.str, sizeof call->awaited.str, "%s", query_id);
   call->armed = false;
   call->settled = false;
-  int rc = qreg_watch(server->reg, query_id, on_settled, call);
+  int rc = qreg_watch(call->reg, query_id, on_settled, call);
   if (rc < 0) {
     /* No watch, so no callback: settled now, with why. mcp_server_run()
        resumes it at once. */
@@ -260,9 +344,27 @@ json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn res
      tasks/get said completed) is answered here, without a trip through the
      loop thread. */
   qreg_status_t status = QREG_PENDING;
-  int rc = qreg_wait(call->server->reg, query_id, 0, &status);
+  int rc = qreg_wait(call->reg, query_id, 0, &status);
   if (rc != QREG_ETIMEDOUT)
     return resume(call, query_id, rc, status);
+  (void)mcp_call_park(call, query_id, resume);
+  return NULL;
+}
+
+json_t *mcp_call_await_for(mcp_call_t *call, const char *query_id, uint64_t timeout_ms,
+                           mcp_resume_fn resume) {
+  qreg_status_t status = QREG_PENDING;
+  int rc = qreg_wait(call->reg, query_id, 0, &status);
+  if (rc != QREG_ETIMEDOUT || timeout_ms == 0) {
+    if (rc == QREG_ETIMEDOUT) {
+      qreg_snapshot_t *snap = NULL;
+      if (qreg_snapshot(call->reg, query_id, &snap) == 0)
+        status = snap->status;
+      qreg_snapshot_free(snap);
+    }
+    return resume(call, query_id, rc, status);
+  }
+  call->deadline_ms = monotonic_ms() + timeout_ms;
   (void)mcp_call_park(call, query_id, resume);
   return NULL;
 }
@@ -277,6 +379,8 @@ static bool call_arm(mcp_call_t *call) {
   if (parked) {
     call->armed = true;
     server->parked++;
+    if (call->deadline_ms)
+      timed_insert_locked(server, call);
   }
   pthread_mutex_unlock(&server->ready_mutex);
   return parked;
@@ -316,8 +420,34 @@ size_t mcp_server_parked(mcp_server_t *server) {
   return parked;
 }
 
+int mcp_server_next_deadline(mcp_server_t *server) {
+  pthread_mutex_lock(&server->ready_mutex);
+  uint64_t earliest = server->timed ? server->timed->deadline_ms : UINT64_MAX;
+  pthread_mutex_unlock(&server->ready_mutex);
+  if (earliest == UINT64_MAX)
+    return -1;
+  uint64_t now = monotonic_ms();
+  if (earliest <= now)
+    return 0;
+  uint64_t left = earliest - now;
+  return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+mcp_call_t *mcp_server_next_expired(mcp_server_t *server) {
+  uint64_t now = monotonic_ms();
+  pthread_mutex_lock(&server->ready_mutex);
+  mcp_call_t *found = server->timed && server->timed->deadline_ms <= now ? server->timed : NULL;
+  if (found) {
+    timed_unlink_locked(server, found);
+    found->expired = true;
+  }
+  pthread_mutex_unlock(&server->ready_mutex);
+  return found;
+}
+
 static void call_free(mcp_call_t *call) {
   mcp_message_clear(&call->msg);
+  json_decref(call->tool_state);
   free(call->error_message);
   json_decref(call->error_data);
   free(call);
@@ -476,7 +606,7 @@ static char *handle_initialize(mcp_server_t *server, const mcp_message_t *msg, s
   json_t *client = json_object_get(json_object_get(msg->params, "clientInfo"), "name");
   logf_(server, "initialize: protocol %s (client asked %.40s), client %.80s", version,
         json_string_value(requested), json_is_string(client) ? json_string_value(client) : "?");
-  json_t *result = json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", version, "capabilities",
+  json_t *result = json_pack("{s:s, s:o, s:o, s:o}", "protocolVersion", version, "capabilities",
                              capabilities(false, version), "serverInfo", server_info(),
                              "instructions", instructions(server));
   return dump_reply(mcp_jsonrpc_result(msg->id, result), len);
@@ -489,6 +619,7 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
   if (!request_id)
     return;
   qreg_id_t query;
+  qreg_t *reg = NULL;
   bool found = false;
   bool has_query = false;
   pthread_mutex_lock(&server->mutex);
@@ -499,6 +630,7 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
       call->cancelled = true;
       has_query = call->has_query;
       query = call->query;
+      reg = call->reg;
       /* Out of the table at once: no answer is due any more, and a parked
          call is kept only until its watch is called (no watch can be
          withdrawn), then freed without a word. */
@@ -515,7 +647,7 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
           json_is_string(reason) ? ")" : "");
   /* Asked, not waited for: the reader never waits on a database. */
   if (has_query)
-    (void)qreg_cancel_async(server->reg, query.str, NULL);
+    (void)qreg_cancel_async(reg, query.str, NULL);
 }
 
 /* Reads the 2026-07-28 request metadata into the call; returns an error line
@@ -580,6 +712,7 @@ mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t le
     return NULL;
   }
   call->server = server;
+  call->reg = server->sources[0].reg;
   call->msg = msg;
   json_t *meta = json_object_get(msg.params, "_meta");
   json_t *version = json_object_get(meta, META_PROTOCOL_VERSION);
@@ -691,7 +824,7 @@ static json_t *dispatch(mcp_call_t *call) {
   if (strcmp(method, "tools/call") == 0)
     return method_tools_call(call);
   if (strcmp(method, "server/discover") == 0)
-    return json_pack("{s:o, s:o, s:s, s:i, s:s}", "supportedVersions", supported_versions(),
+    return json_pack("{s:o, s:o, s:o, s:i, s:s}", "supportedVersions", supported_versions(),
                      "capabilities", capabilities(true, MCP_VERSION_2026_07_28), "instructions",
                      instructions(call->server), "ttlMs", CACHE_TTL_MS, "cacheScope", "public");
   if (strcmp(method, "tasks/get") == 0)
@@ -727,8 +860,14 @@ static json_t *dispatch(mcp_call_t *call) {
 static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
   *reply_len = 0;
   *parked = false;
+  if (call->answered) {
+    /* Answered at its deadline; now its watch has been called too. */
+    call_free(call);
+    return NULL;
+  }
   json_t *result = NULL;
   bool skip = false;
+  bool expired = call->expired;
   for (;;) {
     mcp_resume_fn resume = call->resume;
     if (!resume) {
@@ -737,11 +876,22 @@ static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
       call->resume = NULL;
       if (call_cancelled(call))
         skip = true; /* the client gave up on it while it waited */
+      else if (expired)
+        result = resume(call, call->awaited.str, QREG_ETIMEDOUT, QREG_RUNNING);
       else
         result = resume(call, call->awaited.str, call->awaited_rc, call->awaited_status);
     }
     if (skip || !call->resume)
       break;
+    if (expired) {
+      /* A wait that ended at its deadline answers; it cannot wait again
+         while its first watch is still out. */
+      call->resume = NULL;
+      json_decref(result);
+      result = NULL;
+      mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: a wait was parked twice");
+      break;
+    }
     /* The handler parked the call. */
     json_decref(result);
     result = NULL;
@@ -767,7 +917,10 @@ static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
         error_reply(call->msg.id, call->error_code ? call->error_code : MCP_INTERNAL_ERROR,
                     call->error_message ? call->error_message : "Internal error", data, reply_len);
   }
-  call_free(call);
+  if (expired)
+    call->answered = true; /* kept for its watch, which frees it (above) */
+  else
+    call_free(call);
   return line;
 }
 
@@ -793,10 +946,31 @@ char *mcp_server_handle_message(mcp_server_t *server, const char *data, size_t l
     reply = run_call(call, reply_len, &parked);
     if (!parked)
       break;
-    /* Wait for this call's watch, then take it off the ready list. */
+    /* Wait for this call's watch or its deadline, then take it off the
+       ready (or timed) list. */
     pthread_mutex_lock(&server->ready_mutex);
-    while (!ready_remove_locked(server, call))
-      pthread_cond_wait(&server->ready_cond, &server->ready_mutex);
+    while (!ready_remove_locked(server, call)) {
+      if (call->timed) {
+        uint64_t now = monotonic_ms();
+        if (call->deadline_ms <= now) {
+          timed_unlink_locked(server, call);
+          call->expired = true;
+          break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t left = call->deadline_ms - now;
+        until.tv_sec += (time_t)(left / 1000);
+        until.tv_nsec += (long)(left % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+          until.tv_sec++;
+          until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&server->ready_cond, &server->ready_mutex, &until);
+      } else {
+        pthread_cond_wait(&server->ready_cond, &server->ready_mutex);
+      }
+    }
     pthread_mutex_unlock(&server->ready_mutex);
   }
   return reply;

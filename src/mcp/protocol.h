@@ -48,13 +48,34 @@
 #define MCP_TASKS_EXTENSION "io.modelcontextprotocol/tasks"
 
 typedef struct mcp_settings {
-  size_t max_message_bytes;  /* longest message read (named in the error for longer ones) */
-  size_t max_response_bytes; /* one response's JSON at most (pages stop early) */
-  uint64_t poll_interval_ms; /* suggested to task pollers */
-  uint64_t ttl_ms;           /* registry default TTL: also the longest task ttl */
-  uint64_t timeout_ms;       /* registry default per-query timeout */
-  bool allow_writes;         /* execute_query asks for writable queries */
+  size_t max_message_bytes;   /* longest message read (named in the error for longer ones) */
+  size_t max_response_bytes;  /* one response's JSON at most (pages stop early) */
+  uint64_t poll_interval_ms;  /* suggested to task pollers at least (grows with the query's age) */
+  uint64_t wait_ms;           /* execute_query and fetch_query_result wait this long by default
+                                for the query to settle (wait_seconds); 0: they answer at once */
+  uint64_t task_window_ms;    /* a task-augmented execute_query waits this long before answering:
+                                a query settled by then is answered complete (2026-07-28) or
+                                as a completed task (2025-11-25); 0: at once */
+  uint64_t ttl_ms;            /* registry default TTL: also the longest task ttl */
+  uint64_t timeout_ms;        /* registry default per-query timeout */
+  bool allow_writes;          /* execute_query asks for writable queries */
+  const char *disabled_tools; /* borrowed: tool names, comma-separated, that tools/list leaves
+                                 out and tools/call refuses; NULL: none */
 } mcp_settings_t;
+
+/* One database the server serves: a registry and what differs per source.
+   Everything borrowed: the caller opens, closes and frees it. */
+typedef struct mcp_source {
+  const char *name;        /* as tools take it in `source` */
+  const char *description; /* may be NULL */
+  qreg_t *reg;
+  bool allow_writes;          /* execute_query asks for writable queries */
+  uint64_t timeout_ms;        /* the registry's default per-query timeout */
+  const char *disabled_tools; /* comma-separated; these tools refuse this source. NULL: none */
+} mcp_source_t;
+
+/* Sources one server serves at most. */
+#define MCP_MAX_SOURCES 64
 
 typedef struct mcp_tasks mcp_tasks_t;
 typedef struct mcp_server mcp_server_t;
@@ -83,6 +104,8 @@ typedef json_t *(*mcp_resume_fn)(mcp_call_t *call, const char *query_id, int rc,
  */
 struct mcp_call {
   mcp_server_t *server;    /* borrowed */
+  qreg_t *reg;             /* borrowed: the source this call works on (tools.c binds it) */
+  size_t source;           /* its index in server->sources */
   mcp_message_t msg;       /* owned: the request */
   bool modern;             /* served statelessly (2026-07-28 _meta) */
   char version[16];        /* the protocol revision serving this request */
@@ -98,6 +121,10 @@ struct mcp_call {
   bool cancelled;        /* notifications/cancelled named this request */
   bool has_query;        /* a query runs on this request's behalf */
   qreg_id_t query;
+  /* A tool that runs several catalog queries in turn keeps what the earlier
+     ones gave here between its passes (tools.c). Owned; the thread running
+     the call only. */
+  json_t *tool_state;
   /* The wait (mcp_call_park). resume and awaited are set by the thread
      running the call before the watch exists; the rest under
      server->ready_mutex, written by the watch callback. When resume runs,
@@ -106,16 +133,30 @@ struct mcp_call {
   qreg_id_t awaited;
   bool armed;   /* mcp_server_run() is done with it: the callback may queue it */
   bool settled; /* the watch was called */
+  /* A wait with a deadline (mcp_call_await_for): deadline_ms is the
+     monotonic time it ends; while armed and not settled the call is on
+     server->timed. When the deadline passes first, the reader takes the call
+     (mcp_server_next_expired), runs resume with QREG_ETIMEDOUT and answers:
+     the call is then `answered` and kept, silent, until its watch is called
+     (a watch cannot be withdrawn), then freed. */
+  uint64_t deadline_ms;
+  bool timed;    /* on server->timed */
+  bool expired;  /* taken off server->timed by its deadline */
+  bool answered; /* the reader answered it at its deadline; only the reader reads it */
+  struct mcp_call *timed_prev, *timed_next;
   int awaited_rc;
   qreg_status_t awaited_status;
   struct mcp_call *ready_next; /* in server->ready */
 };
 
 struct mcp_server {
-  qreg_t *reg; /* borrowed: opened, closed, destroyed by the caller */
+  qreg_t *reg;                           /* borrowed: the first source's registry */
+  mcp_source_t sources[MCP_MAX_SOURCES]; /* borrowed names and registries */
+  size_t source_count;
   mcp_settings_t settings;
-  bool read_only;     /* the registry promises read-only (qreg_read_only at start):
-                         what the instructions and execute_query's hints claim */
+  bool read_only;     /* every source's registry promises read-only (qreg_read_only at
+                         start): what the instructions and execute_query's hints claim */
+  bool any_writes;    /* some source allows writes */
   json_t *tools;      /* owned: every tool definition (tools.c), built once */
   mcp_tasks_t *tasks; /* owned: task store (tasks.c) */
   mcp_log_fn log;     /* NULL: silent */
@@ -129,7 +170,9 @@ struct mcp_server {
   pthread_cond_t ready_cond;   /* a call became ready */
   mcp_call_t *ready_head;      /* parked calls whose query settled, oldest first */
   mcp_call_t *ready_tail;
-  size_t parked; /* calls parked: watch registered, not yet ready */
+  size_t parked;          /* calls parked: watch registered, not yet ready */
+  mcp_call_t *timed;      /* parked calls with a deadline, not settled, not expired, */
+  mcp_call_t *timed_tail; /* earliest deadline first */
 };
 
 /* Parked calls at most (each a few hundred bytes and one watch); a request
@@ -137,6 +180,11 @@ struct mcp_server {
 #define MCP_PARKED_MAX 100000
 
 int mcp_server_new(qreg_t *reg, const mcp_settings_t *settings, mcp_server_t **out);
+/* A server of several sources (1 to MCP_MAX_SOURCES, names unique): with
+   more than one, every tool takes `source` (an enum of their names; default:
+   the first) and list_sources describes them. */
+int mcp_server_new_sources(const mcp_source_t *sources, size_t count,
+                           const mcp_settings_t *settings, mcp_server_t **out);
 void mcp_server_set_logger(mcp_server_t *server, mcp_log_fn fn, void *ctx);
 void mcp_server_set_waker(mcp_server_t *server, mcp_wake_fn fn, void *ctx);
 /* Every call must have been answered or dropped first: after qreg_close(),
@@ -160,6 +208,13 @@ char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len);
 mcp_call_t *mcp_server_next_ready(mcp_server_t *server);
 /* Calls parked and not yet ready. */
 size_t mcp_server_parked(mcp_server_t *server);
+/* Milliseconds until the earliest deadline of a parked call (0 when one has
+   passed), or -1 when no parked call has one: the reader's poll timeout. */
+int mcp_server_next_deadline(mcp_server_t *server);
+/* A parked call whose deadline has passed before its query settled, taken
+   off the timed list, or NULL: give it to mcp_server_run(), which answers it
+   as its wait's end (and keeps it until its watch is called). */
+mcp_call_t *mcp_server_next_expired(mcp_server_t *server);
 /* The error line for an input line dropped for its size. */
 char *mcp_server_oversized_reply(mcp_server_t *server, size_t size, size_t *reply_len);
 
@@ -197,6 +252,12 @@ bool mcp_call_park(mcp_call_t *call, const char *query_id, mcp_resume_fn resume)
    without a trip through the loop thread; otherwise mcp_call_park() and
    NULL. Returns what a method handler returns. */
 json_t *mcp_call_await(mcp_call_t *call, const char *query_id, mcp_resume_fn resume);
+/* The same with a deadline: when the query has not settled within
+   timeout_ms, resume runs with rc QREG_ETIMEDOUT (status: the query's status
+   then, pending or running), on the reader, and must answer without parking
+   again. timeout_ms 0 checks once and never parks. */
+json_t *mcp_call_await_for(mcp_call_t *call, const char *query_id, uint64_t timeout_ms,
+                           mcp_resume_fn resume);
 
 /* "params" member of the request, or NULL. */
 json_t *mcp_call_param(const mcp_call_t *call, const char *name);

@@ -54,8 +54,10 @@
 #include <unistd.h>
 
 #include "cli/args.h" /* the program's number syntax and refusals, shared with qreg query */
+#include "mcp/config.h"
 #include "mcp/mcp.h"
 #include "mcp/protocol.h"
+#include "mcp/tools.h" /* TOOLS_MAX_WAIT_S */
 
 #define READ_CHUNK 65536
 /* Ready calls run per pass of the loop before standard input is looked at
@@ -64,7 +66,14 @@
 #define DEFAULT_MAX_MESSAGE_BYTES ((size_t)16 << 20)
 #define DEFAULT_MAX_RESPONSE_BYTES ((size_t)1 << 20)
 #define MIN_RESPONSE_BYTES ((size_t)4096)
-#define POLL_INTERVAL_MS 500
+/* The shortest pollInterval suggested to task pollers (it grows with the
+   query's age, tasks.c). */
+#define POLL_INTERVAL_MS 100
+/* execute_query waits this long for the query by default (--wait). */
+#define DEFAULT_WAIT_MS 5000
+/* A task-augmented execute_query waits this long before answering: a query
+   done by then needs no poll at all. */
+#define TASK_WINDOW_MS 1000
 #define STOP_SIGNAL SIGUSR1
 /* At end of input, requests already read get this long to be answered
    (`printf '...' | qreg mcp` works) before the registry is closed under
@@ -84,6 +93,11 @@ typedef struct mcp_options {
   bool allow_writes;
   uint64_t max_message_bytes;
   uint64_t max_response_bytes;
+  char *disabled_tools;  /* owned: --disable-tools / QREG_DISABLE_TOOLS, comma-separated */
+  char *config_path;     /* owned: --config / QREG_CONFIG */
+  bool allow_writes_set; /* --allow-writes or QREG_ALLOW_WRITES given */
+  uint64_t wait_ms;      /* wait_set: --wait S, else DEFAULT_WAIT_MS */
+  bool wait_set;
   bool help;
 } mcp_options_t;
 
@@ -91,27 +105,36 @@ static void usage(FILE *out) {
   qreg_config_t defaults;
   qreg_config_init(&defaults);
   fprintf(out,
-          "Usage: qreg mcp [--db URL] [OPTIONS]\n"
+          "Usage: qreg mcp [--db URL | --config PATH] [OPTIONS]\n"
           "\n"
           "Serves a qreg registry to an MCP client (Claude Desktop, Claude Code, agents built\n"
           "on the MCP SDKs) over stdio: newline-delimited JSON-RPC 2.0 on standard input and\n"
           "output, logs on standard error. Protocol revisions 2025-06-18 and 2025-11-25\n"
           "(initialize handshake, tasks) and 2026-07-28 (stateless, tasks extension).\n"
           "Tools: execute_query, get_query_status, fetch_query_result, cancel_query,\n"
-          "list_queries, forget_query, list_tables, describe_table.\n"
+          "list_queries, forget_query; to explore: list_schemas, list_tables,\n"
+          "describe_table, search_columns, sample_table_data, analyze_table_statistics.\n"
           "\n"
           "Options (each also from the environment variable shown; the command line wins):\n"
           "  --db URL                  QREG_DB      the database (forms below). Default:\n"
           "                            sqlite:$XDG_DATA_HOME/qreg/qreg.db\n"
           "                            (~/.local/share/qreg/qreg.db), created empty if missing\n"
+          "  --config PATH             QREG_CONFIG  a YAML file naming several databases\n"
+          "                            (sources) and their settings; instead of --db. The\n"
+          "                            options below (and their variables) override it\n"
           "  --max-connections N       QREG_MAX_CONNECTIONS  database connections at once (%u)\n"
           "  --timeout S               QREG_TIMEOUT  default query timeout in seconds (%llu)\n"
           "  --ttl S                   QREG_TTL      keep finished queries S seconds (%llu)\n"
+          "  --wait S                  QREG_WAIT     execute_query and fetch_query_result wait\n"
+          "                            up to S seconds for the query to finish and answer\n"
+          "                            with its rows; 0: at once (%d)\n"
           "  --max-rows N              QREG_MAX_ROWS rows kept per result (%llu)\n"
           "  --max-records N           QREG_MAX_RECORDS  queries (and tasks) kept at once;\n"
           "                            the oldest finished one makes room (%zu)\n"
           "  --allow-writes            QREG_ALLOW_WRITES=1  allow statements that write\n"
           "                            (default: every query is read-only)\n"
+          "  --disable-tools A,B       QREG_DISABLE_TOOLS  switch tools off (names as listed\n"
+          "                            above): tools/list leaves them out\n"
           "  --max-message-bytes N     QREG_MAX_MESSAGE_BYTES  longest request line (%zu)\n"
           "  --max-response-bytes N    QREG_MAX_RESPONSE_BYTES  largest page or list response;\n"
           "                            longer ones stop early and say where to go on (%zu)\n"
@@ -123,7 +146,7 @@ static void usage(FILE *out) {
           "\n"
           "Register with Claude Code:  claude mcp add qreg -- qreg mcp --db sqlite:/path/app.db\n",
           defaults.max_connections, (unsigned long long)(defaults.default_timeout_ms / 1000),
-          (unsigned long long)(defaults.default_ttl_ms / 1000),
+          (unsigned long long)(defaults.default_ttl_ms / 1000), DEFAULT_WAIT_MS / 1000,
           (unsigned long long)defaults.default_max_rows, defaults.max_records,
           DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RESPONSE_BYTES);
   fputs("\nDatabase URLs, and each database's options:\n", out);
@@ -154,8 +177,10 @@ static bool parse_bool(const char *text, bool *out) {
 /* One option that takes a value: its flag, environment variable and parser. */
 typedef enum value_kind {
   VALUE_URL,
+  VALUE_TOOLS, /* tool names, comma-separated, each one of the tools */
   VALUE_COUNT,
-  VALUE_SECONDS
+  VALUE_SECONDS,
+  VALUE_WAIT /* seconds, 0 allowed, at most TOOLS_MAX_WAIT_S */
 } value_kind_t;
 
 typedef struct value_option {
@@ -169,10 +194,14 @@ typedef struct value_option {
 
 static const value_option_t VALUE_OPTIONS[] = {
     {"--db", "QREG_DB", VALUE_URL, offsetof(mcp_options_t, db_url), 0, 0},
+    {"--config", "QREG_CONFIG", VALUE_URL, offsetof(mcp_options_t, config_path), 0, 0},
     {"--max-connections", "QREG_MAX_CONNECTIONS", VALUE_COUNT,
      offsetof(mcp_options_t, max_connections), 1, 10000},
     {"--timeout", "QREG_TIMEOUT", VALUE_SECONDS, offsetof(mcp_options_t, timeout_ms), 0, 0},
     {"--ttl", "QREG_TTL", VALUE_SECONDS, offsetof(mcp_options_t, ttl_ms), 0, 0},
+    {"--wait", "QREG_WAIT", VALUE_WAIT, offsetof(mcp_options_t, wait_ms), 0, 0},
+    {"--disable-tools", "QREG_DISABLE_TOOLS", VALUE_TOOLS, offsetof(mcp_options_t, disabled_tools),
+     0, 0},
     {"--max-rows", "QREG_MAX_ROWS", VALUE_COUNT, offsetof(mcp_options_t, max_rows), 1,
      UINT64_C(1000000000)},
     {"--max-records", "QREG_MAX_RECORDS", VALUE_COUNT, offsetof(mcp_options_t, max_records), 1,
@@ -197,8 +226,37 @@ static int set_value(mcp_options_t *options, const value_option_t *o, const char
     *url = strdup(value);
     return *url ? 0 : usage_error("out of memory");
   }
+  if (o->kind == VALUE_TOOLS) {
+    /* Each name must be a tool: a typo would leave on what was meant off. */
+    const char *p = value;
+    while (*p) {
+      const char *end = strchr(p, ',');
+      size_t len = end ? (size_t)(end - p) : strlen(p);
+      char name[64];
+      snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+      if (len == 0 || len >= sizeof name || !mcp_tools_known(name))
+        return usage_error("%s: '%.*s' is not a tool (tools: execute_query, get_query_status, "
+                           "fetch_query_result, cancel_query, list_queries, list_schemas, "
+                           "list_tables, describe_table, search_columns, sample_table_data, "
+                           "analyze_table_statistics)",
+                           from, (int)(len < 64 ? len : 64), p);
+      p += len + (end ? 1 : 0);
+    }
+    char **list = (char **)(void *)base;
+    free(*list);
+    *list = strdup(value);
+    return *list ? 0 : usage_error("out of memory");
+  }
   uint64_t parsed;
-  if (o->kind == VALUE_SECONDS) {
+  if (o->kind == VALUE_WAIT) {
+    if (strcmp(value, "0") != 0 &&
+        (!qreg_cli_parse_seconds(value, &parsed) || parsed > (uint64_t)TOOLS_MAX_WAIT_S * 1000))
+      return usage_error("%s: expected seconds from 0 to %d (5, 0.5), not '%s'", from,
+                         TOOLS_MAX_WAIT_S, value);
+    if (strcmp(value, "0") == 0)
+      parsed = 0;
+    options->wait_set = true;
+  } else if (o->kind == VALUE_SECONDS) {
     if (!qreg_cli_parse_seconds(value, &parsed))
       return usage_error("%s: expected seconds above 0 and at most a year (30, 0.5), not '%s'",
                          from, value);
@@ -225,6 +283,7 @@ static int parse_options(int argc, char **argv, mcp_options_t *options) {
   if (writes && !parse_bool(writes, &options->allow_writes))
     return usage_error("QREG_ALLOW_WRITES: expected 1, true, yes, 0, false or no, not '%s'",
                        writes);
+  options->allow_writes_set = writes != NULL && *writes;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -233,6 +292,7 @@ static int parse_options(int argc, char **argv, mcp_options_t *options) {
     }
     if (!strcmp(arg, "--allow-writes")) {
       options->allow_writes = true;
+      options->allow_writes_set = true;
       continue;
     }
     const value_option_t *match = NULL;
@@ -308,7 +368,8 @@ static int default_database(mcp_options_t *options) {
 /* --- the process ------------------------------------------------------------------------ */
 
 typedef struct runtime {
-  qreg_t *reg;          /* owned */
+  qreg_t *regs[MCP_MAX_SOURCES]; /* owned: one registry per source */
+  size_t reg_count;
   mcp_server_t *server; /* owned */
   const char *db_url;   /* borrowed from the options */
 
@@ -386,6 +447,23 @@ static bool run_ready(runtime_t *rt, size_t max) {
   return true;
 }
 
+/* Answers every parked call whose wait reached its deadline first
+   (execute_query's wait_seconds): the answer says the query still runs. */
+static void run_expired(runtime_t *rt) {
+  mcp_call_t *call;
+  while ((call = mcp_server_next_expired(rt->server)) != NULL) {
+    size_t len = 0;
+    char *reply = mcp_server_run(rt->server, call, &len);
+    send_reply(rt, reply, len);
+  }
+}
+
+/* The poll timeout: the nearest deadline of a wait, -1 for none, 0 when
+   more ready calls are queued. */
+static int poll_timeout(runtime_t *rt, bool more_ready) {
+  return more_ready ? 0 : mcp_server_next_deadline(rt->server);
+}
+
 /* --- signals --------------------------------------------------------------------------------- */
 
 static void shutdown_signals(sigset_t *set) {
@@ -458,13 +536,14 @@ static bool read_input(runtime_t *rt) {
     struct pollfd fds[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
                             {.fd = rt->wake[0], .events = POLLIN},
                             {.fd = rt->ready[0], .events = POLLIN}};
-    int ready = poll(fds, 3, more_ready ? 0 : -1);
+    int ready = poll(fds, 3, poll_timeout(rt, more_ready));
     if (ready < 0) {
       if (errno == EINTR)
         continue;
       fprintf(stderr, "qreg mcp: poll: %s\n", strerror(errno));
       break;
     }
+    run_expired(rt);
     if (fds[1].revents) {
       fprintf(stderr, "qreg mcp: signal %d: shutting down\n", atomic_load(&rt->signal_received));
       break;
@@ -504,9 +583,14 @@ static void drain(runtime_t *rt) {
       break;
     struct pollfd fds[2] = {{.fd = rt->wake[0], .events = POLLIN},
                             {.fd = rt->ready[0], .events = POLLIN}};
-    int ready = poll(fds, 2, (int)(DRAIN_MS - waited_ms));
+    int timeout = (int)(DRAIN_MS - waited_ms);
+    int deadline = mcp_server_next_deadline(rt->server);
+    if (deadline >= 0 && deadline < timeout)
+      timeout = deadline;
+    int ready = poll(fds, 2, timeout);
     if (ready < 0 && errno != EINTR)
       break;
+    run_expired(rt);
     if (ready > 0 && fds[0].revents)
       break;
     if (ready > 0 && fds[1].revents) {
@@ -561,57 +645,161 @@ static void report_final_stats(const qreg_stats_t *stats, long fds_before, long 
 
 /* --- main ------------------------------------------------------------------------------------- */
 
-static int run(runtime_t *rt, const mcp_options_t *options) {
+/* A setting of one source: the command line or the environment, else the
+   source's own line in the config file, else the file's defaults, else 0
+   (the built-in default). */
+static uint64_t layered(uint64_t option, uint64_t source, uint64_t defaults) {
+  return option ? option : source ? source : defaults;
+}
+
+/* Opens the registry of source i (its settings layered as above) into
+   rt->regs[i] and describes it in *out. 0, or 1 after saying why. */
+static int open_source(runtime_t *rt, size_t i, const mcp_options_t *options,
+                       const mcp_config_t *file, const mcp_source_config_t *src,
+                       mcp_source_t *out) {
+  static const mcp_source_config_t none = {.allow_writes = -1};
+  const mcp_source_config_t *defaults = file ? &file->defaults : &none;
   qreg_config_t config;
   qreg_config_init(&config);
-  config.db_url = options->db_url;
-  if (options->max_connections)
-    config.max_connections = (unsigned)options->max_connections;
-  if (options->timeout_ms)
-    config.default_timeout_ms = options->timeout_ms;
-  if (options->ttl_ms)
-    config.default_ttl_ms = options->ttl_ms;
-  if (options->max_rows)
-    config.default_max_rows = options->max_rows;
-  if (options->max_records)
-    config.max_records = (size_t)options->max_records;
-  config.allow_writes = options->allow_writes;
+  config.db_url = src->url;
+  uint64_t value;
+  if ((value =
+           layered(options->max_connections, src->max_connections, defaults->max_connections)) != 0)
+    config.max_connections = (unsigned)value;
+  if ((value = layered(options->timeout_ms, src->timeout_ms, defaults->timeout_ms)) != 0)
+    config.default_timeout_ms = value;
+  if ((value = layered(options->ttl_ms, src->ttl_ms, defaults->ttl_ms)) != 0)
+    config.default_ttl_ms = value;
+  if ((value = layered(options->max_rows, src->max_rows, defaults->max_rows)) != 0)
+    config.default_max_rows = value;
+  if ((value = layered(options->max_records, src->max_records, defaults->max_records)) != 0)
+    config.max_records = (size_t)value;
+  config.allow_writes = options->allow_writes_set ? options->allow_writes
+                        : src->allow_writes >= 0  ? src->allow_writes == 1
+                                                  : defaults->allow_writes == 1;
   config.application_name = "qreg-mcp";
-  long fds_before = open_fds();
-  int rc = qreg_open(&config, &rt->reg);
+  /* Driver options: the defaults', the source's, and the password last. */
+  const char *driver_options[130];
+  size_t n = 0;
+  for (size_t k = 0; k < defaults->option_count && n < 64; k++)
+    driver_options[n++] = defaults->options[k];
+  for (size_t k = 0; k < src->option_count && n < 128; k++)
+    driver_options[n++] = src->options[k];
+  char *password = NULL;
+  if (src->password) {
+    size_t size = strlen(src->password) + sizeof "password=";
+    password = malloc(size);
+    if (password) {
+      snprintf(password, size, "password=%s", src->password);
+      driver_options[n++] = password;
+    }
+  }
+  config.driver_options = n ? driver_options : NULL;
+  config.driver_option_count = n;
+  int rc = qreg_open(&config, &rt->regs[i]);
+  if (password) {
+    memset(password, 0, strlen(password));
+    free(password);
+  }
   if (rc < 0) {
     /* Not the URL: it may hold a password (the message never does). */
-    fprintf(stderr, "qreg mcp: cannot open the registry: %s\n",
+    fprintf(stderr, "qreg mcp: cannot open the registry%s%s: %s\n", src->name ? " of source " : "",
+            src->name ? src->name : "",
             qreg_last_error()[0] ? qreg_last_error() : qreg_strerror(rc));
     return 1;
   }
-  mcp_settings_t settings = {
-      .max_message_bytes = options->max_message_bytes ? (size_t)options->max_message_bytes
-                                                      : DEFAULT_MAX_MESSAGE_BYTES,
-      .max_response_bytes = options->max_response_bytes ? (size_t)options->max_response_bytes
-                                                        : DEFAULT_MAX_RESPONSE_BYTES,
-      .poll_interval_ms = POLL_INTERVAL_MS,
-      .ttl_ms = config.default_ttl_ms,
-      .timeout_ms = config.default_timeout_ms,
+  rt->reg_count = i + 1;
+  *out = (mcp_source_t){
+      .name = src->name ? src->name : "default",
+      .description = src->description,
+      .reg = rt->regs[i],
       .allow_writes = config.allow_writes,
+      .timeout_ms = config.default_timeout_ms,
+      .disabled_tools = src->disabled_tools,
   };
-  if (mcp_server_new(rt->reg, &settings, &rt->server) < 0) {
+  char *shown = NULL; /* passwords as "***" */
+  (void)qreg_redacted_url(rt->regs[i], &shown);
+  fprintf(stderr, "qreg mcp: serving %s%s%s (%s, up to %u connections) on stdio\n",
+          src->name ? src->name : "", src->name ? ": " : "", shown ? shown : "the database",
+          config.allow_writes           ? "writes allowed"
+          : qreg_read_only(rt->regs[i]) ? "read-only"
+                                        : "read-only transactions, privileged role allowed",
+          config.max_connections);
+  free(shown);
+  return 0;
+}
+
+/* Closes and destroys every registry opened; the sum of their final
+   counters into *stats. */
+static void close_registries(runtime_t *rt, qreg_stats_t *total) {
+  for (size_t i = 0; i < rt->reg_count; i++)
+    (void)qreg_close(rt->regs[i]);
+  if (rt->server) {
+    while (run_ready(rt, SIZE_MAX)) {
+    }
+  }
+  for (size_t i = 0; i < rt->reg_count; i++) {
+    qreg_stats_t stats = QREG_STATS_INIT;
+    (void)qreg_stats(rt->regs[i], &stats); /* the final counters, until destroy */
+    total->connections_opened += stats.connections_opened;
+    total->connections_closed += stats.connections_closed;
+    total->connect_failures += stats.connect_failures;
+  }
+}
+
+static void destroy_registries(runtime_t *rt) {
+  for (size_t i = 0; i < rt->reg_count; i++)
+    qreg_destroy(rt->regs[i]);
+  rt->reg_count = 0;
+}
+
+static int run(runtime_t *rt, const mcp_options_t *options, const mcp_config_t *file) {
+  long fds_before = open_fds();
+  mcp_source_t sources[MCP_MAX_SOURCES];
+  size_t count = file ? file->source_count : 1;
+  const mcp_source_config_t *first = file ? &file->sources[0] : NULL;
+  mcp_source_config_t single = {.url = options->db_url, .allow_writes = -1};
+  for (size_t i = 0; i < count; i++) {
+    if (open_source(rt, i, options, file, file ? &file->sources[i] : &single, &sources[i]) != 0) {
+      qreg_stats_t ignored = QREG_STATS_INIT;
+      close_registries(rt, &ignored);
+      destroy_registries(rt);
+      return 1;
+    }
+  }
+  (void)first;
+  uint64_t wait_ms = options->wait_set        ? options->wait_ms
+                     : file && file->wait_set ? file->wait_ms
+                                              : DEFAULT_WAIT_MS;
+  uint64_t max_message = layered(options->max_message_bytes, file ? file->max_message_bytes : 0,
+                                 DEFAULT_MAX_MESSAGE_BYTES);
+  uint64_t max_response = layered(options->max_response_bytes, file ? file->max_response_bytes : 0,
+                                  DEFAULT_MAX_RESPONSE_BYTES);
+  qreg_config_t defaults;
+  qreg_config_init(&defaults);
+  mcp_settings_t settings = {
+      .max_message_bytes = (size_t)max_message,
+      .max_response_bytes = (size_t)max_response,
+      .poll_interval_ms = POLL_INTERVAL_MS,
+      .wait_ms = wait_ms,
+      .task_window_ms = TASK_WINDOW_MS,
+      .disabled_tools = options->disabled_tools ? options->disabled_tools
+                        : file                  ? file->defaults.disabled_tools
+                                                : NULL,
+      .ttl_ms = layered(options->ttl_ms, file ? file->defaults.ttl_ms : 0, defaults.default_ttl_ms),
+      .timeout_ms = sources[0].timeout_ms,
+      .allow_writes = sources[0].allow_writes,
+  };
+  if (mcp_server_new_sources(sources, count, &settings, &rt->server) < 0) {
     fprintf(stderr, "qreg mcp: out of memory\n");
-    qreg_destroy(rt->reg);
+    qreg_stats_t ignored = QREG_STATS_INIT;
+    close_registries(rt, &ignored);
+    destroy_registries(rt);
     return 1;
   }
   mcp_server_set_waker(rt->server, wake_ready, rt);
   mcp_server_set_logger(rt->server, log_line, rt);
   mcp_line_buffer_init(&rt->lines, settings.max_message_bytes);
-  char *shown = NULL; /* passwords as "***" */
-  (void)qreg_redacted_url(rt->reg, &shown);
-  fprintf(stderr, "qreg mcp: serving %s (%s, up to %u connections) on stdio\n",
-          shown ? shown : "the database",
-          config.allow_writes       ? "writes allowed"
-          : qreg_read_only(rt->reg) ? "read-only"
-                                    : "read-only transactions, privileged role allowed",
-          config.max_connections);
-  free(shown);
 
   if (read_input(rt))
     drain(rt);
@@ -619,18 +807,14 @@ static int run(runtime_t *rt, const mcp_options_t *options) {
   /* Stop every query and release every connection. Every watch is called
      before qreg_close() returns, so every parked request is ready now: each
      gets its answer (an error where the close cut its wait short). */
-  (void)qreg_close(rt->reg);
-  while (run_ready(rt, SIZE_MAX)) {
-  }
+  qreg_stats_t stats = QREG_STATS_INIT;
+  close_registries(rt, &stats);
   size_t stranded = mcp_server_parked(rt->server);
   if (stranded)
     fprintf(stderr, "qreg mcp: %zu requests still parked after the close\n", stranded);
-  qreg_stats_t stats = QREG_STATS_INIT;
-  (void)qreg_stats(rt->reg, &stats); /* the final counters, until destroy */
   mcp_line_buffer_free(&rt->lines);
   mcp_server_free(rt->server);
-  qreg_destroy(rt->reg);
-  rt->reg = NULL;
+  destroy_registries(rt);
   report_final_stats(&stats, fds_before, open_fds());
   return 0;
 }
@@ -640,15 +824,37 @@ int qreg_mcp_main(int argc, char **argv) {
   int rc = parse_options(argc, argv, &options);
   if (rc) {
     free(options.db_url);
+    free(options.disabled_tools);
     return rc;
   }
   if (options.help) {
     usage(stdout);
     free(options.db_url);
+    free(options.disabled_tools);
     return 0;
   }
-  if (!options.db_url && default_database(&options) < 0) {
+  mcp_config_t file;
+  bool have_file = options.config_path != NULL;
+  if (have_file) {
+    char error[768];
+    if (options.db_url) {
+      rc = usage_error("--db and --config: one or the other (a config file names its "
+                       "databases under sources)");
+      free(options.db_url);
+      free(options.disabled_tools);
+      free(options.config_path);
+      return rc;
+    }
+    if (mcp_config_load(options.config_path, mcp_tools_known, &file, error, sizeof error) != 0) {
+      fprintf(stderr, "qreg mcp: %s\n", error);
+      free(options.disabled_tools);
+      free(options.config_path);
+      return 2;
+    }
+  }
+  if (!have_file && !options.db_url && default_database(&options) < 0) {
     fprintf(stderr, "qreg mcp: out of memory\n");
+    free(options.disabled_tools);
     return 1;
   }
 
@@ -666,6 +872,7 @@ int qreg_mcp_main(int argc, char **argv) {
     fprintf(stderr, "qreg mcp: cannot set up: %s\n", strerror(errno));
     free(rt);
     free(options.db_url);
+    free(options.disabled_tools);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return 1;
   }
@@ -675,13 +882,14 @@ int qreg_mcp_main(int argc, char **argv) {
     close(rt->wake[1]);
     free(rt);
     free(options.db_url);
+    free(options.disabled_tools);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return 1;
   }
   rt->db_url = options.db_url;
   rt->signal_started = pthread_create(&rt->signal_thread, NULL, signal_main, rt) == 0;
 
-  rc = run(rt, &options);
+  rc = run(rt, &options, have_file ? &file : NULL);
 
   if (rt->signal_started) {
     pthread_kill(rt->signal_thread, STOP_SIGNAL);
@@ -693,6 +901,10 @@ int qreg_mcp_main(int argc, char **argv) {
   close(rt->ready[1]);
   free(rt);
   free(options.db_url);
+  free(options.disabled_tools);
+  free(options.config_path);
+  if (have_file)
+    mcp_config_free(&file);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   return rc;
 }

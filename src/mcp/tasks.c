@@ -31,6 +31,8 @@
 #define TASKS_SWEEP_AT 1024
 /* Room kept in a tasks/get response for the task's own members. */
 #define TASKS_ENVELOPE_BYTES 1024
+/* The longest pollInterval suggested, however old the query. */
+#define TASKS_MAX_POLL_MS UINT64_C(5000)
 /* Buckets of the id index at first; doubled when tasks outnumber them. */
 #define TASKS_INDEX_MIN 256
 
@@ -40,6 +42,8 @@ typedef struct task {
   struct task *hash_next; /* the index bucket's chain */
   uint64_t seq;           /* creation order, from 1: tasks/list cursors */
   uint64_t ttl_ms;        /* as told to the client */
+  size_t source;          /* the index of the query's source (server->sources) */
+  qreg_t *reg;            /* borrowed: that source's registry */
   qreg_id_t id;           /* the query's id, also the taskId */
   bool cancelled;         /* tasks/cancel accepted it: final */
 } task_t;
@@ -171,35 +175,45 @@ static bool store_mark_cancelled(mcp_tasks_t *tasks, const char *id) {
   return changed;
 }
 
-/* Drops every task whose query the registry no longer has. */
-static void store_sweep(mcp_tasks_t *tasks, qreg_t *reg) {
+/* Drops every task whose query its registry no longer has. */
+static void store_sweep(mcp_tasks_t *tasks) {
+  typedef struct entry {
+    qreg_t *reg;
+    qreg_id_t id;
+  } entry_t;
   pthread_mutex_lock(&tasks->mutex);
   size_t count = tasks->count;
-  qreg_id_t *ids = calloc(count ? count : 1, sizeof *ids);
+  entry_t *entries = calloc(count ? count : 1, sizeof(entry_t));
   size_t n = 0;
-  for (task_t *t = tasks->head; t && ids; t = t->next)
-    ids[n++] = t->id;
+  for (task_t *t = tasks->head; t && entries; t = t->next) {
+    entries[n].reg = t->reg;
+    entries[n++].id = t->id;
+  }
   pthread_mutex_unlock(&tasks->mutex);
   for (size_t i = 0; i < n; i++) {
-    if (qreg_wait(reg, ids[i].str, 0, NULL) == QREG_ENOTFOUND)
-      store_remove(tasks, ids[i].str);
+    if (qreg_wait(entries[i].reg, entries[i].id.str, 0, NULL) == QREG_ENOTFOUND)
+      store_remove(tasks, entries[i].id.str);
   }
-  free(ids);
+  free(entries);
   pthread_mutex_lock(&tasks->mutex);
   tasks->sweep_at = tasks->count * 2 > TASKS_SWEEP_AT ? tasks->count * 2 : TASKS_SWEEP_AT;
   pthread_mutex_unlock(&tasks->mutex);
 }
 
-static int store_add(mcp_tasks_t *tasks, qreg_t *reg, const qreg_id_t *id, uint64_t ttl_ms) {
+/* Adds the call's query (on the call's source) as a task. */
+static int store_add(mcp_tasks_t *tasks, const mcp_call_t *call, const qreg_id_t *id,
+                     uint64_t ttl_ms) {
   pthread_mutex_lock(&tasks->mutex);
   bool sweep = tasks->count >= tasks->sweep_at;
   pthread_mutex_unlock(&tasks->mutex);
   if (sweep)
-    store_sweep(tasks, reg);
+    store_sweep(tasks);
   task_t *t = calloc(1, sizeof *t);
   if (!t)
     return -1;
   t->id = *id;
+  t->source = call->source;
+  t->reg = call->reg;
   t->ttl_ms = ttl_ms;
   pthread_mutex_lock(&tasks->mutex);
   t->seq = tasks->next_seq++;
@@ -277,6 +291,20 @@ static json_t *time_value(int64_t ms) {
   return json_string(buf);
 }
 
+/* How long a client should wait before it asks again. Nothing tells how
+   long a query will run but how long it has run: a quarter of its age, so
+   that a poller never sleeps more than a quarter past the query's end, kept
+   within [settings.poll_interval_ms, TASKS_MAX_POLL_MS]. A young query is
+   asked about again soon; a query an hour old, every few seconds. */
+static uint64_t poll_interval_ms(const mcp_call_t *call, const qreg_snapshot_t *s) {
+  uint64_t least = call->server->settings.poll_interval_ms;
+  uint64_t age = s->elapsed_ms > 0 ? (uint64_t)s->elapsed_ms : 0;
+  uint64_t interval = age / 4;
+  if (interval > TASKS_MAX_POLL_MS)
+    interval = TASKS_MAX_POLL_MS;
+  return interval > least ? interval : least;
+}
+
 /* The Task object of the call's revision (2025-11-25: ttl, pollInterval;
    2026-07-28: ttlMs, pollIntervalMs). */
 static json_t *task_json(const mcp_call_t *call, const task_t *t, const qreg_snapshot_t *s) {
@@ -288,7 +316,7 @@ static json_t *task_json(const mcp_call_t *call, const task_t *t, const qreg_sna
   json_object_set_new(task, call->modern ? "ttlMs" : "ttl", json_integer((json_int_t)t->ttl_ms));
   if (!task_terminal(t, s))
     json_object_set_new(task, call->modern ? "pollIntervalMs" : "pollInterval",
-                        json_integer((json_int_t)call->server->settings.poll_interval_ms));
+                        json_integer((json_int_t)poll_interval_ms(call, s)));
   return task;
 }
 
@@ -309,7 +337,10 @@ static bool load(mcp_call_t *call, const char *id, task_t *task, qreg_snapshot_t
     mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Failed to retrieve task: Task not found");
     return false;
   }
-  int rc = qreg_snapshot(call->server->reg, id, snap);
+  /* The call works on the task's source from here on. */
+  call->source = task->source;
+  call->reg = task->reg;
+  int rc = qreg_snapshot(call->reg, id, snap);
   if (rc == QREG_ENOTFOUND) {
     store_remove(call->server->tasks, id);
     mcp_call_fail(call, MCP_INVALID_PARAMS, NULL, "Failed to retrieve task: Task has expired");
@@ -334,6 +365,41 @@ static bool load_from_params(mcp_call_t *call, const char **id, task_t *task,
 
 /* --- creation ------------------------------------------------------------------------- */
 
+/* A task-augmented execute_query, after its window: a query that settled in
+   it is answered complete (2026-07-28) or as a completed task (2025-11-25);
+   one still running becomes (or stays) a working task. */
+static json_t *tasks_create_resume(mcp_call_t *call, const char *query_id, int rc,
+                                   qreg_status_t status) {
+  qreg_id_t id;
+  snprintf(id.str, sizeof id.str, "%s", query_id);
+  if (call->modern) {
+    if (rc != QREG_ETIMEDOUT && (rc < 0 || qreg_status_is_terminal(status)))
+      return mcp_tools_query_outcome(call, id.str, call->budget);
+    if (store_add(call->server->tasks, call, &id, call->server->settings.ttl_ms) < 0) {
+      (void)qreg_cancel_async(call->reg, id.str, NULL);
+      mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: out of memory");
+      return NULL;
+    }
+  }
+  task_t task;
+  qreg_snapshot_t *snap = NULL;
+  if (!load(call, id.str, &task, &snap))
+    return NULL;
+  json_t *result = task_json(call, &task, snap);
+  qreg_snapshot_free(snap);
+  if (call->modern) {
+    call->result_type = "task";
+    return result;
+  }
+  char note[256];
+  snprintf(note, sizeof note,
+           "The query runs as task %s. Its result (status, error, first rows) comes with the "
+           "task; get_query_status and fetch_query_result also take this id as query_id.",
+           id.str);
+  return json_pack("{s:o, s:{s:s}}", "task", result, "_meta",
+                   "io.modelcontextprotocol/model-immediate-response", note);
+}
+
 json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_params) {
   const mcp_settings_t *settings = &call->server->settings;
   uint64_t ttl_ms = settings->ttl_ms;
@@ -354,13 +420,14 @@ json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_param
     if (ttl_ms < TASKS_MIN_TTL_MS)
       ttl_ms = TASKS_MIN_TTL_MS;
   }
-  json_t *empty = NULL;
-  if (!arguments)
-    arguments = empty = json_object();
+  json_t *args = arguments ? json_copy(arguments) : json_object();
   qreg_id_t id;
   json_t *tool_error = NULL;
-  int rc = mcp_tools_submit_query(call, arguments, ttl_ms, &id, &tool_error);
-  json_decref(empty);
+  uint64_t window_ms = settings->task_window_ms;
+  int rc = mcp_tools_bind_source(call, args, "execute_query", &tool_error);
+  if (rc == 0)
+    rc = mcp_tools_submit_query(call, args, ttl_ms, &id, &window_ms, &tool_error);
+  json_decref(args);
   if (rc < 0) {
     /* A task-augmented request expects a CreateTaskResult or an error. */
     json_t *text =
@@ -370,28 +437,17 @@ json_t *mcp_tasks_create(mcp_call_t *call, json_t *arguments, json_t *task_param
     json_decref(tool_error);
     return NULL;
   }
-  if (store_add(call->server->tasks, call->server->reg, &id, ttl_ms) < 0) {
-    (void)qreg_cancel_async(call->server->reg, id.str, NULL);
+  /* 2025-11-25: the client asked for a task, so it gets one, made now (a
+     tasks/list during the window shows it). 2026-07-28: the server decides,
+     so the task is made only if the query outlives the window. */
+  if (!call->modern && store_add(call->server->tasks, call, &id, ttl_ms) < 0) {
+    (void)qreg_cancel_async(call->reg, id.str, NULL);
     mcp_call_fail(call, MCP_INTERNAL_ERROR, NULL, "Internal error: out of memory");
     return NULL;
   }
-  task_t task;
-  qreg_snapshot_t *snap = NULL;
-  if (!load(call, id.str, &task, &snap))
-    return NULL;
-  json_t *result = task_json(call, &task, snap);
-  qreg_snapshot_free(snap);
-  if (call->modern) {
-    call->result_type = "task";
-    return result;
-  }
-  char note[256];
-  snprintf(note, sizeof note,
-           "The query runs as task %s. Its result (status, error, first rows) comes with the "
-           "task; get_query_status and fetch_query_result also take this id as query_id.",
-           id.str);
-  return json_pack("{s:o, s:{s:s}}", "task", result, "_meta",
-                   "io.modelcontextprotocol/model-immediate-response", note);
+  /* The window: parked, not on a thread. A query that settles within it
+     spares the client a poll (and the SDK helpers their first sleep). */
+  return mcp_call_await_for(call, id.str, window_ms, tasks_create_resume);
 }
 
 /* --- the tasks/ methods -------------------------------------------------------------------- */
@@ -492,7 +548,7 @@ json_t *mcp_tasks_list(mcp_call_t *call) {
       break;
     }
     qreg_snapshot_t *snap = NULL;
-    if (qreg_snapshot(call->server->reg, page[i].id.str, &snap) < 0) {
+    if (qreg_snapshot(page[i].reg, page[i].id.str, &snap) < 0) {
       store_remove(tasks, page[i].id.str);
       last = page[i].seq;
       continue;
@@ -550,7 +606,7 @@ json_t *mcp_tasks_cancel(mcp_call_t *call) {
   /* The task is cancelled from now on, whatever the query does; the answer
      waits (parked, not on a thread) until the query is stopped in the
      database and its connection released. */
-  (void)qreg_cancel_async(call->server->reg, id, NULL);
+  (void)qreg_cancel_async(call->reg, id, NULL); /* load() bound the task's source */
   store_mark_cancelled(call->server->tasks, id);
   return mcp_call_await(call, id, tasks_cancel_resume);
 }

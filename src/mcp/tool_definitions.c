@@ -141,17 +141,40 @@ json_t *mcp_tools_definitions(bool allow_writes, bool read_only) {
   static const char *const describe_out_required[] = {"schema", "table", "columns", NULL};
   json_t *tools = json_array();
 
+  /* list_sources (only with several sources: mcp_tools_add_sources) */
+  json_t *sources_out =
+      json_pack("{s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:[ss]}, s:{s:s}, s:{s:[ss]}, s:{s:s}, s:{s:s}, "
+                "s:{s:s, s:{s:s}}}}}}",
+                "sources", "type", "array", "items", "type", "object", "properties", "name", "type",
+                "string", "description", "type", "string", "null", "database", "type", "string",
+                "url", "type", "string", "null", "read_only", "type", "boolean", "default", "type",
+                "boolean", "disabled_tools", "type", "array", "items", "type", "string");
+  static const char *const sources_out_required[] = {"sources", NULL};
+  json_array_append_new(
+      tools, define("list_sources", "List the databases",
+                    "List the databases (sources) this server serves: name (what every tool's "
+                    "source argument takes), description, kind of database (the SQL dialect), "
+                    "URL without secrets, whether it is read-only, which is the default and "
+                    "which tools are switched off for it. Call it first, then pass source.",
+                    input_schema(json_object(), NULL),
+                    object_schema(sources_out, sources_out_required), reader));
+
   /* execute_query */
   json_t *in = json_pack(
-      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}}", "sql", "type",
-      "string", "minLength", 1, "description",
-      allow_writes ? "Exactly one SQL statement, in the dialect of the database (see list_tables). "
-                     "Writes are allowed."
-      : read_only  ? "Exactly one SQL statement, in the dialect of the database (see list_tables). "
-                     "Read-only: a statement that would change anything is refused."
-                   : "Exactly one SQL statement, in the dialect of the database (see list_tables). "
-                     "Runs in a read-only transaction, but the role is privileged: avoid "
+      "{s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, "
+      "s:{s:s, s:i, s:s}}",
+      "sql", "type", "string", "minLength", 1, "description",
+      allow_writes ? "Exactly one SQL statement, in the dialect of the database (list_tables says "
+                     "which). Writes are allowed."
+      : read_only  ? "Exactly one SQL statement, in the dialect of the database (list_tables says "
+                     "which). Read-only: a statement that would change anything is refused."
+                   : "Exactly one SQL statement, in the dialect of the database (list_tables says "
+                     "which). Runs in a read-only transaction, but the role is privileged: avoid "
                      "statements with side effects.",
+      "wait_seconds", "type", "number", "minimum", 0, "maximum", TOOLS_MAX_WAIT_S, "description",
+      "How long to wait for the query to finish before answering. Default: the server's "
+      "--wait (5 s). Leave it out: a fast query then comes back finished, with its rows, in "
+      "this one call. 0 returns at once with the query_id.",
       "timeout_seconds", "type", "number", "exclusiveMinimum", 0, "description",
       "Give up after this many seconds (counted from submission); default: the server's "
       "--timeout.",
@@ -162,25 +185,35 @@ json_t *mcp_tools_definitions(bool allow_writes, bool read_only) {
       "Bytes the stored result may take in the server's memory; a larger result is kept cut "
       "(truncated_by max_result_bytes). Default: a quarter of the server's result memory; at "
       "most all of it.");
-  json_t *out =
-      json_pack("{s:o, s:o, s:{s:s}, s:o}", "query_id", schema_query_id(), "status",
-                schema_status(), "elapsed_ms", "type", "integer", "error", schema_error());
+  json_t *out = json_pack(
+      "{s:o, s:o, s:{s:s}, s:o, s:{s:s, s:s}}", "query_id", schema_query_id(), "status",
+      schema_status(), "elapsed_ms", "type", "integer", "error", schema_error(), "next_step",
+      "type", "string", "description",
+      "What to do next, when there is something to do: the query is still running (fetch its "
+      "rows later with fetch_query_result and wait_seconds), it failed or timed out, or its "
+      "stored result was cut.");
   schema_add_page(out);
   json_array_append_new(
       tools,
-      define("execute_query", "Run SQL in the background",
-             "Submit one SQL statement and return at once with its query_id and status "
-             "(pending or running). The query keeps running in the background: poll it with "
-             "get_query_status, read its rows with fetch_query_result once it has succeeded, "
-             "stop it with cancel_query. Use this for every query, short or long. Clients that "
-             "support MCP tasks may call it as a task instead: the task finishes with the "
-             "query, and its result carries the final status, the error if any, and the first "
-             "page of rows (columns, rows, has_more, next_offset).",
+      define("execute_query", "Run SQL",
+             "Run one SQL statement and, in the same call, get its result: the call waits up "
+             "to wait_seconds (default 5 s) for the query to finish, then answers with its "
+             "status and the first page of rows (columns, rows, total_rows, has_more, "
+             "next_offset; up to 100 rows and within the response size limit). Use "
+             "fetch_query_result with next_offset for more rows. A query still running after "
+             "the wait keeps running in the background: the answer has its query_id and "
+             "status running; fetch_query_result (with wait_seconds) gives its rows once it "
+             "is done, cancel_query stops it. A failed query comes back with isError and its "
+             "error. Learn the tables first with list_tables, describe_table, "
+             "search_columns and sample_table_data rather than guessing names.",
              input_schema(in, sql_required), object_schema(out, execute_out_required),
              (tool_hints_t){.read_only = read_only, .destructive = !read_only}));
 
   /* get_query_status */
-  in = json_pack("{s:o}", "query_id", schema_query_id());
+  in = json_pack("{s:o, s:{s:s, s:i, s:i, s:s}}", "query_id", schema_query_id(), "wait_seconds",
+                 "type", "number", "minimum", 0, "maximum", TOOLS_MAX_WAIT_S, "description",
+                 "Wait up to this many seconds for the query to finish before answering. "
+                 "Default 0: the status now.");
   out = json_pack("{s:o, s:{s:s}, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s}, s:{s:s}, s:{s:s}, s:o, "
                   "s:{s:[ss], s:s}, s:o, s:o, s:o, s:{s:s, s:s}}",
                   "query_id", schema_query_id(), "sql", "type", "string", "status", schema_status(),
@@ -202,23 +235,29 @@ json_t *mcp_tools_definitions(bool allow_writes, bool read_only) {
              "timeout), times (RFC 3339, UTC), elapsed_ms, row_count, columns, truncated and "
              "truncated_by with a hint when the stored result was cut, and the error (type, "
              "message, the database's error code) when it did not succeed. Finished queries are "
-             "kept until expires_at (or forget_query), then forgotten.",
+             "kept until expires_at (or forget_query), then forgotten. To wait for a query's "
+             "rows, call fetch_query_result with wait_seconds instead: one call.",
              input_schema(in, id_required), object_schema(out, status_out_required), reader));
 
   /* fetch_query_result */
-  in = json_pack("{s:o, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}}", "query_id", schema_query_id(),
-                 "offset", "type", "integer", "minimum", 0, "description",
+  in = json_pack("{s:o, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:i, s:s}, s:{s:s, s:i, s:i, s:s}}",
+                 "query_id", schema_query_id(), "offset", "type", "integer", "minimum", 0,
+                 "description",
                  "First row to return (0-based); use next_offset of the previous page. Default 0.",
                  "limit", "type", "integer", "minimum", 1, "maximum", TOOLS_MAX_PAGE_ROWS,
-                 "description", "Rows to return at most. Default 100.");
-  out = json_pack("{s:o}", "query_id", schema_query_id());
+                 "description", "Rows to return at most. Default 100.", "wait_seconds", "type",
+                 "number", "minimum", 0, "maximum", TOOLS_MAX_WAIT_S, "description",
+                 "While the query still runs, wait up to this many seconds for it to finish. "
+                 "Default: the server's --wait (5 s); 0 answers not_ready at once.");
+  out = json_pack("{s:o, s:{s:s}}", "query_id", schema_query_id(), "next_step", "type", "string");
   schema_add_page(out);
   json_array_append_new(
       tools, define("fetch_query_result", "Fetch result rows",
-                    "Read a page of rows of a query that has succeeded: rows [offset, "
-                    "offset + row_count), with has_more and next_offset telling where to "
-                    "continue. A page stops early rather than exceed the server's response size "
-                    "limit. Fails with not_ready while the query runs.",
+                    "Read a page of rows of a query: rows [offset, offset + row_count), with "
+                    "has_more and next_offset telling where to continue. A page stops early "
+                    "rather than exceed the server's response size limit. On a query still "
+                    "running it first waits up to wait_seconds for it to finish (not_ready if "
+                    "it has not); on a failed query it gives the query's error.",
                     input_schema(in, id_required), object_schema(out, page_out_required), reader));
 
   /* cancel_query */
@@ -279,23 +318,38 @@ json_t *mcp_tools_definitions(bool allow_writes, bool read_only) {
                     input_schema(in, id_required), object_schema(out, forget_out_required),
                     (tool_hints_t){.destructive = true, .idempotent = true}));
 
+  /* list_schemas */
+  out = json_pack("{s:{s:s, s:s}, s:{s:s, s:{s:s}}, s:{s:s}}", "database", "type", "string",
+                  "description", "The database's kind (its driver's name): the SQL dialect.",
+                  "schemas", "type", "array", "items", "type", "string", "truncated", "type",
+                  "boolean");
+  static const char *const schemas_out_required[] = {"database", "schemas", "truncated", NULL};
+  json_array_append_new(
+      tools,
+      define("list_schemas", "List schemas",
+             "List the database's schemas (namespaces of tables; SQLite: main and attached "
+             "databases), without the system's own. Pass one to list_tables to narrow it.",
+             input_schema(json_object(), NULL), object_schema(out, schemas_out_required), reader));
+
   /* list_tables */
   in = json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "description",
                  "Only this schema, as list_tables names them. Default: every user schema.");
   out = json_pack("{s:{s:s, s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[ss]}, "
-                  "s:{s:[ss]}}}}, s:{s:s}}",
+                  "s:{s:[ss], s:s}}}}, s:{s:s}}",
                   "database", "type", "string", "description",
                   "The database's kind (its driver's name): the SQL dialect to write.", "tables",
                   "type", "array", "items", "type", "object", "properties", "schema", "type",
                   "string", "name", "type", "string", "type", "type", "string", "comment", "type",
-                  "string", "null", "row_estimate", "type", "integer", "null", "truncated", "type",
-                  "boolean");
+                  "string", "null", "row_estimate", "type", "integer", "null", "description",
+                  "The database's own estimate (null when it keeps none); count(*) for the "
+                  "exact number.",
+                  "truncated", "type", "boolean");
   json_array_append_new(
       tools, define("list_tables", "List tables",
-                    "List the tables and views of the database (schema, name, type, comment, "
-                    "estimated row count where the database keeps one) and say which kind of "
-                    "database it is, i.e. which SQL dialect to write. Start here to find what "
-                    "to query.",
+                    "Start here. List the tables and views of the database (schema, name, type, "
+                    "comment, estimated row count where the database keeps one) and say which "
+                    "kind of database it is, i.e. which SQL dialect to write. Then "
+                    "describe_table for a table's columns, keys and indexes.",
                     input_schema(in, NULL), object_schema(out, tables_out_required), reader));
 
   /* describe_table */
@@ -303,17 +357,114 @@ json_t *mcp_tools_definitions(bool allow_writes, bool read_only) {
                  "description", "A table or view name, as list_tables gives it.", "schema", "type",
                  "string", "description",
                  "Its schema (default: the one the database finds for the bare name).");
-  out = json_pack("{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{}, "
-                  "s:{s:s}, s:{s:[ss]}}}}}",
-                  "schema", "type", "string", "null", "table", "type", "string", "columns", "type",
-                  "array", "items", "type", "object", "properties", "name", "type", "string",
-                  "type", "type", "string", "nullable", "type", "boolean", "default", "primary_key",
-                  "type", "boolean", "comment", "type", "string", "null");
+  json_t *string_list =
+      json_pack("{s:[ss], s:{s:s}}", "type", "array", "null", "items", "type", "string");
+  out = json_pack(
+      "{s:{s:[ss]}, s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, s:[sssss]}, "
+      "s:{s:s}, s:{}, s:{s:s}, s:{s:[ss]}}}}, s:{s:s, s:{s:s}}, "
+      "s:{s:[ss], s:{s:s, s:{s:{s:s}, s:O, s:{s:s}, s:{s:s}}}}, "
+      "s:{s:[ss], s:{s:s, s:{s:{s:s}, s:O, s:{s:[ss]}, s:{s:s}, s:O}}}}",
+      "schema", "type", "string", "null", "table", "type", "string", "columns", "type", "array",
+      "items", "type", "object", "properties", "ordinal", "type", "integer", "name", "type",
+      "string", "type", "type", "string", "kind", "type", "string", "enum", "number", "text",
+      "boolean", "date", "other", "nullable", "type", "boolean", "default", "primary_key", "type",
+      "boolean", "comment", "type", "string", "null", "primary_key", "type", "array", "items",
+      "type", "string", "indexes", "type", "array", "null", "items", "type", "object", "properties",
+      "name", "type", "string", "columns", string_list, "unique", "type", "boolean", "primary",
+      "type", "boolean", "foreign_keys", "type", "array", "null", "items", "type", "object",
+      "properties", "name", "type", "string", "columns", string_list, "referenced_schema", "type",
+      "string", "null", "referenced_table", "type", "string", "referenced_columns", string_list);
+  json_decref(string_list);
   json_array_append_new(
       tools,
       define("describe_table", "Describe a table",
-             "The columns of a table or view, in order: name, declared type, nullable, "
-             "default expression, whether it is part of the primary key, and its comment.",
+             "The columns of a table or view, in order: ordinal, name, declared type, kind "
+             "(number, text, boolean, date, other), nullable, default expression, whether it "
+             "is part of the primary key, and its comment; then the primary key, the indexes "
+             "and the foreign keys (which tables it joins to, on which columns) - null where "
+             "the database has none to show.",
              input_schema(in, table_required), object_schema(out, describe_out_required), reader));
+
+  /* search_columns */
+  in = json_pack("{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:i, s:i, s:s}}", "pattern", "type",
+                 "string", "description",
+                 "Part of a column name, any case; a plain substring (_ and % are themselves).",
+                 "schema", "type", "string", "description", "Only this schema (default: all).",
+                 "limit", "type", "integer", "minimum", 1, "maximum", 10000, "description",
+                 "Matches at most. Default 100.");
+  out =
+      json_pack("{s:{s:s}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}, "
+                "s:{s:s}}",
+                "pattern", "type", "string", "columns", "type", "array", "items", "type", "object",
+                "properties", "schema", "type", "string", "table", "type", "string", "column",
+                "type", "string", "type", "type", "string", "truncated", "type", "boolean");
+  static const char *const pattern_required[] = {"pattern", NULL};
+  static const char *const search_out_required[] = {"pattern", "columns", "truncated", NULL};
+  json_array_append_new(
+      tools,
+      define("search_columns", "Find columns by name",
+             "Find the columns whose name contains pattern (any case) in every table and "
+             "view: schema, table, column, type. Use it to find where a value lives "
+             "(search 'email', 'customer', 'date') instead of guessing table names.",
+             input_schema(in, pattern_required), object_schema(out, search_out_required), reader));
+
+  /* sample_table_data */
+  in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}, s:{s:s, s:{s:s}, s:i, s:s}, "
+                 "s:{s:s, s:i, s:i, s:s}, s:{s:s, s:s}}",
+                 "table", "type", "string", "minLength", 1, "description",
+                 "A table or view name, as list_tables gives it.", "schema", "type", "string",
+                 "description", "Its schema (default: the one the database finds).", "columns",
+                 "type", "array", "items", "type", "string", "minItems", 1, "description",
+                 "Only these columns (default: all).", "limit", "type", "integer", "minimum", 1,
+                 "maximum", 100, "description", "Rows at most. Default 10.", "random", "type",
+                 "boolean", "description",
+                 "A random sample (default true); false: the first rows the database gives.");
+  out = json_pack("{s:{s:[ss]}, s:{s:s}, s:o, s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s, s:s}}", "schema",
+                  "type", "string", "null", "table", "type", "string", "columns", schema_columns(),
+                  "rows", "type", "array", "items", "type", "array", "random", "type", "boolean",
+                  "truncated", "type", "boolean", "description",
+                  "Rows were left out to stay within the response size limit.");
+  static const char *const sample_out_required[] = {"table", "columns", "rows", "truncated", NULL};
+  json_array_append_new(
+      tools,
+      define("sample_table_data", "Sample rows of a table",
+             "A few real rows of a table or view (random by default), to see what its "
+             "values look like - formats, codes, typical text - before writing SQL. "
+             "Values are written as execute_query writes them.",
+             input_schema(in, table_required), object_schema(out, sample_out_required), reader));
+
+  /* analyze_table_statistics */
+  in = json_pack("{s:{s:s, s:i, s:s}, s:{s:s, s:s}, s:{s:s, s:{s:s}, s:i, s:s}}", "table", "type",
+                 "string", "minLength", 1, "description",
+                 "A table or view name, as list_tables gives it.", "schema", "type", "string",
+                 "description", "Its schema (default: the one the database finds).", "columns",
+                 "type", "array", "items", "type", "string", "minItems", 1, "description",
+                 "Only these columns (default: all). Each reads the whole table: name the ones "
+                 "you need on a big table.");
+  out = json_pack(
+      "{s:{s:[ss]}, s:{s:s}, s:{s:[ss]}, s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:[ss]}, s:{s:s}, "
+      "s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{}, s:{s:[ss], s:s}, s:{}, s:{}, s:{}, s:{s:s}, "
+      "s:{s:s}, s:{s:s, s:{s:s, s:{s:{}, s:{s:s}}}}}}}, s:{s:s}}",
+      "schema", "type", "string", "null", "table", "type", "string", "row_count", "type", "integer",
+      "null", "columns", "type", "array", "items", "type", "object", "properties", "name", "type",
+      "string", "type", "type", "string", "null", "kind", "type", "string", "count", "type",
+      "integer", "null_count", "type", "integer", "distinct_count", "type", "integer", "min", "max",
+      "mean", "type", "number", "string", "description",
+      "A number; \"NaN\" or \"Infinity\" where the values make one", "p25", "p50", "p75",
+      "true_count", "type", "integer", "false_count", "type", "integer", "top_values", "type",
+      "array", "items", "type", "object", "properties", "value", "count", "type", "integer",
+      "truncated", "type", "boolean");
+  static const char *const stats_out_required[] = {"table", "row_count", "columns", "truncated",
+                                                   NULL};
+  json_array_append_new(
+      tools,
+      define("analyze_table_statistics", "Column statistics",
+             "Profile a table's columns by their kind: for every column count (values that "
+             "are not NULL), null_count and distinct_count; min and max (for dates: the date "
+             "range); for "
+             "numbers the mean and the quartiles p25, p50 (median), p75; for text the most "
+             "frequent values (top_values, up to 5 with counts); for booleans true_count and "
+             "false_count. Use it to learn ranges and common values before filtering.",
+             input_schema(in, table_required), object_schema(out, stats_out_required), reader));
   return tools;
 }

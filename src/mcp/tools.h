@@ -1,7 +1,9 @@
 /*
- * src/mcp/tools.h - the eight MCP tools of qreg (execute_query,
+ * src/mcp/tools.h - the MCP tools of qreg: the queries (execute_query,
  * get_query_status, fetch_query_result, cancel_query, list_queries,
- * forget_query, list_tables, describe_table): their definitions (schemas written for a
+ * forget_query) and the exploration tools (list_schemas, list_tables,
+ * describe_table, search_columns, sample_table_data,
+ * analyze_table_statistics): their definitions (schemas written for a
  * model), their handlers, and the JSON forms of registry objects (snapshots,
  * pages) that tasks.c shares.
  *
@@ -19,12 +21,31 @@
    most (the handlers enforce them, the schemas state them). */
 #define TOOLS_MAX_PAGE_ROWS 10000
 #define TOOLS_MAX_LIST_LIMIT 100
+/* The longest wait_seconds a tool call accepts: well within the request
+   timeout of the MCP SDKs (60 s). */
+#define TOOLS_MAX_WAIT_S 50
 
 /* Every tool definition, in the order tools/list gives them
    (tool_definitions.c). execute_query's hints (readOnlyHint,
    destructiveHint) claim read-only only when read_only (qreg_read_only:
    the registry enforces it); allow_writes changes its description. */
 json_t *mcp_tools_definitions(bool allow_writes, bool read_only);
+
+/* Removes from tools (mcp_tools_definitions) each one named in disabled
+   (comma-separated; NULL: none); returns how many it removed. */
+int mcp_tools_drop_disabled(json_t *tools, const char *disabled);
+/* true when name is one of the tools. */
+bool mcp_tools_known(const char *name);
+/* With several sources: adds `source` (an enum of their names) to every
+   tool's inputSchema; with one, drops list_sources. */
+void mcp_tools_add_sources(mcp_server_t *server);
+/*
+ * Binds the call to the source args names (`source`, or the one holding
+ * args' query_id, or the first) - call->source and call->reg - and removes
+ * `source` from args. -1 with *error (an isError result) for an unknown
+ * source or a tool switched off for it.
+ */
+int mcp_tools_bind_source(mcp_call_t *call, json_t *args, const char *tool, json_t **error);
 
 /* tools/list: {tools: [...]} shaped for the call's protocol revision. */
 json_t *mcp_tools_list(mcp_call_t *call);
@@ -42,11 +63,13 @@ bool mcp_tools_task_capable(const char *name);
 
 /*
  * Validates execute_query's arguments and submits the query. ttl_ms 0 means
- * the registry default. Returns 0 with *id set; otherwise returns -1 and
- * *tool_error is the isError CallToolResult to give back.
+ * the registry default. *wait_ms (may be NULL) is set to wait_seconds when
+ * the arguments give it, and left alone otherwise. Returns 0 with *id set;
+ * otherwise returns -1 and *tool_error is the isError CallToolResult to give
+ * back.
  */
 int mcp_tools_submit_query(mcp_call_t *call, json_t *args, uint64_t ttl_ms, qreg_id_t *id,
-                           json_t **tool_error);
+                           uint64_t *wait_ms, json_t **tool_error);
 
 /*
  * What execute_query reports for a query once it is over: its final status,

@@ -25,6 +25,7 @@ import {
   QREG_BIN, ITEM_ROWS, MEDIUM_SQL, MEDIUM_ROWS, LONG_SQL, TERMINAL, makeDatabase, until, finalStats,
   packageVersion, sanitizerReport,
 } from './lib.mjs';
+import { TOOL_NAMES } from './lib.mjs';
 
 const CLIENT_VERSION = packageVersion('@modelcontextprotocol/client');
 const EXT_TASKS_VERSION = packageVersion('@modelcontextprotocol/ext-tasks');
@@ -96,14 +97,26 @@ test(`client ${CLIENT_VERSION}: 2026-07-28 (pinned) discover, tools, queries`, {
     assert.equal(client.getServerVersion()?.name ?? discover._meta['io.modelcontextprotocol/serverInfo'].name, 'qreg');
 
     const { tools } = await client.listTools();
-    assert.equal(tools.length, 8);
+    assert.equal(tools.length, TOOL_NAMES.length);
     assert.equal(tools[0].name, 'execute_query');
     assert.equal(tools[0].execution, undefined, 'no taskSupport in 2026-07-28');
 
     const tables = structured(await client.callTool({ name: 'list_tables', arguments: {} }));
     assert.deepEqual(tables.tables.map((t) => t.name), ['cheap', 'items']);
 
-    const q = structured(await client.callTool({ name: 'execute_query', arguments: { sql: 'SELECT id, name FROM items ORDER BY id' } }));
+    // One call for a fast query: its rows come back with it.
+    const one = structured(await client.callTool({ name: 'execute_query', arguments: { sql: 'SELECT 1 AS one, \'a\' AS two' } }));
+    assert.equal(one.status, 'succeeded');
+    assert.deepEqual(one.rows, [[1, 'a']]);
+    assert.equal(one.has_more, false);
+    // A slow one comes back running, with its query_id, after wait_seconds.
+    const slow = structured(await client.callTool({ name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0.3 } }));
+    assert.equal(slow.status, 'running');
+    assert.match(slow.query_id, /^[0-9a-f-]{36}$/);
+    assert.match(slow.next_step, /fetch_query_result/);
+    structured(await client.callTool({ name: 'cancel_query', arguments: { query_id: slow.query_id } }));
+
+    const q = structured(await client.callTool({ name: 'execute_query', arguments: { sql: 'SELECT id, name FROM items ORDER BY id', wait_seconds: 0 } }));
     const done = await until(async () => {
       const st = structured(await client.callTool({ name: 'get_query_status', arguments: { query_id: q.query_id } }));
       return TERMINAL.has(st.status) ? st : null;
@@ -115,7 +128,7 @@ test(`client ${CLIENT_VERSION}: 2026-07-28 (pinned) discover, tools, queries`, {
     assert.equal(page.has_more, false);
     assert.deepEqual(page.rows.at(-1), [ITEM_ROWS, `item ${ITEM_ROWS}`]);
 
-    const long = structured(await client.callTool({ name: 'execute_query', arguments: { sql: LONG_SQL } }));
+    const long = structured(await client.callTool({ name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0 } }));
     const canceled = structured(await client.callTool({ name: 'cancel_query', arguments: { query_id: long.query_id } }));
     assert.equal(canceled.status, 'canceled');
     const listed = structured(await client.callTool({ name: 'list_queries', arguments: {} }));
@@ -133,7 +146,7 @@ test(`client ${CLIENT_VERSION}: auto negotiation picks 2026-07-28; legacy mode g
   try {
     assert.equal(auto.client.getProtocolEra(), 'modern');
     assert.equal(auto.client.getNegotiatedProtocolVersion(), '2026-07-28');
-    assert.equal((await auto.client.listTools()).tools.length, 8);
+    assert.equal((await auto.client.listTools()).tools.length, TOOL_NAMES.length);
   } finally {
     await auto.close();
   }
@@ -162,7 +175,16 @@ test(`client ${CLIENT_VERSION} + ext-tasks ${EXT_TASKS_VERSION}: execute_query u
   });
   try {
     // Completes: the task's result is execute_query's result with the first page.
-    const execution = await session.callTool('execute_query', { sql: MEDIUM_SQL });
+    // A query that settles within the window is answered complete: no task,
+    // no poll. SELECT 1 (with a window long enough for any machine).
+    const fast = await session.callTool('execute_query', { sql: 'SELECT 1 AS one', wait_seconds: 30 });
+    assert.equal(fast.kind, 'immediate');
+    const fastOutcome = (await fast.settle()).outcome;
+    assert.equal(fastOutcome.result.structuredContent.status, 'succeeded');
+    assert.deepEqual(fastOutcome.result.structuredContent.rows, [[1]]);
+
+    // wait_seconds 0: a task at once, whatever the query.
+    const execution = await session.callTool('execute_query', { sql: MEDIUM_SQL, wait_seconds: 0 });
     assert.equal(execution.kind, 'task');
     const taskId = execution.handle.taskId;
     const { outcome } = await execution.settle();
@@ -178,7 +200,7 @@ test(`client ${CLIENT_VERSION} + ext-tasks ${EXT_TASKS_VERSION}: execute_query u
     assert.ok(view.ttl > 0);
 
     // Cancelled: tasks/cancel stops the query.
-    const long = await session.callTool('execute_query', { sql: LONG_SQL });
+    const long = await session.callTool('execute_query', { sql: LONG_SQL, wait_seconds: 0.2 });
     assert.equal(long.kind, 'task');
     const longId = long.handle.taskId;
     assert.equal((await session.task(longId).snapshot()).status, 'working');
@@ -190,7 +212,7 @@ test(`client ${CLIENT_VERSION} + ext-tasks ${EXT_TASKS_VERSION}: execute_query u
 
     // An SQL error is a completed task whose result has isError (the
     // extension keeps "failed" for JSON-RPC errors).
-    const bad = await session.callTool('execute_query', { sql: 'SELECT * FROM nope' });
+    const bad = await session.callTool('execute_query', { sql: 'SELECT * FROM nope', wait_seconds: 0 });
     const badOutcome = (await bad.settle()).outcome;
     assert.equal(badOutcome.status, 'completed');
     assert.equal(badOutcome.result.isError, true);

@@ -74,6 +74,13 @@ export function sanitizerReport(stderr) {
   return m ? m[0] : null;
 }
 
+// Every tool, in the order tools/list gives them.
+export const TOOL_NAMES = [
+  'execute_query', 'get_query_status', 'fetch_query_result', 'cancel_query', 'list_queries',
+  'forget_query', 'list_schemas', 'list_tables', 'describe_table', 'search_columns', 'sample_table_data',
+  'analyze_table_statistics',
+];
+
 export const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'timeout']);
 
 // The qreg mcp child driven by hand: send() writes raw lines, request()

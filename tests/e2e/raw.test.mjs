@@ -11,6 +11,7 @@ import {
   RawServer, LONG_SQL, MEDIUM_SQL, MEDIUM_ROWS, TERMINAL, makeDatabase, modernMeta, until, finalStats,
   sleep, sanitizerReport,
 } from './lib.mjs';
+import { TOOL_NAMES } from './lib.mjs';
 
 let db;
 before(() => { db = makeDatabase(); });
@@ -128,7 +129,7 @@ test('bad input gets JSON-RPC errors and the server keeps serving', async () => 
 
     // Still serving.
     const { result } = await server.request('tools/list', {});
-    assert.equal(result.tools.length, 8);
+    assert.equal(result.tools.length, TOOL_NAMES.length);
     assert.ok(server.lines.every((line) => !line.includes('\n')));
   } finally {
     await closeClean(server);
@@ -188,7 +189,7 @@ test('2026-07-28 stateless over raw stdio: discover, results, tasks extension', 
 
     const list = (await server.request('tools/list', { _meta: modernMeta() })).result;
     assert.equal(list.resultType, 'complete');
-    assert.equal(list.tools.length, 8);
+    assert.equal(list.tools.length, TOOL_NAMES.length);
     assert.ok(list.ttlMs >= 0 && list.cacheScope);
 
     // Without the extension: a plain result.
@@ -197,7 +198,7 @@ test('2026-07-28 stateless over raw stdio: discover, results, tasks extension', 
     assert.ok(plain.structuredContent.query_id);
 
     // With it: a task, polled with tasks/get until its result comes inline.
-    const created = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: MEDIUM_SQL }, _meta: modernMeta({}, tasksCaps) })).result;
+    const created = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: MEDIUM_SQL, wait_seconds: 0 }, _meta: modernMeta({}, tasksCaps) })).result;
     assert.equal(created.resultType, 'task');
     assert.equal(created.status, 'working');
     assert.ok(Number.isInteger(created.ttlMs) && Number.isInteger(created.pollIntervalMs));
@@ -212,7 +213,7 @@ test('2026-07-28 stateless over raw stdio: discover, results, tasks extension', 
     assert.equal(finished.result.structuredContent.total_rows, MEDIUM_ROWS);
     assert.equal((await server.request('tasks/update', { taskId: created.taskId, inputResponses: {}, _meta: modernMeta({}, tasksCaps) })).result.resultType, 'complete');
 
-    const long = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: LONG_SQL }, _meta: modernMeta({}, tasksCaps) })).result;
+    const long = (await server.request('tools/call', { name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0 }, _meta: modernMeta({}, tasksCaps) })).result;
     const ack = (await server.request('tasks/cancel', { taskId: long.taskId, _meta: modernMeta({}, tasksCaps) })).result;
     assert.equal(ack.resultType, 'complete');
     const cancelled = (await server.request('tasks/get', { taskId: long.taskId, _meta: modernMeta({}, tasksCaps) })).result;
@@ -228,7 +229,7 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
   const server = new RawServer(['--db', db.url, '--max-connections', '1']);
   try {
     await server.initialize();
-    const long = sc(await server.tool('execute_query', { sql: LONG_SQL }));
+    const long = sc(await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 }));
     await waitStatus(server, long.query_id, (s) => s === 'running');
     const slowId = 'slow-list-tables';
     const slow = server.request('tools/call', { name: 'list_tables', arguments: {} }, slowId);
@@ -239,12 +240,12 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
       catalogQuery = listed.queries.find((q) => q.sql.includes('pragma_table_list'));
       return catalogQuery;
     }, 30000, 'the catalog query, pending');
-    assert.equal((await server.request('tools/list', {})).result.tools.length, 8);
+    assert.equal((await server.request('tools/list', {})).result.tools.length, TOOL_NAMES.length);
     server.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: slowId, reason: 'test' } });
     const st = await waitStatus(server, catalogQuery.query_id, (s) => TERMINAL.has(s));
     assert.equal(st.status, 'canceled');
     // A tasks/result blocked on a long task, cancelled: no response for it.
-    const task = (await server.tool('execute_query', { sql: LONG_SQL }, { task: {} })).task;
+    const task = (await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 }, { task: {} })).task;
     const blockedId = 'blocked-result';
     server.send({ jsonrpc: '2.0', id: blockedId, method: 'tasks/result', params: { taskId: task.taskId } });
     server.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: blockedId } });
@@ -257,6 +258,21 @@ test('notifications/cancelled stops the query behind a request; slow requests ho
     // Many requests at once: every response whole, one per line.
     const many = await Promise.all(Array.from({ length: 50 }, () => server.tool('get_query_status', { query_id: long.query_id })));
     assert.ok(many.every((r) => r.structuredContent.status === 'canceled'));
+    // An execute_query waiting for its query, cancelled: the query is
+    // stopped too, and no response is sent.
+    const waitingId = 'waiting-execute';
+    server.send({ jsonrpc: '2.0', id: waitingId, method: 'tools/call',
+      params: { name: 'execute_query', arguments: { sql: `${LONG_SQL} -- waited`, wait_seconds: 40 } } });
+    let waited;
+    await until(async () => {
+      const listed = sc(await server.tool('list_queries', {}));
+      waited = listed.queries.find((q) => q.sql.endsWith('-- waited'));
+      return waited;
+    }, 30000, 'the waited query');
+    server.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: waitingId } });
+    assert.equal((await waitStatus(server, waited.query_id, (x) => TERMINAL.has(x))).status, 'canceled');
+    await sleep(300);
+    assert.equal(server.responses.has(waitingId), false, 'no response to a cancelled request');
   } finally {
     await closeClean(server);
   }
@@ -266,7 +282,7 @@ test('stdin closed mid-query: exit 0, every connection released', async () => {
   const server = new RawServer(['--db', db.url]);
   await server.initialize();
   const ids = [];
-  for (let i = 0; i < 3; i++) ids.push(sc(await server.tool('execute_query', { sql: LONG_SQL })).query_id);
+  for (let i = 0; i < 3; i++) ids.push(sc(await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 })).query_id);
   await waitStatus(server, ids[2], (s) => s === 'running');
   const open = dbFds(server.child.pid);
   if (open !== null) assert.ok(open >= 3, `database descriptors while running: ${open}`);
@@ -278,7 +294,7 @@ test('stdin closed mid-query: exit 0, every connection released', async () => {
 test('SIGTERM mid-query: exit 0, every connection released', async () => {
   const server = new RawServer(['--db', db.url]);
   await server.initialize();
-  const q = sc(await server.tool('execute_query', { sql: LONG_SQL }));
+  const q = sc(await server.tool('execute_query', { sql: LONG_SQL, wait_seconds: 0 }));
   await waitStatus(server, q.query_id, (s) => s === 'running');
   server.child.kill('SIGTERM');
   const { code } = await server.exited;

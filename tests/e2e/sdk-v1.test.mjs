@@ -12,6 +12,7 @@ import {
   QREG_BIN, ITEM_ROWS, MEDIUM_SQL, MEDIUM_ROWS, LONG_SQL, TERMINAL, makeDatabase, until, finalStats, packageVersion,
   sanitizerReport,
 } from './lib.mjs';
+import { TOOL_NAMES } from './lib.mjs';
 
 const SDK_VERSION = packageVersion('@modelcontextprotocol/sdk');
 
@@ -66,10 +67,7 @@ test(`sdk ${SDK_VERSION}: handshake and tools/list`, async () => {
     assert.ok(caps.tasks.list && caps.tasks.cancel);
     assert.match(s.client.getInstructions(), /execute_query/);
     const { tools } = await s.client.listTools();
-    assert.deepEqual(tools.map((t) => t.name), [
-      'execute_query', 'get_query_status', 'fetch_query_result', 'cancel_query',
-      'list_queries', 'forget_query', 'list_tables', 'describe_table',
-    ]);
+    assert.deepEqual(tools.map((t) => t.name), TOOL_NAMES);
     for (const tool of tools) {
       assert.equal(tool.inputSchema.type, 'object', tool.name);
       assert.equal(tool.outputSchema.type, 'object', tool.name);
@@ -104,7 +102,7 @@ test(`sdk ${SDK_VERSION}: catalog, queries, paging, cancel, list`, async () => {
     assert.equal(toolError(await client.callTool({ name: 'describe_table', arguments: { table: 'nope' } })).type, 'not_found');
 
     // A query that takes a while and returns many rows: poll, then page.
-    const started = structured(await client.callTool({ name: 'execute_query', arguments: { sql: MEDIUM_SQL } }));
+    const started = structured(await client.callTool({ name: 'execute_query', arguments: { sql: MEDIUM_SQL, wait_seconds: 0 } }));
     assert.match(started.query_id, /^[0-9a-f-]{36}$/);
     assert.ok(['pending', 'running'].includes(started.status), started.status);
     const done = await waitTerminal(client, started.query_id);
@@ -140,7 +138,7 @@ test(`sdk ${SDK_VERSION}: catalog, queries, paging, cancel, list`, async () => {
     assert.deepEqual(first.rows, [[1, 'item 1', 0.5, 'AP8='], [2, 'item 2', 1, 'AP8=']]);
 
     // Cancel a long one: stopped in the database, status canceled.
-    const long = structured(await client.callTool({ name: 'execute_query', arguments: { sql: LONG_SQL } }));
+    const long = structured(await client.callTool({ name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0 } }));
     const canceled = structured(await client.callTool({ name: 'cancel_query', arguments: { query_id: long.query_id } }));
     assert.deepEqual(canceled, { query_id: long.query_id, canceled: true, status: 'canceled' });
     const after = structured(await client.callTool({ name: 'get_query_status', arguments: { query_id: long.query_id } }));
@@ -153,13 +151,13 @@ test(`sdk ${SDK_VERSION}: catalog, queries, paging, cancel, list`, async () => {
     })).message, /canceled/);
 
     // SQL errors and refused writes come back as query errors, not protocol errors.
-    const bad = structured(await client.callTool({ name: 'execute_query', arguments: { sql: 'SELECT * FROM nope' } }));
+    const bad = structured(await client.callTool({ name: 'execute_query', arguments: { sql: 'SELECT * FROM nope', wait_seconds: 0 } }));
     const failed = await waitTerminal(client, bad.query_id);
     assert.equal(failed.status, 'failed');
     assert.equal(failed.error.type, 'database');
     assert.match(failed.error.message, /no such table: nope/);
     assert.match(failed.error.code, /^SQLITE_/);
-    const write = structured(await client.callTool({ name: 'execute_query', arguments: { sql: 'DELETE FROM items' } }));
+    const write = structured(await client.callTool({ name: 'execute_query', arguments: { sql: 'DELETE FROM items', wait_seconds: 0 } }));
     assert.equal((await waitTerminal(client, write.query_id)).status, 'failed');
 
     // List: newest first, filters by status, pages with a cursor.
@@ -185,6 +183,114 @@ test(`sdk ${SDK_VERSION}: catalog, queries, paging, cancel, list`, async () => {
     assert.ok(stats.opened > 0);
     assert.equal(stats.opened, stats.closed);
     assert.equal(stats.leakedFds, 0);
+  }
+});
+
+// The one-call path: a fast query is one tool call, answered with its rows;
+// a slow one comes back running, with its query_id, after wait_seconds. The
+// SDK validates every structuredContent against the tool's outputSchema
+// (listTools first gives it the schemas).
+test(`sdk ${SDK_VERSION}: one tool call for a fast query, a query_id for a slow one`, async () => {
+  const s = await connect();
+  const { client } = s;
+  let calls = 0;
+  const call = (name, args) => { calls++; return client.callTool({ name, arguments: args }); };
+  try {
+    await client.listTools();
+    const one = structured(await call('execute_query', { sql: 'SELECT 1 AS one' }));
+    assert.equal(calls, 1);
+    assert.equal(one.status, 'succeeded');
+    assert.deepEqual(one.columns.map((c) => c.name), ['one']);
+    assert.deepEqual(one.rows, [[1]]);
+    assert.equal(one.has_more, false);
+    assert.equal(one.next_offset, null);
+    assert.equal(one.next_step, undefined);
+
+    // The first page is bounded (100 rows); next_offset says where to go on.
+    const items = structured(await call('execute_query', { sql: 'SELECT id FROM items ORDER BY id' }));
+    assert.equal(items.status, 'succeeded');
+    assert.equal(items.total_rows, ITEM_ROWS);
+    assert.equal(items.rows.length, 100);
+    assert.deepEqual(items.rows.slice(0, 3), [[1], [2], [3]]);
+    assert.equal(items.has_more, true);
+    assert.equal(items.next_offset, 100);
+    const next = structured(await call('fetch_query_result', { query_id: items.query_id, offset: items.next_offset, limit: 2 }));
+    assert.deepEqual(next.rows, [[101], [102]]);
+
+    // A cut result says why and what to change.
+    const cut = structured(await call('execute_query', { sql: 'SELECT id FROM items', max_rows: 10 }));
+    assert.equal(cut.truncated, true);
+    assert.equal(cut.total_rows, 10);
+    assert.match(cut.next_step, /max_rows/);
+
+    // A failing query: isError in the same call, with the error and what to do.
+    const bad = await call('execute_query', { sql: 'SELECT nope FROM items' });
+    assert.equal(bad.isError, true);
+    assert.equal(bad.structuredContent.status, 'failed');
+    assert.match(bad.structuredContent.error.message, /no such column/);
+    assert.match(bad.structuredContent.next_step, /describe_table/);
+
+    // Slow: running after wait_seconds, with its query_id and the next step.
+    const before = Date.now();
+    const slow = structured(await call('execute_query', { sql: LONG_SQL, wait_seconds: 0.3 }));
+    assert.ok(Date.now() - before < 30000, 'answered after its wait, not at the query\'s end');
+    assert.equal(slow.status, 'running');
+    assert.match(slow.query_id, /^[0-9a-f-]{36}$/);
+    assert.match(slow.next_step, /fetch_query_result/);
+    assert.equal(slow.rows, undefined);
+    const notYet = toolError(await call('fetch_query_result', { query_id: slow.query_id, wait_seconds: 0.2 }));
+    assert.equal(notYet.type, 'not_ready');
+    assert.match(notYet.message, /wait_seconds/);
+    const stillRunning = structured(await call('get_query_status', { query_id: slow.query_id, wait_seconds: 0.1 }));
+    assert.equal(stillRunning.status, 'running');
+    structured(await call('cancel_query', { query_id: slow.query_id }));
+
+    // A query that outlives execute_query's wait: fetch_query_result waits
+    // for it and answers with the rows - the second and last call.
+    const medium = structured(await call('execute_query', { sql: MEDIUM_SQL, wait_seconds: 0 }));
+    assert.ok(['pending', 'running'].includes(medium.status), medium.status);
+    const rows = structured(await call('fetch_query_result', { query_id: medium.query_id, wait_seconds: 50, limit: 3 }));
+    assert.deepEqual(rows.rows, [[1000], [2000], [3000]]);
+    assert.equal(rows.total_rows, MEDIUM_ROWS);
+
+    assert.equal(toolError(await call('execute_query', { sql: 'SELECT 1', wait_seconds: -1 })).type, 'invalid_argument');
+    assert.equal(toolError(await call('execute_query', { sql: 'SELECT 1', wait_seconds: 51 })).type, 'invalid_argument');
+  } finally {
+    const stats = await s.close();
+    assert.equal(stats.opened, stats.closed);
+  }
+});
+
+// Tasks: a query that settles within the window is a completed task at
+// creation (no poll, so the SDK helper never sleeps); a running one gets a
+// pollInterval that grows with its age.
+test(`sdk ${SDK_VERSION}: a fast task is completed at creation; pollInterval follows the query's age`, async () => {
+  const s = await connect();
+  const tasks = s.client.experimental.tasks;
+  try {
+    await s.client.listTools();
+    const messages = [];
+    for await (const message of tasks.callToolStream(
+      { name: 'execute_query', arguments: { sql: 'SELECT 1 AS one', wait_seconds: 30 } }, CallToolResultSchema, { task: {} })) {
+      messages.push(message);
+    }
+    assert.equal(messages[0].type, 'taskCreated');
+    assert.equal(messages[0].task.status, 'completed');
+    assert.equal(messages[0].task.pollInterval, undefined);
+    assert.deepEqual(messages.at(-1).result.structuredContent.rows, [[1]]);
+
+    const stream = tasks.callToolStream({ name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0.4 } }, CallToolResultSchema, { task: {} });
+    const created = (await stream.next()).value;
+    await stream.return();
+    assert.equal(created.task.status, 'working');
+    assert.ok(created.task.pollInterval >= 100 && created.task.pollInterval <= 5000, String(created.task.pollInterval));
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = await tasks.getTask(created.task.taskId);
+    assert.ok(later.pollInterval > created.task.pollInterval, `${later.pollInterval} after ${created.task.pollInterval}`);
+    await tasks.cancelTask(created.task.taskId);
+  } finally {
+    const stats = await s.close();
+    assert.equal(stats.opened, stats.closed);
   }
 });
 
@@ -224,7 +330,7 @@ test(`sdk ${SDK_VERSION}: execute_query as a task (experimental tasks client)`, 
     // A task that completes: created, polled, result is the tool's result.
     const messages = [];
     for await (const message of tasks.callToolStream(
-      { name: 'execute_query', arguments: { sql: MEDIUM_SQL } }, CallToolResultSchema, { task: { ttl: 120000 } })) {
+      { name: 'execute_query', arguments: { sql: MEDIUM_SQL, wait_seconds: 0 } }, CallToolResultSchema, { task: { ttl: 120000 } })) {
       messages.push(message);
     }
     const created = messages[0];
@@ -247,7 +353,7 @@ test(`sdk ${SDK_VERSION}: execute_query as a task (experimental tasks client)`, 
     assert.equal(status.status, 'succeeded');
 
     // A long task: tasks/result blocks, other requests go on, tasks/cancel ends both.
-    const stream = tasks.callToolStream({ name: 'execute_query', arguments: { sql: LONG_SQL } }, CallToolResultSchema, { task: {} });
+    const stream = tasks.callToolStream({ name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0.2 } }, CallToolResultSchema, { task: {} });
     const first = (await stream.next()).value;
     assert.equal(first.type, 'taskCreated');
     const longId = first.task.taskId;

@@ -48,7 +48,7 @@ test(`${WAITS} tasks/result waits held at once: at most ${MAX_THREADS} threads, 
 
   // WAITS tasks, each a query that runs for many seconds (or waits behind those that do).
   const created = await Promise.all(Array.from({ length: WAITS }, (_, i) => server.request('tools/call',
-    { name: 'execute_query', arguments: { sql: LONG_SQL }, task: { ttl: 600000 } }, `create-${i}`)));
+    { name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: 0 }, task: { ttl: 600000 } }, `create-${i}`)));
   const taskIds = created.map((reply) => {
     assert.equal(reply.result?.task?.status, 'working', JSON.stringify(reply));
     return reply.result.task.taskId;

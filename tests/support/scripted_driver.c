@@ -576,7 +576,7 @@ static char *scripted_redact_url(const char *url) {
    play no part (and are never pasted into the script). */
 static int scripted_catalog_sql(const qreg_catalog_request_t *request, char **sql_out,
                                 char **message) {
-  static const unsigned columns[QREG_CATALOG_OP_COUNT] = {1, 5, 7, 3, 5, 4};
+  static const unsigned columns[QREG_CATALOG_OP_COUNT] = {1, 5, 8, 3, 13, 4, 4, 5};
   if ((unsigned)request->op >= QREG_CATALOG_OP_COUNT) {
     *message = strdup("scripted: no such catalog operation");
     return QREG_EINVAL;
