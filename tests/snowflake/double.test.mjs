@@ -328,6 +328,41 @@ test('300,000 rows in 30 gzip partitions, each fetched once', async () => {
   assert.equal(sum, (299999 * 300000) / 2);
 });
 
+test('bareGzip: odd partitions gzip without Content-Encoding; partitionsServed, connections, the sent timeout', async () => {
+  const before = (await ctl('GET', 'stats')).stats;
+  assert.equal(before.partitionsServed, 0);
+  await ctl('POST', 'config', { partitionRows: 10, bareGzip: true });
+  const r = await submit('SELECT SEQ4() AS N FROM TABLE(GENERATOR(ROWCOUNT => 35))', '?async=true', { timeout: 7 });
+  const handle = r.json.statementHandle;
+  const first = await settle(handle);
+  assert.equal(first.status, 200);
+  const rows = [...first.json.data];
+  for (let p = 1; p < 4; p++) {
+    const part = await get(handle, p);
+    assert.equal(part.status, 200);
+    if (p % 2 === 1) {
+      assert.equal(part.headers['content-encoding'], undefined);
+      assert.equal(part.json, null); // gzip bytes: not JSON as they arrive
+      assert.deepEqual(part.body.subarray(0, 2), Buffer.from([0x1f, 0x8b]));
+      rows.push(...JSON.parse(gunzipSync(part.body).toString('utf8')).data);
+    } else {
+      assert.equal(part.headers['content-encoding'], 'gzip');
+      rows.push(...part.json.data);
+    }
+  }
+  assert.deepEqual(rows.map((x) => Number(x[0])), Array.from({ length: 35 }, (_, i) => i));
+  const after = (await ctl('GET', 'stats')).stats;
+  assert.equal(after.partitionsServed, 4); // partition 0 once (the settling poll) and 1..3
+  // Every exchange here used its own connection (agent: false): at least
+  // one per request above, control ones included.
+  assert.ok(after.connections - before.connections >= 6, JSON.stringify(after));
+  const log = (await ctl('GET', 'log')).requests;
+  assert.equal(log.find((e) => e.kind === 'submit').timeout, 7);
+  await ctl('POST', 'config', { bareGzip: false });
+  assert.equal((await get(handle, 1)).headers['content-encoding'], 'gzip');
+  assert.equal((await call(d.port, 'POST', '/_control/config', { body: { bareGzip: 'yes' }, auth: null })).status, 400);
+});
+
 test('SYSTEM$WAIT runs until cancelled; cancel ends it; a second cancel is refused', async () => {
   const r = await submit('CALL SYSTEM$WAIT(60)', '?async=true');
   assert.equal(r.status, 202);

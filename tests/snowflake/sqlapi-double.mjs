@@ -8,7 +8,7 @@
 //        (--public-key PEMFILE | --generate-keys DIR [--key-passphrase P])
 //        [--token TOKEN | --token-file F] [--account A] [--user U]
 //        [--state-file F] [--partition-rows N] [--type-case lower|upper]
-//        [--exit-with-stdin]
+//        [--bare-gzip] [--exit-with-stdin]
 //
 // prints "listening <port>" on stdout once it accepts connections. It owns the
 // statements it was sent (a Map by handle, timers per running statement), the
@@ -39,6 +39,7 @@ export const DEFAULT_CONFIG = {
   syncWaitSeconds: 45, // async=false answers within this, else 202
   maxTokenAgeSeconds: null, // reject JWTs older than this (renewal tests)
   maxGeneratorRows: 5000000,
+  bareGzip: false, // odd partitions gzip without Content-Encoding (a client must inflate them itself)
 };
 
 // Throws on a config value the double cannot use.
@@ -48,7 +49,7 @@ export function checkConfig(key, value) {
   const checks = {
     partitionRows: count, maxGeneratorRows: count, typeCase: (v) => v === 'lower' || v === 'upper',
     minRunMs: nonNegative, cancelDelayMs: nonNegative, syncWaitSeconds: nonNegative,
-    maxTokenAgeSeconds: (v) => v === null || nonNegative(v),
+    maxTokenAgeSeconds: (v) => v === null || nonNegative(v), bareGzip: (v) => typeof v === 'boolean',
   };
   if (!(key in checks)) throw new Error(`unknown config key ${key}`);
   if (!checks[key](value)) throw new Error(`bad value for ${key}: ${JSON.stringify(value)}`);
@@ -68,6 +69,7 @@ export function createDouble(options) {
   const stats = {
     requests: 0, submits: 0, executed: 0, succeeded: 0, failed: 0, cancelled: 0, timedOut: 0, writes: 0,
     retriesAnswered: 0, duplicateExecutions: 0, maxRunning: 0, authFailures: 0, faultsInjected: 0,
+    partitionsServed: 0, connections: 0,
   };
   let port = null;
 
@@ -214,8 +216,12 @@ export function createDouble(options) {
     links.push(link(count - 1, 'last'));
     const headers = { link: links.join(',') };
     const p = result.partitions[partition];
+    stats.partitionsServed++;
     if (partition > 0) {
-      send(res, 200, p.gzip, { ...headers, 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      // bareGzip: odd partitions compressed without saying so, as some
+      // servers answer; a client must recognise and inflate them itself.
+      const bare = config.bareGzip && partition % 2 === 1;
+      send(res, 200, p.gzip, { ...headers, 'content-type': 'application/json', ...(bare ? {} : { 'content-encoding': 'gzip' }) });
       return;
     }
     sendJson(res, 200, {
@@ -433,6 +439,7 @@ export function createDouble(options) {
     const parameters = lowerKeys(body.parameters ?? {});
     entry.queryTag = parameters.query_tag;
     entry.multiStatementCount = parameters.multi_statement_count;
+    entry.timeout = body.timeout ?? null;
     stats.submits++;
     const q = url.searchParams;
     const requestId = q.get('requestId') || randomUUID();
@@ -545,6 +552,7 @@ export function createDouble(options) {
       if (!res.headersSent) sendJson(res, 500, { code: '390500', message: 'internal error of the double' });
     }
   });
+  server.on('connection', () => { stats.connections++; });
   server.requestTimeout = 0; // stalls and long synchronous waits are wanted
   server.keepAliveTimeout = 30000;
 
@@ -609,6 +617,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--exit-with-stdin') { out.exitWithStdin = true; continue; }
+    if (a === '--bare-gzip') { out.bareGzip = true; continue; }
     const m = /^--([a-z-]+)$/.exec(a);
     if (!m || i + 1 >= argv.length) throw new Error(`bad argument ${a}`);
     out[m[1]] = argv[++i];
@@ -625,7 +634,7 @@ async function main() {
     process.stderr.write(`sqlapi-double: ${e.message}\nusage: sqlapi-double.mjs --port N ` +
       '(--public-key PEMFILE | --generate-keys DIR [--key-passphrase P]) ' +
       '[--token T | --token-file F] [--account A] [--user U] [--state-file F] [--partition-rows N] ' +
-      '[--type-case lower|upper] [--exit-with-stdin]\n');
+      '[--type-case lower|upper] [--bare-gzip] [--exit-with-stdin]\n');
     process.exit(2);
   }
   let double;
@@ -633,6 +642,7 @@ async function main() {
     const config = {};
     if (args['partition-rows']) config.partitionRows = Number(args['partition-rows']);
     if (args['type-case']) config.typeCase = args['type-case'];
+    if (args.bareGzip) config.bareGzip = true;
     for (const [k, v] of Object.entries(config)) checkConfig(k, v);
     const token = args['token-file'] ? readFileSync(args['token-file'], 'utf8').trim() : args.token;
     if (args['generate-keys']) args['public-key'] = generateKeys(args['generate-keys'], args['key-passphrase']);
