@@ -422,8 +422,16 @@ static void catalog_quoting(void **unused) {
   request.schema = "S";
   request.table = "x\"y";
   request.limit = 5;
+  request.random = true;
   assert_int_equal(qreg__sf_catalog_sql(&request, &sql, &message), 0);
   assert_string_equal(sql, "SELECT * FROM \"S\".\"x\"\"y\" SAMPLE (5 ROWS)");
+  assert_true(qreg__sf_sql_is_query(sql, strlen(sql)));
+  free(sql);
+  static const char *const sample_columns[] = {"a", "b\"c"};
+  request.columns = sample_columns;
+  request.column_count = 2;
+  assert_int_equal(qreg__sf_catalog_sql(&request, &sql, &message), 0);
+  assert_string_equal(sql, "SELECT \"a\", \"b\"\"c\" FROM \"S\".\"x\"\"y\" SAMPLE (5 ROWS)");
   assert_true(qreg__sf_sql_is_query(sql, strlen(sql)));
   free(sql);
 
@@ -434,7 +442,35 @@ static void catalog_quoting(void **unused) {
   assert_non_null(strstr(sql, "APPROX_COUNT_DISTINCT(t.\"C\")"));
   free(sql);
 
+  /* Per kind, the statistics it has: a number's quartiles, a boolean's
+     counts, a text's top values; all in one statement, in request order. */
+  static const char *const stats_columns[] = {"n", "b", "s", "v"};
+  static const char *const stats_kinds[] = {"number", "boolean", "text", "other"};
+  qreg_catalog_init(&request, QREG_CATALOG_COLUMN_STATS);
+  request.table = "T";
+  request.columns = stats_columns;
+  request.column_kinds = stats_kinds;
+  request.column_count = 4;
+  assert_int_equal(qreg__sf_catalog_sql(&request, &sql, &message), 0);
+  assert_non_null(strstr(sql, "PERCENTILE_DISC(0.25) WITHIN GROUP (ORDER BY t.\"n\")"));
+  assert_non_null(strstr(sql, "COUNT_IF(t.\"b\")"));
+  assert_non_null(strstr(sql, "OBJECT_CONSTRUCT('value', k.v, 'count', k.c)"));
+  assert_non_null(strstr(sql, "MIN(t.\"v\"::VARCHAR)"));
+  assert_null(strstr(sql, "PERCENTILE_DISC(0.25) WITHIN GROUP (ORDER BY t.\"s\")"));
+  assert_true(strstr(sql, "'n' AS \"column_name\"") < strstr(sql, "'v' AS \"column_name\""));
+  assert_true(qreg__sf_sql_is_query(sql, strlen(sql)));
+  free(sql);
+
+  /* Indexes and foreign keys are not offered (describe_table says null). */
+  qreg_catalog_init(&request, QREG_CATALOG_INDEXES);
+  request.table = "T";
+  assert_int_equal(qreg__sf_catalog_sql(&request, &sql, &message), QREG_EINVAL);
+  assert_non_null(strstr(message, "no indexes"));
+  free(message);
+
   for (int op = 0; op < QREG_CATALOG_OP_COUNT; op++) {
+    if (op == QREG_CATALOG_INDEXES || op == QREG_CATALOG_FOREIGN_KEYS)
+      continue;
     qreg_catalog_init(&request, (qreg_catalog_op_t)op);
     request.table = "T";
     request.column = "C";
