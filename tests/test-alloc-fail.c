@@ -529,7 +529,7 @@ static void postgres(void **state) {
                    0);
   scenario_t sc = {
       .name = "postgres",
-      .url = pg_fixture_conninfo(),
+      .url = pg_fixture_reader_conninfo(), /* read-only: an ordinary role */
       .app = "qreg_t_alloc_fail",
       .rows_sql = "SELECT x, name, data, doc, at, x * 1.5 AS f, NULL AS n FROM alloc_t",
       .rows_expected = 9,

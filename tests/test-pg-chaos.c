@@ -143,7 +143,7 @@ static double now_s(void) {
 static qreg_t *chaos_open(void) {
   qreg_config_t config;
   qreg_config_init(&config);
-  config.db_url = pg_fixture_conninfo();
+  config.db_url = pg_fixture_reader_conninfo(); /* read-only: an ordinary role */
   config.application_name = CHAOS_APP;
   config.max_connections = 8;
   config.max_records = 300;
