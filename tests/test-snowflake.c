@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "qreg.h"
+#include "support/test_util.h"
 
 #define BOUND_MS 30000u
 
@@ -489,6 +490,35 @@ static void close_stops_everything(void **unused) {
   assert_int_equal(stat_of("executed"), executed + 2);
 }
 
+/* Prune of a running statement whose time-to-live passed: cancelled on the
+   server and ended there before the record goes; a pending one is pruned
+   without ever being sent. */
+static void prune_running_and_pending(void **unused) {
+  (void)unused;
+  qreg_t *reg = open_registry(key_path, 1, NULL);
+  long long cancelled = stat_of("cancelled");
+  long long executed = stat_of("executed");
+  qreg_options_t options;
+  qreg_options_init(&options);
+  options.ttl_ms = 300;
+  qreg_id_t running, pending;
+  if (qreg_execute(reg, "SELECT SYSTEM$WAIT(60)", &options, &running) != 0 ||
+      qreg_execute(reg, "SELECT SYSTEM$WAIT(60)", &options, &pending) != 0)
+    fail_msg("qreg_execute: %s", qreg_last_error());
+  wait_running(reg, &running);
+  wait_stat("running", 1);
+  test_wait_pruned(reg, &running);
+  test_wait_pruned(reg, &pending);
+  wait_stat("running", 0);
+  assert_int_equal(stat_of("cancelled"), cancelled + 1);
+  assert_int_equal(stat_of("executed"), executed + 1); /* the pending one never ran */
+  qreg_stats_t stats = QREG_STATS_INIT;
+  assert_int_equal(qreg_stats(reg, &stats), 0);
+  assert_int_equal(stats.records_pruned, 2);
+  close_registry(reg);
+  assert_int_equal(stat_of("running"), 0);
+}
+
 static void retries_never_run_twice(void **unused) {
   (void)unused;
   qreg_t *reg = open_registry(key_path, 1, NULL);
@@ -657,6 +687,7 @@ int main(void) {
       cmocka_unit_test(partitions_and_truncation),
       cmocka_unit_test(cancel_and_timeout),
       cmocka_unit_test(close_stops_everything),
+      cmocka_unit_test(prune_running_and_pending),
       cmocka_unit_test(retries_never_run_twice),
       cmocka_unit_test(errors),
       cmocka_unit_test(token_auth),
