@@ -46,6 +46,9 @@ static void queries(void **state) {
       "WITH \"weird name\" AS (SELECT 'it''s' , 'back\\'slash') (SELECT 1)",
       "WITH a AS (SELECT $$ ) INSERT $$) SELECT 1",
       "WITH a AS (SELECT 1 /* ) */) -- )\n SELECT 1",
+      "CALL SYSTEM$WAIT(10)",
+      "call system$wait ( 2 , 'SECONDS' ) ;",
+      "/* sleep */ CALL SYSTEM$WAIT(1, 'minutes') -- done",
   };
   for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
     if (!is_query(accepted[i]))
@@ -70,6 +73,17 @@ static void not_queries(void **state) {
       "GRANT ROLE r TO USER u",
       "COPY INTO @stage FROM t",
       "CALL my_procedure()",
+      "CALL SYSTEM$WAIT(1); DROP TABLE t",
+      "CALL SYSTEM$WAIT(1) UNION SELECT 1",
+      "CALL SYSTEM$WAIT((SELECT 1))",
+      "CALL SYSTEM$WAIT(1, 'SECONDS', 3)",
+      "CALL SYSTEM$WAIT(1, 'SEC'' OR 1')",
+      "CALL SYSTEM$WAIT(-1)",
+      "CALL SYSTEM$WAIT()",
+      "CALL SYSTEM$WAIT(1",
+      "CALL SYSTEM$WAIT_FOR(1)",
+      "CALL \"SYSTEM$WAIT\"(1)",
+      "CALL SYSTEM$CANCEL_ALL_QUERIES(1)",
       "EXECUTE IMMEDIATE 'DROP TABLE t'",
       "PUT file:///tmp/x @stage",
       "USE ROLE accountadmin",

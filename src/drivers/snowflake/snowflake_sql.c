@@ -4,7 +4,9 @@
  * read-only mode qreg refuses, before sending, a statement that is not a
  * query: its first keyword (after white space, comments and opening
  * parentheses) must be SELECT, SHOW, DESCRIBE, DESC or EXPLAIN, or WITH
- * whose common table expressions are followed by SELECT. The server runs
+ * whose common table expressions are followed by SELECT; and the one
+ * procedure that does nothing but sleep, CALL SYSTEM$WAIT(n[, 'unit']),
+ * exactly (no other argument, nothing after it). The server runs
  * one statement per request (MULTI_STATEMENT_COUNT 1), so "SELECT 1; DROP
  * TABLE t" is refused there. This is a guard against accidents, not a
  * boundary: a role with read grants only is (docs/snowflake.md).
@@ -202,6 +204,53 @@ static bool with_is_query(lexer_t *lx) {
   }
 }
 
+/* After CALL: exactly SYSTEM$WAIT(<digits>[, '<letters>']) and nothing
+   else but an optional ';' - the one procedure that reads and writes
+   nothing (it sleeps), which scripts and checks call this way. */
+static bool call_is_wait(lexer_t *lx) {
+  const char *w;
+  size_t n;
+  skip_space(lx);
+  read_word(lx, &w, &n);
+  if (!word_is(w, n, "SYSTEM$WAIT"))
+    return false;
+  skip_space(lx);
+  if (lx->pos >= lx->len || lx->s[lx->pos] != '(')
+    return false;
+  lx->pos++;
+  skip_space(lx);
+  size_t digits = 0;
+  while (lx->pos < lx->len && isdigit((unsigned char)lx->s[lx->pos])) {
+    lx->pos++;
+    digits++;
+  }
+  skip_space(lx);
+  if (digits == 0 || digits > 9)
+    return false;
+  if (lx->pos < lx->len && lx->s[lx->pos] == ',') {
+    lx->pos++;
+    skip_space(lx);
+    if (lx->pos >= lx->len || lx->s[lx->pos] != '\'')
+      return false;
+    size_t letters = 0;
+    for (lx->pos++; lx->pos < lx->len && isalpha((unsigned char)lx->s[lx->pos]); lx->pos++)
+      letters++;
+    if (letters == 0 || lx->pos >= lx->len || lx->s[lx->pos] != '\'')
+      return false;
+    lx->pos++;
+    skip_space(lx);
+  }
+  if (lx->pos >= lx->len || lx->s[lx->pos] != ')')
+    return false;
+  lx->pos++;
+  skip_space(lx);
+  if (lx->pos < lx->len && lx->s[lx->pos] == ';') {
+    lx->pos++;
+    skip_space(lx);
+  }
+  return lx->pos == lx->len && !lx->bad;
+}
+
 bool qreg__sf_sql_is_query(const char *sql, size_t len) {
   lexer_t lx = {.s = sql, .len = len};
   skip_open_parens(&lx);
@@ -215,5 +264,7 @@ bool qreg__sf_sql_is_query(const char *sql, size_t len) {
     return true;
   if (word_is(w, n, "WITH"))
     return with_is_query(&lx);
+  if (word_is(w, n, "CALL"))
+    return call_is_wait(&lx);
   return false;
 }
