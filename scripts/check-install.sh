@@ -82,13 +82,15 @@ make -C "$examples" >"$tmp/examples.log" 2>&1 || {
   fail "examples/ does not build against the installed qreg"
 }
 step "watch_uv linked statically against libqreg.a"
-# qreg alone is static; its dependencies are the shared libraries of their
-# own .pc files. (Not `pkg-config --static --libs qreg`: Debian's libpq.pc
-# then asks for libpgcommon.a and libpgport.a, which libpq-dev does not ship.)
-# shellcheck disable=SC2046 # pkg-config's words are meant to split
+# qreg alone is static; its dependencies (qreg.pc's Requires.private) are the
+# shared libraries of their own .pc files. (Not `pkg-config --static --libs
+# qreg`: Debian's libpq.pc then asks for libpgcommon.a and libpgport.a, which
+# libpq-dev does not ship.)
+requires=$(pkg-config --print-requires-private qreg)
+# shellcheck disable=SC2046,SC2086 # pkg-config's words are meant to split
 cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O2 \
   $(pkg-config --cflags qreg libuv) "$examples/watch_uv.c" -o "$examples/watch_uv_static" \
-  "$libdir/libqreg.a" $(pkg-config --libs libuv sqlite3 libpq) -lpthread -lm ||
+  "$libdir/libqreg.a" $(pkg-config --libs $requires) -lpthread -lm ||
   fail "watch_uv does not link against $libdir/libqreg.a"
 
 # --- 5. run it, on the installed library, on a SQLite file ------------------------
