@@ -443,7 +443,12 @@ static char *mcp_request(mcp_server_t *server, const char *method, const char *p
   char *reply = mcp_server_handle_message(server, line, strlen(line), &reply_len);
   free(line);
   assert_non_null(reply);
-  char *text = strndup(reply, reply_len); /* the line is not NUL-terminated */
+  /* The line is not NUL-terminated: copied by length (strndup may look one
+     byte further). */
+  char *text = malloc(reply_len + 1);
+  assert_non_null(text);
+  memcpy(text, reply, reply_len);
+  text[reply_len] = '\0';
   free(reply);
   return text;
 }
