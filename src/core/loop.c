@@ -25,9 +25,12 @@
 #include "core/loop_internal.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -43,6 +46,7 @@ typedef struct loop_handle {
 
 struct qreg_poll {
   uv_poll_t poll; /* first: uv_close's callback frees through handle->data */
+  int fd;         /* owned: a duplicate of the caller's descriptor, polled */
   loop_handle_t link;
   qreg_loop_t *loop;
   qreg_poll_cb cb;
@@ -215,6 +219,8 @@ static void handle_link(qreg_loop_t *loop, loop_handle_t *link, uv_handle_t *han
 }
 
 static void free_on_close(uv_handle_t *handle) {
+  if (handle->type == UV_POLL)
+    close(((qreg_poll_t *)handle->data)->fd);
   free(handle->data);
 }
 
@@ -447,10 +453,23 @@ int qreg_poll_start(qreg_loop_t *loop, int fd, int events, qreg_poll_cb cb, void
   qreg_poll_t *watch = calloc(1, sizeof *watch);
   if (watch == NULL)
     return QREG_ENOMEM;
-  /* libuv puts fd in non-blocking mode here; every fd a driver watches
-     (libpq's socket) already is. */
-  int rc = uv_poll_init(&loop->uv, &watch->poll, fd);
+  /* The loop polls its own duplicate of fd. A library may close its socket
+     before its owner can stop the watch (libpq does when the server goes
+     away), and another thread may get the same number at once (a cancel
+     request's socket): epoll would then be told about a descriptor that is
+     no longer the watched one. The duplicate keeps the socket, and its
+     number, until the watch is closed. */
+  watch->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (watch->fd < 0) {
+    int err = errno;
+    free(watch);
+    return err == EBADF ? QREG_EINVAL : QREG_ESYS; /* EMFILE, ENFILE */
+  }
+  /* libuv puts the descriptor in non-blocking mode here; every fd a driver
+     watches (libpq's socket) already is. */
+  int rc = uv_poll_init(&loop->uv, &watch->poll, watch->fd);
   if (rc != 0) {
+    close(watch->fd);
     free(watch); /* never became a handle the loop knows */
     return error_from_uv(rc);
   }

@@ -740,6 +740,13 @@ static void job_io(qreg_driver_conn_t *conn, int status, int events) {
 static void on_io(qreg_poll_t *watch, int status, int events, void *arg) {
   qreg_driver_conn_t *conn = arg;
   (void)watch;
+  /* The loop polls its own duplicate of the socket (qreg_poll_start): once
+     libpq has closed its socket the duplicate may still report the dead
+     connection. Whoever saw libpq close it has dealt with that; stop. */
+  if (PQsocket(conn->pg) != conn->watch_fd) {
+    qreg__pg_watch_drop(conn);
+    return;
+  }
   /* An error from the poller (EPOLLERR, reported as UV_EBADF) stops the
      watch inside libuv: note it, so the next qreg__pg_watch_set() starts it again
      while libpq reads what is left and finds the error itself. */
