@@ -36,6 +36,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "http/headers.h"
 #include "http/http_internal.h"
 #include "mcp/protocol.h"
 
@@ -75,29 +76,6 @@ struct http_mcp {
 
 static const char *header(http_request_t *req, const char *name) {
   return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
-}
-
-/* Whether a media-type list (Accept, Content-Type) names type, or any. */
-static bool lists_media(const char *list, const char *type, bool wildcard) {
-  if (!list)
-    return false;
-  size_t n = strlen(type);
-  const char *slash = strchr(type, '/');
-  for (const char *p = list; *p;) {
-    while (*p == ' ' || *p == '\t' || *p == ',')
-      p++;
-    size_t len = strcspn(p, ",;");
-    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-      len--;
-    if ((len == n && strncasecmp(p, type, n) == 0) ||
-        (wildcard &&
-         ((len == 3 && strncmp(p, "*/*", 3) == 0) ||
-          (slash && len == (size_t)(slash - type) + 2 &&
-           strncasecmp(p, type, (size_t)(slash - type) + 1) == 0 && p[len - 1] == '*'))))
-      return true;
-    p += strcspn(p, ",");
-  }
-  return false;
 }
 
 /* A JSON-RPC error as the whole answer (id null: the request was not read). */
@@ -419,12 +397,12 @@ static const char *check_headers(http_request_t *req, const peeked_t *p, char *w
 
 static enum MHD_Result post_message(http_request_t *req) {
   http_mcp_t *m = req->server->mcp;
-  if (!lists_media(header(req, MHD_HTTP_HEADER_CONTENT_TYPE), "application/json", false))
+  if (!http_lists_media(header(req, MHD_HTTP_HEADER_CONTENT_TYPE), "application/json", false))
     return answer_rpc_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, MCP_INVALID_REQUEST,
                             "Unsupported Media Type: send the message as application/json");
   const char *accept = header(req, MHD_HTTP_HEADER_ACCEPT);
-  bool json_ok = !accept || lists_media(accept, "application/json", true);
-  bool sse_ok = accept && lists_media(accept, "text/event-stream", false);
+  bool json_ok = !accept || http_lists_media(accept, "application/json", true);
+  bool sse_ok = accept && http_lists_media(accept, "text/event-stream", false);
   if (!json_ok && !sse_ok)
     return answer_rpc_error(req, MHD_HTTP_NOT_ACCEPTABLE, MCP_INVALID_REQUEST,
                             "Not Acceptable: accept application/json and text/event-stream");
@@ -528,7 +506,7 @@ static http_mcp_session_t *named_session(http_request_t *req, enum MHD_Result *a
 }
 
 static enum MHD_Result open_stream(http_request_t *req) {
-  if (!lists_media(header(req, MHD_HTTP_HEADER_ACCEPT), "text/event-stream", false))
+  if (!http_lists_media(header(req, MHD_HTTP_HEADER_ACCEPT), "text/event-stream", false))
     return answer_rpc_error(req, MHD_HTTP_NOT_ACCEPTABLE, MCP_INVALID_REQUEST,
                             "Not Acceptable: GET /mcp opens a stream: accept text/event-stream");
   enum MHD_Result answered = MHD_NO;
