@@ -267,8 +267,10 @@ int64_t http_mcp_run(http_server_t *server, bool everything);
 enum MHD_Result http_mcp_answer_waited(http_request_t *req);
 /* The request ends (completed or closed): forget it. */
 void http_mcp_request_done(http_request_t *req);
-/* Drain: ends every GET stream (they would hold the drain to its end). */
-void http_mcp_end_streams(http_server_t *server);
+/* Drain: ends every GET stream (they would hold the drain to its end) and
+   answers every wait with a deadline at once (execute_query, fetch with
+   wait_seconds: the query as it is, as a long-poll is answered). */
+void http_mcp_drain(http_server_t *server);
 /* For /metrics. */
 void http_mcp_counts(const http_server_t *server, size_t *sessions, size_t *streams,
                      size_t *parked);

@@ -322,12 +322,14 @@ void http_mcp_request_done(http_request_t *req) {
   }
 }
 
-void http_mcp_end_streams(http_server_t *server) {
+void http_mcp_drain(http_server_t *server) {
   http_mcp_t *m = server->mcp;
   if (!m)
     return;
   for (http_mcp_session_t *s = m->sessions; s; s = s->next)
     session_end_streams(m, s);
+  mcp_server_expire_waits(m->mcp);
+  (void)http_mcp_run(server, true);
 }
 
 void http_mcp_counts(const http_server_t *server, size_t *sessions, size_t *streams,

@@ -58,6 +58,8 @@
 #define DEFAULT_SUBMIT_WAIT_MS 10000
 #define DEFAULT_DRAIN_MS 10000
 #define DRAIN_TURN_MS 50
+/* After the close, answers it gave are sent for at most this long. */
+#define FINAL_FLUSH_MS 1000
 #define DEFAULT_MAX_SESSIONS 1024
 /* MCP at /mcp: as `qreg mcp` on stdio (src/mcp/server.c). */
 #define MCP_MAX_RESPONSE_BYTES ((size_t)1 << 20)
@@ -381,8 +383,9 @@ static int64_t elapsed_since(uint64_t start_ms) {
 
 static void drain(http_server_t *server, int epoll_fd, int signal_fd, uint64_t drain_ms) {
   server->draining = true;
-  /* MCP session streams would hold the drain to its end: they end now. */
-  http_mcp_end_streams(server);
+  /* MCP session streams would hold the drain to its end: they end now;
+     MCP waits are answered as the long-polls are. */
+  http_mcp_drain(server);
   /* Held waits answer now, with the statement as it is. */
   (void)http_expire_waits(server, true);
   MHD_run(server->daemon);
@@ -525,7 +528,10 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   http_resume_ready(server);
   (void)http_mcp_run(server, true);
   (void)http_expire_waits(server, true);
-  MHD_run(server->daemon);
+  /* What the close answered (waits it cut short) gets a moment to be sent. */
+  uint64_t flush_start = http_now_ms();
+  while (server->requests_in_flight > 0 && elapsed_since(flush_start) < FINAL_FLUSH_MS)
+    (void)run_once(server, epoll_fd, signal_fd, DRAIN_TURN_MS);
   /* Every connection is resumed: stopping the daemon closes what is left
      (a stream cut by the close ends without its last chunk). */
   MHD_stop_daemon(server->daemon);

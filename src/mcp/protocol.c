@@ -445,6 +445,13 @@ mcp_call_t *mcp_server_next_expired(mcp_server_t *server) {
   return found;
 }
 
+void mcp_server_expire_waits(mcp_server_t *server) {
+  pthread_mutex_lock(&server->ready_mutex);
+  for (mcp_call_t *call = server->timed; call; call = call->timed_next)
+    call->deadline_ms = 0; /* the order (earliest first) holds */
+  pthread_mutex_unlock(&server->ready_mutex);
+}
+
 static void call_free(mcp_call_t *call) {
   mcp_message_clear(&call->msg);
   json_decref(call->tool_state);

@@ -248,6 +248,9 @@ int mcp_server_next_deadline(mcp_server_t *server);
    off the timed list, or NULL: give it to mcp_server_run(), which answers it
    as its wait's end (and keeps it until its watch is called). */
 mcp_call_t *mcp_server_next_expired(mcp_server_t *server);
+/* Every parked call with a deadline reaches it now (a server shutting
+   down answers its waits at once): mcp_server_next_expired() gives them. */
+void mcp_server_expire_waits(mcp_server_t *server);
 /* The error line for an input line dropped for its size. */
 char *mcp_server_oversized_reply(mcp_server_t *server, size_t size, size_t *reply_len);
 
