@@ -14,11 +14,12 @@
 // POST /v1/statements/{id}/cancel, and every long-poll's answer is counted
 // by HTTP status and by the statement's status in its body; the same
 // figures are read again once all have answered (connections still open)
-// and 2 s after the client closed its connections. cpu_ms is the server's
-// user + system time. Prints one
+// and once the server has closed its side of them (its descriptor count
+// back to idle's) after the client closed its own. cpu_ms is the server's
+// user + system time, fds its open descriptors. Prints one
 // line "JSON {...}". The caller raises `ulimit -n` (one descriptor each).
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -39,7 +40,10 @@ function processStatus() {
   // utime + stime, in clock ticks (100 a second on Linux): fields 14, 15.
   const stat = readFileSync(`/proc/${PID}/stat`, 'utf8').split(') ')[1].split(' ');
   const cpuMs = (Number(stat[11]) + Number(stat[12])) * 10;
-  return { threads: field('Threads'), rss_kib: field('VmRSS'), hwm_kib: field('VmHWM'), cpu_ms: cpuMs };
+  return {
+    threads: field('Threads'), rss_kib: field('VmRSS'), hwm_kib: field('VmHWM'), cpu_ms: cpuMs,
+    fds: readdirSync(`/proc/${PID}/fd`).length,
+  };
 }
 // The metrics are read on a connection of their own (fetch), not the agent's.
 async function waitsGauge() {
@@ -99,8 +103,11 @@ await Promise.all(polls);
 const allReturnedMs = Math.round(performance.now() - c0);
 const answeredState = processStatus();
 agent.destroy();
-// The server sees the connections close on its next turns.
-await sleep(2000);
+// The server sees the connections close on its next turns: "closed" is
+// read once its descriptors are back to idle's (or after 15 s).
+const d0 = performance.now();
+while (processStatus().fds > idle.fds + 2 && performance.now() - d0 < 15000) await sleep(50);
+const closedAfterMs = Math.round(performance.now() - d0);
 const closed = { ...processStatus(), waits: await waitsGauge() };
 
 console.log('JSON ' + JSON.stringify({
@@ -116,5 +123,6 @@ console.log('JSON ' + JSON.stringify({
   by_statement_status: byStatementStatus,
   failures,
   answered: answeredState,
+  closed_after_ms: closedAfterMs,
   closed,
 }));

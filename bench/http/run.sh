@@ -231,7 +231,9 @@ if wants 2; then
       record 2 "$phase" "$round" rss_mib "$(jq ".$phase.rss_kib / 1024" <<<"$line")"
       record 2 "$phase" "$round" hwm_mib "$(jq ".$phase.hwm_kib / 1024" <<<"$line")"
       record 2 "$phase" "$round" waits "$(jq ".$phase.waits // 0" <<<"$line")"
+      record 2 "$phase" "$round" fds "$(jq ".$phase.fds" <<<"$line")"
     done
+    record 2 held "$round" close_s "$(jq '.closed_after_ms / 1000' <<<"$line")"
     record 2 held "$round" ramp_s "$(jq '.held_after_ms / 1000' <<<"$line")"
     record 2 held "$round" answer_s "$(jq '.all_returned_ms_after_cancel / 1000' <<<"$line")"
     record 2 held "$round" answer_cpu_s "$(jq '(.answered.cpu_ms - .held.cpu_ms) / 1000' <<<"$line")"
@@ -350,15 +352,18 @@ if wants 1; then
   done
 fi
 if wants 2; then
-  for name in threads rss_mib hwm_mib waits; do
+  for name in threads rss_mib hwm_mib waits fds; do
     row 2 "$polls long-polls held: $name" "$(stat_of 2 held $name)" "idle $(stat_of 2 idle $name)" "$(ratio 2 held $name idle)"
   done
   row 2 "  time to hold them all (s)" "$(stat_of 2 held ramp_s)" "-" "-"
   row 2 "  cancel to the last answer (s)" "$(stat_of 2 held answer_s)" "-" "-"
   row 2 "  server CPU for the $polls answers (s)" "$(stat_of 2 held answer_cpu_s)" "-" "-"
-  for name in threads rss_mib waits; do
-    row 2 "  after answering, connections open: $name" "$(stat_of 2 answered $name)" "idle $(stat_of 2 idle $name)" "$(ratio 2 answered $name idle)"
-    row 2 "  2 s after the client closed them: $name" "$(stat_of 2 closed $name)" "idle $(stat_of 2 idle $name)" "$(ratio 2 closed $name idle)"
+  for name in rss_mib fds; do
+    row 2 "  answered, connections kept alive: $name" "$(stat_of 2 answered $name)" "idle $(stat_of 2 idle $name)" "$(ratio 2 answered $name idle)"
+  done
+  row 2 "  client closed them: time until the server has (s)" "$(stat_of 2 held close_s)" "-" "-"
+  for name in rss_mib fds threads; do
+    row 2 "  closed: $name" "$(stat_of 2 closed $name)" "idle $(stat_of 2 idle $name)" "$(ratio 2 closed $name idle)"
   done
   echo "     every round: $polls of $polls long-polls answered 200, statement canceled"
 fi
