@@ -16,7 +16,9 @@
 // figures are read again once all have answered (connections still open)
 // and once the server has closed its side of them (its descriptor count
 // back to idle's) after the client closed its own. cpu_ms is the server's
-// user + system time, fds its open descriptors. Prints one
+// user + system time (main_cpu_ms: its main thread's, the HTTP one), fds
+// its open descriptors; metrics_failure the last /metrics answer that had
+// no gauge (null: none). Prints one
 // line "JSON {...}". The caller raises `ulimit -n` (one descriptor each).
 import http from 'node:http';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -40,16 +42,31 @@ function processStatus() {
   // utime + stime, in clock ticks (100 a second on Linux): fields 14, 15.
   const stat = readFileSync(`/proc/${PID}/stat`, 'utf8').split(') ')[1].split(' ');
   const cpuMs = (Number(stat[11]) + Number(stat[12])) * 10;
+  // The same of the main thread alone: the HTTP thread (the registry's
+  // worker running the statement is busy the whole time).
+  const main = readFileSync(`/proc/${PID}/task/${PID}/stat`, 'utf8').split(') ')[1].split(' ');
+  const mainCpuMs = (Number(main[11]) + Number(main[12])) * 10;
   return {
     threads: field('Threads'), rss_kib: field('VmRSS'), hwm_kib: field('VmHWM'), cpu_ms: cpuMs,
+    main_cpu_ms: mainCpuMs,
     fds: readdirSync(`/proc/${PID}/fd`).length,
   };
 }
 // The metrics are read on a connection of their own (fetch), not the agent's.
+// An answer without the gauge is kept (the last one) and reported.
+let metricsFailure = null;
 async function waitsGauge() {
-  const text = await (await fetch(`${URL_BASE}/metrics`)).text();
+  let response;
+  try {
+    response = await fetch(`${URL_BASE}/metrics`);
+  } catch (error) {
+    metricsFailure = { error: String(error.cause?.code ?? error.message) };
+    return null;
+  }
+  const text = await response.text();
   const m = /^qreg_http_waits (\d+)/m.exec(text);
-  return m ? Number(m[1]) : NaN;
+  if (!m) metricsFailure = { http_status: response.status, body: text.slice(0, 300) };
+  return m ? Number(m[1]) : null;
 }
 async function statementStatus() {
   return (await (await fetch(`${URL_BASE}/v1/statements/${ID}`)).json()).status;
@@ -122,6 +139,7 @@ console.log('JSON ' + JSON.stringify({
   by_http_status: byHttpStatus,
   by_statement_status: byStatementStatus,
   failures,
+  metrics_failure: metricsFailure,
   answered: answeredState,
   closed_after_ms: closedAfterMs,
   closed,
