@@ -16,7 +16,7 @@
 #   4  CSV streaming of a large PostgreSQL result, beside psql --csv of the
 #      same query on the same private server (started here, stopped at the end)
 #
-#   bench/http/run.sh                      everything (about 6 minutes on 2 CPUs)
+#   bench/http/run.sh                      everything (about 4-5 minutes on 2 CPUs)
 #   bench/http/run.sh --only 1,3           some figures only
 #   bench/http/run.sh --rounds 5           repetitions per figure (default 3)
 #   bench/http/run.sh --duration 5         seconds per wrk run (default 10)
