@@ -195,7 +195,8 @@ struct http_request {
   size_t mcp_reply_len;
   struct http_sse *sse;
   struct http_mcp_session *mcp_session;
-  struct http_request *session_next; /* in mcp_session's GET streams */
+  struct http_request *session_next;        /* in mcp_session's GET streams */
+  struct http_request *sse_prev, *sse_next; /* every request answering on an SSE stream */
   /* Under server->ready_mutex: */
   int refs;
   bool suspended;

@@ -669,6 +669,12 @@ static enum MHD_Result submit_statement(http_request_t *req) {
         bad = "max_rows: expected a whole number from 1 to 1000000000";
       else
         options.max_rows = (uint64_t)json_integer_value(value);
+    } else if (strcmp(key, "max_result_bytes") == 0) {
+      /* The registry refuses more than its budget, with the figure. */
+      if (!json_is_integer(value) || json_integer_value(value) < 1)
+        bad = "max_result_bytes: expected a whole number above 0";
+      else
+        options.max_result_bytes = (size_t)json_integer_value(value);
     } else if (strcmp(key, "wait_seconds") == 0) {
       if (!json_seconds(value, true, server->limits.max_wait_ms, &wait_ms)) {
         snprintf(detail, sizeof detail, "wait_seconds: expected a number from 0 to %llu",
@@ -678,7 +684,7 @@ static enum MHD_Result submit_statement(http_request_t *req) {
     } else {
       snprintf(detail, sizeof detail,
                "unknown member '%.64s' (the body takes sql, timeout_seconds, max_rows, "
-               "ttl_seconds, wait_seconds)",
+               "max_result_bytes, ttl_seconds, wait_seconds)",
                key);
       bad = detail;
     }
