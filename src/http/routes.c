@@ -412,9 +412,13 @@ static void write_statement_members(http_buf_t *out, const qreg_snapshot_t *s) {
   http_buf_json_time(out, s->updated_ms);
   http_buf_puts(out, ",\"expires_at\":");
   http_buf_json_time(out, s->expires_ms);
-  http_buf_printf(out, ",\"elapsed_ms\":%lld,\"row_count\":%llu,\"truncated\":%s,\"columns\":",
+  http_buf_printf(out, ",\"elapsed_ms\":%lld,\"row_count\":%llu,\"truncated\":%s,",
                   (long long)s->elapsed_ms, (unsigned long long)s->row_count,
                   s->truncated ? "true" : "false");
+  http_buf_puts(out, "\"truncated_by\":");
+  http_buf_json_string(out, s->truncated ? qreg_truncation_name(s->truncated_by) : NULL);
+  http_buf_printf(out, ",\"result_evicted\":%s,\"columns\":",
+                  s->result_evicted ? "true" : "false");
   write_columns(out, s->columns, s->column_count);
   http_buf_puts(out, ",\"backend_id\":");
   http_buf_json_string(out, s->backend_id[0] ? s->backend_id : NULL);
