@@ -41,7 +41,7 @@
 #include "mcp/protocol.h"
 
 #define SESSION_ID_BYTES 16
-#define SESSION_ID_LEN (SESSION_ID_BYTES * 2)
+#define SESSION_ID_LEN ((size_t)SESSION_ID_BYTES * 2)
 /* A session unused this long (and with no request in flight) is ended. */
 #define SESSION_IDLE_MS ((uint64_t)60 * 60 * 1000)
 #define SESSION_SWEEP_MS ((uint64_t)60 * 1000)
