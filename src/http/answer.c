@@ -20,7 +20,8 @@ uint64_t http_now_ms(void) {
 
 void http_response_headers(http_request_t *req, struct MHD_Response *response,
                            const char *content_type) {
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  if (content_type) /* NULL: no body (202, 204) */
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
   if (req->server->draining || req->close_after)

@@ -99,7 +99,7 @@ static enum MHD_Result answer_rpc_error(http_request_t *req, unsigned status, in
 static enum MHD_Result answer_reply(http_request_t *req, char *reply, size_t len,
                                     const char *session_id) {
   if (!reply) /* a notification, a response, or a request the client cancelled */
-    return http_answer(req, MHD_HTTP_ACCEPTED, "application/json", NULL, 0, NULL, NULL);
+    return http_answer(req, MHD_HTTP_ACCEPTED, NULL, NULL, 0, NULL, NULL);
   return http_answer(req, MHD_HTTP_OK, "application/json", reply, len,
                      session_id ? "Mcp-Session-Id" : NULL, session_id);
 }
@@ -555,7 +555,7 @@ static enum MHD_Result end_session(http_request_t *req) {
   if (!session)
     return answered;
   session_end(req->server->mcp, session);
-  return http_answer(req, MHD_HTTP_NO_CONTENT, "application/json", NULL, 0, NULL, NULL);
+  return http_answer(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0, NULL, NULL);
 }
 
 enum MHD_Result http_mcp_handle(http_request_t *req) {
@@ -567,6 +567,6 @@ enum MHD_Result http_mcp_handle(http_request_t *req) {
     return open_stream(req);
   if (strcmp(req->method, "DELETE") == 0)
     return end_session(req);
-  return http_answer(req, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", NULL, 0,
-                     MHD_HTTP_HEADER_ALLOW, "GET, POST, DELETE");
+  return http_answer(req, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, NULL, 0, MHD_HTTP_HEADER_ALLOW,
+                     "GET, POST, DELETE");
 }

@@ -48,6 +48,7 @@
 #include "http/http.h"
 #include "http/http_internal.h"
 #include "mcp/protocol.h"
+#include "mcp/tools.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_MAX_BODY_BYTES ((uint64_t)1 << 20)
@@ -91,6 +92,8 @@ typedef struct serve_options {
   uint64_t drain_ms;
   const char *allow_origin;
   uint64_t max_sessions;
+  const char *disabled_tools;
+  uint64_t max_response_bytes;
   bool help;
 } serve_options_t;
 
@@ -131,6 +134,10 @@ static void usage(FILE *out) {
           "  --allow-origin LIST     browser origins (scheme://host[:port], comma-separated)\n"
           "                          whose pages may call this server besides its own\n"
           "  --max-sessions N        MCP sessions (Mcp-Session-Id) held at once (%d)\n"
+          "  --disable-tools LIST    MCP tools, comma-separated, /mcp does not offer\n"
+          "                          (also QREG_DISABLE_TOOLS)\n"
+          "  --max-response-bytes N  one MCP response's JSON at most (%zu); pages stop\n"
+          "                          early to fit\n"
           "  -h, --help              show this help\n"
           "\n"
           "Exit status 0 after SIGTERM or SIGINT (drained); 1: could not start; 2: bad usage.\n",
@@ -140,7 +147,7 @@ static void usage(FILE *out) {
           (unsigned long long)defaults.default_max_rows, defaults.max_records,
           defaults.max_result_bytes, (unsigned long long)DEFAULT_MAX_BODY_BYTES,
           DEFAULT_MAX_CLIENTS, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_WAITS, DEFAULT_MAX_WAIT_S,
-          DEFAULT_DRAIN_MS / 1000, DEFAULT_MAX_SESSIONS);
+          DEFAULT_DRAIN_MS / 1000, DEFAULT_MAX_SESSIONS, MCP_MAX_RESPONSE_BYTES);
   fputs("\nDatabase URLs, and each database's options:\n", out);
   fputs(qreg_drivers_help(), out);
 }
@@ -189,6 +196,9 @@ static const value_option_t VALUE_OPTIONS[] = {
     {"--drain-timeout", VALUE_SECONDS, offsetof(serve_options_t, drain_ms), 0, 0},
     {"--allow-origin", VALUE_TEXT, offsetof(serve_options_t, allow_origin), 0, 0},
     {"--max-sessions", VALUE_COUNT, offsetof(serve_options_t, max_sessions), 1, 1000000},
+    {"--disable-tools", VALUE_TEXT, offsetof(serve_options_t, disabled_tools), 0, 0},
+    {"--max-response-bytes", VALUE_COUNT, offsetof(serve_options_t, max_response_bytes), 4096,
+     (uint64_t)1 << 30},
 };
 #define VALUE_OPTION_COUNT (sizeof VALUE_OPTIONS / sizeof VALUE_OPTIONS[0])
 
@@ -366,9 +376,11 @@ static int run_once(http_server_t *server, int epoll_fd, int signal_fd, int64_t 
   if (ready > 0 && fds[1].revents) {
     empty_pipe(server->ready_pipe[0]);
     http_resume_ready(server);
-    (void)http_mcp_run(server, false);
   }
   (void)http_expire_waits(server, false);
+  /* MCP waits whose deadline the poll slept to: answered (resumed) now, so
+     this MHD_run() sends them. */
+  (void)http_mcp_run(server, false);
   MHD_run(server->daemon);
   return signal_taken;
 }
@@ -465,13 +477,15 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   }
   mcp_settings_t mcp_settings = {
       .max_message_bytes = server->limits.max_body_bytes,
-      .max_response_bytes = MCP_MAX_RESPONSE_BYTES,
+      .max_response_bytes = options->max_response_bytes ? (size_t)options->max_response_bytes
+                                                        : MCP_MAX_RESPONSE_BYTES,
       .poll_interval_ms = MCP_POLL_INTERVAL_MS,
       .wait_ms = MCP_WAIT_MS,
       .task_window_ms = MCP_TASK_WINDOW_MS,
       .ttl_ms = config.default_ttl_ms,
       .timeout_ms = config.default_timeout_ms,
       .allow_writes = config.allow_writes,
+      .disabled_tools = options->disabled_tools,
   };
   if (mcp_server_new(server->reg, &mcp_settings, &mcp) < 0 ||
       http_mcp_new(server, mcp,
@@ -579,6 +593,14 @@ int qreg_http_main(int argc, char **argv) {
   }
   if (!options.db_url)
     return usage_error("--db URL is required");
+  if (!options.disabled_tools) {
+    const char *env = getenv("QREG_DISABLE_TOOLS");
+    options.disabled_tools = env && *env ? env : NULL;
+  }
+  char bad_tool[72];
+  if (options.disabled_tools &&
+      !mcp_tools_known_list(options.disabled_tools, bad_tool, sizeof bad_tool))
+    return usage_error("--disable-tools: '%s' is not a tool (tools: " MCP_TOOL_NAMES ")", bad_tool);
   http_tokens_t tokens = {0};
   if (options.token_file) {
     char err[256];

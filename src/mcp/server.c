@@ -227,21 +227,9 @@ static int set_value(mcp_options_t *options, const value_option_t *o, const char
     return *url ? 0 : usage_error("out of memory");
   }
   if (o->kind == VALUE_TOOLS) {
-    /* Each name must be a tool: a typo would leave on what was meant off. */
-    const char *p = value;
-    while (*p) {
-      const char *end = strchr(p, ',');
-      size_t len = end ? (size_t)(end - p) : strlen(p);
-      char name[64];
-      snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
-      if (len == 0 || len >= sizeof name || !mcp_tools_known(name))
-        return usage_error("%s: '%.*s' is not a tool (tools: execute_query, get_query_status, "
-                           "fetch_query_result, cancel_query, list_queries, list_schemas, "
-                           "list_tables, describe_table, search_columns, sample_table_data, "
-                           "analyze_table_statistics)",
-                           from, (int)(len < 64 ? len : 64), p);
-      p += len + (end ? 1 : 0);
-    }
+    char bad[72];
+    if (!mcp_tools_known_list(value, bad, sizeof bad))
+      return usage_error("%s: '%s' is not a tool (tools: " MCP_TOOL_NAMES ")", from, bad);
     char **list = (char **)(void *)base;
     free(*list);
     *list = strdup(value);

@@ -1456,6 +1456,21 @@ bool mcp_tools_known(const char *name) {
   return find_tool(name) != NULL;
 }
 
+bool mcp_tools_known_list(const char *list, char *bad, size_t bad_size) {
+  for (const char *p = list; *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+    if (len == 0 || len >= sizeof name || !mcp_tools_known(name)) {
+      snprintf(bad, bad_size, "%.*s", (int)(len < 64 ? len : 64), p);
+      return false;
+    }
+    p += len + (end ? 1 : 0);
+  }
+  return true;
+}
+
 /* true when the comma-separated list names the tool. */
 static bool list_names(const char *list, const char *name) {
   size_t len = strlen(name);

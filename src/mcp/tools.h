@@ -36,6 +36,14 @@ json_t *mcp_tools_definitions(bool allow_writes, bool read_only);
 int mcp_tools_drop_disabled(json_t *tools, const char *disabled);
 /* true when name is one of the tools. */
 bool mcp_tools_known(const char *name);
+/* Whether every name of a comma-separated list is a tool (a typo would leave
+   on what was meant off); when not, the first that is not, cut, in bad. */
+bool mcp_tools_known_list(const char *list, char *bad, size_t bad_size);
+/* For error messages: the tools a list may name. */
+#define MCP_TOOL_NAMES                                                                             \
+  "execute_query, get_query_status, fetch_query_result, cancel_query, list_queries, "              \
+  "forget_query, list_schemas, list_tables, describe_table, search_columns, sample_table_data, "   \
+  "analyze_table_statistics"
 /* With several sources: adds `source` (an enum of their names) to every
    tool's inputSchema; with one, drops list_sources. */
 void mcp_tools_add_sources(mcp_server_t *server);
