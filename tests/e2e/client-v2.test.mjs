@@ -24,7 +24,7 @@ if (!SKIP) {
 }
 import {
   ITEM_ROWS, MEDIUM_SQL, MEDIUM_ROWS, LONG_SQL, TERMINAL, makeDatabase, until, finalStats,
-  packageVersion, sanitizerReport, transports,
+  packageVersion, sanitizerReport, transports, connectClient,
 } from './lib.mjs';
 import { TOOL_NAMES } from './lib.mjs';
 
@@ -70,7 +70,7 @@ for (const t of transports({ StdioClientTransport, StreamableHTTPClientTransport
   async function connect(versionNegotiation) {
     const link = await t.open(['--db', db.url]);
     const client = new Client(CLIENT_INFO, versionNegotiation ? { versionNegotiation } : {});
-    await client.connect(link.transport);
+    await connectClient(client, link);
     return {
       client,
       transport: link.transport,

@@ -17,7 +17,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import AjvModule from 'ajv';
-import { QREG_BIN, TOOL_NAMES, finalStats, packageVersion, sanitizerReport, transports } from './lib.mjs';
+import { QREG_BIN, TOOL_NAMES, finalStats, packageVersion, sanitizerReport, transports, connectClient } from './lib.mjs';
 
 const Ajv = AjvModule.default ?? AjvModule;
 const SDK_VERSION = packageVersion('@modelcontextprotocol/sdk');
@@ -55,7 +55,7 @@ for (const t of transports({ StdioClientTransport, StreamableHTTPClientTransport
   async function connectWith(args, env = {}) {
     const link = await t.open(args, env);
     const client = new Client({ name: 'qreg-e2e-explore', version: SDK_VERSION });
-    await client.connect(link.transport);
+    await connectClient(client, link);
     const { tools } = await client.listTools();
     const ajv = new Ajv({ strict: false, allErrors: true });
     const validators = new Map(tools.map((t) => [t.name, ajv.compile(t.outputSchema)]));

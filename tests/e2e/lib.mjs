@@ -231,8 +231,9 @@ function serveOptions() {
 // StreamableHTTPClientTransport}). args are the server's options after the
 // subcommand (`--db URL ...`); open() starts the server (`qreg mcp` as the
 // stdio transport's child, or a `qreg serve` child) and resolves with
-// {transport, stderr(), close(client)}: connect a client to transport;
-// close(client) closes the client and ends the server (stdio: by the end of
+// {transport, stderr(), close(client), abandon()}: connect a client to
+// transport (abandon() ends the server if that fails); close(client) closes
+// the client and ends the server (stdio: by the end of
 // its standard input; HTTP: the session, if any, is deleted (DELETE /mcp),
 // the client closed, then SIGTERM, and the server must exit 0) and resolves
 // with the server's whole log once the final counters are in it.
@@ -251,6 +252,7 @@ export function transports({ StdioClientTransport, StreamableHTTPClientTransport
         return {
           transport,
           stderr: () => stderr,
+          abandon: () => transport.close(),
           async close(client) {
             await client.close();
             await until(() => finalStats(stderr), 30000, 'final stats');
@@ -273,10 +275,17 @@ export function transports({ StdioClientTransport, StreamableHTTPClientTransport
           transport,
           server,
           stderr: server.stderr,
+          abandon: () => server.stop('SIGKILL'),
           async close(client) {
-            if (transport.sessionId) await transport.terminateSession();
+            let ended = null;
+            try {
+              if (transport.sessionId) await transport.terminateSession();
+            } catch (err) {
+              ended = err;
+            }
             await client.close();
             const { code, signal, stderr } = await server.stop();
+            if (ended) throw new Error(`DELETE /mcp: ${ended.message}\n${stderr.slice(-2000)}`);
             assert.equal(signal, null, `qreg serve: killed by ${signal}\n${stderr.slice(-2000)}`);
             assert.equal(code, 0, stderr.slice(-2000));
             return stderr;
@@ -285,6 +294,17 @@ export function transports({ StdioClientTransport, StreamableHTTPClientTransport
       },
     },
   ];
+}
+
+// Connects client over an opened link; if that fails, the server is ended
+// (no child outlives its test) and the error thrown.
+export async function connectClient(client, link) {
+  try {
+    await client.connect(link.transport);
+  } catch (err) {
+    await link.abandon();
+    throw err;
+  }
 }
 
 // A token file (mode 0600) in dir holding the given lines.

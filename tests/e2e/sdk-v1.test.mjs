@@ -13,7 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
   ITEM_ROWS, MEDIUM_SQL, MEDIUM_ROWS, LONG_SQL, TERMINAL, makeDatabase, until, finalStats, packageVersion,
-  sanitizerReport, transports,
+  sanitizerReport, transports, connectClient,
 } from './lib.mjs';
 import { TOOL_NAMES } from './lib.mjs';
 
@@ -27,7 +27,7 @@ for (const t of transports({ StdioClientTransport, StreamableHTTPClientTransport
   async function connect(extraArgs = []) {
     const link = await t.open(['--db', db.url, ...extraArgs]);
     const client = new Client({ name: 'qreg-e2e-sdk-v1', version: SDK_VERSION });
-    await client.connect(link.transport);
+    await connectClient(client, link);
     return {
       client,
       stderr: link.stderr,
