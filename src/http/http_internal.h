@@ -1,12 +1,14 @@
 /*
  * src/http/http_internal.h - what the parts of `qreg serve` share: the
  * server (one per process), one request's state, the output buffer, the
- * token check and the metrics. Knows only include/qreg.h and libmicrohttpd.
+ * token check and the metrics. Knows include/qreg.h and libmicrohttpd;
+ * mcp.c also the MCP message handler (src/mcp/protocol.h).
  *
  * Threads. Every function here runs on the server's main thread (the one
  * that polls libmicrohttpd's epoll descriptor and calls MHD_run()), except
- * http_on_settled(), the qreg_watch() callback, which runs on the registry's
- * loop thread and touches only what http_server_t.ready_mutex guards.
+ * http_on_settled(), the qreg_watch() callback, and the MCP server's waker,
+ * which run on the registry's loop thread and touch only what
+ * http_server_t.ready_mutex guards (and the ready pipe).
  */
 #ifndef QREG_HTTP_HTTP_INTERNAL_H
 #define QREG_HTTP_HTTP_INTERNAL_H
@@ -16,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "qreg.h"
 
@@ -84,6 +87,7 @@ typedef enum http_route {
   ROUTE_STATEMENT_RESULT,
   ROUTE_STATEMENT_CANCEL,
   ROUTE_STATEMENT_DELETE,
+  ROUTE_MCP,
   ROUTE_COUNT
 } http_route_t;
 
@@ -108,6 +112,7 @@ void http_metrics_observe(http_metrics_t *metrics, http_route_t route, unsigned 
 /* --- the server ----------------------------------------------------------------------- */
 
 typedef struct http_request http_request_t;
+typedef struct http_mcp http_mcp_t;
 
 typedef struct http_limits {
   size_t max_body_bytes;        /* a request body larger is refused (413) */
@@ -125,7 +130,12 @@ typedef struct http_server {
   http_limits_t limits;
   const char *openapi; /* the OpenAPI document (static) */
   size_t openapi_len;
-  bool draining; /* SIGTERM: answer what is in flight, take no more */
+  bool draining;               /* SIGTERM: answer what is in flight, take no more */
+  bool loopback;               /* listening on a loopback address: a Host header must name one */
+  const char *allowed_origins; /* borrowed: --allow-origin, comma-separated; NULL: none */
+
+  /* MCP over Streamable HTTP (mcp.c); NULL until set up. */
+  http_mcp_t *mcp;
 
   /* Waits held (long-polls, cancels, readiness checks), in a min-heap by
      deadline. Main thread only. */
@@ -144,6 +154,57 @@ typedef struct http_server {
   http_metrics_t metrics;
 } http_server_t;
 
+#define LOG_PATH_MAX 160
+
+typedef enum wait_kind {
+  WAIT_NONE = 0,
+  WAIT_SUBMIT,
+  WAIT_STATUS,
+  WAIT_CANCEL,
+  WAIT_READY,
+  WAIT_MCP, /* an MCP call parked (mcp.c): answered as JSON when it is resumed */
+} wait_kind_t;
+
+struct http_request {
+  http_server_t *server;
+  http_route_t route;
+  char method[8];
+  char path[LOG_PATH_MAX + 1]; /* for the log: printable, cut */
+  char peer[64];
+  struct MHD_Connection *connection; /* borrowed: libmicrohttpd's, for resuming */
+  struct timespec started;
+  unsigned status; /* of the response queued, 0 before */
+  bool answered;
+  bool close_after; /* the answer closes the connection (over --max-clients) */
+
+  /* The body of a POST (main thread). */
+  http_buf_t body;
+  bool body_too_large;
+
+  /* The wait (see the top of the file). */
+  wait_kind_t wait;
+  qreg_id_t id;
+  uint64_t deadline_ms;
+  size_t heap_index; /* SIZE_MAX: not in the heap */
+  uint64_t page_limit;
+  /* MCP (mcp.c): the call this request waits for (parked), its answer
+     once it came while the connection was suspended, the SSE stream it
+     answers on, its session. Main thread. */
+  struct mcp_call *mcp_call;
+  char *mcp_reply; /* owned */
+  size_t mcp_reply_len;
+  struct http_sse *sse;
+  struct http_mcp_session *mcp_session;
+  struct http_request *session_next; /* in mcp_session's GET streams */
+  /* Under server->ready_mutex: */
+  int refs;
+  bool suspended;
+  bool queued;
+  bool settled;
+  int settled_rc;
+  http_request_t *ready_next;
+};
+
 /* The MHD callbacks (routes.c). */
 enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const char *url,
                             const char *method, const char *version, const char *upload_data,
@@ -152,6 +213,67 @@ void http_completed(void *cls, struct MHD_Connection *connection, void **request
                     enum MHD_RequestTerminationCode code);
 void http_connection_notify(void *cls, struct MHD_Connection *connection, void **socket_cls,
                             enum MHD_ConnectionNotificationCode code);
+
+/* Answers (routes.c). The common headers (content type, no-store, nosniff,
+   Connection: close when draining) on a response of the caller's. */
+void http_response_headers(http_request_t *req, struct MHD_Response *response,
+                           const char *content_type);
+/* Queues response (and drops the caller's reference to it). */
+enum MHD_Result http_queue(http_request_t *req, unsigned status, struct MHD_Response *response);
+/* Queues body (malloc'd, taken) with the common headers and one more. */
+enum MHD_Result http_answer(http_request_t *req, unsigned status, const char *content_type,
+                            char *body, size_t len, const char *extra_name,
+                            const char *extra_value);
+/* An application/problem+json answer (RFC 9457) of an MCP tool error type. */
+enum MHD_Result http_answer_problem(http_request_t *req, unsigned status, const char *type,
+                                    const char *detail);
+/* Whether the Host and Origin headers are ones this server answers (DNS
+   rebinding, cross-site requests): detail says why not. */
+bool http_origin_allowed(http_request_t *req, char *detail, size_t detail_size);
+
+/* --- Server-Sent Events (sse.c) ------------------------------------------------------- */
+
+typedef struct http_sse http_sse_t;
+
+/* A stream for req's connection, and the response that sends it: an
+   endless body that libmicrohttpd reads as events are pushed (the
+   connection is suspended while nothing is queued). The stream lives until
+   both the request (http_sse_release) and the response let go. */
+http_sse_t *http_sse_new(http_request_t *req, struct MHD_Response **response);
+/* Queues bytes (one or more whole events) to send. */
+void http_sse_push(http_sse_t *sse, const char *bytes, size_t len);
+/* One event: "event: message", the JSON on one data line. */
+void http_sse_message(http_sse_t *sse, const char *json, size_t len);
+/* Ends the body once what is queued is sent. */
+void http_sse_close(http_sse_t *sse);
+/* The request is done with it (its connection may be gone). */
+void http_sse_release(http_sse_t *sse);
+
+/* --- MCP over Streamable HTTP (mcp.c) ------------------------------------------------- */
+
+typedef struct mcp_server mcp_server_t;
+
+/* Serves `mcp` at /mcp (borrowed; the caller frees it after http_mcp_free).
+   max_sessions: legacy sessions held at most. */
+int http_mcp_new(http_server_t *server, mcp_server_t *mcp, size_t max_sessions);
+void http_mcp_free(http_server_t *server);
+/* ROUTE_MCP: POST (a message), GET (a session's stream), DELETE (ends a session). */
+enum MHD_Result http_mcp_handle(http_request_t *req);
+/* Main thread: answers the parked calls that are ready (a batch of them, or
+   everything) or past their deadline, and keeps streams alive. Returns the
+   milliseconds until it next has something to do, or -1. */
+int64_t http_mcp_run(http_server_t *server, bool everything);
+/* The answer of a JSON wait (WAIT_MCP), once resumed. */
+enum MHD_Result http_mcp_answer_waited(http_request_t *req);
+/* The request ends (completed or closed): forget it. */
+void http_mcp_request_done(http_request_t *req);
+/* Drain: ends every GET stream (they would hold the drain to its end) and
+   answers every wait with a deadline at once (execute_query, fetch with
+   wait_seconds: the query as it is, as a long-poll is answered). */
+void http_mcp_drain(http_server_t *server);
+/* For /metrics. */
+void http_mcp_counts(const http_server_t *server, size_t *sessions, size_t *streams,
+                     size_t *parked);
 
 /* Main thread: resumes every request the watch callbacks queued. */
 void http_resume_ready(http_server_t *server);

@@ -25,6 +25,7 @@ static const char *const ROUTE_NAMES[ROUTE_COUNT] = {
     [ROUTE_STATEMENT_RESULT] = "statement_result",
     [ROUTE_STATEMENT_CANCEL] = "statement_cancel",
     [ROUTE_STATEMENT_DELETE] = "statement_delete",
+    [ROUTE_MCP] = "mcp",
 };
 
 const char *http_route_name(http_route_t route) {
@@ -112,6 +113,21 @@ char *http_metrics_render(http_server_t *server, size_t *len) {
                   (unsigned long long)m->connections_accepted,
                   (unsigned long long)m->connections_closed, (unsigned long long)m->streamed_bytes,
                   (unsigned long long)m->unauthorized);
+  size_t sessions = 0;
+  size_t streams = 0;
+  size_t parked = 0;
+  http_mcp_counts(server, &sessions, &streams, &parked);
+  http_buf_printf(&out,
+                  "# HELP qreg_mcp_sessions MCP sessions (Mcp-Session-Id) held now.\n"
+                  "# TYPE qreg_mcp_sessions gauge\n"
+                  "qreg_mcp_sessions %zu\n"
+                  "# HELP qreg_mcp_streams MCP session streams (GET /mcp) open now.\n"
+                  "# TYPE qreg_mcp_streams gauge\n"
+                  "qreg_mcp_streams %zu\n"
+                  "# HELP qreg_mcp_waits MCP requests waiting for a query now (no thread each).\n"
+                  "# TYPE qreg_mcp_waits gauge\n"
+                  "qreg_mcp_waits %zu\n",
+                  sessions, streams, parked);
   http_buf_puts(&out, "# HELP qreg_http_responses_total Responses by status class.\n"
                       "# TYPE qreg_http_responses_total counter\n");
   static const char *const CLASSES[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/headers.h"
 #include "http/http.h"
 #include "http/http_internal.h"
 
@@ -53,46 +54,6 @@
 #define CANCEL_WAIT_MS 30000
 #define READY_WAIT_MS 5000
 #define RETRY_AFTER_SECONDS 1
-#define LOG_PATH_MAX 160
-
-typedef enum wait_kind {
-  WAIT_NONE = 0,
-  WAIT_SUBMIT,
-  WAIT_STATUS,
-  WAIT_CANCEL,
-  WAIT_READY,
-} wait_kind_t;
-
-struct http_request {
-  http_server_t *server;
-  http_route_t route;
-  char method[8];
-  char path[LOG_PATH_MAX + 1]; /* for the log: printable, cut */
-  char peer[64];
-  struct MHD_Connection *connection; /* borrowed: libmicrohttpd's, for resuming */
-  struct timespec started;
-  unsigned status; /* of the response queued, 0 before */
-  bool answered;
-  bool close_after; /* the answer closes the connection (over --max-clients) */
-
-  /* The body of a POST (main thread). */
-  http_buf_t body;
-  bool body_too_large;
-
-  /* The wait (see the top of the file). */
-  wait_kind_t wait;
-  qreg_id_t id;
-  uint64_t deadline_ms;
-  size_t heap_index; /* SIZE_MAX: not in the heap */
-  uint64_t page_limit;
-  /* Under server->ready_mutex: */
-  int refs;
-  bool suspended;
-  bool queued;
-  bool settled;
-  int settled_rc;
-  http_request_t *ready_next;
-};
 
 uint64_t http_now_ms(void) {
   struct timespec now;
@@ -262,23 +223,16 @@ int64_t http_expire_waits(http_server_t *server, bool everything) {
 
 /* --- answers ----------------------------------------------------------------------------- */
 
-/* Queues body (malloc'd, taken) as the response. */
-static enum MHD_Result answer(http_request_t *req, unsigned status, const char *content_type,
-                              char *body, size_t len, const char *extra_name,
-                              const char *extra_value) {
-  struct MHD_Response *response = MHD_create_response_from_buffer(
-      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-  if (!response) {
-    free(body);
-    return MHD_NO;
-  }
+void http_response_headers(http_request_t *req, struct MHD_Response *response,
+                           const char *content_type) {
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
   MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
-  if (extra_name)
-    MHD_add_response_header(response, extra_name, extra_value);
   if (req->server->draining || req->close_after)
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+enum MHD_Result http_queue(http_request_t *req, unsigned status, struct MHD_Response *response) {
   enum MHD_Result rc = MHD_queue_response(req->connection, status, response);
   MHD_destroy_response(response);
   req->status = status;
@@ -286,12 +240,27 @@ static enum MHD_Result answer(http_request_t *req, unsigned status, const char *
   return rc;
 }
 
+enum MHD_Result http_answer(http_request_t *req, unsigned status, const char *content_type,
+                            char *body, size_t len, const char *extra_name,
+                            const char *extra_value) {
+  struct MHD_Response *response = MHD_create_response_from_buffer(
+      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  if (!response) {
+    free(body);
+    return MHD_NO;
+  }
+  http_response_headers(req, response, content_type);
+  if (extra_name)
+    MHD_add_response_header(response, extra_name, extra_value);
+  return http_queue(req, status, response);
+}
+
 static enum MHD_Result answer_json(http_request_t *req, unsigned status, http_buf_t *out) {
   size_t len = 0;
   char *body = http_buf_take(out, &len);
   if (!body)
     return MHD_NO; /* out of memory: the connection closes */
-  return answer(req, status, "application/json", body, len, NULL, NULL);
+  return http_answer(req, status, "application/json", body, len, NULL, NULL);
 }
 
 /* The title of each error type (the MCP tools' names, and the HTTP ones). */
@@ -318,6 +287,7 @@ static const char *problem_title(const char *type) {
       {"not_acceptable", "Not acceptable"},
       {"shutting_down", "The server is shutting down"},
       {"not_ready_database", "The database does not answer"},
+      {"forbidden", "Forbidden"},
   };
   for (size_t i = 0; i < sizeof TITLES / sizeof TITLES[0]; i++)
     if (strcmp(TITLES[i].type, type) == 0)
@@ -328,8 +298,8 @@ static const char *problem_title(const char *type) {
 /* An application/problem+json answer (RFC 9457). type is one of the error
    types of the MCP tools (or an HTTP one); it is the "type" URI's last part
    and the "error_type" member. */
-static enum MHD_Result answer_problem(http_request_t *req, unsigned status, const char *type,
-                                      const char *detail) {
+enum MHD_Result http_answer_problem(http_request_t *req, unsigned status, const char *type,
+                                    const char *detail) {
   http_buf_t out = {0};
   http_buf_puts(&out, "{\"type\":");
   char uri[96];
@@ -360,7 +330,7 @@ static enum MHD_Result answer_problem(http_request_t *req, unsigned status, cons
     extra_name = MHD_HTTP_HEADER_ALLOW;
     extra_value = detail;
   }
-  return answer(req, status, "application/problem+json", body, len, extra_name, extra_value);
+  return http_answer(req, status, "application/problem+json", body, len, extra_name, extra_value);
 }
 
 /* A registry error code as a problem: its MCP error type and HTTP status.
@@ -410,7 +380,7 @@ static enum MHD_Result answer_registry_error(http_request_t *req, int code, cons
   char message[768];
   snprintf(message, sizeof message, "%s: %s", what,
            detail && detail[0] ? detail : qreg_strerror(code));
-  return answer_problem(req, status, type, message);
+  return http_answer_problem(req, status, type, message);
 }
 
 /* --- JSON forms ------------------------------------------------------------------------ */
@@ -553,17 +523,19 @@ static enum MHD_Result answer_after_wait(http_request_t *req) {
       qreg_snapshot_free(snap);
     }
     if (!ready)
-      return answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready_database", detail);
+      return http_answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready_database", detail);
     http_buf_t out = {0};
     http_buf_puts(&out, "{\"status\":\"ready\",\"driver\":");
     http_buf_json_string(&out, qreg_driver_name(req->server->reg));
     http_buf_puts(&out, "}");
     return answer_json(req, MHD_HTTP_OK, &out);
   }
+  case WAIT_MCP:
+    return http_mcp_answer_waited(req);
   case WAIT_NONE:
     break;
   }
-  return answer_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "no wait");
+  return http_answer_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "no wait");
 }
 
 /* Waits up to wait_ms for query id to settle, then answers as kind says.
@@ -582,7 +554,7 @@ static enum MHD_Result wait_then_answer(http_request_t *req, const char *id, wai
     char detail[160];
     snprintf(detail, sizeof detail, "%zu waits are held, the most this server takes (--max-waits)",
              server->heap_len);
-    return answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_waits", detail);
+    return http_answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_waits", detail);
   }
   req->deadline_ms = http_now_ms() + wait_ms;
   if (!heap_push(server, req))
@@ -672,7 +644,7 @@ static enum MHD_Result submit_statement(http_request_t *req) {
     snprintf(detail, sizeof detail, "the body must be a JSON object: %s",
              body ? "not an object" : error.text);
     json_decref(body);
-    return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument", detail);
+    return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument", detail);
   }
   qreg_options_t options;
   qreg_options_init(&options);
@@ -717,7 +689,7 @@ static enum MHD_Result submit_statement(http_request_t *req) {
   if (!bad && !sql)
     bad = "sql: required (one SQL statement)";
   if (bad) {
-    enum MHD_Result rc = answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument", bad);
+    enum MHD_Result rc = http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument", bad);
     json_decref(body);
     return rc;
   }
@@ -738,7 +710,7 @@ static enum MHD_Result get_statement(http_request_t *req, const char *id) {
     char detail[128];
     snprintf(detail, sizeof detail, "wait_seconds: expected a number from 0 to %llu",
              (unsigned long long)(req->server->limits.max_wait_ms / 1000));
-    return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument", detail);
+    return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument", detail);
   }
   qreg_snapshot_t *snap = NULL;
   int rc = qreg_snapshot(req->server->reg, id, &snap);
@@ -774,31 +746,31 @@ static enum MHD_Result list_statements(http_request_t *req) {
   uint64_t limit = DEFAULT_LIST_LIMIT;
   const char *text = query_arg(req, "limit");
   if (text && !parse_count_text(text, 1, MAX_LIST_LIMIT, &limit))
-    return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
-                          "limit: expected a whole number from 1 to 1000");
+    return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
+                               "limit: expected a whole number from 1 to 1000");
   filter.limit = (size_t)limit;
   filter.cursor = query_arg(req, "cursor");
   const char *statuses = query_arg(req, "status");
   if (statuses) {
     char names[128];
     if (strlen(statuses) >= sizeof names)
-      return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
-                            "status: expected status names separated by commas");
+      return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
+                                 "status: expected status names separated by commas");
     snprintf(names, sizeof names, "%s", statuses);
     char *save = NULL;
     for (char *name = strtok_r(names, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
       qreg_status_t status;
       if (qreg_status_parse(name, &status) < 0)
-        return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
-                              "status: expected pending, running, succeeded, failed, canceled "
-                              "or timeout (several separated by commas)");
+        return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
+                                   "status: expected pending, running, succeeded, failed, canceled "
+                                   "or timeout (several separated by commas)");
       filter.status_mask |= 1u << status;
     }
   }
   const char *order = query_arg(req, "order");
   if (order && strcmp(order, "newest") != 0 && strcmp(order, "oldest") != 0)
-    return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
-                          "order: expected newest or oldest");
+    return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
+                               "order: expected newest or oldest");
   filter.newest_first = order && strcmp(order, "newest") == 0;
   qreg_list_t *list = NULL;
   int rc = qreg_list(req->server->reg, &filter, &list);
@@ -955,18 +927,19 @@ static bool choose_format(http_request_t *req, stream_format_t *out) {
 static enum MHD_Result get_result(http_request_t *req, const char *id) {
   stream_format_t format;
   if (!choose_format(req, &format))
-    return answer_problem(req, MHD_HTTP_NOT_ACCEPTABLE, "not_acceptable",
-                          "results come as application/json, text/csv or application/x-ndjson");
+    return http_answer_problem(
+        req, MHD_HTTP_NOT_ACCEPTABLE, "not_acceptable",
+        "results come as application/json, text/csv or application/x-ndjson");
   uint64_t offset = 0;
   uint64_t limit = DEFAULT_PAGE_ROWS;
   const char *text = query_arg(req, "offset");
   if (text && !parse_count_text(text, 0, UINT64_MAX / 2, &offset))
-    return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
-                          "offset: expected a whole number from 0");
+    return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
+                               "offset: expected a whole number from 0");
   text = query_arg(req, "limit");
   if (text && !parse_count_text(text, 1, MAX_PAGE_ROWS, &limit))
-    return answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
-                          "limit: expected a whole number from 1 to 10000");
+    return http_answer_problem(req, MHD_HTTP_BAD_REQUEST, "invalid_argument",
+                               "limit: expected a whole number from 1 to 10000");
   qreg_page_t *page = NULL;
   uint64_t first_rows = format == FORMAT_JSON ? limit : STREAM_PAGE_ROWS;
   int rc = qreg_fetch(req->server->reg, id, offset, first_rows, &page);
@@ -1039,8 +1012,8 @@ static enum MHD_Result serve_metrics(http_request_t *req) {
   char *body = http_metrics_render(req->server, &len);
   if (!body)
     return MHD_NO;
-  return answer(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL,
-                NULL);
+  return http_answer(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, NULL,
+                     NULL);
 }
 
 static enum MHD_Result serve_openapi(http_request_t *req) {
@@ -1056,6 +1029,15 @@ static enum MHD_Result serve_openapi(http_request_t *req) {
   req->status = MHD_HTTP_OK;
   req->answered = true;
   return rc;
+}
+
+/* --- Host and Origin ---------------------------------------------------------------------- */
+
+bool http_origin_allowed(http_request_t *req, char *detail, size_t detail_size) {
+  return http_origin_check(
+      MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+      MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN),
+      req->server->loopback, req->server->allowed_origins, detail, detail_size);
 }
 
 /* --- routing ------------------------------------------------------------------------------- */
@@ -1102,6 +1084,11 @@ static void match_route(const char *method, const char *url, route_match_t *m) {
     m->public = true;
     m->route = get ? ROUTE_OPENAPI : ROUTE_NONE;
     m->allowed = get ? NULL : "GET, HEAD";
+  } else if (strcmp(url, "/mcp") == 0) {
+    bool del = strcmp(method, "DELETE") == 0;
+    bool get_only = strcmp(method, "GET") == 0;
+    m->route = post || get_only || del ? ROUTE_MCP : ROUTE_NONE;
+    m->allowed = m->route ? NULL : "GET, POST, DELETE";
   } else if (strcmp(url, "/v1/statements") == 0) {
     m->route = post ? ROUTE_STATEMENTS_SUBMIT : get ? ROUTE_STATEMENTS_LIST : ROUTE_NONE;
     m->allowed = post || get ? NULL : "GET, HEAD, POST";
@@ -1152,13 +1139,15 @@ static enum MHD_Result dispatch(http_request_t *req, const route_match_t *m) {
     return cancel_statement(req, m->id);
   case ROUTE_STATEMENT_DELETE:
     return delete_statement(req, m->id);
+  case ROUTE_MCP:
+    return http_mcp_handle(req);
   case ROUTE_NONE:
   case ROUTE_COUNT:
     break;
   }
   if (m->allowed)
-    return answer_problem(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", m->allowed);
-  return answer_problem(req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
+    return http_answer_problem(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", m->allowed);
+  return http_answer_problem(req, MHD_HTTP_NOT_FOUND, "not_found", "no such route");
 }
 
 /* The request line's path as the log shows it: printable ASCII, cut. */
@@ -1211,8 +1200,8 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
     *request_cls = req;
     server->requests_in_flight++;
     if (server->draining)
-      return answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
-                            "the server is shutting down: try another instance");
+      return http_answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down",
+                                 "the server is shutting down: try another instance");
     uint64_t open_connections =
         server->metrics.connections_accepted - server->metrics.connections_closed;
     if (open_connections > server->limits.max_clients) {
@@ -1222,15 +1211,18 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
                "%u connections are open, the most this server takes "
                "(--max-clients)",
                server->limits.max_clients);
-      return answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections", detail);
+      return http_answer_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections", detail);
     }
+    char why[256];
+    if (!http_origin_allowed(req, why, sizeof why))
+      return http_answer_problem(req, MHD_HTTP_FORBIDDEN, "forbidden", why);
     if (server->tokens->count > 0 && !m.public &&
         !http_tokens_check(server->tokens,
                            MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_AUTHORIZATION))) {
       server->metrics.unauthorized++;
-      return answer_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-                            "a valid bearer token is required (Authorization: Bearer TOKEN)");
+      return http_answer_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                                 "a valid bearer token is required (Authorization: Bearer TOKEN)");
     }
     if (m.has_body) {
       const char *length =
@@ -1241,7 +1233,7 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
         char detail[128];
         snprintf(detail, sizeof detail, "the body may have at most %zu bytes (--max-body-bytes)",
                  server->limits.max_body_bytes);
-        return answer_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "request_too_large", detail);
+        return http_answer_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "request_too_large", detail);
       }
     }
     /* Answered from the next call, once the whole request is in: a response
@@ -1267,7 +1259,7 @@ enum MHD_Result http_handle(void *cls, struct MHD_Connection *connection, const 
     char detail[128];
     snprintf(detail, sizeof detail, "the body may have at most %zu bytes (--max-body-bytes)",
              server->limits.max_body_bytes);
-    return answer_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "request_too_large", detail);
+    return http_answer_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "request_too_large", detail);
   }
   if (req->body.failed)
     return MHD_NO;
@@ -1304,6 +1296,7 @@ void http_completed(void *cls, struct MHD_Connection *connection, void **request
           req->status, seconds * 1000, ending);
   server->requests_in_flight--;
   heap_remove(server, req); /* only ever there while suspended; for safety */
+  http_mcp_request_done(req);
   pthread_mutex_lock(&server->ready_mutex);
   bool release = request_unref_locked(req);
   pthread_mutex_unlock(&server->ready_mutex);

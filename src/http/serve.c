@@ -47,6 +47,7 @@
 #include "cli/args.h"
 #include "http/http.h"
 #include "http/http_internal.h"
+#include "mcp/protocol.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_MAX_BODY_BYTES ((uint64_t)1 << 20)
@@ -57,6 +58,14 @@
 #define DEFAULT_SUBMIT_WAIT_MS 10000
 #define DEFAULT_DRAIN_MS 10000
 #define DRAIN_TURN_MS 50
+/* After the close, answers it gave are sent for at most this long. */
+#define FINAL_FLUSH_MS 1000
+#define DEFAULT_MAX_SESSIONS 1024
+/* MCP at /mcp: as `qreg mcp` on stdio (src/mcp/server.c). */
+#define MCP_MAX_RESPONSE_BYTES ((size_t)1 << 20)
+#define MCP_POLL_INTERVAL_MS 100
+#define MCP_WAIT_MS 5000
+#define MCP_TASK_WINDOW_MS 1000
 /* Connections libmicrohttpd takes beyond --max-clients, only to answer them
    503 too_many_connections and close; past those, new connections wait in
    the kernel's backlog until one closes. */
@@ -79,6 +88,8 @@ typedef struct serve_options {
   uint64_t max_waits;
   uint64_t max_wait_ms;
   uint64_t drain_ms;
+  const char *allow_origin;
+  uint64_t max_sessions;
   bool help;
 } serve_options_t;
 
@@ -90,8 +101,8 @@ static void usage(FILE *out) {
           "\n"
           "Serves a qreg registry over HTTP: the statement API (/v1/statements: submit with\n"
           "a wait, long-poll, paged JSON and streamed CSV/NDJSON results, cancel, list),\n"
-          "/healthz, /readyz, /metrics (Prometheus) and /v1/openapi.json. docs/http.md\n"
-          "describes every route.\n"
+          "MCP over Streamable HTTP (/mcp: the tools of `qreg mcp`), /healthz, /readyz,\n"
+          "/metrics (Prometheus) and /v1/openapi.json. docs/http.md describes every route.\n"
           "\n"
           "Options:\n"
           "  --db URL                the database (forms below); required\n"
@@ -114,6 +125,9 @@ static void usage(FILE *out) {
           "  --max-wait S            the longest wait_seconds (%d)\n"
           "  --drain-timeout S       on SIGTERM, how long responses in flight may take\n"
           "                          before the rest is canceled (%d)\n"
+          "  --allow-origin LIST     browser origins (scheme://host[:port], comma-separated)\n"
+          "                          whose pages may call this server besides its own\n"
+          "  --max-sessions N        MCP sessions (Mcp-Session-Id) held at once (%d)\n"
           "  -h, --help              show this help\n"
           "\n"
           "Exit status 0 after SIGTERM or SIGINT (drained); 1: could not start; 2: bad usage.\n",
@@ -122,7 +136,7 @@ static void usage(FILE *out) {
           (unsigned long long)(defaults.default_ttl_ms / 1000),
           (unsigned long long)defaults.default_max_rows, defaults.max_records,
           (unsigned long long)DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENTS, DEFAULT_IDLE_TIMEOUT_S,
-          DEFAULT_MAX_WAITS, DEFAULT_MAX_WAIT_S, DEFAULT_DRAIN_MS / 1000);
+          DEFAULT_MAX_WAITS, DEFAULT_MAX_WAIT_S, DEFAULT_DRAIN_MS / 1000, DEFAULT_MAX_SESSIONS);
   fputs("\nDatabase URLs, and each database's options:\n", out);
   fputs(qreg_drivers_help(), out);
 }
@@ -167,6 +181,8 @@ static const value_option_t VALUE_OPTIONS[] = {
     {"--max-waits", VALUE_COUNT, offsetof(serve_options_t, max_waits), 1, 10000000},
     {"--max-wait", VALUE_SECONDS, offsetof(serve_options_t, max_wait_ms), 0, 0},
     {"--drain-timeout", VALUE_SECONDS, offsetof(serve_options_t, drain_ms), 0, 0},
+    {"--allow-origin", VALUE_TEXT, offsetof(serve_options_t, allow_origin), 0, 0},
+    {"--max-sessions", VALUE_COUNT, offsetof(serve_options_t, max_sessions), 1, 1000000},
 };
 #define VALUE_OPTION_COUNT (sizeof VALUE_OPTIONS / sizeof VALUE_OPTIONS[0])
 
@@ -249,7 +265,7 @@ static bool is_loopback(const struct sockaddr *addr) {
 }
 
 /* Binds HOST:PORT ([v6]:PORT); -1 after printing why. *family set. */
-static int open_listener(const char *listen_text, bool need_loopback, int *family) {
+static int open_listener(const char *listen_text, bool need_loopback, int *family, bool *loopback) {
   char host[256];
   const char *port;
   if (listen_text[0] == '[') {
@@ -313,6 +329,7 @@ static int open_listener(const char *listen_text, bool need_loopback, int *famil
     (void)getnameinfo((struct sockaddr *)&bound, bound_len, shown, sizeof shown, bound_port,
                       sizeof bound_port, NI_NUMERICHOST | NI_NUMERICSERV);
   bool v6 = bound.ss_family == AF_INET6;
+  *loopback = is_loopback((const struct sockaddr *)&bound);
   fprintf(stderr, "qreg serve: listening on http://%s%s%s:%s\n", v6 ? "[" : "", shown,
           v6 ? "]" : "", bound_port);
   return fd;
@@ -329,6 +346,9 @@ static void empty_pipe(int fd) {
 /* Waits for the next event and handles it. Returns the signal taken, or 0. */
 static int run_once(http_server_t *server, int epoll_fd, int signal_fd, int64_t cap_ms) {
   int64_t timeout = http_expire_waits(server, false);
+  int64_t mcp_next = http_mcp_run(server, false);
+  if (mcp_next >= 0 && (timeout < 0 || mcp_next < timeout))
+    timeout = mcp_next;
   MHD_UNSIGNED_LONG_LONG mhd_timeout = 0;
   if (MHD_get_timeout(server->daemon, &mhd_timeout) == MHD_YES &&
       (timeout < 0 || (int64_t)mhd_timeout < timeout))
@@ -350,6 +370,7 @@ static int run_once(http_server_t *server, int epoll_fd, int signal_fd, int64_t 
   if (ready > 0 && fds[1].revents) {
     empty_pipe(server->ready_pipe[0]);
     http_resume_ready(server);
+    (void)http_mcp_run(server, false);
   }
   (void)http_expire_waits(server, false);
   MHD_run(server->daemon);
@@ -362,6 +383,9 @@ static int64_t elapsed_since(uint64_t start_ms) {
 
 static void drain(http_server_t *server, int epoll_fd, int signal_fd, uint64_t drain_ms) {
   server->draining = true;
+  /* MCP session streams would hold the drain to its end: they end now;
+     MCP waits are answered as the long-polls are. */
+  http_mcp_drain(server);
   /* Held waits answer now, with the statement as it is. */
   (void)http_expire_waits(server, true);
   MHD_run(server->daemon);
@@ -385,7 +409,7 @@ static void drain(http_server_t *server, int epoll_fd, int signal_fd, uint64_t d
 }
 
 static int serve(const serve_options_t *options, const http_tokens_t *tokens, int listener,
-                 int family, int signal_fd) {
+                 int family, bool loopback, int signal_fd) {
   qreg_config_t config;
   qreg_config_init(&config);
   config.db_url = options->db_url;
@@ -408,6 +432,8 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
     return 1;
   }
   server->tokens = tokens;
+  server->loopback = loopback;
+  server->allowed_origins = options->allow_origin;
   server->openapi = qreg_http_openapi;
   server->openapi_len = qreg_http_openapi_len;
   server->limits = (http_limits_t){
@@ -424,6 +450,7 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
   if (server->limits.default_submit_wait > server->limits.max_wait_ms)
     server->limits.default_submit_wait = server->limits.max_wait_ms;
   pthread_mutex_init(&server->ready_mutex, NULL);
+  mcp_server_t *mcp = NULL;
   int rc = 1;
   if (pipe2(server->ready_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
     fprintf(stderr, "qreg serve: cannot set up: %s\n", strerror(errno));
@@ -436,6 +463,24 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
     /* Not the URL: it may hold a password (the message never does). */
     fprintf(stderr, "qreg serve: cannot open the registry: %s\n", qreg_last_error());
     close(listener);
+    goto out;
+  }
+  mcp_settings_t mcp_settings = {
+      .max_message_bytes = server->limits.max_body_bytes,
+      .max_response_bytes = MCP_MAX_RESPONSE_BYTES,
+      .poll_interval_ms = MCP_POLL_INTERVAL_MS,
+      .wait_ms = MCP_WAIT_MS,
+      .task_window_ms = MCP_TASK_WINDOW_MS,
+      .ttl_ms = config.default_ttl_ms,
+      .timeout_ms = config.default_timeout_ms,
+      .allow_writes = config.allow_writes,
+  };
+  if (mcp_server_new(server->reg, &mcp_settings, &mcp) < 0 ||
+      http_mcp_new(server, mcp,
+                   options->max_sessions ? options->max_sessions : DEFAULT_MAX_SESSIONS) < 0) {
+    fprintf(stderr, "qreg serve: out of memory\n");
+    close(listener);
+    qreg_close(server->reg);
     goto out;
   }
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -481,12 +526,17 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
      called before qreg_close() returns, so every wait is on the ready list. */
   (void)qreg_close(server->reg);
   http_resume_ready(server);
+  (void)http_mcp_run(server, true);
   (void)http_expire_waits(server, true);
-  MHD_run(server->daemon);
+  /* What the close answered (waits it cut short) gets a moment to be sent. */
+  uint64_t flush_start = http_now_ms();
+  while (server->requests_in_flight > 0 && elapsed_since(flush_start) < FINAL_FLUSH_MS)
+    (void)run_once(server, epoll_fd, signal_fd, DRAIN_TURN_MS);
   /* Every connection is resumed: stopping the daemon closes what is left
      (a stream cut by the close ends without its last chunk). */
   MHD_stop_daemon(server->daemon);
   http_resume_ready(server);
+  (void)http_mcp_run(server, true);
   qreg_stats_t stats = QREG_STATS_INIT;
   (void)qreg_stats(server->reg, &stats);
   fprintf(stderr, "qreg: closed: connections opened=%llu closed=%llu connect_failures=%llu\n",
@@ -494,6 +544,13 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
           (unsigned long long)stats.connections_closed, (unsigned long long)stats.connect_failures);
   rc = 0;
 out:
+  http_mcp_free(server);
+  if (mcp) {
+    size_t stranded = mcp_server_parked(mcp);
+    if (stranded)
+      fprintf(stderr, "qreg serve: %zu MCP requests still parked after the close\n", stranded);
+    mcp_server_free(mcp);
+  }
   qreg_destroy(server->reg);
   close(server->ready_pipe[0]);
   close(server->ready_pipe[1]);
@@ -533,8 +590,9 @@ int qreg_http_main(int argc, char **argv) {
     }
   }
   int family = AF_INET;
-  int listener =
-      open_listener(options.listen ? options.listen : DEFAULT_LISTEN, tokens.count == 0, &family);
+  bool loopback = false;
+  int listener = open_listener(options.listen ? options.listen : DEFAULT_LISTEN, tokens.count == 0,
+                               &family, &loopback);
   if (listener < 0) {
     http_tokens_free(&tokens);
     return 1;
@@ -561,7 +619,7 @@ int qreg_http_main(int argc, char **argv) {
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return 1;
   }
-  rc = serve(&options, &tokens, listener, family, signal_fd);
+  rc = serve(&options, &tokens, listener, family, loopback, signal_fd);
   close(signal_fd);
   http_tokens_free(&tokens);
   pthread_sigmask(SIG_SETMASK, &previous, NULL);

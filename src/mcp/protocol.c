@@ -445,6 +445,13 @@ mcp_call_t *mcp_server_next_expired(mcp_server_t *server) {
   return found;
 }
 
+void mcp_server_expire_waits(mcp_server_t *server) {
+  pthread_mutex_lock(&server->ready_mutex);
+  for (mcp_call_t *call = server->timed; call; call = call->timed_next)
+    call->deadline_ms = 0; /* the order (earliest first) holds */
+  pthread_mutex_unlock(&server->ready_mutex);
+}
+
 static void call_free(mcp_call_t *call) {
   mcp_message_clear(&call->msg);
   json_decref(call->tool_state);
@@ -577,7 +584,8 @@ static void decorate_modern(json_t *result, const char *result_type) {
 
 /* --- receiving ------------------------------------------------------------------------------ */
 
-static char *handle_initialize(mcp_server_t *server, const mcp_message_t *msg, size_t *len) {
+static char *handle_initialize(mcp_server_t *server, mcp_session_t *session,
+                               const mcp_message_t *msg, size_t *len) {
   json_t *requested = json_object_get(msg->params, "protocolVersion");
   if (!json_is_string(requested))
     return error_reply(msg->id, MCP_INVALID_PARAMS,
@@ -591,15 +599,15 @@ static char *handle_initialize(mcp_server_t *server, const mcp_message_t *msg, s
   const char *version = legacy_version(json_string_value(requested)) ? json_string_value(requested)
                                                                      : MCP_VERSION_2025_11_25;
   pthread_mutex_lock(&server->mutex);
-  char previous[sizeof server->session_version];
-  memcpy(previous, server->session_version, sizeof previous);
+  char previous[sizeof session->version];
+  memcpy(previous, session->version, sizeof previous);
   if (!previous[0])
-    snprintf(server->session_version, sizeof server->session_version, "%s", version);
+    snprintf(session->version, sizeof session->version, "%s", version);
   pthread_mutex_unlock(&server->mutex);
   if (previous[0]) {
     char message[160];
     snprintf(message, sizeof message,
-             "Invalid Request: already initialized (protocol %s); one initialize per process",
+             "Invalid Request: already initialized (protocol %s); one initialize per session",
              previous);
     return error_reply(msg->id, MCP_INVALID_REQUEST, message, NULL, len);
   }
@@ -612,7 +620,8 @@ static char *handle_initialize(mcp_server_t *server, const mcp_message_t *msg, s
   return dump_reply(mcp_jsonrpc_result(msg->id, result), len);
 }
 
-static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) {
+static void handle_notification(mcp_server_t *server, const mcp_session_t *session,
+                                const mcp_message_t *msg) {
   if (strcmp(msg->method, "notifications/cancelled") != 0)
     return; /* notifications/initialized and others need nothing from us */
   json_t *request_id = json_object_get(msg->params, "requestId");
@@ -625,7 +634,7 @@ static void handle_notification(mcp_server_t *server, const mcp_message_t *msg) 
   pthread_mutex_lock(&server->mutex);
   for (mcp_call_t **p = &server->inflight; *p; p = &(*p)->next) {
     mcp_call_t *call = *p;
-    if (json_equal(call->msg.id, request_id)) {
+    if (call->session == session->serial && json_equal(call->msg.id, request_id)) {
       found = true;
       call->cancelled = true;
       has_query = call->has_query;
@@ -678,6 +687,24 @@ static char *read_modern_meta(mcp_call_t *call, json_t *meta, json_t *version, s
 
 mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t len, char **reply,
                                size_t *reply_len) {
+  return mcp_server_receive_in(server, &server->session, data, len, reply, reply_len);
+}
+
+void mcp_server_session_init(mcp_server_t *server, mcp_session_t *session) {
+  pthread_mutex_lock(&server->mutex);
+  session->serial = ++server->next_session;
+  session->version[0] = '\0';
+  pthread_mutex_unlock(&server->mutex);
+}
+
+void mcp_server_session_version(mcp_server_t *server, const mcp_session_t *session, char out[16]) {
+  pthread_mutex_lock(&server->mutex);
+  memcpy(out, session->version, sizeof session->version);
+  pthread_mutex_unlock(&server->mutex);
+}
+
+mcp_call_t *mcp_server_receive_in(mcp_server_t *server, mcp_session_t *session, const char *data,
+                                  size_t len, char **reply, size_t *reply_len) {
   *reply = NULL;
   *reply_len = 0;
   mcp_message_t msg;
@@ -695,12 +722,12 @@ mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t le
     return NULL;
   }
   if (msg.kind == MCP_MESSAGE_NOTIFICATION) {
-    handle_notification(server, &msg);
+    handle_notification(server, session, &msg);
     mcp_message_clear(&msg);
     return NULL;
   }
   if (strcmp(msg.method, "initialize") == 0) {
-    *reply = handle_initialize(server, &msg, reply_len);
+    *reply = handle_initialize(server, session, &msg, reply_len);
     mcp_message_clear(&msg);
     return NULL;
   }
@@ -712,6 +739,7 @@ mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t le
     return NULL;
   }
   call->server = server;
+  call->session = session->serial;
   call->reg = server->sources[0].reg;
   call->msg = msg;
   json_t *meta = json_object_get(msg.params, "_meta");
@@ -723,7 +751,7 @@ mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t le
     *reply = read_modern_meta(call, meta, version, reply_len);
   } else {
     pthread_mutex_lock(&server->mutex);
-    snprintf(call->version, sizeof call->version, "%s", server->session_version);
+    snprintf(call->version, sizeof call->version, "%s", session->version);
     pthread_mutex_unlock(&server->mutex);
     if (strcmp(msg.method, "ping") == 0) {
       *reply = dump_reply(mcp_jsonrpc_result(msg.id, json_object()), reply_len);
@@ -857,9 +885,10 @@ static json_t *dispatch(mcp_call_t *call) {
 /* Runs the call - its method, or its resume function when it comes back
    from a wait - and answers it, unless it parks: then *parked is set and the
    call is no longer the caller's. */
-static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
+static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked, void **finished) {
   *reply_len = 0;
   *parked = false;
+  *finished = NULL;
   if (call->answered) {
     /* Answered at its deadline; now its watch has been called too. */
     call_free(call);
@@ -917,6 +946,7 @@ static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
         error_reply(call->msg.id, call->error_code ? call->error_code : MCP_INTERNAL_ERROR,
                     call->error_message ? call->error_message : "Internal error", data, reply_len);
   }
+  *finished = call->transport;
   if (expired)
     call->answered = true; /* kept for its watch, which frees it (above) */
   else
@@ -925,9 +955,15 @@ static char *run_call(mcp_call_t *call, size_t *reply_len, bool *parked) {
 }
 
 char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len) {
+  void *finished;
+  return mcp_server_run_for(server, call, reply_len, &finished);
+}
+
+char *mcp_server_run_for(mcp_server_t *server, mcp_call_t *call, size_t *reply_len,
+                         void **finished) {
   (void)server;
   bool parked;
-  return run_call(call, reply_len, &parked);
+  return run_call(call, reply_len, &parked, finished);
 }
 
 bool mcp_server_idle(mcp_server_t *server) {
@@ -943,7 +979,8 @@ char *mcp_server_handle_message(mcp_server_t *server, const char *data, size_t l
   mcp_call_t *call = mcp_server_receive(server, data, len, &reply, reply_len);
   bool parked = call != NULL;
   while (parked) {
-    reply = run_call(call, reply_len, &parked);
+    void *finished;
+    reply = run_call(call, reply_len, &parked, &finished);
     if (!parked)
       break;
     /* Wait for this call's watch or its deadline, then take it off the

@@ -79,6 +79,18 @@ typedef struct mcp_source {
 
 typedef struct mcp_tasks mcp_tasks_t;
 typedef struct mcp_server mcp_server_t;
+
+/*
+ * One client's legacy session: the revision its initialize negotiated.
+ * stdio has one (mcp_server_t.session); `qreg serve` one per Mcp-Session-Id
+ * plus one that is never initialized, for stateless (2026-07-28) requests.
+ * serial tells sessions apart in notifications/cancelled (a request id is
+ * only unique within its session). version is under mcp_server_t.mutex.
+ */
+typedef struct mcp_session {
+  uint64_t serial;
+  char version[16]; /* "" until initialize */
+} mcp_session_t;
 typedef struct mcp_call mcp_call_t;
 
 /* Told, on the registry's loop thread, that the ready list went from empty
@@ -104,6 +116,9 @@ typedef json_t *(*mcp_resume_fn)(mcp_call_t *call, const char *query_id, int rc,
  */
 struct mcp_call {
   mcp_server_t *server;    /* borrowed */
+  uint64_t session;        /* serial of the session it came on */
+  void *transport;         /* the transport's, for its own use (`qreg serve`: the HTTP request
+                              waiting for the answer); the protocol never reads it */
   qreg_t *reg;             /* borrowed: the source this call works on (tools.c binds it) */
   size_t source;           /* its index in server->sources */
   mcp_message_t msg;       /* owned: the request */
@@ -163,8 +178,10 @@ struct mcp_server {
   void *log_ctx;
   mcp_wake_fn wake; /* NULL: nobody to tell (mcp_server_handle_message waits on ready_cond) */
   void *wake_ctx;
-  pthread_mutex_t mutex;       /* guards session_version, inflight and the calls' shared fields */
-  char session_version[16];    /* legacy era: negotiated by initialize, "" before */
+  pthread_mutex_t mutex;       /* guards the sessions' versions, inflight, the calls' shared
+                                  fields and next_session */
+  mcp_session_t session;       /* the one session of mcp_server_receive() (stdio) */
+  uint64_t next_session;       /* serial of the next mcp_server_session_init() */
   mcp_call_t *inflight;        /* requests received and not answered yet (parked ones included) */
   pthread_mutex_t ready_mutex; /* guards what follows and the calls' wait fields */
   pthread_cond_t ready_cond;   /* a call became ready */
@@ -198,11 +215,27 @@ void mcp_server_free(mcp_server_t *server);
  */
 mcp_call_t *mcp_server_receive(mcp_server_t *server, const char *data, size_t len, char **reply,
                                size_t *reply_len);
+/* The same on a session of the transport's (`qreg serve`: one per
+   Mcp-Session-Id); session must outlive the call of receive only. */
+mcp_call_t *mcp_server_receive_in(mcp_server_t *server, mcp_session_t *session, const char *data,
+                                  size_t len, char **reply, size_t *reply_len);
+/* A new, uninitialized session with a serial of its own. */
+void mcp_server_session_init(mcp_server_t *server, mcp_session_t *session);
+/* Its negotiated revision ("" before initialize) into out. */
+void mcp_server_session_version(mcp_server_t *server, const mcp_session_t *session, char out[16]);
+
 /* Handles the call (or resumes a ready one) and frees it. Returns the
    response line (malloc'd), or NULL when none is due now: the client
    cancelled the request, or the call is parked (then its query's watch
    brings it back through mcp_server_next_ready()). Never blocks. */
 char *mcp_server_run(mcp_server_t *server, mcp_call_t *call, size_t *reply_len);
+/* mcp_server_run(), telling the transport which request this run finished:
+   *finished is the call's transport pointer when the request got its
+   answer (the line returned) or will never get one (the client cancelled
+   it: NULL returned), and NULL when the call parked or had been answered
+   before (at its deadline: this run only frees it). */
+char *mcp_server_run_for(mcp_server_t *server, mcp_call_t *call, size_t *reply_len,
+                         void **finished);
 /* The oldest parked call whose query has settled, taken off the ready list,
    or NULL: give it to mcp_server_run(). */
 mcp_call_t *mcp_server_next_ready(mcp_server_t *server);
@@ -215,6 +248,9 @@ int mcp_server_next_deadline(mcp_server_t *server);
    off the timed list, or NULL: give it to mcp_server_run(), which answers it
    as its wait's end (and keeps it until its watch is called). */
 mcp_call_t *mcp_server_next_expired(mcp_server_t *server);
+/* Every parked call with a deadline reaches it now (a server shutting
+   down answers its waits at once): mcp_server_next_expired() gives them. */
+void mcp_server_expire_waits(mcp_server_t *server);
 /* The error line for an input line dropped for its size. */
 char *mcp_server_oversized_reply(mcp_server_t *server, size_t size, size_t *reply_len);
 

@@ -93,7 +93,7 @@ test('SIGTERM drains: every request in flight is answered whole or closed before
   assert.ok(m, stderr);
   assert.equal(m[1], m[2]);
   // After the exit nothing listens.
-  const after = await rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n').catch((e) => e.code);
+  const after = await rawExchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n').catch((e) => e.code);
   assert.ok(after === 'ECONNREFUSED' || after === '', String(after));
 });
 
@@ -107,7 +107,7 @@ test('a request that comes while draining is answered 503 with Connection: close
   socket.setEncoding('latin1');
   socket.on('data', (d) => { data += d; });
   const closedSocket = new Promise((resolve) => socket.on('close', resolve));
-  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   while (!data.includes('{"status":"ok"}')) await sleep(10);
   const poll = server.json(`/v1/statements/${long.body.id}?wait_seconds=60`);
   for (let i = 0; ; i++) {
@@ -120,7 +120,7 @@ test('a request that comes while draining is answered 503 with Connection: close
   assert.equal((await poll).status, 200);
   // The kept-alive connection asks again during the drain.
   data = '';
-  socket.write('GET /v1/statements HTTP/1.1\r\nHost: x\r\n\r\n');
+  socket.write('GET /v1/statements HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   await closedSocket;
   assert.ok(data === '' || /^HTTP\/1\.1 503 [^]*Connection: close[^]*shutting_down/i.test(data), data);
   const { code } = await exited;

@@ -289,8 +289,8 @@ test('connections are kept alive: two requests, one connection', async () => {
   const net = await import('node:net');
   const answer = await new Promise((resolve, reject) => {
     const socket = net.connect(server.port, '127.0.0.1', () => {
-      socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' +
-        'GET /v1/statements?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' +
+        'GET /v1/statements?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
     });
     let data = '';
     socket.setEncoding('latin1');
