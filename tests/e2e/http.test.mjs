@@ -78,7 +78,7 @@ async function post(target, message, { session, version = '2025-11-25', headers 
   if (contentType === 'text/event-stream') {
     events = sseMessages(text);
     body = events.find((m) => 'id' in m && m.id === message.id && !('method' in m)) ?? null;
-  } else if (contentType === 'application/json') {
+  } else if (contentType === 'application/json' && text !== '') {
     body = JSON.parse(text);
   }
   return { status: response.status, headers: response.headers, contentType, message: body, events, text };
@@ -101,6 +101,7 @@ async function openSession(target, version = '2025-11-25', headers = {}) {
   const initialized = await post(target, { jsonrpc: '2.0', method: 'notifications/initialized' },
     { session, version, headers });
   assert.equal(initialized.status, 202, initialized.text);
+  assert.equal(initialized.text, '', '202 Accepted: no body');
   return session;
 }
 
