@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import {
-  TOOL_NAMES, makeDatabase, startServe, tokenFile, finalStats, sanitizerReport, sleep,
+  TOOL_NAMES, LONG_SQL, makeDatabase, startServe, tokenFile, finalStats, sanitizerReport, sleep,
 } from './lib.mjs';
 
 // About a second of SQLite work (four million steps): a tools/call with
@@ -166,7 +166,7 @@ test('DELETE /mcp ends the session: its id is then unknown (404)', async () => {
   assert.equal(again.status, 404);
 });
 
-test('GET /mcp with the session opens an SSE stream that stays open (comments only)', async () => {
+test('GET /mcp with the session opens an SSE stream that stays open (comments only) until DELETE', async () => {
   const session = await openSession(server);
   const controller = new AbortController();
   const response = await fetch(server.mcpUrl, {
@@ -192,16 +192,21 @@ test('GET /mcp with the session opens an SSE stream that stays open (comments on
   // Requests go on meanwhile.
   const ping = await post(server, request('ping'), { session });
   assert.deepEqual(ping.message.result, {});
+  // DELETE ends the session's stream too.
+  const end = await fetch(server.mcpUrl, { method: 'DELETE', headers: { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' } });
+  assert.ok(end.status >= 200 && end.status < 300, String(end.status));
+  const closed = await Promise.race([
+    (async () => { for (;;) { const next = await reader.read(); if (next.done) return true; } })(),
+    sleep(5000).then(() => false),
+  ]);
+  assert.equal(closed, true, 'DELETE closes the session\'s GET stream');
   controller.abort();
-  await reader.cancel().catch(() => {});
 
   const unknown = await fetch(server.mcpUrl, {
     method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': 'no-such-session', 'mcp-protocol-version': '2025-11-25' },
   });
   assert.equal(unknown.status, 404);
   await unknown.body?.cancel();
-  const end = await fetch(server.mcpUrl, { method: 'DELETE', headers: { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' } });
-  assert.ok(end.status >= 200 && end.status < 300, String(end.status));
 });
 
 test('2026-07-28: stateless requests, no session, the revision in params._meta', async () => {
@@ -272,6 +277,33 @@ test('a tools/call that waits for its query is answered over SSE; other requests
   console.log(`tools/call over SSE: ${Date.now() - started} ms; ping answered after ${pingAt - started} ms`);
   await fetch(server.mcpUrl, { method: 'DELETE', headers: { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' } });
 });
+
+// wait_seconds over HTTP as over stdio: a call on a query that outlasts it
+// comes back running after about wait_seconds (stdio: 0.3 s -> ~302 ms).
+// qreg serve at 2ca9e3d answers 0.3, 1 and 2.5 s waits after 2.5-4 s, and
+// 5 s after ~9.3 s: the expiry of a parked call is seen late, not at its
+// deadline (a finished query does wake it at once). A todo until fixed.
+test('wait_seconds is kept over HTTP: a running query comes back after its wait, not seconds later',
+  { todo: 'qreg serve: a parked MCP call expires late (a 0.3 s wait answered after 2.5-4 s)' }, async () => {
+    const session = await openSession(server);
+    try {
+      for (const wait of [0.3, 1]) {
+        const started = Date.now();
+        const reply = await post(server, request('tools/call', {
+          name: 'execute_query', arguments: { sql: LONG_SQL, wait_seconds: wait },
+        }), { session });
+        const elapsed = Date.now() - started;
+        assert.equal(reply.message?.result?.structuredContent?.status, 'running', reply.text);
+        await post(server, request('tools/call', {
+          name: 'cancel_query', arguments: { query_id: reply.message.result.structuredContent.query_id },
+        }), { session });
+        assert.ok(elapsed >= wait * 1000 - 50 && elapsed < wait * 1000 + 1500,
+          `wait_seconds ${wait}: answered after ${elapsed} ms`);
+      }
+    } finally {
+      await fetch(server.mcpUrl, { method: 'DELETE', headers: { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' } });
+    }
+  });
 
 test('--token-file: a bearer token is required (401), and the log never prints it', async () => {
   const token = `qreg-e2e-secret-${Math.random().toString(36).slice(2)}`;
