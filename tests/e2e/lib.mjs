@@ -233,10 +233,10 @@ function serveOptions() {
 // stdio transport's child, or a `qreg serve` child) and resolves with
 // {transport, stderr(), close(client), abandon()}: connect a client to
 // transport (abandon() ends the server if that fails); close(client) closes
-// the client and ends the server (stdio: by the end of
-// its standard input; HTTP: the session, if any, is deleted (DELETE /mcp),
-// the client closed, then SIGTERM, and the server must exit 0) and resolves
-// with the server's whole log once the final counters are in it.
+// the client and ends the server (stdio: by the end of its standard input;
+// HTTP: the session, if any, is deleted (DELETE /mcp), the client closed,
+// then SIGTERM, and the server must exit 0) and resolves with the server's
+// whole log once the final counters are in it.
 // unsupported(args) is false, or why the transport cannot run with args.
 export function transports({ StdioClientTransport, StreamableHTTPClientTransport }) {
   return [
@@ -265,7 +265,8 @@ export function transports({ StdioClientTransport, StreamableHTTPClientTransport
       name: 'http',
       unsupported(args = []) {
         const help = serveOptions();
-        const missing = args.filter((a) => /^--[a-z]/.test(a) && !help.includes(a.split('=')[0]));
+        const listed = (option) => new RegExp(`(^|\\s)${option}(\\s|=|,|$)`, 'm').test(help);
+        const missing = args.filter((a) => /^--[a-z]/.test(a) && !listed(a.split('=')[0]));
         return missing.length ? `qreg serve has no ${missing.join(', ')}` : false;
       },
       async open(args, env = {}) {
