@@ -13,6 +13,7 @@
 #   make valgrind  the tests of build/ under valgrind (ctest -T memcheck)
 #   make fuzz      the libFuzzer targets (MCP messages, URLs, values), FUZZ_SECONDS each
 #   make bench     the benchmarks of docs/performance.md, in Release
+#   make bench-http  the HTTP benchmarks of `qreg serve` (wrk; bench/http/run.sh)
 #   make install   build in Release (build-release/) and install the header,
 #                  libqreg.so.0, libqreg.a, qreg.pc and the qreg program under
 #                  PREFIX (default /usr/local), staged under DESTDIR if set
@@ -63,7 +64,7 @@ FORMAT_SOURCES = $(sort $(shell find src include tests bench examples tools \
   -name node_modules -prune -o -type f -name '*.[ch]' -print 2>/dev/null) $(wildcard *.c *.h))
 TIDY_SOURCES = $(sort $(shell find src -type f -name '*.c'))
 
-.PHONY: all build run demo test asan tsan valgrind fuzz bench deps e2e-deps conformance-deps clean \
+.PHONY: all build run demo test asan tsan valgrind fuzz bench bench-http deps e2e-deps conformance-deps clean \
         install format format-check tidy
 FUZZ_SECONDS ?= 60
 
@@ -144,6 +145,11 @@ fuzz: deps
 # baseline; BENCH_ARGS="--scale 0.1" for a quick look.
 bench: deps
 	bash bench/run.sh $(BENCH_ARGS)
+
+# qreg serve under wrk beside its baselines (stdio MCP, /healthz, psql);
+# BENCH_HTTP_ARGS="--only 1 --rounds 1" for a quick look. Not part of CI.
+bench-http:
+	bash bench/http/run.sh $(BENCH_HTTP_ARGS)
 
 # A Release build of its own (no tests), configured for PREFIX so that the
 # library directory follows the platform's rules (lib/, or Debian's multiarch

@@ -60,3 +60,26 @@ const char *qreg_cli_shown_argument(const char *arg, char *buf, size_t size) {
     return buf;
   return "(not shown: it may hold a password)";
 }
+
+int qreg_cli_match_option(int argc, char **argv, int *i, const void *table, size_t count,
+                          size_t stride, const char **value) {
+  const char *arg = argv[*i];
+  for (size_t k = 0; k < count; k++) {
+    const char *flag;
+    memcpy(&flag, (const char *)table + k * stride, sizeof flag);
+    size_t n = strlen(flag);
+    if (strncmp(arg, flag, n) != 0)
+      continue;
+    if (arg[n] == '=') {
+      *value = arg + n + 1;
+      return (int)k;
+    }
+    if (arg[n] == '\0') {
+      if (*i + 1 >= argc)
+        return QREG_CLI_NEEDS_VALUE;
+      *value = argv[++*i];
+      return (int)k;
+    }
+  }
+  return QREG_CLI_NO_MATCH;
+}

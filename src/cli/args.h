@@ -29,4 +29,14 @@ bool qreg_cli_parse_seconds(const char *text, uint64_t *ms_out);
    ("--dbx=...", written into buf) or replaced by a note. Never NULL. */
 const char *qreg_cli_shown_argument(const char *arg, char *buf, size_t size);
 
+/* Which option of a table argv[*i] is, written "--flag=value" or "--flag
+   value" (then *i steps over the value). The table holds count entries
+   stride bytes apart, each starting with its flag (a const char *).
+   Returns the entry's index with *value set, QREG_CLI_NO_MATCH, or
+   QREG_CLI_NEEDS_VALUE ("--flag" last on the line). */
+#define QREG_CLI_NO_MATCH (-1)
+#define QREG_CLI_NEEDS_VALUE (-2)
+int qreg_cli_match_option(int argc, char **argv, int *i, const void *table, size_t count,
+                          size_t stride, const char **value);
+
 #endif /* QREG_CLI_ARGS_H */

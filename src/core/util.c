@@ -205,6 +205,68 @@ char *qreg__strdup(const char *text) {
   return text ? strdup(text) : NULL;
 }
 
+static bool text_reserve(qreg__text_t *t, size_t more) {
+  if (t->failed)
+    return false;
+  if (t->s != NULL && t->len + more + 1 <= t->cap)
+    return true;
+  size_t cap = (t->len + more + 1) * 2;
+  char *grown = realloc(t->s, cap);
+  if (grown == NULL) {
+    free(t->s);
+    t->s = NULL;
+    t->failed = true;
+    return false;
+  }
+  t->s = grown;
+  t->cap = cap;
+  return true;
+}
+
+void qreg__text_put(qreg__text_t *t, const char *bytes, size_t len) {
+  if (!text_reserve(t, len))
+    return;
+  memcpy(t->s + t->len, bytes, len);
+  t->len += len;
+  t->s[t->len] = '\0';
+}
+
+void qreg__text_puts(qreg__text_t *t, const char *s) {
+  qreg__text_put(t, s, strlen(s));
+}
+
+void qreg__text_printf(qreg__text_t *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || !text_reserve(t, (size_t)n))
+    return;
+  va_start(ap, fmt);
+  (void)vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  t->len += (size_t)n;
+}
+
+char *qreg__percent_decode(const char *text, size_t len) {
+  char *out = malloc(len + 1);
+  if (out == NULL)
+    return NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) {
+    int hi = 0, lo = 0;
+    if (text[i] == '%' && i + 2 < len && (hi = qreg__hex_value(text[i + 1])) >= 0 &&
+        (lo = qreg__hex_value(text[i + 2])) >= 0 && (hi | lo) != 0) {
+      out[n++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else {
+      out[n++] = text[i];
+    }
+  }
+  out[n] = '\0';
+  return out;
+}
+
 static const char *const status_names[QREG_STATUS_COUNT] = {"pending", "running",  "succeeded",
                                                             "failed",  "canceled", "timeout"};
 

@@ -55,4 +55,21 @@ bool qreg__is_blank(const char *text, size_t len);
 /* strdup that accepts NULL (returns NULL for NULL). */
 char *qreg__strdup(const char *text);
 
+/* A growing string, always terminated. On out of memory it is freed, s
+   stays NULL and failed is set: the caller checks once at the end. */
+typedef struct qreg__text {
+  char *s; /* owned */
+  size_t len, cap;
+  bool failed;
+} qreg__text_t;
+
+void qreg__text_put(qreg__text_t *t, const char *bytes, size_t len);
+void qreg__text_puts(qreg__text_t *t, const char *s);
+__attribute__((format(printf, 2, 3))) void qreg__text_printf(qreg__text_t *t, const char *fmt, ...);
+
+/* text[0, len) with %XX decoded, malloc'd ('+' stays '+', as libpq reads it;
+   "%00" and malformed escapes stay as they are, so no NUL is made). NULL when
+   out of memory. */
+char *qreg__percent_decode(const char *text, size_t len);
+
 #endif /* QREG_CORE_UTIL_H */

@@ -100,46 +100,14 @@ const qreg_driver_t *qreg_driver_find(const char *url) {
 
 /* --- what the core checks ------------------------------------------------ */
 
-/* A growing message. On ENOMEM it stays NULL (the caller reports ENOMEM's
-   generic text). */
-typedef struct text_buffer {
-  char *text;
-  size_t len;
-  bool failed;
-} text_buffer_t;
-
-static void text_add(text_buffer_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_add(text_buffer_t *b, const char *fmt, ...) {
-  if (b->failed)
-    return;
-  char *piece = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vasprintf(&piece, fmt, ap);
-  va_end(ap);
-  char *grown = n < 0 ? NULL : realloc(b->text, b->len + (size_t)n + 1);
-  if (grown == NULL) {
-    if (n >= 0)
-      free(piece);
-    free(b->text);
-    b->text = NULL;
-    b->failed = true;
-    return;
-  }
-  memcpy(grown + b->len, piece, (size_t)n + 1);
-  b->text = grown;
-  b->len += (size_t)n;
-  free(piece);
-}
-
 /* "a, b, c": the names of the driver's options ("none" when it has none). */
-static void add_option_names(text_buffer_t *b, const qreg_driver_t *driver) {
+static void add_option_names(qreg__text_t *b, const qreg_driver_t *driver) {
   if (driver->options == NULL || driver->options[0].name == NULL) {
-    text_add(b, "none");
+    qreg__text_printf(b, "none");
     return;
   }
   for (const qreg_driver_option_t *o = driver->options; o->name != NULL; o++)
-    text_add(b, "%s%s", o == driver->options ? "" : ", ", o->name);
+    qreg__text_printf(b, "%s%s", o == driver->options ? "" : ", ", o->name);
 }
 
 /* Whether name[0, len) may be quoted in a message: it looks like an option
@@ -170,35 +138,39 @@ static const char *type_expectation(qreg_driver_option_type_t type) {
 
 /* Checks one "name=value" entry against the driver's options. */
 static int check_option_entry(const qreg_driver_t *driver, const char *prefix, const char *entry,
-                              text_buffer_t *message) {
+                              qreg__text_t *message) {
   const char *eq = entry ? strchr(entry, '=') : NULL;
   if (eq == NULL) {
-    text_add(message, "%s: expected name=value (the %s driver's options: ", prefix, driver->name);
+    qreg__text_printf(message, "%s: expected name=value (the %s driver's options: ", prefix,
+                      driver->name);
     add_option_names(message, driver);
-    text_add(message, ")");
+    qreg__text_printf(message, ")");
     return QREG_EINVAL;
   }
   size_t name_len = (size_t)(eq - entry);
   const qreg_driver_option_t *option = qreg_driver_option_find(driver, entry, name_len);
   if (option == NULL) {
     if (printable_name(entry, name_len))
-      text_add(message, "%s: \"%.*s\" is not an option of the %s driver (accepted: ", prefix,
-               (int)name_len, entry, driver->name);
+      qreg__text_printf(message,
+                        "%s: \"%.*s\" is not an option of the %s driver (accepted: ", prefix,
+                        (int)name_len, entry, driver->name);
     else
-      text_add(message, "%s: not an option of the %s driver (accepted: ", prefix, driver->name);
+      qreg__text_printf(message, "%s: not an option of the %s driver (accepted: ", prefix,
+                        driver->name);
     add_option_names(message, driver);
-    text_add(message, ")");
+    qreg__text_printf(message, ")");
     return QREG_EINVAL;
   }
   if (!qreg_driver_option_valid(option, eq + 1)) {
-    text_add(message, "%s: %s: expected %s", prefix, option->name, type_expectation(option->type));
+    qreg__text_printf(message, "%s: %s: expected %s", prefix, option->name,
+                      type_expectation(option->type));
     return QREG_EINVAL;
   }
   return 0;
 }
 
-static int resolve_fail(int code, text_buffer_t *b, char **message) {
-  *message = b->text; /* NULL after ENOMEM: the core says "out of memory" */
+static int resolve_fail(int code, qreg__text_t *b, char **message) {
+  *message = b->s; /* NULL after ENOMEM: the core says "out of memory" */
   return b->failed ? QREG_ENOMEM : code;
 }
 
@@ -206,18 +178,18 @@ int qreg_driver_resolve(const struct qreg_config *config, const qreg_driver_t **
                         char **message) {
   *driver_out = NULL;
   *message = NULL;
-  text_buffer_t b = {0};
+  qreg__text_t b = {0};
   const qreg_driver_t *driver = qreg_driver_find(config->db_url);
   if (driver == NULL) {
     /* The URL itself is never repeated: it may hold a password. */
-    text_add(&b, "db_url: no driver serves this URL; expected ");
+    qreg__text_printf(&b, "db_url: no driver serves this URL; expected ");
     const qreg_driver_t *d;
     for (size_t i = 0; (d = driver_at(i)) != NULL; i++)
-      text_add(&b, "%s%s (%s)",
-               i == 0                     ? ""
-               : driver_at(i + 1) == NULL ? " or "
-                                          : ", ",
-               d->url_forms, d->name);
+      qreg__text_printf(&b, "%s%s (%s)",
+                        i == 0                     ? ""
+                        : driver_at(i + 1) == NULL ? " or "
+                                                   : ", ",
+                        d->url_forms, d->name);
     return resolve_fail(QREG_EURL, &b, message);
   }
 
@@ -238,8 +210,8 @@ int qreg_driver_resolve(const struct qreg_config *config, const qreg_driver_t **
         app = config->driver_options[i] + 17;
     }
     if (app != NULL && strlen(app) > limit) {
-      text_add(&b, "application_name: longer than %zu bytes, the %s driver's limit", limit,
-               driver->name);
+      qreg__text_printf(&b, "application_name: longer than %zu bytes, the %s driver's limit", limit,
+                        driver->name);
       return resolve_fail(QREG_EINVAL, &b, message);
     }
   }
@@ -367,16 +339,16 @@ int qreg_driver_settings_from_query(qreg_driver_settings_t *settings, const char
       break;
     int rc = qreg_driver_settings_set(settings, param.name, param.value, message);
     if (rc == 1 && !unknown_ok) {
-      text_buffer_t b = {0};
+      qreg__text_t b = {0};
       if (printable_name(param.name, strlen(param.name)))
-        text_add(&b,
-                 "URL parameter \"%s\" is not an option of the %s driver (accepted: ", param.name,
-                 driver->name);
+        qreg__text_printf(&b, "URL parameter \"%s\" is not an option of the %s driver (accepted: ",
+                          param.name, driver->name);
       else
-        text_add(&b, "a URL parameter is not an option of the %s driver (accepted: ", driver->name);
+        qreg__text_printf(
+            &b, "a URL parameter is not an option of the %s driver (accepted: ", driver->name);
       add_option_names(&b, driver);
-      text_add(&b, ")");
-      *message = b.text;
+      qreg__text_printf(&b, ")");
+      *message = b.s;
       rc = b.failed ? QREG_ENOMEM : QREG_EURL;
     } else if (rc == 1) {
       rc = 0;
@@ -434,27 +406,6 @@ void qreg_driver_settings_free(qreg_driver_settings_t *settings) {
 
 /* --- URL query parameters ------------------------------------------------ */
 
-/* text[0, len) with %XX decoded ('+' stays '+', as libpq reads it; "%00"
-   and malformed escapes stay as they are). */
-static char *percent_decode(const char *text, size_t len) {
-  char *out = malloc(len + 1);
-  if (out == NULL)
-    return NULL;
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    int hi = 0, lo = 0;
-    if (text[i] == '%' && i + 2 < len && (hi = qreg__hex_value(text[i + 1])) >= 0 &&
-        (lo = qreg__hex_value(text[i + 2])) >= 0 && (hi | lo) != 0) {
-      out[n++] = (char)(hi * 16 + lo);
-      i += 2;
-    } else {
-      out[n++] = text[i];
-    }
-  }
-  out[n] = '\0';
-  return out;
-}
-
 int qreg_url_param_next(const char **cursor, qreg_url_param_t *param) {
   memset(param, 0, sizeof *param);
   const char *p = *cursor;
@@ -469,8 +420,8 @@ int qreg_url_param_next(const char **cursor, qreg_url_param_t *param) {
   size_t name_len = eq ? (size_t)(eq - p) : len;
   param->start = p;
   param->end = p + len;
-  param->name = percent_decode(p, name_len);
-  param->value = eq ? percent_decode(eq + 1, len - name_len - 1) : strdup("");
+  param->name = qreg__percent_decode(p, name_len);
+  param->value = eq ? qreg__percent_decode(eq + 1, len - name_len - 1) : strdup("");
   *cursor = p[len] == '&' ? p + len + 1 : p + len;
   if (param->name == NULL || param->value == NULL) {
     qreg_url_param_clear(param);

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/util.h"
 #include "drivers/postgres.h"
 
 const qreg_driver_option_t qreg__pg_options[] = {
@@ -290,58 +291,27 @@ static char *conninfo_value(const conninfo_entry_t *e) {
   return out;
 }
 
-/* A growing string; on ENOMEM it is freed and stays NULL. */
-typedef struct text {
-  char *s;
-  size_t len, cap;
-  bool failed;
-} text_t;
-
-static void text_put(text_t *t, const char *s, size_t len) {
-  if (t->failed)
-    return;
-  if (t->s == NULL || t->len + len + 1 > t->cap) {
-    size_t cap = (t->len + len + 1) * 2;
-    char *grown = realloc(t->s, cap);
-    if (grown == NULL) {
-      free(t->s);
-      t->s = NULL;
-      t->failed = true;
-      return;
-    }
-    t->s = grown;
-    t->cap = cap;
-  }
-  memcpy(t->s + t->len, s, len);
-  t->len += len;
-  t->s[t->len] = '\0';
-}
-
-static void text_puts(text_t *t, const char *s) {
-  text_put(t, s, strlen(s));
-}
-
 /* ------------------------------------------------------------------------
  * What goes to libpq, and qreg's own options
  * ---------------------------------------------------------------------- */
 
 /* Takes qreg's own options out of a URI's query into settings; *out is
    the rest for libpq, its scheme in lower case (libpq reads only that). */
-static int split_uri(const char *url, text_t *out, qreg_driver_settings_t *settings,
+static int split_uri(const char *url, qreg__text_t *out, qreg_driver_settings_t *settings,
                      char **message) {
   size_t prefix = uri_prefix_length(url);
   for (size_t i = 0; i < prefix; i++) {
     char c = (char)tolower((unsigned char)url[i]);
-    text_put(out, &c, 1);
+    qreg__text_put(out, &c, 1);
   }
   const char *rest = url + prefix;
   const char *user_end = userinfo_end(rest);
   const char *query = strchr(user_end ? user_end : rest, '?');
   if (query == NULL) {
-    text_puts(out, rest);
+    qreg__text_puts(out, rest);
     return 0;
   }
-  text_put(out, rest, (size_t)(query - rest));
+  qreg__text_put(out, rest, (size_t)(query - rest));
   bool first = true;
   for (const char *cursor = query + 1; cursor != NULL;) {
     qreg_url_param_t param;
@@ -352,8 +322,8 @@ static int split_uri(const char *url, text_t *out, qreg_driver_settings_t *setti
     if (qreg_only_option(param.name, strlen(param.name))) {
       rc = qreg_driver_settings_set(settings, param.name, param.value, message);
     } else {
-      text_puts(out, first ? "?" : "&");
-      text_put(out, param.start, (size_t)(param.end - param.start));
+      qreg__text_puts(out, first ? "?" : "&");
+      qreg__text_put(out, param.start, (size_t)(param.end - param.start));
       first = false;
     }
     qreg_url_param_clear(&param);
@@ -365,15 +335,15 @@ static int split_uri(const char *url, text_t *out, qreg_driver_settings_t *setti
 
 /* The same for a conninfo string. A malformed one goes to libpq as it is,
    to be refused with libpq's own message. */
-static int split_conninfo(const char *url, text_t *out, qreg_driver_settings_t *settings,
+static int split_conninfo(const char *url, qreg__text_t *out, qreg_driver_settings_t *settings,
                           char **message) {
-  text_t kept = {0};
+  qreg__text_t kept = {0};
   conninfo_entry_t e;
   int more;
   for (const char *cursor = url; (more = conninfo_next(&cursor, &e)) == 1;) {
     if (!qreg_only_option(e.key, e.key_len)) {
-      text_put(&kept, e.start, (size_t)(e.end - e.start));
-      text_puts(&kept, " ");
+      qreg__text_put(&kept, e.start, (size_t)(e.end - e.start));
+      qreg__text_puts(&kept, " ");
       continue;
     }
     char *name = strndup(e.key, e.key_len), *value = conninfo_value(&e);
@@ -387,11 +357,11 @@ static int split_conninfo(const char *url, text_t *out, qreg_driver_settings_t *
   }
   if (more < 0) {
     free(kept.s);
-    text_puts(out, url);
+    qreg__text_puts(out, url);
   } else if (kept.failed) {
     return QREG_ENOMEM;
   } else {
-    text_puts(out, kept.s ? kept.s : "");
+    qreg__text_puts(out, kept.s ? kept.s : "");
     free(kept.s);
   }
   return 0;
@@ -404,7 +374,7 @@ static int split_conninfo(const char *url, text_t *out, qreg_driver_settings_t *
 /* Puts a URI's host list hosts[0, len) into out, with every port that is
    not digits as "***": "postgresql://app:s3cret/db" (the '@' forgotten)
    reads as host "app", port "s3cret". */
-static void put_hosts(text_t *out, const char *hosts, size_t len) {
+static void put_hosts(qreg__text_t *out, const char *hosts, size_t len) {
   const char *end = hosts + len;
   for (const char *entry = hosts; entry < end;) {
     const char *entry_end = memchr(entry, ',', (size_t)(end - entry));
@@ -415,21 +385,21 @@ static void put_hosts(text_t *out, const char *hosts, size_t len) {
     for (const char *p = colon ? colon + 1 : entry_end; p < entry_end; p++)
       digits = digits && isdigit((unsigned char)*p);
     if (digits) {
-      text_put(out, entry, (size_t)(entry_end - entry));
+      qreg__text_put(out, entry, (size_t)(entry_end - entry));
     } else {
-      text_put(out, entry, (size_t)(colon - entry) + 1);
-      text_puts(out, "***");
+      qreg__text_put(out, entry, (size_t)(colon - entry) + 1);
+      qreg__text_puts(out, "***");
     }
     if (entry_end < end)
-      text_puts(out, ",");
+      qreg__text_puts(out, ",");
     entry = entry_end + 1;
   }
 }
 
 static char *redact_uri(const char *url) {
-  text_t out = {0};
+  qreg__text_t out = {0};
   size_t prefix = uri_prefix_length(url);
-  text_put(&out, url, prefix);
+  qreg__text_put(&out, url, prefix);
   const char *rest = url + prefix;
   const char *user_end = userinfo_end(rest);
   const char *last_at = strrchr(rest, '@');
@@ -440,7 +410,7 @@ static char *redact_uri(const char *url) {
        query began before that '@' ("h/db?x=u@h2/d&password=..."), the
        parameters cannot be told apart: hide everything. */
     const char *query = memchr(rest, '?', (size_t)(last_at - rest));
-    text_puts(&out, query != NULL ? "***" : "***@");
+    qreg__text_puts(&out, query != NULL ? "***" : "***@");
     if (query != NULL)
       return out.s;
     rest = last_at + 1;
@@ -454,13 +424,13 @@ static char *redact_uri(const char *url) {
     bool odd = user == NULL || strcasestr(user, "password") != NULL;
     free(user);
     if (odd)
-      text_puts(&out, "***");
+      qreg__text_puts(&out, "***");
     else if (colon != NULL) {
-      text_put(&out, rest, (size_t)(colon - rest) + 1);
-      text_puts(&out, "***");
+      qreg__text_put(&out, rest, (size_t)(colon - rest) + 1);
+      qreg__text_puts(&out, "***");
     } else
-      text_put(&out, rest, (size_t)(user_end - rest));
-    text_puts(&out, "@");
+      qreg__text_put(&out, rest, (size_t)(user_end - rest));
+    qreg__text_puts(&out, "@");
     rest = user_end + 1;
   }
   size_t hosts_len = strcspn(rest, "/?");
@@ -468,10 +438,10 @@ static char *redact_uri(const char *url) {
   rest += hosts_len;
   const char *query = strchr(rest, '?');
   if (query == NULL) {
-    text_puts(&out, rest);
+    qreg__text_puts(&out, rest);
     return out.s;
   }
-  text_put(&out, rest, (size_t)(query - rest) + 1);
+  qreg__text_put(&out, rest, (size_t)(query - rest) + 1);
   bool first = true;
   for (const char *cursor = query + 1; cursor != NULL;) {
     qreg_url_param_t param;
@@ -483,14 +453,14 @@ static char *redact_uri(const char *url) {
     if (more == 0)
       break;
     if (!first)
-      text_puts(&out, "&");
+      qreg__text_puts(&out, "&");
     first = false;
     if (secret_name(param.name, strlen(param.name))) {
       const char *eq = memchr(param.start, '=', (size_t)(param.end - param.start));
-      text_put(&out, param.start, (size_t)((eq ? eq : param.end) - param.start));
-      text_puts(&out, "=***");
+      qreg__text_put(&out, param.start, (size_t)((eq ? eq : param.end) - param.start));
+      qreg__text_puts(&out, "=***");
     } else {
-      text_put(&out, param.start, (size_t)(param.end - param.start));
+      qreg__text_put(&out, param.start, (size_t)(param.end - param.start));
     }
     qreg_url_param_clear(&param);
   }
@@ -498,12 +468,12 @@ static char *redact_uri(const char *url) {
 }
 
 static char *redact_conninfo(const char *url) {
-  text_t out = {0};
+  qreg__text_t out = {0};
   conninfo_entry_t e;
   int more;
   for (const char *cursor = url; (more = conninfo_next(&cursor, &e)) == 1;) {
     if (out.len > 0)
-      text_puts(&out, " ");
+      qreg__text_puts(&out, " ");
     bool hide = secret_name(e.key, e.key_len);
     if (!hide) {
       /* A dbname may be a whole URI or conninfo of its own; and "user=
@@ -516,14 +486,14 @@ static char *redact_conninfo(const char *url) {
       free(value);
     }
     if (hide) {
-      text_put(&out, e.key, e.key_len);
-      text_puts(&out, "=***");
+      qreg__text_put(&out, e.key, e.key_len);
+      qreg__text_puts(&out, "=***");
     } else {
-      text_put(&out, e.start, (size_t)(e.end - e.start));
+      qreg__text_put(&out, e.start, (size_t)(e.end - e.start));
     }
   }
   if (more < 0) /* cut what cannot be read: it may be a password */
-    text_puts(&out, out.len > 0 ? " ..." : "...");
+    qreg__text_puts(&out, out.len > 0 ? " ..." : "...");
   if (out.s == NULL && !out.failed)
     return strdup("");
   return out.s;
@@ -652,7 +622,7 @@ static int read_options(const qreg_driver_config_t *config, char **libpq_url,
     return create_fail(message, QREG_EURL,
                        "expected postgres://... or postgresql://... (two slashes after the "
                        "scheme) or a conninfo \"host=... dbname=...\"");
-  text_t out = {0};
+  qreg__text_t out = {0};
   int rc =
       uri ? split_uri(url, &out, settings, message) : split_conninfo(url, &out, settings, message);
   if (rc == 0 && out.failed)

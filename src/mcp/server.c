@@ -295,22 +295,12 @@ static int parse_options(int argc, char **argv, mcp_options_t *options) {
       options->allow_writes_set = true;
       continue;
     }
-    const value_option_t *match = NULL;
     const char *value = NULL;
-    for (size_t k = 0; k < VALUE_OPTION_COUNT && !match; k++) {
-      size_t n = strlen(VALUE_OPTIONS[k].flag);
-      if (strncmp(arg, VALUE_OPTIONS[k].flag, n) != 0)
-        continue;
-      if (arg[n] == '=') {
-        match = &VALUE_OPTIONS[k];
-        value = arg + n + 1;
-      } else if (arg[n] == '\0') {
-        match = &VALUE_OPTIONS[k];
-        if (i + 1 >= argc)
-          return usage_error("%s needs a value", arg);
-        value = argv[++i];
-      }
-    }
+    int k = qreg_cli_match_option(argc, argv, &i, VALUE_OPTIONS, VALUE_OPTION_COUNT,
+                                  sizeof VALUE_OPTIONS[0], &value);
+    if (k == QREG_CLI_NEEDS_VALUE)
+      return usage_error("%s needs a value", arg);
+    const value_option_t *match = k >= 0 ? &VALUE_OPTIONS[k] : NULL;
     if (!match) {
       char shown[64];
       return usage_error("unknown argument '%s'",

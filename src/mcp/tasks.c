@@ -43,6 +43,7 @@ typedef struct task {
   uint64_t seq;           /* creation order, from 1: tasks/list cursors */
   uint64_t ttl_ms;        /* as told to the client */
   size_t source;          /* the index of the query's source (server->sources) */
+  uint64_t session;       /* the session it was made on: tasks/list shows a session its own */
   qreg_t *reg;            /* borrowed: that source's registry */
   qreg_id_t id;           /* the query's id, also the taskId */
   bool cancelled;         /* tasks/cancel accepted it: final */
@@ -213,6 +214,7 @@ static int store_add(mcp_tasks_t *tasks, const mcp_call_t *call, const qreg_id_t
     return -1;
   t->id = *id;
   t->source = call->source;
+  t->session = call->session;
   t->reg = call->reg;
   t->ttl_ms = ttl_ms;
   pthread_mutex_lock(&tasks->mutex);
@@ -535,7 +537,7 @@ json_t *mcp_tasks_list(mcp_call_t *call) {
   size_t n = 0;
   pthread_mutex_lock(&tasks->mutex);
   for (task_t *t = tasks->head; t && n < TASKS_PAGE + 1; t = t->next)
-    if (t->seq > after)
+    if (t->seq > after && t->session == call->session)
       page[n++] = *t;
   pthread_mutex_unlock(&tasks->mutex);
   json_t *list = json_array();

@@ -68,56 +68,6 @@ const qreg_driver_option_t qreg__sf_options[] = {
     {.name = NULL},
 };
 
-/* A growing string; on ENOMEM it is freed and stays NULL. */
-typedef struct text {
-  char *s;
-  size_t len, cap;
-  bool failed;
-} text_t;
-
-static void text_put(text_t *t, const char *s, size_t len) {
-  if (t->failed)
-    return;
-  if (t->s == NULL || t->len + len + 1 > t->cap) {
-    size_t cap = (t->len + len + 1) * 2;
-    char *grown = realloc(t->s, cap);
-    if (grown == NULL) {
-      free(t->s);
-      t->s = NULL;
-      t->failed = true;
-      return;
-    }
-    t->s = grown;
-    t->cap = cap;
-  }
-  memcpy(t->s + t->len, s, len);
-  t->len += len;
-  t->s[t->len] = '\0';
-}
-
-static void text_puts(text_t *t, const char *s) {
-  text_put(t, s, strlen(s));
-}
-
-static char *percent_decode(const char *s, size_t len) {
-  char *out = malloc(len + 1);
-  if (out == NULL)
-    return NULL;
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    int hi = 0, lo = 0;
-    if (s[i] == '%' && i + 2 < len && (hi = qreg__hex_value(s[i + 1])) >= 0 &&
-        (lo = qreg__hex_value(s[i + 2])) >= 0) {
-      out[n++] = (char)(hi << 4 | lo);
-      i += 2;
-    } else {
-      out[n++] = s[i];
-    }
-  }
-  out[n] = '\0';
-  return out;
-}
-
 static size_t scheme_length(const char *url) {
   return strncasecmp(url, "snowflake://", 12) == 0 ? 12 : 0;
 }
@@ -202,7 +152,7 @@ int qreg__sf_parse(const qreg_driver_config_t *config, sf_state_t *state, char *
     return url_error(message, QREG_EURL,
                      "snowflake: the account identifier must be letters, digits, '-', '_' "
                      "and '.' (myorg-myaccount, or xy12345.us-east-2.aws)");
-  state->user = percent_decode(authority, (size_t)(at - authority));
+  state->user = qreg__percent_decode(authority, (size_t)(at - authority));
   state->account = strndup(account, account_len);
   const char *path = authority + authority_len;
   const char *query = NULL;
@@ -212,7 +162,7 @@ int qreg__sf_parse(const qreg_driver_config_t *config, sf_state_t *state, char *
     const char *slash = memchr(path, '/', path_len);
     size_t db_len = slash ? (size_t)(slash - path) : path_len;
     if (db_len > 0)
-      state->database = percent_decode(path, db_len);
+      state->database = qreg__percent_decode(path, db_len);
     if (slash != NULL) {
       const char *schema = slash + 1;
       size_t schema_len = path_len - db_len - 1;
@@ -220,7 +170,7 @@ int qreg__sf_parse(const qreg_driver_config_t *config, sf_state_t *state, char *
         return url_error(message, QREG_EURL,
                          "snowflake: the URL's path is /DATABASE/SCHEMA, nothing more");
       if (schema_len > 0)
-        state->schema = percent_decode(schema, schema_len);
+        state->schema = qreg__percent_decode(schema, schema_len);
     }
     path += path_len;
   }
@@ -369,13 +319,13 @@ static bool shown_option(const char *name, size_t len) {
 }
 
 char *qreg__sf_redact_url(const char *url) {
-  text_t out = {0};
+  qreg__text_t out = {0};
   size_t prefix = scheme_length(url);
   if (prefix == 0) {
-    text_puts(&out, "snowflake://***");
+    qreg__text_puts(&out, "snowflake://***");
     return out.s;
   }
-  text_put(&out, url, prefix);
+  qreg__text_put(&out, url, prefix);
   const char *authority = url + prefix;
   size_t authority_len = strcspn(authority, "/?#");
   const char *at = NULL;
@@ -386,18 +336,18 @@ char *qreg__sf_redact_url(const char *url) {
   if (at != NULL) {
     const char *colon = memchr(authority, ':', (size_t)(at - authority));
     if (colon != NULL) {
-      text_put(&out, authority, (size_t)(colon - authority));
-      text_puts(&out, ":***");
+      qreg__text_put(&out, authority, (size_t)(colon - authority));
+      qreg__text_puts(&out, ":***");
     } else {
-      text_put(&out, authority, (size_t)(at - authority));
+      qreg__text_put(&out, authority, (size_t)(at - authority));
     }
-    text_put(&out, at, (size_t)(authority + authority_len - at));
+    qreg__text_put(&out, at, (size_t)(authority + authority_len - at));
   } else {
-    text_put(&out, authority, authority_len);
+    qreg__text_put(&out, authority, authority_len);
   }
   const char *rest = authority + authority_len;
   size_t path_len = strcspn(rest, "?#");
-  text_put(&out, rest, path_len);
+  qreg__text_put(&out, rest, path_len);
   rest += path_len;
   if (*rest == '?') {
     bool first = true;
@@ -406,17 +356,17 @@ char *qreg__sf_redact_url(const char *url) {
       int more = qreg_url_param_next(&cursor, &param);
       if (more <= 0)
         break;
-      text_puts(&out, first ? "?" : "&");
+      qreg__text_puts(&out, first ? "?" : "&");
       first = false;
       if (shown_option(param.name, strlen(param.name))) {
-        text_put(&out, param.start, (size_t)(param.end - param.start));
+        qreg__text_put(&out, param.start, (size_t)(param.end - param.start));
       } else {
-        text_puts(&out, "***");
+        qreg__text_puts(&out, "***");
       }
       qreg_url_param_clear(&param);
     }
   }
   if (out.s == NULL && !out.failed)
-    text_puts(&out, "");
+    qreg__text_puts(&out, "");
   return out.s;
 }
