@@ -195,7 +195,8 @@ struct http_request {
   size_t mcp_reply_len;
   struct http_sse *sse;
   struct http_mcp_session *mcp_session;
-  struct http_request *session_next; /* in mcp_session's GET streams */
+  struct http_request *session_next;        /* in mcp_session's GET streams */
+  struct http_request *sse_prev, *sse_next; /* every request answering on an SSE stream */
   /* Under server->ready_mutex: */
   int refs;
   bool suspended;
@@ -214,7 +215,7 @@ void http_completed(void *cls, struct MHD_Connection *connection, void **request
 void http_connection_notify(void *cls, struct MHD_Connection *connection, void **socket_cls,
                             enum MHD_ConnectionNotificationCode code);
 
-/* Answers (routes.c). The common headers (content type, no-store, nosniff,
+/* Answers (answer.c). The common headers (content type, no-store, nosniff,
    Connection: close when draining) on a response of the caller's. */
 void http_response_headers(http_request_t *req, struct MHD_Response *response,
                            const char *content_type);
@@ -224,6 +225,8 @@ enum MHD_Result http_queue(http_request_t *req, unsigned status, struct MHD_Resp
 enum MHD_Result http_answer(http_request_t *req, unsigned status, const char *content_type,
                             char *body, size_t len, const char *extra_name,
                             const char *extra_value);
+/* out's bytes (taken) as application/json. */
+enum MHD_Result http_answer_json(http_request_t *req, unsigned status, http_buf_t *out);
 /* An application/problem+json answer (RFC 9457) of an MCP tool error type. */
 enum MHD_Result http_answer_problem(http_request_t *req, unsigned status, const char *type,
                                     const char *detail);
@@ -281,13 +284,11 @@ void http_resume_ready(http_server_t *server);
    when everything is true); returns the milliseconds to the next deadline,
    or -1 when none is held. */
 int64_t http_expire_waits(http_server_t *server, bool everything);
-/* Waits held now. */
-size_t http_waits_held(const http_server_t *server);
 
 /* The Prometheus text of /metrics (metrics.c). NULL when out of memory. */
 char *http_metrics_render(http_server_t *server, size_t *len);
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds (answer.c). */
 uint64_t http_now_ms(void);
 
 #endif /* QREG_HTTP_HTTP_INTERNAL_H */

@@ -45,7 +45,8 @@
 /* A session unused this long (and with no request in flight) is ended. */
 #define SESSION_IDLE_MS ((uint64_t)60 * 60 * 1000)
 #define SESSION_SWEEP_MS ((uint64_t)60 * 1000)
-/* A comment on every GET stream this often: a client gone is noticed. */
+/* A comment on every SSE stream (GET, and POST answers still waiting) this
+   often: a client gone is noticed (a suspended connection is not read). */
 #define KEEPALIVE_MS ((uint64_t)15 * 1000)
 /* Ready calls answered per turn of the loop before the sockets again. */
 #define READY_BATCH 256
@@ -66,8 +67,9 @@ struct http_mcp {
   http_mcp_session_t *sessions;
   size_t session_count;
   size_t max_sessions;
-  size_t streams; /* GET streams open */
-  size_t waiting; /* requests whose call is parked */
+  size_t streams;      /* GET streams open */
+  http_request_t *sse; /* every request with an SSE stream (GET and POST): kept alive */
+  size_t waiting;      /* requests whose call is parked */
   uint64_t next_keepalive_ms;
   uint64_t next_sweep_ms;
 };
@@ -186,6 +188,20 @@ static void bind_session(http_request_t *req, http_mcp_session_t *session) {
   session->last_used_ms = http_now_ms();
 }
 
+/* A stream for req, listed for the keep-alive comments. */
+static struct MHD_Response *open_sse(http_mcp_t *m, http_request_t *req) {
+  struct MHD_Response *response = NULL;
+  req->sse = http_sse_new(req, &response);
+  if (!req->sse)
+    return NULL;
+  req->sse_prev = NULL;
+  req->sse_next = m->sse;
+  if (m->sse)
+    m->sse->sse_prev = req;
+  m->sse = req;
+  return response;
+}
+
 /* --- the waker (registry loop thread) ------------------------------------------------------ */
 
 static void wake(void *ctx) {
@@ -265,10 +281,9 @@ int64_t http_mcp_run(http_server_t *server, bool everything) {
     finish(m, call);
   uint64_t now = http_now_ms();
   if (now >= m->next_keepalive_ms) {
-    for (http_mcp_session_t *s = m->sessions; s; s = s->next)
-      for (http_request_t *req = s->streams; req; req = req->session_next)
-        if (req->sse)
-          http_sse_push(req->sse, ": keep-alive\n\n", 14);
+    /* Also what makes a suspended stream write, so a client gone is seen. */
+    for (http_request_t *req = m->sse; req; req = req->sse_next)
+      http_sse_push(req->sse, ": keep-alive\n\n", 14);
     m->next_keepalive_ms = now + KEEPALIVE_MS;
   }
   if (now >= m->next_sweep_ms) {
@@ -317,6 +332,12 @@ void http_mcp_request_done(http_request_t *req) {
       session_free(session);
   }
   if (req->sse) {
+    if (req->sse_prev)
+      req->sse_prev->sse_next = req->sse_next;
+    else
+      m->sse = req->sse_next;
+    if (req->sse_next)
+      req->sse_next->sse_prev = req->sse_prev;
     http_sse_release(req->sse);
     req->sse = NULL;
   }
@@ -480,9 +501,8 @@ static enum MHD_Result post_message(http_request_t *req) {
   req->mcp_call = call;
   m->waiting++;
   if (sse_ok) {
-    struct MHD_Response *response = NULL;
-    req->sse = http_sse_new(req, &response);
-    if (!req->sse)
+    struct MHD_Response *response = open_sse(m, req);
+    if (!response)
       return MHD_NO; /* the call is forgotten in http_mcp_request_done */
     return http_queue(req, MHD_HTTP_OK, response);
   }
@@ -515,9 +535,8 @@ static enum MHD_Result open_stream(http_request_t *req) {
   http_mcp_session_t *session = named_session(req, &answered);
   if (!session)
     return answered;
-  struct MHD_Response *response = NULL;
-  req->sse = http_sse_new(req, &response);
-  if (!req->sse)
+  struct MHD_Response *response = open_sse(req->server->mcp, req);
+  if (!response)
     return MHD_NO;
   bind_session(req, session);
   req->session_next = session->streams;

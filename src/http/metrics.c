@@ -109,7 +109,7 @@ char *http_metrics_render(http_server_t *server, size_t *len) {
                   "# HELP qreg_http_unauthorized_total Requests refused for want of a token.\n"
                   "# TYPE qreg_http_unauthorized_total counter\n"
                   "qreg_http_unauthorized_total %llu\n",
-                  http_waits_held(server), server->requests_in_flight,
+                  server->heap_len, server->requests_in_flight,
                   (unsigned long long)m->connections_accepted,
                   (unsigned long long)m->connections_closed, (unsigned long long)m->streamed_bytes,
                   (unsigned long long)m->unauthorized);

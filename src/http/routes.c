@@ -53,13 +53,6 @@
 #define STREAM_BLOCK_BYTES ((size_t)64 * 1024)
 #define CANCEL_WAIT_MS 30000
 #define READY_WAIT_MS 5000
-#define RETRY_AFTER_SECONDS 1
-
-uint64_t http_now_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
 
 /* --- the heap of waits, by deadline (main thread) ------------------------------------ */
 
@@ -124,10 +117,6 @@ static void heap_remove(http_server_t *server, http_request_t *req) {
   server->heap[i]->heap_index = i;
   heap_down(server, i);
   heap_up(server, i);
-}
-
-size_t http_waits_held(const http_server_t *server) {
-  return server->heap_len;
 }
 
 /* --- request lifetime ---------------------------------------------------------------- */
@@ -223,116 +212,6 @@ int64_t http_expire_waits(http_server_t *server, bool everything) {
 
 /* --- answers ----------------------------------------------------------------------------- */
 
-void http_response_headers(http_request_t *req, struct MHD_Response *response,
-                           const char *content_type) {
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
-  if (req->server->draining || req->close_after)
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
-}
-
-enum MHD_Result http_queue(http_request_t *req, unsigned status, struct MHD_Response *response) {
-  enum MHD_Result rc = MHD_queue_response(req->connection, status, response);
-  MHD_destroy_response(response);
-  req->status = status;
-  req->answered = true;
-  return rc;
-}
-
-enum MHD_Result http_answer(http_request_t *req, unsigned status, const char *content_type,
-                            char *body, size_t len, const char *extra_name,
-                            const char *extra_value) {
-  struct MHD_Response *response = MHD_create_response_from_buffer(
-      len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-  if (!response) {
-    free(body);
-    return MHD_NO;
-  }
-  http_response_headers(req, response, content_type);
-  if (extra_name)
-    MHD_add_response_header(response, extra_name, extra_value);
-  return http_queue(req, status, response);
-}
-
-static enum MHD_Result answer_json(http_request_t *req, unsigned status, http_buf_t *out) {
-  size_t len = 0;
-  char *body = http_buf_take(out, &len);
-  if (!body)
-    return MHD_NO; /* out of memory: the connection closes */
-  return http_answer(req, status, "application/json", body, len, NULL, NULL);
-}
-
-/* The title of each error type (the MCP tools' names, and the HTTP ones). */
-static const char *problem_title(const char *type) {
-  static const struct {
-    const char *type;
-    const char *title;
-  } TITLES[] = {
-      {"invalid_argument", "Invalid argument"},
-      {"not_found", "Not found"},
-      {"too_many_queries", "Too many queries"},
-      {"sql_too_large", "SQL too large"},
-      {"closed", "The registry is closing"},
-      {"not_ready", "The query has not finished"},
-      {"no_result", "The query has no result"},
-      {"out_of_range", "Offset out of range"},
-      {"internal", "Internal error"},
-      {"unauthorized", "Unauthorized"},
-      {"request_too_large", "Request body too large"},
-      {"too_many_waits", "Too many waits in flight"},
-      {"too_many_connections", "Too many connections"},
-      {"not_implemented", "Not implemented"},
-      {"method_not_allowed", "Method not allowed"},
-      {"not_acceptable", "Not acceptable"},
-      {"shutting_down", "The server is shutting down"},
-      {"not_ready_database", "The database does not answer"},
-      {"forbidden", "Forbidden"},
-  };
-  for (size_t i = 0; i < sizeof TITLES / sizeof TITLES[0]; i++)
-    if (strcmp(TITLES[i].type, type) == 0)
-      return TITLES[i].title;
-  return type;
-}
-
-/* An application/problem+json answer (RFC 9457). type is one of the error
-   types of the MCP tools (or an HTTP one); it is the "type" URI's last part
-   and the "error_type" member. */
-enum MHD_Result http_answer_problem(http_request_t *req, unsigned status, const char *type,
-                                    const char *detail) {
-  http_buf_t out = {0};
-  http_buf_puts(&out, "{\"type\":");
-  char uri[96];
-  snprintf(uri, sizeof uri, "urn:qreg:error:%s", type);
-  http_buf_json_string(&out, uri);
-  http_buf_puts(&out, ",\"title\":");
-  http_buf_json_string(&out, problem_title(type));
-  http_buf_printf(&out, ",\"status\":%u,\"detail\":", status);
-  http_buf_json_string(&out, detail);
-  http_buf_puts(&out, ",\"error_type\":");
-  http_buf_json_string(&out, type);
-  http_buf_puts(&out, "}");
-  size_t len = 0;
-  char *body = http_buf_take(&out, &len);
-  if (!body)
-    return MHD_NO;
-  const char *extra_name = NULL;
-  const char *extra_value = NULL;
-  char retry[16];
-  if (status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE) {
-    snprintf(retry, sizeof retry, "%d", RETRY_AFTER_SECONDS);
-    extra_name = MHD_HTTP_HEADER_RETRY_AFTER;
-    extra_value = retry;
-  } else if (status == MHD_HTTP_UNAUTHORIZED) {
-    extra_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
-    extra_value = "Bearer realm=\"qreg\"";
-  } else if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
-    extra_name = MHD_HTTP_HEADER_ALLOW;
-    extra_value = detail;
-  }
-  return http_answer(req, status, "application/problem+json", body, len, extra_name, extra_value);
-}
-
 /* A registry error code as a problem: its MCP error type and HTTP status.
    detail is copied by the caller from qreg_last_error() right after the call. */
 static enum MHD_Result answer_registry_error(http_request_t *req, int code, const char *what,
@@ -412,9 +291,12 @@ static void write_statement_members(http_buf_t *out, const qreg_snapshot_t *s) {
   http_buf_json_time(out, s->updated_ms);
   http_buf_puts(out, ",\"expires_at\":");
   http_buf_json_time(out, s->expires_ms);
-  http_buf_printf(out, ",\"elapsed_ms\":%lld,\"row_count\":%llu,\"truncated\":%s,\"columns\":",
+  http_buf_printf(out, ",\"elapsed_ms\":%lld,\"row_count\":%llu,\"truncated\":%s,",
                   (long long)s->elapsed_ms, (unsigned long long)s->row_count,
                   s->truncated ? "true" : "false");
+  http_buf_puts(out, "\"truncated_by\":");
+  http_buf_json_string(out, s->truncated ? qreg_truncation_name(s->truncated_by) : NULL);
+  http_buf_printf(out, ",\"result_evicted\":%s,\"columns\":", s->result_evicted ? "true" : "false");
   write_columns(out, s->columns, s->column_count);
   http_buf_puts(out, ",\"backend_id\":");
   http_buf_json_string(out, s->backend_id[0] ? s->backend_id : NULL);
@@ -491,7 +373,7 @@ static enum MHD_Result answer_statement(http_request_t *req, const char *id, boo
   http_buf_puts(&out, "}");
   qreg_snapshot_free(snap);
   unsigned status = !terminal && accepted_if_running ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK;
-  return answer_json(req, status, &out);
+  return http_answer_json(req, status, &out);
 }
 
 /* --- waiting -------------------------------------------------------------------------------- */
@@ -528,7 +410,7 @@ static enum MHD_Result answer_after_wait(http_request_t *req) {
     http_buf_puts(&out, "{\"status\":\"ready\",\"driver\":");
     http_buf_json_string(&out, qreg_driver_name(req->server->reg));
     http_buf_puts(&out, "}");
-    return answer_json(req, MHD_HTTP_OK, &out);
+    return http_answer_json(req, MHD_HTTP_OK, &out);
   }
   case WAIT_MCP:
     return http_mcp_answer_waited(req);
@@ -669,6 +551,12 @@ static enum MHD_Result submit_statement(http_request_t *req) {
         bad = "max_rows: expected a whole number from 1 to 1000000000";
       else
         options.max_rows = (uint64_t)json_integer_value(value);
+    } else if (strcmp(key, "max_result_bytes") == 0) {
+      /* The registry refuses more than its budget, with the figure. */
+      if (!json_is_integer(value) || json_integer_value(value) < 1)
+        bad = "max_result_bytes: expected a whole number above 0";
+      else
+        options.max_result_bytes = (size_t)json_integer_value(value);
     } else if (strcmp(key, "wait_seconds") == 0) {
       if (!json_seconds(value, true, server->limits.max_wait_ms, &wait_ms)) {
         snprintf(detail, sizeof detail, "wait_seconds: expected a number from 0 to %llu",
@@ -678,7 +566,7 @@ static enum MHD_Result submit_statement(http_request_t *req) {
     } else {
       snprintf(detail, sizeof detail,
                "unknown member '%.64s' (the body takes sql, timeout_seconds, max_rows, "
-               "ttl_seconds, wait_seconds)",
+               "max_result_bytes, ttl_seconds, wait_seconds)",
                key);
       bad = detail;
     }
@@ -787,7 +675,7 @@ static enum MHD_Result list_statements(http_request_t *req) {
   http_buf_json_string(&out, list->next_cursor);
   http_buf_puts(&out, "}");
   qreg_list_free(list);
-  return answer_json(req, MHD_HTTP_OK, &out);
+  return http_answer_json(req, MHD_HTTP_OK, &out);
 }
 
 /* --- result streams ------------------------------------------------------------------------ */
@@ -961,7 +849,7 @@ static enum MHD_Result get_result(http_request_t *req, const char *id) {
     http_buf_t out = {0};
     write_page(&out, page);
     qreg_page_free(page);
-    return answer_json(req, MHD_HTTP_OK, &out);
+    return http_answer_json(req, MHD_HTTP_OK, &out);
   }
   result_stream_t *stream = calloc(1, sizeof *stream);
   if (!stream) {
@@ -1119,7 +1007,7 @@ static enum MHD_Result dispatch(http_request_t *req, const route_match_t *m) {
   case ROUTE_HEALTHZ: {
     http_buf_t out = {0};
     http_buf_puts(&out, "{\"status\":\"ok\"}");
-    return answer_json(req, MHD_HTTP_OK, &out);
+    return http_answer_json(req, MHD_HTTP_OK, &out);
   }
   case ROUTE_READYZ:
     return check_ready(req);

@@ -81,6 +81,7 @@ typedef struct serve_options {
   uint64_t ttl_ms;
   uint64_t max_rows;
   uint64_t max_records;
+  uint64_t max_result_bytes;
   bool allow_writes;
   uint64_t max_body_bytes;
   uint64_t max_clients;
@@ -116,6 +117,8 @@ static void usage(FILE *out) {
           "  --ttl S                 keep finished queries S seconds (%llu)\n"
           "  --max-rows N            rows kept per result (%llu)\n"
           "  --max-records N         queries kept at once (%zu)\n"
+          "  --max-result-bytes N    bytes of results held in memory by all queries (%zu);\n"
+          "                          one query keeps a quarter by default (max_result_bytes)\n"
           "  --allow-writes          allow statements that write (default: read-only)\n"
           "  --max-body-bytes N      largest request body (%llu); more: 413\n"
           "  --max-clients N         HTTP connections at once (%d)\n"
@@ -135,8 +138,9 @@ static void usage(FILE *out) {
           (unsigned long long)(defaults.default_timeout_ms / 1000),
           (unsigned long long)(defaults.default_ttl_ms / 1000),
           (unsigned long long)defaults.default_max_rows, defaults.max_records,
-          (unsigned long long)DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENTS, DEFAULT_IDLE_TIMEOUT_S,
-          DEFAULT_MAX_WAITS, DEFAULT_MAX_WAIT_S, DEFAULT_DRAIN_MS / 1000, DEFAULT_MAX_SESSIONS);
+          defaults.max_result_bytes, (unsigned long long)DEFAULT_MAX_BODY_BYTES,
+          DEFAULT_MAX_CLIENTS, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_WAITS, DEFAULT_MAX_WAIT_S,
+          DEFAULT_DRAIN_MS / 1000, DEFAULT_MAX_SESSIONS);
   fputs("\nDatabase URLs, and each database's options:\n", out);
   fputs(qreg_drivers_help(), out);
 }
@@ -174,6 +178,8 @@ static const value_option_t VALUE_OPTIONS[] = {
     {"--ttl", VALUE_SECONDS, offsetof(serve_options_t, ttl_ms), 0, 0},
     {"--max-rows", VALUE_COUNT, offsetof(serve_options_t, max_rows), 1, UINT64_C(1000000000)},
     {"--max-records", VALUE_COUNT, offsetof(serve_options_t, max_records), 1, UINT64_C(10000000)},
+    {"--max-result-bytes", VALUE_COUNT, offsetof(serve_options_t, max_result_bytes), 1 << 20,
+     UINT64_C(1) << 40},
     {"--max-body-bytes", VALUE_COUNT, offsetof(serve_options_t, max_body_bytes), 1024,
      (uint64_t)1 << 30},
     {"--max-clients", VALUE_COUNT, offsetof(serve_options_t, max_clients), 1, 1000000},
@@ -413,6 +419,8 @@ static int serve(const serve_options_t *options, const http_tokens_t *tokens, in
     config.default_max_rows = options->max_rows;
   if (options->max_records)
     config.max_records = (size_t)options->max_records;
+  if (options->max_result_bytes)
+    config.max_result_bytes = (size_t)options->max_result_bytes;
   config.allow_writes = options->allow_writes;
   config.application_name = "qreg-serve";
 

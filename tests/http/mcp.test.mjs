@@ -111,8 +111,9 @@ test('a client that leaves mid-wait: its answer is dropped, nothing is held once
   try {
     const started = await mcp(server, call(1, 'execute_query', { sql: LONG_SQL, wait_seconds: 0 }));
     const id = payload(started.message).query_id;
-    // A suspended connection is not read, so its close is seen only when its
-    // wait ends: both stay counted until the query settles, then go.
+    // A suspended connection is not read, so its close is seen when its wait
+    // ends (an SSE one also at its next keep-alive comment, every 15 s):
+    // whichever comes first, nothing is held once the query has settled.
     const leaving = [BOTH, 'application/json'].map((accept) => {
       const controller = new AbortController();
       const gone = mcp(server, call(3, 'fetch_query_result', { query_id: id, wait_seconds: 50 }),

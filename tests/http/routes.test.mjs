@@ -219,6 +219,8 @@ test('errors are problem+json with the MCP error types', async () => {
     [await server.post('/v1/statements', { sql: 42 }), 400, 'invalid_argument'],
     [await server.post('/v1/statements', { sql: '   ' }), 400, 'invalid_argument'],
     [await server.post('/v1/statements', { sql: 'SELECT 1', max_rows: 0 }), 400, 'invalid_argument'],
+    [await server.post('/v1/statements', { sql: 'SELECT 1', max_result_bytes: 0 }), 400, 'invalid_argument'],
+    [await server.post('/v1/statements', { sql: 'SELECT 1', max_result_bytes: 2 ** 40 }), 400, 'invalid_argument'],
     [await server.json('/v1/statements', { method: 'POST', body: '{not json' }), 400, 'invalid_argument'],
     [await server.json('/v1/statements?limit=0'), 400, 'invalid_argument'],
     [await server.json('/v1/statements?status=done'), 400, 'invalid_argument'],
@@ -232,6 +234,22 @@ test('errors are problem+json with the MCP error types', async () => {
     assert.equal(r.body.status, status);
   }
   assert.equal((await server.json('/healthz', { method: 'POST' })).headers.get('allow'), 'GET, HEAD');
+
+  // Cut short by its own byte cap and by max_rows: truncated_by says which.
+  const capped = await server.post('/v1/statements',
+    { sql: 'SELECT id, name FROM items ORDER BY id', max_result_bytes: 2000, wait_seconds: 30 });
+  assert.equal(capped.body.status, 'succeeded');
+  assert.equal(capped.body.truncated, true);
+  assert.equal(capped.body.truncated_by, 'max_result_bytes');
+  assert.ok(capped.body.row_count > 0 && capped.body.row_count < 1000, String(capped.body.row_count));
+  const rows = await server.post('/v1/statements',
+    { sql: 'SELECT id FROM items ORDER BY id', max_rows: 5, wait_seconds: 30 });
+  assert.equal(rows.body.truncated_by, 'max_rows');
+  assert.equal(rows.body.row_count, 5);
+  const whole = await server.post('/v1/statements', { sql: 'SELECT 1 AS one', wait_seconds: 30 });
+  assert.equal(whole.body.truncated, false);
+  assert.equal(whole.body.truncated_by, null);
+  assert.equal(whole.body.result_evicted, false);
 
   // A failed query: 200 with its error; its result is a 409 no_result.
   const failed = await server.post('/v1/statements', { sql: 'SELECT * FROM no_such_table', wait_seconds: 30 });
