@@ -43,6 +43,9 @@ DEMO_SQL ?= SELECT c.name AS city, c.country, count(o.id) AS orders, \
 
 E2E_DIR := tests/e2e
 E2E_LOCK := $(wildcard $(E2E_DIR)/package-lock.json)
+# The MCP conformance suite and the Node.js 22 it runs on (tests/conformance/run.sh).
+CONFORMANCE_DIR := tests/conformance
+CONFORMANCE_LOCK := $(wildcard $(CONFORMANCE_DIR)/package-lock.json)
 
 # $(call configure_and_build,DIR,EXTRA CMAKE ARGS[,ENVIRONMENT])
 define configure_and_build
@@ -61,7 +64,7 @@ FORMAT_SOURCES = $(sort $(shell find src include tests bench examples tools \
   -name node_modules -prune -o -type f -name '*.[ch]' -print 2>/dev/null) $(wildcard *.c *.h))
 TIDY_SOURCES = $(sort $(shell find src -type f -name '*.c'))
 
-.PHONY: all build run demo test asan tsan valgrind fuzz bench bench-http deps e2e-deps clean \
+.PHONY: all build run demo test asan tsan valgrind fuzz bench bench-http deps e2e-deps conformance-deps clean \
         install format format-check tidy
 FUZZ_SECONDS ?= 60
 
@@ -81,7 +84,19 @@ ifneq ($(E2E_LOCK),)
 	fi
 endif
 
-build: deps e2e-deps
+# npm packages of the MCP conformance suite (and its Node.js 22), pinned by
+# their lock file.
+conformance-deps: deps
+ifneq ($(CONFORMANCE_LOCK),)
+	@if [ ! -d $(CONFORMANCE_DIR)/node_modules ] || \
+	    [ $(CONFORMANCE_DIR)/package-lock.json -nt $(CONFORMANCE_DIR)/node_modules ]; then \
+	  echo "npm ci in $(CONFORMANCE_DIR)" >&2; \
+	  (cd $(CONFORMANCE_DIR) && npm ci --no-audit --no-fund >&2) && \
+	  mkdir -p $(CONFORMANCE_DIR)/node_modules && touch $(CONFORMANCE_DIR)/node_modules; \
+	fi
+endif
+
+build: deps e2e-deps conformance-deps
 	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT))
 
 # stdout is the MCP stream from the first byte: the build runs in a sub-make
@@ -100,11 +115,11 @@ demo: build
 test: build
 	ctest --test-dir build --output-on-failure
 
-asan: deps e2e-deps
+asan: deps e2e-deps conformance-deps
 	$(call configure_and_build,build-asan,-DQREG_SANITIZE=address -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT))
 	ctest --test-dir build-asan --output-on-failure
 
-tsan: deps e2e-deps
+tsan: deps e2e-deps conformance-deps
 	$(call configure_and_build,build-tsan,-DQREG_SANITIZE=thread -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT),CC=$(TSAN_CC))
 	ctest --test-dir build-tsan --output-on-failure
 
@@ -113,7 +128,7 @@ tsan: deps e2e-deps
 # the PostgreSQL chaos run, a minute or more each natively; ASan and TSan run
 # them). A valgrind error or a definite/indirect leak makes the test
 # exit 1, so ctest fails; the valgrind logs of the failed runs are printed.
-valgrind: deps e2e-deps
+valgrind: deps e2e-deps conformance-deps
 	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(VALGRIND_TEST_TIMEOUT))
 	@rm -f build/Testing/Temporary/MemoryChecker.*.log
 	@ctest --test-dir build -T memcheck -LE 'e2e|script|heavy' --output-on-failure || { \

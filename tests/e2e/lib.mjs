@@ -2,13 +2,16 @@
 // where the binary is, a fresh SQLite database per test file (made with
 // `qreg query --allow-writes`, so no other SQLite tool is needed), the SQL the
 // tests run, a raw JSON-RPC client over a child's stdio (for what no SDK
-// sends: bad input, cancellation, exact wire shapes) and the final-counter
-// line the server logs on exit.
+// sends: bad input, cancellation, exact wire shapes), the final-counter
+// line the server logs on exit, and the transports the SDK scenarios run
+// over: stdio (`qreg mcp` as the client's child) and Streamable HTTP (a
+// `qreg serve` child on a free loopback port, its /mcp endpoint).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const QREG_BIN = process.env.QREG_BIN ?? path.join(repoRoot, 'build', 'qreg');
@@ -167,4 +170,148 @@ export function modernMeta(extra = {}, capabilities = {}) {
     'io.modelcontextprotocol/clientCapabilities': capabilities,
     ...extra,
   };
+}
+
+// --- transports ---------------------------------------------------------------------
+
+// `qreg serve --listen 127.0.0.1:0 ARGS` as a child; resolves once it
+// listens (the port is read from its log). server.url is its base URL,
+// server.mcpUrl its MCP endpoint; server.stop() sends SIGTERM and resolves
+// with {code, signal, stderr}.
+export async function startServe(args, env = {}) {
+  const child = spawn(QREG_BIN, ['serve', '--listen', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal, stderr }));
+  });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`qreg serve did not start:\n${stderr}`)), 30000);
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.on('exit', () => { clearTimeout(timer); reject(new Error(`qreg serve exited:\n${stderr}`)); });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    mcpUrl: `${url}/mcp`,
+    port,
+    child,
+    exited,
+    stderr: () => stderr,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+// The options `qreg serve --help` lists (read once): an SDK scenario that
+// needs a `qreg mcp` option serve lacks is skipped over HTTP, saying which.
+let serveHelp = null;
+function serveOptions() {
+  if (serveHelp === null) {
+    try {
+      serveHelp = execFileSync(QREG_BIN, ['serve', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    } catch (err) {
+      serveHelp = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+    }
+  }
+  return serveHelp;
+}
+
+// The transports an SDK scenario runs over, each {name, unsupported(args),
+// open(args, env)}, for one SDK's transport classes ({StdioClientTransport,
+// StreamableHTTPClientTransport}). args are the server's options after the
+// subcommand (`--db URL ...`); open() starts the server (`qreg mcp` as the
+// stdio transport's child, or a `qreg serve` child) and resolves with
+// {transport, stderr(), close(client), abandon()}: connect a client to
+// transport (abandon() ends the server if that fails); close(client) closes
+// the client and ends the server (stdio: by the end of its standard input;
+// HTTP: the session, if any, is deleted (DELETE /mcp), the client closed,
+// then SIGTERM, and the server must exit 0) and resolves with the server's
+// whole log once the final counters are in it.
+// unsupported(args) is false, or why the transport cannot run with args.
+export function transports({ StdioClientTransport, StreamableHTTPClientTransport }) {
+  return [
+    {
+      name: 'stdio',
+      unsupported: () => false,
+      async open(args, env = {}) {
+        const transport = new StdioClientTransport({
+          command: QREG_BIN, args: ['mcp', ...args], stderr: 'pipe', env: { ...process.env, ...env },
+        });
+        let stderr = '';
+        transport.stderr?.on('data', (chunk) => { stderr += chunk; });
+        return {
+          transport,
+          stderr: () => stderr,
+          abandon: () => transport.close(),
+          async close(client) {
+            await client.close();
+            await until(() => finalStats(stderr), 30000, 'final stats');
+            return stderr;
+          },
+        };
+      },
+    },
+    {
+      name: 'http',
+      unsupported(args = []) {
+        const help = serveOptions();
+        const listed = (option) => new RegExp(`(^|\\s)${option}(\\s|=|,|$)`, 'm').test(help);
+        const missing = args.filter((a) => /^--[a-z]/.test(a) && !listed(a.split('=')[0]));
+        return missing.length ? `qreg serve has no ${missing.join(', ')}` : false;
+      },
+      async open(args, env = {}) {
+        const server = await startServe(args, env);
+        const transport = new StreamableHTTPClientTransport(new URL(server.mcpUrl));
+        return {
+          transport,
+          server,
+          stderr: server.stderr,
+          abandon: () => server.stop('SIGKILL'),
+          async close(client) {
+            let ended = null;
+            try {
+              if (transport.sessionId) await transport.terminateSession();
+            } catch (err) {
+              ended = err;
+            }
+            await client.close();
+            const { code, signal, stderr } = await server.stop();
+            if (ended) throw new Error(`DELETE /mcp: ${ended.message}\n${stderr.slice(-2000)}`);
+            assert.equal(signal, null, `qreg serve: killed by ${signal}\n${stderr.slice(-2000)}`);
+            assert.equal(code, 0, stderr.slice(-2000));
+            return stderr;
+          },
+        };
+      },
+    },
+  ];
+}
+
+// Connects client over an opened link; if that fails, the server is ended
+// (no child outlives its test) and the error thrown.
+export async function connectClient(client, link) {
+  try {
+    await client.connect(link.transport);
+  } catch (err) {
+    await link.abandon();
+    throw err;
+  }
+}
+
+// A token file (mode 0600) in dir holding the given lines.
+export function tokenFile(dir, lines) {
+  const file = path.join(dir, `tokens-${Math.random().toString(16).slice(2)}`);
+  writeFileSync(file, lines.join('\n') + '\n');
+  chmodSync(file, 0o600);
+  return file;
 }
