@@ -280,11 +280,12 @@ test('a tools/call that waits for its query is answered over SSE; other requests
 
 // wait_seconds over HTTP as over stdio: a call on a query that outlasts it
 // comes back running after about wait_seconds (stdio: 0.3 s -> ~302 ms).
-// qreg serve at 2ca9e3d answers 0.3, 1 and 2.5 s waits after 2.5-4 s, and
-// 5 s after ~9.3 s: the expiry of a parked call is seen late, not at its
-// deadline (a finished query does wake it at once). A todo until fixed.
+// Before d9c1a8a qreg serve answered 0.3, 1 and 2.5 s waits after 2.5-4 s,
+// and 5 s after ~9.3 s: the expiry of a parked call was acted on only at the
+// next unrelated wake-up. The bound is wide (2 s over) against a loaded
+// machine; the bug it guards against was late by seconds.
 test('wait_seconds is kept over HTTP: a running query comes back after its wait, not seconds later',
-  { todo: 'qreg serve: a parked MCP call expires late (a 0.3 s wait answered after 2.5-4 s)' }, async () => {
+  async () => {
     const session = await openSession(server);
     try {
       for (const wait of [0.3, 1]) {
@@ -297,7 +298,7 @@ test('wait_seconds is kept over HTTP: a running query comes back after its wait,
         await post(server, request('tools/call', {
           name: 'cancel_query', arguments: { query_id: reply.message.result.structuredContent.query_id },
         }), { session });
-        assert.ok(elapsed >= wait * 1000 - 50 && elapsed < wait * 1000 + 1500,
+        assert.ok(elapsed >= wait * 1000 - 50 && elapsed < wait * 1000 + 2000,
           `wait_seconds ${wait}: answered after ${elapsed} ms`);
       }
     } finally {
