@@ -48,7 +48,7 @@ static void element_hash_source(const char *page, const char *open, const char *
   snprintf(out, size, "'sha256-%s'", (const char *)base64);
 }
 
-enum MHD_Result http_serve_console(const http_server_t *server, struct MHD_Connection *connection) {
+enum MHD_Result http_serve_console(http_request_t *req) {
   char script_source[96];
   char style_source[96];
   element_hash_source(qreg_http_console, "<script>", "</script>", script_source,
@@ -63,15 +63,10 @@ enum MHD_Result http_serve_console(const http_server_t *server, struct MHD_Conne
       qreg_http_console_len, (void *)qreg_http_console, MHD_RESPMEM_PERSISTENT);
   if (!response)
     return MHD_NO;
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+  /* Content type, no-store, nosniff (and Connection: close when draining). */
+  http_response_headers(req, response, "text/html; charset=utf-8");
   MHD_add_response_header(response, "Content-Security-Policy", policy);
-  MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header(response, "X-Frame-Options", "DENY");
   MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
-  MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  if (server->draining)
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
-  enum MHD_Result rc = MHD_queue_response(connection, MHD_HTTP_OK, response);
-  MHD_destroy_response(response);
-  return rc;
+  return http_queue(req, MHD_HTTP_OK, response);
 }

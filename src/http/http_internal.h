@@ -235,6 +235,10 @@ enum MHD_Result http_answer_problem(http_request_t *req, unsigned status, const 
    rebinding, cross-site requests): detail says why not. */
 bool http_origin_allowed(http_request_t *req, char *detail, size_t detail_size);
 
+/* GET / (console.c): queues the console page with its security headers
+   (200). MHD_NO when out of memory. */
+enum MHD_Result http_serve_console(http_request_t *req);
+
 /* --- Server-Sent Events (sse.c) ------------------------------------------------------- */
 
 typedef struct http_sse http_sse_t;
@@ -290,10 +294,6 @@ int64_t http_expire_waits(http_server_t *server, bool everything);
    generates its definition). */
 extern const char qreg_http_console[];
 extern const size_t qreg_http_console_len;
-
-/* GET / (console.c): queues the console page with its security headers
-   (200). MHD_NO when out of memory. */
-enum MHD_Result http_serve_console(const http_server_t *server, struct MHD_Connection *connection);
 
 /* The Prometheus text of /metrics (metrics.c). NULL when out of memory. */
 char *http_metrics_render(http_server_t *server, size_t *len);

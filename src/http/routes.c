@@ -1010,9 +1010,7 @@ static void match_route(const char *method, const char *url, route_match_t *m) {
 static enum MHD_Result dispatch(http_request_t *req, const route_match_t *m) {
   switch (m->route) {
   case ROUTE_CONSOLE:
-    req->status = MHD_HTTP_OK;
-    req->answered = true;
-    return http_serve_console(req->server, req->connection);
+    return http_serve_console(req);
   case ROUTE_HEALTHZ: {
     http_buf_t out = {0};
     http_buf_puts(&out, "{\"status\":\"ok\"}");
