@@ -46,6 +46,9 @@ E2E_LOCK := $(wildcard $(E2E_DIR)/package-lock.json)
 # The MCP conformance suite and the Node.js 22 it runs on (tests/conformance/run.sh).
 CONFORMANCE_DIR := tests/conformance
 CONFORMANCE_LOCK := $(wildcard $(CONFORMANCE_DIR)/package-lock.json)
+# The console page's browser test (playwright-core driving Debian's chromium).
+CONSOLE_DIR := tests/console
+CONSOLE_LOCK := $(wildcard $(CONSOLE_DIR)/package-lock.json)
 
 # $(call configure_and_build,DIR,EXTRA CMAKE ARGS[,ENVIRONMENT])
 define configure_and_build
@@ -73,7 +76,7 @@ all: build
 deps:
 	@bash scripts/install-deps.sh
 
-# npm packages of the end-to-end tests, pinned by their lock file.
+# npm packages of the end-to-end tests, pinned by their lock files.
 e2e-deps: deps
 ifneq ($(E2E_LOCK),)
 	@if [ ! -d $(E2E_DIR)/node_modules ] || \
@@ -81,6 +84,14 @@ ifneq ($(E2E_LOCK),)
 	  echo "npm ci in $(E2E_DIR)" >&2; \
 	  (cd $(E2E_DIR) && npm ci --no-audit --no-fund >&2) && \
 	  mkdir -p $(E2E_DIR)/node_modules && touch $(E2E_DIR)/node_modules; \
+	fi
+endif
+ifneq ($(CONSOLE_LOCK),)
+	@if [ ! -d $(CONSOLE_DIR)/node_modules ] || \
+	    [ $(CONSOLE_DIR)/package-lock.json -nt $(CONSOLE_DIR)/node_modules ]; then \
+	  echo "npm ci in $(CONSOLE_DIR)" >&2; \
+	  (cd $(CONSOLE_DIR) && npm ci --no-audit --no-fund >&2) && \
+	  mkdir -p $(CONSOLE_DIR)/node_modules && touch $(CONSOLE_DIR)/node_modules; \
 	fi
 endif
 

@@ -25,10 +25,13 @@ set -euo pipefail
 #   clang-format-14 clang-tidy-14        make format-check, make tidy (the
 #                                        version .clang-format/.clang-tidy use)
 #   nodejs npm                           the MCP end-to-end tests (tests/e2e)
+#   chromium                             the console page's test in a real headless
+#                                        browser (tests/console; playwright-core
+#                                        drives it, so npm downloads no browser)
 packages=(build-essential cmake pkg-config libuv1-dev libsqlite3-dev libpq-dev
           libjansson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev libmicrohttpd-dev
           libyaml-dev libcmocka-dev postgresql valgrind clang libclang-rt-14-dev
-          clang-format-14 clang-tidy-14 nodejs npm)
+          clang-format-14 clang-tidy-14 nodejs npm chromium)
 
 # Whether a package is needed: installed packages are not, and neither are
 # nodejs/npm when the commands exist (a Node.js installed another way ships its

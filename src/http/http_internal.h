@@ -77,6 +77,7 @@ bool http_tokens_check(const http_tokens_t *tokens, const char *authorization);
 /* Routes, as the metrics and the log name them. */
 typedef enum http_route {
   ROUTE_NONE = 0, /* no route matched */
+  ROUTE_CONSOLE,
   ROUTE_HEALTHZ,
   ROUTE_READYZ,
   ROUTE_METRICS,
@@ -234,6 +235,10 @@ enum MHD_Result http_answer_problem(http_request_t *req, unsigned status, const 
    rebinding, cross-site requests): detail says why not. */
 bool http_origin_allowed(http_request_t *req, char *detail, size_t detail_size);
 
+/* GET / (console.c): queues the console page with its security headers
+   (200). MHD_NO when out of memory. */
+enum MHD_Result http_serve_console(http_request_t *req);
+
 /* --- Server-Sent Events (sse.c) ------------------------------------------------------- */
 
 typedef struct http_sse http_sse_t;
@@ -284,6 +289,11 @@ void http_resume_ready(http_server_t *server);
    when everything is true); returns the milliseconds to the next deadline,
    or -1 when none is held. */
 int64_t http_expire_waits(http_server_t *server, bool everything);
+
+/* The console page (src/http/console.html), embedded at build time (CMake
+   generates its definition). */
+extern const char qreg_http_console[];
+extern const size_t qreg_http_console_len;
 
 /* The Prometheus text of /metrics (metrics.c). NULL when out of memory. */
 char *http_metrics_render(http_server_t *server, size_t *len);

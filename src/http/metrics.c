@@ -15,6 +15,7 @@ static const double LATENCY_BOUNDS[HTTP_LATENCY_BUCKETS] = {
 
 static const char *const ROUTE_NAMES[ROUTE_COUNT] = {
     [ROUTE_NONE] = "none",
+    [ROUTE_CONSOLE] = "console",
     [ROUTE_HEALTHZ] = "healthz",
     [ROUTE_READYZ] = "readyz",
     [ROUTE_METRICS] = "metrics",

@@ -1,6 +1,7 @@
 /*
  * src/http/routes.c - the routes of `qreg serve`: the statement API
- * (/v1/statements...), /healthz, /readyz, /metrics, /v1/openapi.json; bearer
+ * (/v1/statements...), /healthz, /readyz, /metrics, /v1/openapi.json, the
+ * console at / (its page and headers in console.c); bearer
  * authentication, request bodies and their limit, problem+json errors
  * (RFC 9457, the error types of the MCP tools), the log line of each request,
  * and waiting for a query without a thread.
@@ -957,7 +958,11 @@ static void match_route(const char *method, const char *url, route_match_t *m) {
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
   bool post = strcmp(method, "POST") == 0;
   m->has_body = post;
-  if (strcmp(url, "/healthz") == 0) {
+  if (strcmp(url, "/") == 0) {
+    m->public = true; /* the page holds no data; its API calls carry the token */
+    m->route = get ? ROUTE_CONSOLE : ROUTE_NONE;
+    m->allowed = get ? NULL : "GET, HEAD";
+  } else if (strcmp(url, "/healthz") == 0) {
     m->public = true;
     m->route = get ? ROUTE_HEALTHZ : ROUTE_NONE;
     m->allowed = get ? NULL : "GET, HEAD";
@@ -1004,6 +1009,8 @@ static void match_route(const char *method, const char *url, route_match_t *m) {
 
 static enum MHD_Result dispatch(http_request_t *req, const route_match_t *m) {
   switch (m->route) {
+  case ROUTE_CONSOLE:
+    return http_serve_console(req);
   case ROUTE_HEALTHZ: {
     http_buf_t out = {0};
     http_buf_puts(&out, "{\"status\":\"ok\"}");
