@@ -27,6 +27,9 @@
    them, which is what the browser hashes. 'none' when the page has no such
    element or the digest fails: then nothing inline is allowed (the page
    breaks, visibly, but stays safe). */
+/* 'sha256-<base64 of a digest>' at most, with its NUL. */
+#define HASH_SOURCE_MAX (sizeof "'sha256-'" + 4 * ((EVP_MAX_MD_SIZE + 2) / 3))
+
 static void element_hash_source(const char *page, const char *open, const char *close, char *out,
                                 size_t size) {
   snprintf(out, size, "'none'");
@@ -49,8 +52,8 @@ static void element_hash_source(const char *page, const char *open, const char *
 }
 
 enum MHD_Result http_serve_console(http_request_t *req) {
-  char script_source[96];
-  char style_source[96];
+  char script_source[HASH_SOURCE_MAX];
+  char style_source[HASH_SOURCE_MAX];
   element_hash_source(qreg_http_console, "<script>", "</script>", script_source,
                       sizeof script_source);
   element_hash_source(qreg_http_console, "<style>", "</style>", style_source, sizeof style_source);
