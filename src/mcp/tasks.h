@@ -22,7 +22,7 @@
 
 #include <jansson.h>
 
-#include "mcp/protocol.h"
+#include "mcp/call.h"
 
 mcp_tasks_t *mcp_tasks_new(void);
 void mcp_tasks_free(mcp_tasks_t *tasks);

@@ -14,8 +14,8 @@
 
 #include <jansson.h>
 
+#include "mcp/call.h"
 #include "mcp/json_values.h"
-#include "mcp/protocol.h"
 
 /* Rows a fetch_query_result page and queries a list_queries page hold at
    most (the handlers enforce them, the schemas state them). */
