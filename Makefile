@@ -11,7 +11,7 @@
 #   make asan      the tests in build-asan/ with ASan + UBSan
 #   make tsan      the tests in build-tsan/ with TSan
 #   make valgrind  the tests of build/ under valgrind (ctest -T memcheck)
-#   make fuzz      the libFuzzer targets (MCP messages, URLs, values), FUZZ_SECONDS each
+#   make fuzz      the libFuzzer targets (MCP messages, URLs, values, HTTP headers), FUZZ_SECONDS each
 #   make bench     the benchmarks of docs/performance.md, in Release
 #   make bench-http  the HTTP benchmarks of `qreg serve` (wrk; bench/http/run.sh)
 #   make install   build in Release (build-release/) and install the header,

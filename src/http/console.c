@@ -28,7 +28,7 @@
    element or the digest fails: then nothing inline is allowed (the page
    breaks, visibly, but stays safe). */
 /* 'sha256-<base64 of a digest>' at most, with its NUL. */
-#define HASH_SOURCE_MAX (sizeof "'sha256-'" + 4 * ((EVP_MAX_MD_SIZE + 2) / 3))
+#define HASH_SOURCE_MAX (sizeof "'sha256-'" + 4 * (size_t)((EVP_MAX_MD_SIZE + 2) / 3))
 
 static void element_hash_source(const char *page, const char *open, const char *close, char *out,
                                 size_t size) {
