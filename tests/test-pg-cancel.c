@@ -55,7 +55,7 @@ static void cancel_sleep(void **state) {
   assert_int_equal(qreg_cancel(reg, id.str, &status), 0);
   assert_int_equal(status, QREG_CANCELED);
   assert_int_equal(test_status(reg, &id), QREG_CANCELED);
-  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, SLEEP_PART, PG_STOPPED_MS));
+  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, SLEEP_PART, pg_stopped_ms()));
   qreg_snapshot_t *s = pg_test_snapshot(reg, &id);
   assert_true(s->has_error);
   assert_string_equal(s->error.type, "canceled");

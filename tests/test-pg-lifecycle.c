@@ -159,7 +159,7 @@ static void cancel_pending_and_running(void **state) {
   long pid = pg_test_backend_pid(reg, &running);
   assert_int_equal(qreg_cancel(reg, running.str, &status), 0);
   assert_int_equal(status, QREG_CANCELED);
-  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "pg_sleep(60)", PG_STOPPED_MS));
+  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "pg_sleep(60)", pg_stopped_ms()));
   pg_test_assert_no_active(app);
 
   /* A canceled query's connection is closed, never pooled. */
@@ -203,7 +203,7 @@ static void prune_running(void **state) {
   pg_test_wait_active(app, "pg_sleep(60)", 1);
   long pid = pg_test_backend_pid(reg, &id);
   test_wait_pruned(reg, &id); /* by our call or by the loop's own timer */
-  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "pg_sleep(60)", PG_STOPPED_MS));
+  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "pg_sleep(60)", pg_stopped_ms()));
   pg_test_assert_no_active(app);
   pg_test_wait_released(reg);
   pg_test_close_checked(reg, app);
@@ -217,7 +217,7 @@ static void timeout_running(void **state) {
   qreg_id_t id = test_execute_opts(reg, SLEEP_SQL, 300, 0, 0);
   assert_int_equal(test_wait(reg, &id), QREG_TIMEOUT);
   long pid = pg_test_backend_pid(reg, &id);
-  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "pg_sleep(60)", PG_STOPPED_MS));
+  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "pg_sleep(60)", pg_stopped_ms()));
   pg_test_assert_no_active(app);
   pg_test_close_checked(reg, app);
 }

@@ -48,7 +48,7 @@ static void max_rows_cuts_and_cancels(void **state) {
   qreg_page_free(page);
 
   /* Stopped on the server, and the session closed, not pooled. */
-  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "generate_series", PG_STOPPED_MS));
+  assert_true(pg_admin_wait_backend_stopped(pg_admin(), pid, "generate_series", pg_stopped_ms()));
   pg_test_assert_no_active(app);
   assert_int_equal(pg_admin_wait_pid_gone(pg_admin(), pid, PG_GONE_MS), 0);
   qreg_stats_t stats = QREG_STATS_INIT;

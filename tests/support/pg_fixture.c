@@ -680,8 +680,27 @@ void pg_test_wait_released(qreg_t *reg) {
   }
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PG_FIXTURE_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PG_FIXTURE_SANITIZED 1
+#endif
+#endif
+
+unsigned pg_stopped_ms(void) {
+#ifdef PG_FIXTURE_SANITIZED
+  return PG_STOPPED_SANITIZED_MS;
+#else
+  const char *preload = getenv("LD_PRELOAD");
+  if (preload != NULL && strstr(preload, "vgpreload") != NULL)
+    return PG_STOPPED_VALGRIND_MS;
+  return PG_STOPPED_MS;
+#endif
+}
+
 void pg_test_assert_no_active(const char *app) {
-  int active = pg_admin_wait_sessions(pg_admin(), app, "active", 0, PG_STOPPED_MS);
+  int active = pg_admin_wait_sessions(pg_admin(), app, "active", 0, pg_stopped_ms());
   if (active != 0)
     fail_msg("%d session(s) of %s still active on the server", active, app);
 }
