@@ -42,13 +42,10 @@ DEMO_SQL ?= SELECT c.name AS city, c.country, count(o.id) AS orders, \
   GROUP BY c.id ORDER BY revenue DESC NULLS LAST
 
 E2E_DIR := tests/e2e
-E2E_LOCK := $(wildcard $(E2E_DIR)/package-lock.json)
 # The MCP conformance suite and the Node.js 22 it runs on (tests/conformance/run.sh).
 CONFORMANCE_DIR := tests/conformance
-CONFORMANCE_LOCK := $(wildcard $(CONFORMANCE_DIR)/package-lock.json)
 # The console page's browser test (playwright-core driving Debian's chromium).
 CONSOLE_DIR := tests/console
-CONSOLE_LOCK := $(wildcard $(CONSOLE_DIR)/package-lock.json)
 
 # $(call configure_and_build,DIR,EXTRA CMAKE ARGS[,ENVIRONMENT])
 define configure_and_build
@@ -76,36 +73,25 @@ all: build
 deps:
 	@bash scripts/install-deps.sh
 
-# npm packages of the end-to-end tests, pinned by their lock files.
-e2e-deps: deps
-ifneq ($(E2E_LOCK),)
-	@if [ ! -d $(E2E_DIR)/node_modules ] || \
-	    [ $(E2E_DIR)/package-lock.json -nt $(E2E_DIR)/node_modules ]; then \
-	  echo "npm ci in $(E2E_DIR)" >&2; \
-	  (cd $(E2E_DIR) && npm ci --no-audit --no-fund >&2) && \
-	  mkdir -p $(E2E_DIR)/node_modules && touch $(E2E_DIR)/node_modules; \
+# $(call npm_ci,DIR): npm ci in DIR (pinned by its package-lock.json) when
+# node_modules is missing or older than the lock; nothing without a lock.
+define npm_ci
+	@if [ -f $(1)/package-lock.json ] && { [ ! -d $(1)/node_modules ] || \
+	    [ $(1)/package-lock.json -nt $(1)/node_modules ]; }; then \
+	  echo "npm ci in $(1)" >&2; \
+	  (cd $(1) && npm ci --no-audit --no-fund >&2) && \
+	  mkdir -p $(1)/node_modules && touch $(1)/node_modules; \
 	fi
-endif
-ifneq ($(CONSOLE_LOCK),)
-	@if [ ! -d $(CONSOLE_DIR)/node_modules ] || \
-	    [ $(CONSOLE_DIR)/package-lock.json -nt $(CONSOLE_DIR)/node_modules ]; then \
-	  echo "npm ci in $(CONSOLE_DIR)" >&2; \
-	  (cd $(CONSOLE_DIR) && npm ci --no-audit --no-fund >&2) && \
-	  mkdir -p $(CONSOLE_DIR)/node_modules && touch $(CONSOLE_DIR)/node_modules; \
-	fi
-endif
+endef
 
-# npm packages of the MCP conformance suite (and its Node.js 22), pinned by
-# their lock file.
+# npm packages of the end-to-end tests and of the console's browser test.
+e2e-deps: deps
+	$(call npm_ci,$(E2E_DIR))
+	$(call npm_ci,$(CONSOLE_DIR))
+
+# npm packages of the MCP conformance suite (and its Node.js 22).
 conformance-deps: deps
-ifneq ($(CONFORMANCE_LOCK),)
-	@if [ ! -d $(CONFORMANCE_DIR)/node_modules ] || \
-	    [ $(CONFORMANCE_DIR)/package-lock.json -nt $(CONFORMANCE_DIR)/node_modules ]; then \
-	  echo "npm ci in $(CONFORMANCE_DIR)" >&2; \
-	  (cd $(CONFORMANCE_DIR) && npm ci --no-audit --no-fund >&2) && \
-	  mkdir -p $(CONFORMANCE_DIR)/node_modules && touch $(CONFORMANCE_DIR)/node_modules; \
-	fi
-endif
+	$(call npm_ci,$(CONFORMANCE_DIR))
 
 build: deps e2e-deps conformance-deps
 	$(call configure_and_build,build,-DQREG_SANITIZE= -DQREG_TEST_TIMEOUT=$(TEST_TIMEOUT))
